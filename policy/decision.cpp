@@ -1,0 +1,41 @@
+#include "policy/decision.hpp"
+
+#include <array>
+
+namespace egressd::policy {
+namespace {
+
+constexpr std::array<std::string_view, reason_count> reason_names = {
+    "allowed", "unknown_client", "no_matching_rule", "port_not_allowed", "explicit_deny", "address_guard", "expired",
+};
+
+}  // namespace
+
+std::string_view to_string(verdict v)
+{
+    switch (v) {
+    case verdict::allow:
+        return "allow";
+    case verdict::deny:
+        return "deny";
+    case verdict::would_deny:
+        return "would_deny";
+    }
+    return "deny";
+}
+
+std::string_view to_string(reason r) { return reason_names[static_cast<std::size_t>(r)]; }
+
+std::string_view to_string(mode m) { return m == mode::report ? "report" : "enforce"; }
+
+std::optional<reason> parse_reason(std::string_view name)
+{
+    for (std::size_t i = 0; i < reason_names.size(); ++i) {
+        if (reason_names[i] == name) {
+            return static_cast<reason>(i);
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace egressd::policy

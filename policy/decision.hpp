@@ -1,0 +1,57 @@
+#pragma once
+
+#include "policy/guard.hpp"
+#include "policy/spec.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace egressd::policy {
+
+enum class verdict : std::uint8_t {
+    allow,
+    deny,
+    would_deny,  // report mode: the policy denies, the traffic goes through, the event says so
+};
+
+// Closed set: these become log fields and metric labels. Documented in README.md; append only.
+enum class reason : std::uint8_t {
+    allowed,           // an allow rule matched (verdict allow)
+    unknown_client,    // no client matches the source and there is no "default" client
+    no_matching_rule,  // no allow rule of the client's groups names this destination
+    port_not_allowed,  // a rule names the destination, but not this port
+    explicit_deny,     // a deny rule matched; deny wins over every allow
+    address_guard,     // the address is in a guarded set and no CIDR rule of the client names it
+    expired,           // the only rules that would allow this have expired
+};
+inline constexpr int reason_count = 7;
+
+std::string_view to_string(verdict v);
+std::string_view to_string(reason r);
+std::string_view to_string(mode m);
+std::optional<reason> parse_reason(std::string_view name);
+
+using client_id = std::uint32_t;
+inline constexpr std::uint32_t deny_group = 0xffffffffu;
+
+// Names a rule inside one compiled policy: group index (or deny_group) and the rule's index in it.
+struct rule_ref {
+    std::uint32_t group = 0;
+    std::uint32_t rule = 0;
+    bool is_deny() const { return group == deny_group; }
+    friend bool operator==(const rule_ref&, const rule_ref&) = default;
+};
+
+struct decision {
+    verdict outcome = verdict::deny;
+    reason why = reason::unknown_client;
+    mode applied_mode = mode::enforce;
+    std::optional<client_id> client;
+    std::optional<rule_ref> rule;  // the deciding allow or deny rule, or the nearest miss for port/expiry denials
+    std::optional<guard_hit> guard;  // set when reason is address_guard
+
+    bool allows_traffic() const { return outcome != verdict::deny; }
+};
+
+}  // namespace egressd::policy

@@ -1,0 +1,535 @@
+#include "policy/policy.hpp"
+
+#include <algorithm>
+#include <tuple>
+#include <unordered_set>
+
+namespace egressd::policy {
+namespace {
+
+constexpr int embedded_exemption_min_length = 96;
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+bool covers(pattern_kind wide, pattern_kind narrow)
+{
+    return wide == narrow || wide == pattern_kind::domain;
+}
+
+}  // namespace
+
+compile_result policy::compile(policy_spec spec)
+{
+    compile_result result;
+    auto p = std::shared_ptr<policy>(new policy());
+    auto& errors = result.errors;
+    auto& warnings = result.warnings;
+    p->files_ = std::move(spec.files);
+    p->default_mode_ = spec.default_mode;
+    p->guarded_ = spec.guarded;
+
+    std::vector<std::vector<cidr>> rule_cidrs;  // per compiled allow rule, in group order, for the shadow check
+    auto compile_rule = [&](rule_spec& r, std::uint32_t group, std::uint32_t index, compiled_group& into,
+                            domain_index& domains, prefix_trie<std::vector<cidr_entry>>& cidrs) {
+        compiled_rule c;
+        c.ports_begin = static_cast<std::uint32_t>(p->ports_.size());
+        if (r.ports.empty()) {
+            p->ports_.push_back(port_range{});
+        }
+        p->ports_.insert(p->ports_.end(), r.ports.begin(), r.ports.end());
+        c.ports_end = static_cast<std::uint32_t>(p->ports_.size());
+        if (r.expires) {
+            c.expires = r.expires->time_since_epoch().count();
+        }
+        c.description = std::move(r.description);
+        c.where = r.where;
+        for (auto& d : r.domains) {
+            domains.add(std::move(d.name), domain_entry{group, index, d.kind});
+            ++p->counts_.domain_patterns;
+        }
+        for (const auto& net : r.cidrs) {
+            cidrs.at(net).push_back(cidr_entry{group, index, net.length()});
+            ++p->counts_.cidrs;
+        }
+        into.rules.push_back(std::move(c));
+    };
+
+    std::unordered_map<std::string_view, std::uint32_t> group_ids;
+    std::vector<source_location> group_where;
+    for (auto& g : spec.groups) {
+        auto [it, inserted] = group_ids.try_emplace(g.name, static_cast<std::uint32_t>(p->groups_.size()));
+        if (!inserted) {
+            errors.push_back({g.where, "group " + quoted(g.name) + " is defined twice; first definition at " +
+                                           p->describe_location(group_where[it->second])});
+            continue;
+        }
+        group_where.push_back(g.where);
+        auto id = static_cast<std::uint32_t>(p->groups_.size());
+        p->groups_.push_back(compiled_group{g.name, {}});
+        for (std::uint32_t i = 0; i < g.rules.size(); ++i) {
+            auto& r = g.rules[i];
+            for (const auto& net : r.cidrs) {
+                if (net.is_everything()) {
+                    warnings.push_back({r.where, "rule " + std::to_string(i) + " of group " + quoted(g.name) +
+                                                     " allows every address (" + net.to_string() +
+                                                     "); guarded addresses stay refused"});
+                }
+            }
+            for (const auto& range : r.ports) {
+                if (range.is_all()) {
+                    warnings.push_back(
+                        {r.where, "rule " + std::to_string(i) + " of group " + quoted(g.name) + " allows all ports"});
+                }
+            }
+            rule_cidrs.push_back(r.cidrs);
+            compile_rule(r, id, i, p->groups_.back(), p->allow_domains_, p->allow_cidrs_);
+            ++p->counts_.rules;
+        }
+    }
+    // Group names stay referenced by group_ids; they live in spec.groups, which outlives the map.
+
+    p->deny_.name = "deny";
+    for (std::uint32_t i = 0; i < spec.deny.size(); ++i) {
+        compile_rule(spec.deny[i], deny_group, i, p->deny_, p->deny_domains_, p->deny_cidrs_);
+        ++p->counts_.deny_rules;
+    }
+
+    std::vector<bool> group_used(p->groups_.size(), false);
+    std::vector<source_location> client_where;
+    for (auto& c : spec.clients) {
+        auto id = static_cast<client_id>(p->clients_.size());
+        auto [it, inserted] = p->clients_by_name_.try_emplace(c.name, id);
+        if (!inserted) {
+            errors.push_back({c.where, "client " + quoted(c.name) + " is defined twice; first definition at " +
+                                           p->describe_location(client_where[it->second])});
+            continue;
+        }
+        client_where.push_back(c.where);
+        compiled_client compiled;
+        compiled.name = c.name;
+        compiled.effective_mode = c.mode_override.value_or(spec.default_mode);
+        for (const auto& ref : c.groups) {
+            auto g = group_ids.find(ref.name);
+            if (g == group_ids.end()) {
+                errors.push_back({ref.where, "client " + quoted(c.name) + " uses group " + quoted(ref.name) +
+                                                 ", which is not defined"});
+                continue;
+            }
+            group_used[g->second] = true;
+            compiled.groups.push_back(g->second);
+        }
+        std::sort(compiled.groups.begin(), compiled.groups.end());
+        compiled.groups.erase(std::unique(compiled.groups.begin(), compiled.groups.end()), compiled.groups.end());
+        for (const auto& source : c.sources) {
+            auto& slot = p->client_sources_.at(source.value);
+            if (slot) {
+                errors.push_back({source.where, "source " + source.value.to_string() + " of client " + quoted(c.name) +
+                                                    " is also a source of client " +
+                                                    quoted(p->clients_[*slot].name) +
+                                                    ": the most specific source must name one client"});
+                continue;
+            }
+            slot = id;
+        }
+        if (c.name == "default") {
+            p->default_client_ = id;
+        } else if (c.sources.empty()) {
+            warnings.push_back({c.where, "client " + quoted(c.name) +
+                                             " has no sources: no connection will match it (only policy explain "
+                                             "--client can name it)"});
+        }
+        p->clients_.push_back(std::move(compiled));
+    }
+    for (std::size_t g = 0; g < p->groups_.size(); ++g) {
+        if (!group_used[g]) {
+            warnings.push_back({group_where[g], "group " + quoted(p->groups_[g].name) + " is not used by any client"});
+        }
+    }
+
+    p->allow_domains_.build();
+    p->deny_domains_.build();
+    p->allow_cidrs_.shrink_to_fit();
+    p->deny_cidrs_.shrink_to_fit();
+    p->client_sources_.shrink_to_fit();
+    p->warn_shadowed_domains(warnings);
+    p->warn_shadowed_cidrs(rule_cidrs, warnings);
+    p->counts_.clients = p->clients_.size();
+    p->counts_.groups = p->groups_.size();
+
+    auto by_place = [](const diagnostic& a, const diagnostic& b) {
+        return std::tie(a.where.file, a.where.line, a.where.column) <
+               std::tie(b.where.file, b.where.line, b.where.column);
+    };
+    std::stable_sort(errors.begin(), errors.end(), by_place);
+    std::stable_sort(warnings.begin(), warnings.end(), by_place);
+    if (errors.empty()) {
+        result.snapshot = std::move(p);
+    }
+    return result;
+}
+
+const policy::compiled_rule& policy::rule_at(rule_ref ref) const
+{
+    return ref.is_deny() ? deny_.rules[ref.rule] : groups_[ref.group].rules[ref.rule];
+}
+
+bool policy::ports_cover(const compiled_rule& wide, const compiled_rule& narrow) const
+{
+    for (auto n = narrow.ports_begin; n < narrow.ports_end; ++n) {
+        bool covered = false;
+        for (auto w = wide.ports_begin; w < wide.ports_end && !covered; ++w) {
+            covered = ports_[w].first <= ports_[n].first && ports_[n].last <= ports_[w].last;
+        }
+        if (!covered) {
+            return false;
+        }
+    }
+    // An expiring rule does not stand in for a lasting one.
+    return wide.expires >= narrow.expires;
+}
+
+void policy::warn_shadowed_domains(std::vector<diagnostic>& warnings) const
+{
+    auto report = [&](std::string_view key, const domain_entry& narrow, const domain_entry& wide,
+                      std::string_view wide_key) {
+        const auto& g = groups_[narrow.group];
+        bool same = key == wide_key && narrow.kind == wide.kind;
+        domain_pattern narrow_pattern{narrow.kind, std::string(key)};
+        domain_pattern wide_pattern{wide.kind, std::string(wide_key)};
+        warnings.push_back({g.rules[narrow.rule].where,
+                            "group " + quoted(g.name) + " rule " + std::to_string(narrow.rule) + ": destination " +
+                                quoted(narrow_pattern.to_string()) + (same ? " duplicates" : " is shadowed by") +
+                                " rule " + std::to_string(wide.rule) + " (" + wide_pattern.to_string() + ")"});
+    };
+    // Keys holding patterns that can cover names below them; usually few, so probing them is cheap.
+    std::unordered_set<std::string_view> covering_keys;
+    allow_domains_.for_each_entry_list([&](std::string_view key, std::span<const domain_entry> entries) {
+        for (const auto& e : entries) {
+            if (e.kind != pattern_kind::exact) {
+                covering_keys.insert(key);
+                return;
+            }
+        }
+    });
+    allow_domains_.for_each_entry_list([&](std::string_view key, std::span<const domain_entry> entries) {
+        // Same key, same group: a pattern whose kind and ports another rule already covers.
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            for (std::size_t j = i + 1; j < entries.size() && entries[j].group == entries[i].group; ++j) {
+                const auto& a = entries[i];
+                const auto& b = entries[j];
+                if (a.rule == b.rule) {
+                    continue;
+                }
+                if (covers(a.kind, b.kind) && ports_cover(groups_[a.group].rules[a.rule], groups_[b.group].rules[b.rule])) {
+                    report(key, b, a, key);
+                } else if (covers(b.kind, a.kind) &&
+                           ports_cover(groups_[b.group].rules[b.rule], groups_[a.group].rules[a.rule])) {
+                    report(key, a, b, key);
+                }
+            }
+        }
+        // A parent key's subdomains or domain pattern in the same group covers every pattern here.
+        for (std::string_view parent = key;;) {
+            std::size_t dot = parent.find('.');
+            if (dot == std::string_view::npos) {
+                break;
+            }
+            parent.remove_prefix(dot + 1);
+            if (!covering_keys.contains(parent)) {
+                continue;
+            }
+            auto wide_entries = allow_domains_.at(parent);
+            for (const auto& narrow : entries) {
+                auto [lo, hi] = std::equal_range(wide_entries.begin(), wide_entries.end(), narrow,
+                                                 [](const domain_entry& x, const domain_entry& y) { return x.group < y.group; });
+                for (auto it = lo; it != hi; ++it) {
+                    if (it->kind != pattern_kind::exact &&
+                        ports_cover(groups_[it->group].rules[it->rule], groups_[narrow.group].rules[narrow.rule])) {
+                        report(key, narrow, *it, parent);
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+void policy::warn_shadowed_cidrs(const std::vector<std::vector<cidr>>& rule_cidrs,
+                                 std::vector<diagnostic>& warnings) const
+{
+    std::size_t flat = 0;
+    for (std::uint32_t g = 0; g < groups_.size(); ++g) {
+        for (std::uint32_t r = 0; r < groups_[g].rules.size(); ++r, ++flat) {
+            for (const auto& net : rule_cidrs[flat]) {
+                std::optional<std::string> found;
+                allow_cidrs_.for_each_containing(net.base(), [&](int depth, const std::vector<cidr_entry>& entries) {
+                    if (found || depth > net.length()) {
+                        return;
+                    }
+                    for (const auto& e : entries) {
+                        if (e.group != g || e.rule == r) {
+                            continue;
+                        }
+                        bool same = depth == net.length();
+                        // Of two identical destinations, only the later rule is reported.
+                        if (same && e.rule > r && ports_cover(groups_[g].rules[r], groups_[g].rules[e.rule])) {
+                            continue;
+                        }
+                        if (ports_cover(groups_[g].rules[e.rule], groups_[g].rules[r])) {
+                            found = std::string(same ? " duplicates" : " is shadowed by") + " rule " +
+                                    std::to_string(e.rule);
+                            return;
+                        }
+                    }
+                });
+                if (found) {
+                    warnings.push_back({groups_[g].rules[r].where, "group " + quoted(groups_[g].name) + " rule " +
+                                                                        std::to_string(r) + ": destination " +
+                                                                        net.to_string() + *found});
+                }
+            }
+        }
+    }
+}
+
+std::optional<client_id> policy::match_client(const client_facts& facts) const
+{
+    if (facts.source) {
+        address source = *facts.source;
+        embedded_v4 inner[2];
+        // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; they match IPv4 sources.
+        if (embedded_addresses(source, inner) == 1 && inner[0].form == embedding::ipv4_mapped) {
+            source = inner[0].v4;
+        }
+        if (const auto* slot = client_sources_.longest_match(source); slot != nullptr && slot->has_value()) {
+            return *slot;
+        }
+    }
+    return default_client_;
+}
+
+std::optional<client_id> policy::find_client(std::string_view name) const
+{
+    auto it = clients_by_name_.find(std::string(name));
+    if (it == clients_by_name_.end()) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+policy::fit policy::evaluate(std::uint32_t group, std::uint32_t rule, std::uint16_t port, std::int64_t now) const
+{
+    const auto& r = rule_at(rule_ref{group, rule});
+    bool port_ok = false;
+    for (auto i = r.ports_begin; i < r.ports_end && !port_ok; ++i) {
+        port_ok = ports_[i].contains(port);
+    }
+    if (!port_ok) {
+        return fit::port_miss;
+    }
+    return now >= r.expires ? fit::expired : fit::match;
+}
+
+policy::best_fit policy::match_domain(const domain_index& index, const std::vector<std::uint32_t>* groups,
+                                      std::string_view name, std::uint16_t port, std::int64_t now) const
+{
+    best_fit best;
+    index.for_each_key(name, [&](std::span<const domain_entry> entries, bool own_key) {
+        auto consider = [&](const domain_entry& e) {
+            if (domain_index::matches_at(e.kind, own_key)) {
+                best.offer(evaluate(e.group, e.rule, port, now), rule_ref{e.group, e.rule});
+            }
+            return best.level != fit::match;
+        };
+        if (groups == nullptr) {
+            for (const auto& e : entries) {
+                if (!consider(e)) {
+                    return false;
+                }
+            }
+        } else if (entries.size() <= 4 * groups->size()) {
+            for (const auto& e : entries) {
+                if (std::binary_search(groups->begin(), groups->end(), e.group) && !consider(e)) {
+                    return false;
+                }
+            }
+        } else {
+            // A key many groups share: look up only this client's groups.
+            for (auto g : *groups) {
+                auto [lo, hi] = std::equal_range(entries.begin(), entries.end(), domain_entry{g, 0, pattern_kind::exact},
+                                                 [](const domain_entry& x, const domain_entry& y) { return x.group < y.group; });
+                for (auto it = lo; it != hi; ++it) {
+                    if (!consider(*it)) {
+                        return false;
+                    }
+                }
+            }
+        }
+        return true;
+    });
+    return best;
+}
+
+policy::best_fit policy::match_cidr(const prefix_trie<std::vector<cidr_entry>>& trie,
+                                    const std::vector<std::uint32_t>* groups, const address& addr, std::uint16_t port,
+                                    std::int64_t now, int min_length) const
+{
+    best_fit best;
+    trie.for_each_containing(addr, [&](int depth, const std::vector<cidr_entry>& entries) {
+        if (depth < min_length) {
+            return;
+        }
+        for (const auto& e : entries) {
+            if (groups == nullptr || std::binary_search(groups->begin(), groups->end(), e.group)) {
+                best.offer(evaluate(e.group, e.rule, port, now), rule_ref{e.group, e.rule}, true);
+            }
+        }
+    });
+    return best;
+}
+
+policy::best_fit policy::match_deny_address(const address& addr, std::uint16_t port, std::int64_t now) const
+{
+    best_fit deny = match_cidr(deny_cidrs_, nullptr, addr, port, now, 0);
+    embedded_v4 inner[2];
+    int count = embedded_addresses(addr, inner);
+    for (int i = 0; i < count && deny.level != fit::match; ++i) {
+        deny = match_cidr(deny_cidrs_, nullptr, inner[i].v4, port, now, 0);
+    }
+    return deny;
+}
+
+decision policy::finish(decision d) const
+{
+    if (d.why == reason::allowed) {
+        d.outcome = verdict::allow;
+    } else {
+        d.outcome = d.applied_mode == mode::report ? verdict::would_deny : verdict::deny;
+    }
+    return d;
+}
+
+decision policy::finish(decision d, const best_fit& allow) const
+{
+    d.rule = allow.rule;
+    switch (allow.level) {
+    case fit::match:
+        d.why = reason::allowed;
+        break;
+    case fit::expired:
+        d.why = reason::expired;
+        break;
+    case fit::port_miss:
+        d.why = reason::port_not_allowed;
+        break;
+    case fit::none:
+        d.why = reason::no_matching_rule;
+        break;
+    }
+    return finish(d);
+}
+
+decision policy::decide_literal(decision d, const address& addr, std::uint16_t port, std::int64_t now) const
+{
+    if (auto deny = match_deny_address(addr, port, now); deny.level == fit::match) {
+        d.why = reason::explicit_deny;
+        d.rule = deny.rule;
+        return finish(d);
+    }
+    const auto& groups = clients_[*d.client].groups;
+    best_fit allow = match_cidr(allow_cidrs_, &groups, addr, port, now, 0);
+    if (allow.level != fit::match) {
+        return finish(d, allow);
+    }
+    if (auto hit = classify(addr, guarded_)) {
+        int min_length = hit->form == embedding::none ? hit->range_length : embedded_exemption_min_length;
+        best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, now, min_length);
+        if (exempt.level != fit::match) {
+            d.why = reason::address_guard;
+            d.guard = hit;
+            return finish(d);
+        }
+        allow = exempt;
+    }
+    return finish(d, allow);
+}
+
+decision policy::decide_name(std::optional<client_id> client, const host& target, std::uint16_t port,
+                             time_point now) const
+{
+    decision d;
+    d.client = client;
+    d.applied_mode = client ? clients_[*client].effective_mode : default_mode_;
+    if (!client || *client >= clients_.size()) {
+        d.client.reset();
+        d.why = reason::unknown_client;
+        return finish(d);
+    }
+    std::int64_t t = now.time_since_epoch().count();
+    if (const auto* literal = target.literal()) {
+        return decide_literal(d, *literal, port, t);
+    }
+    const std::string& name = *target.name();
+    if (auto deny = match_domain(deny_domains_, nullptr, name, port, t); deny.level == fit::match) {
+        d.why = reason::explicit_deny;
+        d.rule = deny.rule;
+        return finish(d);
+    }
+    return finish(d, match_domain(allow_domains_, &clients_[*client].groups, name, port, t));
+}
+
+decision policy::decide_address(std::optional<client_id> client, const host& target, std::uint16_t port,
+                                const address& addr, time_point now) const
+{
+    if (target.is_address()) {
+        // The address connected to is what gets decided, whatever the caller parsed.
+        decision d = decide_name(client, target, port, now);
+        if (d.why == reason::unknown_client || *target.literal() == addr) {
+            return d;
+        }
+        d.rule.reset();
+        d.why = reason::allowed;
+        return decide_literal(d, addr, port, now.time_since_epoch().count());
+    }
+    decision d = decide_name(client, target, port, now);
+    if (d.why != reason::allowed) {
+        return d;
+    }
+    std::int64_t t = now.time_since_epoch().count();
+    if (auto deny = match_deny_address(addr, port, t); deny.level == fit::match) {
+        d.why = reason::explicit_deny;
+        d.rule = deny.rule;
+        return finish(d);
+    }
+    if (auto hit = classify(addr, guarded_)) {
+        int min_length = hit->form == embedding::none ? hit->range_length : embedded_exemption_min_length;
+        best_fit exempt = match_cidr(allow_cidrs_, &clients_[*client].groups, addr, port, t, min_length);
+        if (exempt.level != fit::match) {
+            d.why = reason::address_guard;
+            d.guard = hit;
+            d.rule.reset();
+            return finish(d);
+        }
+        d.rule = exempt.rule;
+    }
+    return finish(d);
+}
+
+policy::rule_view policy::describe(rule_ref ref) const
+{
+    const auto& r = rule_at(ref);
+    rule_view v{ref.is_deny() ? std::string_view("deny") : std::string_view(groups_[ref.group].name), ref.rule,
+                r.description, r.where, std::nullopt};
+    if (r.expires != compiled_rule::never) {
+        v.expires = time_point{std::chrono::seconds{r.expires}};
+    }
+    return v;
+}
+
+std::string policy::describe_location(source_location where) const
+{
+    std::string file = where.file < files_.size() ? files_[where.file] : std::string("<policy>");
+    return file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
+}
+
+}  // namespace egressd::policy

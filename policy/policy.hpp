@@ -1,0 +1,151 @@
+#pragma once
+
+#include "policy/decision.hpp"
+#include "policy/domain_index.hpp"
+#include "policy/prefix_trie.hpp"
+#include "policy/spec.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace egressd::policy {
+
+struct diagnostic {
+    source_location where;
+    std::string message;
+};
+
+// What the proxy knows about who is asking. Identities (mTLS names, proxy-auth users) join here later.
+struct client_facts {
+    std::optional<address> source;
+};
+
+class policy;
+
+struct compile_result {
+    std::shared_ptr<const policy> snapshot;  // null when there are errors: a bad policy is never partly applied
+    std::vector<diagnostic> errors;
+    std::vector<diagnostic> warnings;
+};
+
+// A compiled, immutable policy snapshot. Build it with compile(); share it as shared_ptr<const policy>;
+// all const member functions are safe to call from any number of threads at once.
+// Decisions never scan the rules: domains go through a hash per label, CIDRs through a prefix trie,
+// and a client's groups are found by binary search.
+class policy {
+public:
+    static compile_result compile(policy_spec spec);
+
+    // Client lookup: by source address (most specific CIDR wins, "default" catches the rest) or by name.
+    std::optional<client_id> match_client(const client_facts& facts) const;
+    std::optional<client_id> find_client(std::string_view name) const;
+
+    // Name phase, before DNS: may this client go to host:port at time now?
+    // For an IP-literal host this is the whole decision (the address is known).
+    decision decide_name(std::optional<client_id> client, const host& target, std::uint16_t port,
+                         time_point now) const;
+
+    // Address phase, after DNS: may the connection go to this resolved address? Repeats the name phase,
+    // then applies deny CIDRs and the address guard. For an IP-literal host, addr must be that literal.
+    decision decide_address(std::optional<client_id> client, const host& target, std::uint16_t port,
+                            const address& addr, time_point now) const;
+
+    struct rule_view {
+        std::string_view group;  // "deny" for the deny list
+        std::uint32_t index;     // 0-based position in the group's rules
+        std::string_view description;
+        source_location where;
+        std::optional<time_point> expires;
+    };
+    rule_view describe(rule_ref ref) const;
+    std::string_view client_name(client_id id) const { return clients_[id].name; }
+    mode client_mode(client_id id) const { return clients_[id].effective_mode; }
+    std::string describe_location(source_location where) const;
+
+    struct counts {
+        std::size_t clients = 0;
+        std::size_t groups = 0;
+        std::size_t rules = 0;
+        std::size_t deny_rules = 0;
+        std::size_t domain_patterns = 0;
+        std::size_t cidrs = 0;
+    };
+    counts stats() const { return counts_; }
+    mode default_mode() const { return default_mode_; }
+    guard_set guarded() const { return guarded_; }
+
+private:
+    struct compiled_rule {
+        std::uint32_t ports_begin = 0;
+        std::uint32_t ports_end = 0;
+        std::int64_t expires = never;  // seconds since the epoch
+        std::string description;
+        source_location where;
+        static constexpr std::int64_t never = INT64_MAX;
+    };
+    struct compiled_group {
+        std::string name;
+        std::vector<compiled_rule> rules;
+    };
+    struct compiled_client {
+        std::string name;
+        std::vector<std::uint32_t> groups;  // sorted group indexes, for binary search
+        mode effective_mode = mode::enforce;
+    };
+    struct cidr_entry {
+        std::uint32_t group;
+        std::uint32_t rule;
+        int length;
+    };
+
+    // How well a rule fits a request, in the order a decision prefers them.
+    enum class fit : std::uint8_t { none, port_miss, expired, match };
+    struct best_fit {
+        fit level = fit::none;
+        std::optional<rule_ref> rule;
+        // The better fit wins; on a tie the earlier offer stays unless prefer_later (longer CIDR prefixes).
+        void offer(fit f, rule_ref r, bool prefer_later = false)
+        {
+            if (f > level || (prefer_later && f == level && f != fit::none)) {
+                level = f;
+                rule = r;
+            }
+        }
+    };
+
+    fit evaluate(std::uint32_t group, std::uint32_t rule, std::uint16_t port, std::int64_t now) const;
+    best_fit match_domain(const domain_index& index, const std::vector<std::uint32_t>* groups, std::string_view name,
+                          std::uint16_t port, std::int64_t now) const;
+    best_fit match_cidr(const prefix_trie<std::vector<cidr_entry>>& trie, const std::vector<std::uint32_t>* groups,
+                        const address& addr, std::uint16_t port, std::int64_t now, int min_length) const;
+    best_fit match_deny_address(const address& addr, std::uint16_t port, std::int64_t now) const;
+    decision finish(decision d, const best_fit& allow) const;
+    decision finish(decision d) const;
+    void warn_shadowed_domains(std::vector<diagnostic>& warnings) const;
+    void warn_shadowed_cidrs(const std::vector<std::vector<cidr>>& rule_cidrs, std::vector<diagnostic>& warnings) const;
+    bool ports_cover(const compiled_rule& wide, const compiled_rule& narrow) const;
+    const compiled_rule& rule_at(rule_ref ref) const;
+    decision decide_literal(decision d, const address& addr, std::uint16_t port, std::int64_t now) const;
+
+    std::vector<std::string> files_;
+    mode default_mode_ = mode::enforce;
+    guard_set guarded_ = guard_set::all();
+    std::vector<port_range> ports_;  // all rules' ranges, sliced by compiled_rule::ports_begin/end
+    std::vector<compiled_group> groups_;
+    compiled_group deny_;
+    std::vector<compiled_client> clients_;
+    std::unordered_map<std::string, client_id> clients_by_name_;
+    std::optional<client_id> default_client_;
+    prefix_trie<std::optional<client_id>> client_sources_;
+    domain_index allow_domains_;
+    domain_index deny_domains_;
+    prefix_trie<std::vector<cidr_entry>> allow_cidrs_;
+    prefix_trie<std::vector<cidr_entry>> deny_cidrs_;
+    counts counts_;
+};
+
+}  // namespace egressd::policy

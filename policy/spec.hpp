@@ -1,0 +1,82 @@
+#pragma once
+
+// The policy as written by a user: plain data the config loader fills in and policy::compile checks.
+
+#include "policy/address.hpp"
+#include "policy/domain.hpp"
+#include "policy/guard.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace egressd::policy {
+
+using time_point = std::chrono::sys_seconds;
+
+enum class mode : std::uint8_t { enforce, report };
+
+// Where a definition came from, so that every diagnostic can name file:line:column.
+// file indexes policy_spec::files; line and column are 1-based; 0 means unknown.
+struct source_location {
+    std::uint32_t file = 0;
+    std::uint32_t line = 0;
+    std::uint32_t column = 0;
+};
+
+struct port_range {
+    std::uint16_t first = 1;
+    std::uint16_t last = 65535;
+
+    bool contains(std::uint16_t port) const { return port >= first && port <= last; }
+    bool is_all() const { return first == 1 && last == 65535; }
+    friend bool operator==(const port_range&, const port_range&) = default;
+};
+
+struct rule_spec {
+    std::vector<port_range> ports;  // allow rules: never empty; deny rules: empty means every port
+    std::vector<domain_pattern> domains;
+    std::vector<cidr> cidrs;
+    std::string description;
+    std::optional<time_point> expires;
+    source_location where;
+};
+
+struct group_spec {
+    std::string name;
+    std::string description;
+    std::vector<rule_spec> rules;
+    source_location where;
+};
+
+struct named_ref {
+    std::string name;
+    source_location where;
+};
+
+struct located_cidr {
+    cidr value;
+    source_location where;
+};
+
+struct client_spec {
+    std::string name;  // "default" matches clients no other client matches
+    std::string description;
+    std::vector<located_cidr> sources;
+    std::vector<named_ref> groups;
+    std::optional<mode> mode_override;
+    source_location where;
+};
+
+struct policy_spec {
+    std::vector<std::string> files;  // indexed by source_location::file
+    mode default_mode = mode::enforce;
+    guard_set guarded = guard_set::all();
+    std::vector<group_spec> groups;
+    std::vector<client_spec> clients;
+    std::vector<rule_spec> deny;
+};
+
+}  // namespace egressd::policy
