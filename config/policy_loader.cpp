@@ -1,0 +1,491 @@
+#include "config/policy_loader.hpp"
+
+#include "config/rfc3339.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+namespace egressd::config {
+namespace {
+
+namespace pol = egressd::policy;
+
+constexpr std::int64_t supported_version = 1;
+
+// What one file contributes, read independently of the others so files can be parsed in parallel.
+struct file_part {
+    pol::policy_spec spec;
+    std::vector<diagnostic> errors;
+    mark mode_mark;
+    mark guard_mark;
+    bool has_mode = false;
+    bool has_guard = false;
+};
+
+bool valid_name(std::string_view name)
+{
+    if (name.empty() || name.size() > 128) {
+        return false;
+    }
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+               c == '.';
+    });
+}
+
+class policy_reader {
+public:
+    policy_reader(std::uint32_t file_index, schema_reader& r, file_part& part)
+        : file_(file_index), r_(r), part_(part)
+    {
+    }
+
+    void read(const yaml_node& root)
+    {
+        if (!r_.expect_map(root, "a policy document")) {
+            return;
+        }
+        r_.check_keys(root, "the policy", {"version", "mode", "address_guard", "groups", "clients", "deny"});
+        if (const auto* v = r_.require(root, "version", "the policy")) {
+            if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != supported_version) {
+                r_.error(*v, "unsupported policy version " + std::to_string(*version) + ": expected version 1");
+            }
+        }
+        if (const auto* m = r_.find(root, "mode")) {
+            part_.has_mode = true;
+            part_.mode_mark = m->where;
+            if (auto mode = read_mode(*m)) {
+                part_.spec.default_mode = *mode;
+            }
+        }
+        if (const auto* g = r_.find(root, "address_guard")) {
+            part_.has_guard = true;
+            part_.guard_mark = g->where;
+            read_guard(*g);
+        }
+        if (const auto* groups = r_.find(root, "groups")) {
+            read_groups(*groups);
+        }
+        if (const auto* clients = r_.find(root, "clients")) {
+            read_clients(*clients);
+        }
+        if (const auto* deny = r_.find(root, "deny")) {
+            read_deny(*deny);
+        }
+    }
+
+private:
+    pol::source_location at(const yaml_node& n) const { return {file_, n.where.line, n.where.column}; }
+
+    std::optional<pol::mode> read_mode(const yaml_node& n)
+    {
+        auto text = r_.string_value(n, "mode: enforce or report");
+        if (!text) {
+            return std::nullopt;
+        }
+        if (*text == "enforce") {
+            return pol::mode::enforce;
+        }
+        if (*text == "report") {
+            return pol::mode::report;
+        }
+        r_.error(n, "unknown mode '" + *text + "': expected enforce or report");
+        return std::nullopt;
+    }
+
+    void read_guard(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "address_guard settings")) {
+            return;
+        }
+        r_.check_keys(n, "address_guard", {"except"});
+        const auto* except = r_.find(n, "except");
+        if (except == nullptr) {
+            return;
+        }
+        for (const auto* item : r_.scalar_list(*except, "address_guard.except")) {
+            auto category = pol::parse_guard_category(item->value);
+            if (!category) {
+                std::vector<std::string_view> names;
+                for (int i = 0; i < pol::guard_category_count; ++i) {
+                    names.push_back(pol::to_string(static_cast<pol::guard_category>(i)));
+                }
+                r_.error(*item, "unknown guarded set '" + item->value + "'; expected one of: " + join(names, ", "));
+                continue;
+            }
+            part_.spec.guarded.remove(*category);
+        }
+    }
+
+    bool read_name(const yaml_node& key, std::string_view what)
+    {
+        if (!r_.expect_scalar(key, std::string(what) + " name")) {
+            return false;
+        }
+        if (!valid_name(key.value)) {
+            r_.error(key, "invalid " + std::string(what) + " name '" + key.value +
+                              "': expected 1 to 128 letters, digits, '-', '_' or '.'");
+            return false;
+        }
+        return true;
+    }
+
+    void read_groups(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "groups: a mapping of group names to groups")) {
+            return;
+        }
+        for (const auto& [key, value] : n.entries) {
+            if (!read_name(key, "group")) {
+                continue;
+            }
+            pol::group_spec group;
+            group.name = key.value;
+            group.where = at(key);
+            if (r_.expect_map(value, "group '" + key.value + "'")) {
+                std::string where = "group '" + key.value + "'";
+                r_.check_keys(value, where, {"description", "rules"});
+                if (const auto* d = r_.find(value, "description")) {
+                    group.description = r_.string_value(*d, "description text").value_or("");
+                }
+                if (const auto* rules = r_.require(value, "rules", where)) {
+                    read_rules(*rules, group);
+                }
+            }
+            // Kept even when its rules had errors, so references to it do not add spurious errors.
+            part_.spec.groups.push_back(std::move(group));
+        }
+    }
+
+    void read_rules(const yaml_node& n, pol::group_spec& group)
+    {
+        if (!n.is_sequence()) {
+            r_.error(n, "expected the rules of group '" + group.name + "' (a list of rules)");
+            return;
+        }
+        for (const auto& item : n.items) {
+            if (auto rule = read_rule(item, "rule of group '" + group.name + "'", false)) {
+                group.rules.push_back(std::move(*rule));
+            }
+        }
+    }
+
+    std::optional<pol::rule_spec> read_rule(const yaml_node& n, const std::string& where, bool is_deny)
+    {
+        if (!r_.expect_map(n, where)) {
+            return std::nullopt;
+        }
+        std::size_t errors_before = r_.error_count();
+        r_.check_keys(n, where, {"description", "ports", "destinations", "expires", "protocol"});
+        pol::rule_spec rule;
+        rule.where = at(n);
+        if (const auto* d = r_.find(n, "description")) {
+            rule.description = r_.string_value(*d, "description text").value_or("");
+        }
+        if (const auto* p = r_.find(n, "protocol")) {
+            if (auto proto = r_.string_value(*p, "protocol"); proto && *proto != "tcp") {
+                r_.error(*p, "unsupported protocol '" + *proto + "': expected tcp");
+            }
+        }
+        const auto* ports = is_deny ? r_.find(n, "ports") : r_.require(n, "ports", where);
+        if (ports != nullptr) {
+            read_ports(*ports, rule.ports);
+        }
+        if (const auto* dests = r_.require(n, "destinations", where)) {
+            read_destinations(*dests, rule);
+        }
+        if (const auto* e = r_.find(n, "expires")) {
+            if (auto text = r_.string_value(*e, "an RFC 3339 time")) {
+                rule.expires = parse_rfc3339(*text);
+                if (!rule.expires) {
+                    r_.error(*e, "unparseable time '" + *text +
+                                     "': expected RFC 3339 with an offset, like 2026-12-31T23:59:59Z");
+                }
+            }
+        }
+        if (r_.error_count() != errors_before) {
+            return std::nullopt;
+        }
+        return rule;
+    }
+
+    void read_ports(const yaml_node& n, std::vector<pol::port_range>& out)
+    {
+        auto items = r_.scalar_list(n, "ports");
+        if (items.empty() && n.is_sequence()) {
+            r_.error(n, "empty port list: expected ports like 443, 20-21 or all");
+        }
+        for (const auto* item : items) {
+            if (auto range = read_port_range(*item)) {
+                out.push_back(*range);
+            }
+        }
+    }
+
+    std::optional<pol::port_range> read_port_range(const yaml_node& n)
+    {
+        const std::string& text = n.value;
+        if (text == "all") {
+            return pol::port_range{1, 65535};
+        }
+        std::size_t dash = text.find('-');
+        if (dash == std::string::npos) {
+            auto port = r_.integer_value(n, "a port", 1, 65535);
+            if (!port) {
+                return std::nullopt;
+            }
+            auto p = static_cast<std::uint16_t>(*port);
+            return pol::port_range{p, p};
+        }
+        yaml_node first = n;
+        yaml_node last = n;
+        first.value = text.substr(0, dash);
+        last.value = text.substr(dash + 1);
+        auto lo = r_.integer_value(first, "the first port of range '" + text + "'", 1, 65535);
+        auto hi = r_.integer_value(last, "the last port of range '" + text + "'", 1, 65535);
+        if (!lo || !hi) {
+            return std::nullopt;
+        }
+        if (*lo > *hi) {
+            r_.error(n, "reversed port range '" + text + "': expected the lower port first, as in " +
+                            std::to_string(*hi) + "-" + std::to_string(*lo));
+            return std::nullopt;
+        }
+        return pol::port_range{static_cast<std::uint16_t>(*lo), static_cast<std::uint16_t>(*hi)};
+    }
+
+    void read_destinations(const yaml_node& n, pol::rule_spec& rule)
+    {
+        auto items = r_.scalar_list(n, "destinations");
+        if (items.empty() && (n.is_sequence() || n.is_null())) {
+            r_.error(n, "empty destination list: expected domain patterns or CIDRs");
+        }
+        for (const auto* item : items) {
+            const std::string& text = item->value;
+            if (text.find('/') != std::string::npos || text.find(':') != std::string::npos ||
+                pol::address::parse(text)) {
+                std::string error;
+                if (auto net = pol::cidr::parse(text, &error)) {
+                    rule.cidrs.push_back(*net);
+                } else {
+                    r_.error(*item, error);
+                }
+                continue;
+            }
+            auto pattern = pol::parse_domain_pattern(text);
+            if (!pattern.value) {
+                r_.error(*item, "invalid destination '" + text + "': " + pattern.error);
+                continue;
+            }
+            rule.domains.push_back(std::move(*pattern.value));
+        }
+    }
+
+    void read_clients(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "clients: a mapping of client names to clients")) {
+            return;
+        }
+        for (const auto& [key, value] : n.entries) {
+            if (!read_name(key, "client")) {
+                continue;
+            }
+            std::string where = "client '" + key.value + "'";
+            if (!r_.expect_map(value, where)) {
+                continue;
+            }
+            r_.check_keys(value, where, {"description", "sources", "groups", "mode"});
+            pol::client_spec client;
+            client.name = key.value;
+            client.where = at(key);
+            if (const auto* d = r_.find(value, "description")) {
+                client.description = r_.string_value(*d, "description text").value_or("");
+            }
+            if (const auto* m = r_.find(value, "mode")) {
+                client.mode_override = read_mode(*m);
+            }
+            if (const auto* sources = r_.find(value, "sources")) {
+                for (const auto* item : r_.scalar_list(*sources, "sources")) {
+                    std::string error;
+                    if (auto net = pol::cidr::parse(item->value, &error)) {
+                        client.sources.push_back({*net, at(*item)});
+                    } else {
+                        r_.error(*item, error);
+                    }
+                }
+            }
+            if (const auto* groups = r_.require(value, "groups", where)) {
+                for (const auto* item : r_.scalar_list(*groups, "groups")) {
+                    client.groups.push_back({item->value, at(*item)});
+                }
+            }
+            part_.spec.clients.push_back(std::move(client));
+        }
+    }
+
+    void read_deny(const yaml_node& n)
+    {
+        if (!n.is_sequence()) {
+            r_.error(n, "expected deny: a list of deny rules");
+            return;
+        }
+        for (const auto& item : n.items) {
+            if (auto rule = read_rule(item, "deny rule", true)) {
+                part_.spec.deny.push_back(std::move(*rule));
+            }
+        }
+    }
+
+    std::uint32_t file_;
+    schema_reader& r_;
+    file_part& part_;
+};
+
+file_part read_file(std::uint32_t index, const std::string& name, std::istream& in)
+{
+    file_part part;
+    yaml_error parse_error;
+    auto root = parse_yaml(in, parse_error);
+    if (!root) {
+        part.errors.push_back({name, parse_error.where, parse_error.message});
+        return part;
+    }
+    schema_reader reader(name, part.errors);
+    policy_reader(index, reader, part).read(*root);
+    return part;
+}
+
+// Runs read(i) for i in [0, count) on up to hardware_concurrency threads.
+void for_each_parallel(std::size_t count, const std::function<void(std::size_t)>& read)
+{
+    std::size_t threads = std::min<std::size_t>(count, std::max(1u, std::thread::hardware_concurrency()));
+    if (threads <= 1) {
+        for (std::size_t i = 0; i < count; ++i) {
+            read(i);
+        }
+        return;
+    }
+    std::atomic<std::size_t> next{0};
+    std::vector<std::jthread> pool;
+    for (std::size_t t = 0; t < threads; ++t) {
+        pool.emplace_back([&] {
+            for (std::size_t i = next++; i < count; i = next++) {
+                read(i);
+            }
+        });
+    }
+}
+
+loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file_part> parts)
+{
+    loaded_policy result;
+    pol::policy_spec merged;
+    merged.files = names;
+    std::optional<std::size_t> mode_from;
+    std::optional<std::size_t> guard_from;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        auto& part = parts[i];
+        result.errors.insert(result.errors.end(), part.errors.begin(), part.errors.end());
+        if (part.has_mode) {
+            if (mode_from) {
+                result.errors.push_back({names[i], part.mode_mark,
+                                         "mode is also set at " + names[*mode_from] + ":" +
+                                             std::to_string(parts[*mode_from].mode_mark.line) + ":" +
+                                             std::to_string(parts[*mode_from].mode_mark.column) +
+                                             ": set it in one file only"});
+            } else {
+                mode_from = i;
+                merged.default_mode = part.spec.default_mode;
+            }
+        }
+        if (part.has_guard) {
+            if (guard_from) {
+                result.errors.push_back({names[i], part.guard_mark,
+                                         "address_guard is also set at " + names[*guard_from] + ":" +
+                                             std::to_string(parts[*guard_from].guard_mark.line) + ":" +
+                                             std::to_string(parts[*guard_from].guard_mark.column) +
+                                             ": set it in one file only"});
+            } else {
+                guard_from = i;
+                merged.guarded = part.spec.guarded;
+            }
+        }
+        std::move(part.spec.groups.begin(), part.spec.groups.end(), std::back_inserter(merged.groups));
+        std::move(part.spec.clients.begin(), part.spec.clients.end(), std::back_inserter(merged.clients));
+        std::move(part.spec.deny.begin(), part.spec.deny.end(), std::back_inserter(merged.deny));
+    }
+    // Clients' mode overrides that were not set fall back to the merged default inside compile.
+    auto compiled = pol::policy::compile(std::move(merged));
+    auto convert = [&](const pol::diagnostic& d) {
+        std::string file = d.where.file < names.size() ? names[d.where.file] : std::string("<policy>");
+        return diagnostic{file, mark{d.where.line, d.where.column}, d.message};
+    };
+    for (const auto& e : compiled.errors) {
+        result.errors.push_back(convert(e));
+    }
+    for (const auto& w : compiled.warnings) {
+        result.warnings.push_back(convert(w));
+    }
+    if (result.errors.empty()) {
+        result.snapshot = std::move(compiled.snapshot);
+    }
+    result.files = std::move(names);
+    return result;
+}
+
+}  // namespace
+
+loaded_policy load_policy(const std::filesystem::path& path)
+{
+    std::vector<std::string> names;
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+            auto ext = entry.path().extension();
+            if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) {
+                names.push_back(entry.path().string());
+            }
+        }
+        std::sort(names.begin(), names.end());
+        if (names.empty() && !ec) {
+            loaded_policy result;
+            result.errors.push_back({path.string(), mark{}, "no *.yaml or *.yml files in the policy directory"});
+            return result;
+        }
+    } else {
+        names.push_back(path.string());
+    }
+    if (ec) {
+        loaded_policy result;
+        result.errors.push_back({path.string(), mark{}, "cannot read the policy directory: " + ec.message()});
+        return result;
+    }
+    std::vector<file_part> parts(names.size());
+    for_each_parallel(names.size(), [&](std::size_t i) {
+        std::ifstream in(names[i], std::ios::binary);
+        if (!in) {
+            parts[i].errors.push_back({names[i], mark{}, "cannot open the policy file"});
+            return;
+        }
+        parts[i] = read_file(static_cast<std::uint32_t>(i), names[i], in);
+    });
+    return merge_and_compile(std::move(names), std::move(parts));
+}
+
+loaded_policy load_policy_texts(const std::vector<std::pair<std::string, std::string>>& files)
+{
+    std::vector<std::string> names;
+    std::vector<file_part> parts;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        names.push_back(files[i].first);
+        std::istringstream in(files[i].second);
+        parts.push_back(read_file(static_cast<std::uint32_t>(i), files[i].first, in));
+    }
+    return merge_and_compile(std::move(names), std::move(parts));
+}
+
+}  // namespace egressd::config

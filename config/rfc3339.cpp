@@ -1,0 +1,94 @@
+#include "config/rfc3339.hpp"
+
+#include <cstdio>
+
+namespace egressd::config {
+namespace {
+
+// Reads exactly `width` digits at pos.
+std::optional<int> digits(std::string_view s, std::size_t pos, std::size_t width)
+{
+    if (pos + width > s.size()) {
+        return std::nullopt;
+    }
+    int value = 0;
+    for (std::size_t i = pos; i < pos + width; ++i) {
+        if (s[i] < '0' || s[i] > '9') {
+            return std::nullopt;
+        }
+        value = value * 10 + (s[i] - '0');
+    }
+    return value;
+}
+
+bool at(std::string_view s, std::size_t pos, char c) { return pos < s.size() && s[pos] == c; }
+
+}  // namespace
+
+std::optional<std::chrono::sys_seconds> parse_rfc3339(std::string_view s)
+{
+    using namespace std::chrono;
+    auto y = digits(s, 0, 4);
+    auto mo = digits(s, 5, 2);
+    auto d = digits(s, 8, 2);
+    auto h = digits(s, 11, 2);
+    auto mi = digits(s, 14, 2);
+    auto sec = digits(s, 17, 2);
+    if (!y || !mo || !d || !h || !mi || !sec || !at(s, 4, '-') || !at(s, 7, '-') ||
+        !(at(s, 10, 'T') || at(s, 10, 't')) || !at(s, 13, ':') || !at(s, 16, ':')) {
+        return std::nullopt;
+    }
+    year_month_day date{year{*y}, month{static_cast<unsigned>(*mo)}, day{static_cast<unsigned>(*d)}};
+    if (!date.ok() || *h > 23 || *mi > 59 || *sec > 60) {
+        return std::nullopt;
+    }
+    std::size_t pos = 19;
+    if (at(s, pos, '.')) {
+        ++pos;
+        std::size_t start = pos;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+            ++pos;
+        }
+        if (pos == start) {
+            return std::nullopt;
+        }
+    }
+    seconds offset{0};
+    if (at(s, pos, 'Z') || at(s, pos, 'z')) {
+        ++pos;
+    } else if (at(s, pos, '+') || at(s, pos, '-')) {
+        auto oh = digits(s, pos + 1, 2);
+        auto om = digits(s, pos + 4, 2);
+        if (!oh || !om || !at(s, pos + 3, ':') || *oh > 23 || *om > 59) {
+            return std::nullopt;
+        }
+        offset = hours{*oh} + minutes{*om};
+        if (s[pos] == '-') {
+            offset = -offset;
+        }
+        pos += 6;
+    } else {
+        return std::nullopt;
+    }
+    if (pos != s.size()) {
+        return std::nullopt;
+    }
+    // A leap second (:60) is read as the first second of the next minute.
+    return sys_days{date} + hours{*h} + minutes{*mi} + seconds{*sec} - offset;
+}
+
+std::string format_rfc3339(std::chrono::sys_seconds t)
+{
+    using namespace std::chrono;
+    auto day_start = floor<days>(t);
+    year_month_day date{day_start};
+    hh_mm_ss<seconds> time{t - day_start};
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ", static_cast<int>(date.year()),
+                  static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                  static_cast<long>(time.hours().count()), static_cast<long>(time.minutes().count()),
+                  static_cast<long>(time.seconds().count()));
+    return buffer;
+}
+
+}  // namespace egressd::config

@@ -1,0 +1,168 @@
+#include "config/yaml_tree.hpp"
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/parser.h>
+
+#include <map>
+
+namespace egressd::config {
+namespace {
+
+mark to_mark(const YAML::Mark& m)
+{
+    return mark{static_cast<std::uint32_t>(m.line + 1), static_cast<std::uint32_t>(m.column + 1)};
+}
+
+struct too_many_nodes {
+    mark where;
+};
+
+// Builds the tree: a stack of open collections; a map collects alternating key and value nodes.
+class tree_builder : public YAML::EventHandler {
+public:
+    explicit tree_builder(std::size_t max_nodes) : max_nodes_(max_nodes) {}
+
+    std::optional<yaml_node> root;
+    int documents = 0;
+
+    void OnDocumentStart(const YAML::Mark&) override { ++documents; }
+    void OnDocumentEnd() override {}
+
+    void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override
+    {
+        yaml_node n;
+        n.where = to_mark(m);
+        add(std::move(n), anchor);
+    }
+
+    void OnAlias(const YAML::Mark& m, YAML::anchor_t anchor) override
+    {
+        auto it = anchors_.find(anchor);
+        yaml_node n = it == anchors_.end() ? yaml_node{} : it->second.node;
+        count_ += it == anchors_.end() ? 1 : it->second.size;
+        check_budget(m);
+        n.where = to_mark(m);
+        add(std::move(n), 0, false);
+    }
+
+    void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, const std::string& value) override
+    {
+        yaml_node n;
+        n.type = yaml_node::kind::scalar;
+        n.plain = tag == "?";
+        n.where = to_mark(m);
+        n.value = value;
+        add(std::move(n), anchor);
+    }
+
+    void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t anchor,
+                         YAML::EmitterStyle::value) override
+    {
+        open(yaml_node::kind::sequence, m, anchor);
+    }
+    void OnSequenceEnd() override { close(); }
+
+    void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override
+    {
+        open(yaml_node::kind::map, m, anchor);
+    }
+    void OnMapEnd() override { close(); }
+
+private:
+    struct open_node {
+        yaml_node node;
+        YAML::anchor_t anchor;
+        std::size_t count_at_start;
+        std::optional<yaml_node> pending_key;
+    };
+    struct anchored {
+        yaml_node node;
+        std::size_t size;
+    };
+
+    void check_budget(const YAML::Mark& m) const
+    {
+        if (count_ > max_nodes_) {
+            throw too_many_nodes{to_mark(m)};
+        }
+    }
+
+    void open(yaml_node::kind type, const YAML::Mark& m, YAML::anchor_t anchor)
+    {
+        ++count_;
+        check_budget(m);
+        yaml_node n;
+        n.type = type;
+        n.where = to_mark(m);
+        stack_.push_back(open_node{std::move(n), anchor, count_, std::nullopt});
+    }
+
+    void close()
+    {
+        open_node top = std::move(stack_.back());
+        stack_.pop_back();
+        std::size_t size = count_ - top.count_at_start + 1;
+        if (top.anchor != 0) {
+            anchors_[top.anchor] = anchored{top.node, size};
+        }
+        add(std::move(top.node), 0, false);
+    }
+
+    void add(yaml_node n, YAML::anchor_t anchor, bool counted = true)
+    {
+        if (counted && n.type != yaml_node::kind::sequence && n.type != yaml_node::kind::map) {
+            ++count_;
+        }
+        if (anchor != 0) {
+            anchors_[anchor] = anchored{n, 1};
+        }
+        if (stack_.empty()) {
+            root = std::move(n);
+            return;
+        }
+        auto& top = stack_.back();
+        if (top.node.type == yaml_node::kind::sequence) {
+            top.node.items.push_back(std::move(n));
+        } else if (!top.pending_key) {
+            top.pending_key = std::move(n);
+        } else {
+            top.node.entries.emplace_back(std::move(*top.pending_key), std::move(n));
+            top.pending_key.reset();
+        }
+    }
+
+    std::size_t max_nodes_;
+    std::size_t count_ = 0;
+    std::vector<open_node> stack_;
+    std::map<YAML::anchor_t, anchored> anchors_;
+};
+
+}  // namespace
+
+std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::size_t max_nodes)
+{
+    tree_builder builder(max_nodes);
+    try {
+        YAML::Parser parser(in);
+        while (parser.HandleNextDocument(builder)) {
+            if (builder.documents > 1) {
+                error = {mark{}, "more than one YAML document: expected exactly one"};
+                return std::nullopt;
+            }
+        }
+    } catch (const YAML::Exception& e) {
+        error = {to_mark(e.mark), "YAML syntax error: " + e.msg};
+        return std::nullopt;
+    } catch (const too_many_nodes& e) {
+        error = {e.where, "aliases expand to more than " + std::to_string(max_nodes) + " nodes"};
+        return std::nullopt;
+    }
+    if (!builder.root) {
+        error = {mark{1, 1}, "empty document: expected a mapping"};
+        return std::nullopt;
+    }
+    return std::move(builder.root);
+}
+
+}  // namespace egressd::config

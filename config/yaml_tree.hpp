@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace egressd::config {
+
+// Position in a source file, 1-based.
+struct mark {
+    std::uint32_t line = 0;
+    std::uint32_t column = 0;
+};
+
+// A YAML document as plain data, every node carrying its position. Built from yaml-cpp's event parser:
+// its node API costs twice the time and a hundred times the memory on million-rule policies.
+struct yaml_node {
+    enum class kind : std::uint8_t { null, scalar, sequence, map };
+
+    kind type = kind::null;
+    bool plain = false;  // scalar written without quotes (so "443" and 443 can be told apart)
+    mark where;
+    std::string value;                                      // scalar text
+    std::vector<yaml_node> items;                           // sequence items
+    std::vector<std::pair<yaml_node, yaml_node>> entries;   // map entries, in file order
+
+    bool is_map() const { return type == kind::map; }
+    bool is_sequence() const { return type == kind::sequence; }
+    bool is_scalar() const { return type == kind::scalar; }
+    bool is_null() const { return type == kind::null; }
+};
+
+struct yaml_error {
+    mark where;
+    std::string message;
+};
+
+// Parses one YAML document. Anchors and aliases are expanded, within max_nodes so a small file cannot
+// expand into billions of nodes. More than one document, or none, is an error.
+std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::size_t max_nodes = 50'000'000);
+
+}  // namespace egressd::config

@@ -1,0 +1,347 @@
+#include "proxy/cli.hpp"
+
+#include "config/policy_loader.hpp"
+#include "config/rfc3339.hpp"
+#include "proxy/json.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ostream>
+#include <string_view>
+
+#ifndef EGRESSD_VERSION
+#error "EGRESSD_VERSION must be defined by the build"
+#endif
+
+namespace egressd::proxy {
+namespace {
+
+namespace pol = egressd::policy;
+
+constexpr std::string_view main_help = R"(egressd - an egress filtering HTTP/HTTPS forward proxy
+
+Usage:
+  egressd policy check PATH
+  egressd policy explain PATH (--client NAME | --source IP) --dest HOST:PORT
+                         [--resolved IP ...] [--at TIME] [--json]
+  egressd --version
+  egressd --help
+
+Commands:
+  policy    check a policy, or explain how it decides a destination
+
+Exit codes: 0 ok, 1 invalid policy, 2 usage error, 3 denied (policy explain).
+Run 'egressd policy --help' for the policy commands.
+)";
+
+constexpr std::string_view policy_help = R"(Usage:
+  egressd policy check PATH
+      Load the policy (a file, or a directory of *.yaml files merged), report every error
+      and warning with file:line:column, and print a summary. Exit 0 valid, 1 invalid.
+
+  egressd policy explain PATH (--client NAME | --source IP) --dest HOST:PORT
+                         [--resolved IP ...] [--at TIME] [--json]
+      Show how the policy decides one connection: the client (named, or matched by source
+      address), the name phase (before DNS) and, for each --resolved address, the address
+      phase (after DNS). Prints the verdict and the deciding rule or the reason code.
+        --client NAME     decide for the client with this name
+        --source IP       decide for the client this source address matches
+        --dest HOST:PORT  destination, e.g. api.example.com:443, 192.0.2.1:80, [2001:db8::1]:443
+        --resolved IP     an address the name resolved to (repeatable)
+        --at TIME         RFC 3339 time to decide at (default: now), e.g. 2026-12-31T12:00:00Z
+        --json            print one JSON object instead of text
+      Exit 0 allowed (or would-deny in report mode), 3 denied, 1 invalid policy, 2 usage error.
+)";
+
+bool is_help(std::string_view arg) { return arg == "--help" || arg == "-h" || arg == "help"; }
+
+int usage_error(std::ostream& err, const std::string& message)
+{
+    err << "egressd: " << message << "\nRun 'egressd --help' for usage.\n";
+    return exit_usage;
+}
+
+void print_diagnostics(const config::loaded_policy& loaded, std::ostream& err)
+{
+    for (const auto& e : loaded.errors) {
+        err << e.format("error") << '\n';
+    }
+    for (const auto& w : loaded.warnings) {
+        err << w.format("warning") << '\n';
+    }
+}
+
+int policy_check(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
+{
+    if (args.size() != 1 || args[0].starts_with("-")) {
+        return usage_error(err, "policy check takes exactly one PATH");
+    }
+    auto loaded = config::load_policy(args[0]);
+    print_diagnostics(loaded, err);
+    if (!loaded.snapshot) {
+        out << args[0] << ": invalid: " << loaded.errors.size() << " error(s), " << loaded.warnings.size()
+            << " warning(s)\n";
+        return exit_invalid;
+    }
+    auto s = loaded.snapshot->stats();
+    out << args[0] << ": valid (" << loaded.files.size() << " file(s), mode "
+        << pol::to_string(loaded.snapshot->default_mode()) << ")\n"
+        << "  clients:     " << s.clients << '\n'
+        << "  groups:      " << s.groups << '\n'
+        << "  rules:       " << s.rules << " (" << s.domain_patterns << " domain patterns, " << s.cidrs << " CIDRs)\n"
+        << "  deny rules:  " << s.deny_rules << '\n'
+        << "  warnings:    " << loaded.warnings.size() << '\n';
+    return exit_ok;
+}
+
+struct explain_request {
+    std::string path;
+    std::optional<std::string> client_name;
+    std::optional<pol::address> source;
+    std::optional<pol::destination> dest;
+    std::vector<pol::address> resolved;
+    std::chrono::sys_seconds at;
+    bool json = false;
+};
+
+std::string rule_text(const pol::policy& p, const pol::decision& d)
+{
+    if (!d.rule) {
+        return {};
+    }
+    auto r = p.describe(*d.rule);
+    std::string text = (d.rule->is_deny() ? "deny rule " : "group " + std::string(r.group) + " rule ") +
+                       std::to_string(r.index);
+    if (!r.description.empty()) {
+        text += " \"" + std::string(r.description) + "\"";
+    }
+    text += " (" + p.describe_location(r.where);
+    if (r.expires) {
+        text += ", expires " + config::format_rfc3339(*r.expires);
+    }
+    return text + ")";
+}
+
+std::string decision_text(const pol::policy& p, const pol::decision& d)
+{
+    std::string text(pol::to_string(d.outcome));
+    if (d.why != pol::reason::allowed) {
+        text += " [" + std::string(pol::to_string(d.why)) + "]";
+    }
+    if (d.guard) {
+        text += " address in guarded set " + std::string(pol::to_string(d.guard->category));
+        if (d.guard->form != pol::embedding::none) {
+            text += " (embedded " + std::string(pol::to_string(d.guard->form)) + " " + d.guard->checked.to_string() +
+                    ")";
+        }
+    }
+    if (d.rule) {
+        std::string_view relation = d.why == pol::reason::allowed || d.why == pol::reason::explicit_deny
+                                        ? " by "
+                                        : ", nearest rule: ";
+        text += std::string(relation) + rule_text(p, d);
+    }
+    return text;
+}
+
+std::string decision_json(const pol::policy& p, const pol::decision& d)
+{
+    std::string j = "{\"verdict\":" + json_string(pol::to_string(d.outcome)) +
+                    ",\"reason\":" + json_string(pol::to_string(d.why)) +
+                    ",\"mode\":" + json_string(pol::to_string(d.applied_mode));
+    if (d.rule) {
+        auto r = p.describe(*d.rule);
+        j += ",\"rule\":{\"group\":" + json_string(r.group) + ",\"index\":" + std::to_string(r.index) +
+             ",\"description\":" + json_string(r.description) +
+             ",\"location\":" + json_string(p.describe_location(r.where));
+        if (r.expires) {
+            j += ",\"expires\":" + json_string(config::format_rfc3339(*r.expires));
+        }
+        j += "}";
+    }
+    if (d.guard) {
+        j += ",\"guard\":{\"set\":" + json_string(pol::to_string(d.guard->category)) +
+             ",\"embedding\":" + json_string(pol::to_string(d.guard->form)) +
+             ",\"checked\":" + json_string(d.guard->checked.to_string()) + "}";
+    }
+    return j + "}";
+}
+
+std::optional<int> parse_explain_args(const std::vector<std::string>& args, explain_request& req, std::ostream& err)
+{
+    req.at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        auto value = [&]() -> std::optional<std::string> {
+            if (i + 1 >= args.size()) {
+                return std::nullopt;
+            }
+            return args[++i];
+        };
+        if (a == "--json") {
+            req.json = true;
+            continue;
+        }
+        if (!a.starts_with("--")) {
+            if (!req.path.empty()) {
+                return usage_error(err, "unexpected argument '" + a + "'");
+            }
+            req.path = a;
+            continue;
+        }
+        auto v = value();
+        if (!v) {
+            return usage_error(err, a + " needs a value");
+        }
+        if (a == "--client") {
+            req.client_name = *v;
+        } else if (a == "--source") {
+            req.source = pol::address::parse(*v);
+            if (!req.source) {
+                return usage_error(err, "--source '" + *v + "' is not an IP address");
+            }
+        } else if (a == "--dest") {
+            auto d = pol::parse_destination(*v);
+            if (!d.value) {
+                return usage_error(err, "--dest '" + *v + "': " + d.error);
+            }
+            req.dest = std::move(d.value);
+        } else if (a == "--resolved") {
+            auto addr = pol::address::parse(*v);
+            if (!addr) {
+                return usage_error(err, "--resolved '" + *v + "' is not an IP address");
+            }
+            req.resolved.push_back(*addr);
+        } else if (a == "--at") {
+            auto t = config::parse_rfc3339(*v);
+            if (!t) {
+                return usage_error(err, "--at '" + *v + "' is not an RFC 3339 time like 2026-12-31T12:00:00Z");
+            }
+            req.at = *t;
+        } else {
+            return usage_error(err, "unknown option '" + a + "'");
+        }
+    }
+    if (req.path.empty()) {
+        return usage_error(err, "policy explain needs a policy PATH");
+    }
+    if (req.client_name.has_value() == req.source.has_value()) {
+        return usage_error(err, "policy explain needs exactly one of --client NAME or --source IP");
+    }
+    if (!req.dest) {
+        return usage_error(err, "policy explain needs --dest HOST:PORT");
+    }
+    return std::nullopt;
+}
+
+int policy_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
+{
+    explain_request req;
+    if (auto code = parse_explain_args(args, req, err)) {
+        return *code;
+    }
+    auto loaded = config::load_policy(req.path);
+    if (!loaded.snapshot) {
+        print_diagnostics(loaded, err);
+        return exit_invalid;
+    }
+    const auto& p = *loaded.snapshot;
+    std::optional<pol::client_id> client;
+    std::string matched_by;
+    if (req.client_name) {
+        client = p.find_client(*req.client_name);
+        if (!client) {
+            return usage_error(err, "no client named '" + *req.client_name + "' in " + req.path);
+        }
+        matched_by = "name";
+    } else {
+        client = p.match_client(pol::client_facts{req.source});
+        matched_by = !client                              ? "nothing"
+                     : p.client_name(*client) == "default" ? "default (no source matched)"
+                                                          : "source " + req.source->to_string();
+    }
+    const auto& target = req.dest->target;
+    auto port = req.dest->port;
+    auto name_decision = p.decide_name(client, target, port, req.at);
+    std::vector<pol::decision> address_decisions;
+    for (const auto& addr : req.resolved) {
+        address_decisions.push_back(p.decide_address(client, target, port, addr, req.at));
+    }
+    // A connection goes ahead when the name phase lets it, and, if addresses were given, at least one
+    // of them passes: the proxy connects only to addresses that passed.
+    bool allowed = name_decision.allows_traffic();
+    if (allowed && !address_decisions.empty()) {
+        allowed = std::any_of(address_decisions.begin(), address_decisions.end(),
+                              [](const pol::decision& d) { return d.allows_traffic(); });
+    }
+    std::string client_text = client ? std::string(p.client_name(*client)) : std::string("(none)");
+    std::string dest_text = target.to_string() + ":" + std::to_string(port);
+    if (req.json) {
+        std::string j = "{\"client\":" + (client ? json_string(client_text) : std::string("null")) +
+                        ",\"matched_by\":" + json_string(matched_by) + ",\"destination\":" + json_string(dest_text) +
+                        ",\"at\":" + json_string(config::format_rfc3339(req.at)) +
+                        ",\"name_phase\":" + decision_json(p, name_decision) + ",\"addresses\":[";
+        for (std::size_t i = 0; i < address_decisions.size(); ++i) {
+            j += (i > 0 ? ",{\"address\":" : "{\"address\":") + json_string(req.resolved[i].to_string()) +
+                 ",\"decision\":" + decision_json(p, address_decisions[i]) + "}";
+        }
+        j += "],\"allowed\":" + std::string(allowed ? "true" : "false") + "}";
+        out << j << '\n';
+    } else {
+        out << "client:      " << client_text << " (matched by " << matched_by << ")\n"
+            << "destination: " << dest_text << '\n'
+            << "at:          " << config::format_rfc3339(req.at) << '\n'
+            << "name phase:  " << decision_text(p, name_decision) << '\n';
+        for (std::size_t i = 0; i < address_decisions.size(); ++i) {
+            out << "address " << req.resolved[i].to_string() << ": " << decision_text(p, address_decisions[i]) << '\n';
+        }
+        out << "result:      " << (allowed ? "allowed" : "denied") << '\n';
+    }
+    return allowed ? exit_ok : exit_denied;
+}
+
+int policy_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
+{
+    if (args.empty() || is_help(args[0])) {
+        (args.empty() ? err : out) << policy_help;
+        return args.empty() ? exit_usage : exit_ok;
+    }
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    for (const auto& a : rest) {
+        if (is_help(a)) {
+            out << policy_help;
+            return exit_ok;
+        }
+    }
+    if (args[0] == "check") {
+        return policy_check(rest, out, err);
+    }
+    if (args[0] == "explain") {
+        return policy_explain(rest, out, err);
+    }
+    return usage_error(err, "unknown policy command '" + args[0] + "'");
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
+{
+    if (args.empty()) {
+        err << main_help;
+        return exit_usage;
+    }
+    if (is_help(args[0])) {
+        out << main_help;
+        return exit_ok;
+    }
+    if (args[0] == "--version" || args[0] == "-V") {
+        out << "egressd " << EGRESSD_VERSION << '\n';
+        return exit_ok;
+    }
+    if (args[0] == "policy") {
+        return policy_command(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
+    }
+    return usage_error(err, "unknown command '" + args[0] + "'");
+}
+
+}  // namespace egressd::proxy
