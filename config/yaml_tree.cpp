@@ -152,7 +152,12 @@ std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::si
             }
         }
     } catch (const YAML::Exception& e) {
-        error = {to_mark(e.mark), "YAML syntax error: " + e.msg};
+        std::string hint;
+        // In YAML an unquoted *name is an alias; wildcard domains are the usual way to trip over it.
+        if (e.msg.find("anchor") != std::string::npos) {
+            hint = " (a wildcard domain must be quoted: \"*.example.com\")";
+        }
+        error = {to_mark(e.mark), "YAML syntax error: " + e.msg + hint};
         return std::nullopt;
     } catch (const too_many_nodes& e) {
         error = {e.where, "aliases expand to more than " + std::to_string(max_nodes) + " nodes"};

@@ -13,7 +13,8 @@ bool all_digits_or_hex_prefixed(std::string_view label)
     if (label.empty()) {
         return false;
     }
-    if (label.size() > 2 && label[0] == '0' && label[1] == 'x') {
+    // inet_aton reads a bare "0x" as 0, so 1.0x is 1.0.0.0 to some resolvers.
+    if (label.size() >= 2 && label[0] == '0' && label[1] == 'x') {
         return true;
     }
     for (char c : label) {

@@ -1,51 +1,89 @@
 #pragma once
 
 #include "policy/domain.hpp"
+#include "policy/spec.hpp"
+#include "policy/string_table.hpp"
 
+#include <cstddef>
+#include <cstring>
 #include <cstdint>
-#include <functional>
 #include <span>
-#include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace egressd::policy {
 
-// Where a domain pattern stands in a policy: which group and rule, and how it matches.
+// What a decision needs to know about a rule, copied next to each of its destinations so that
+// matching a destination costs no further memory access (at a million rules every access is a cache miss).
+struct rule_terms {
+    std::int64_t expires = INT64_MAX;  // seconds since the epoch; the rule stops matching at this instant
+    port_range first_ports;
+    std::uint32_t more_ports_begin = 0;  // further ranges, in the policy's shared port table
+    std::uint16_t more_ports_count = 0;
+};
+
+// Where a domain pattern stands in a policy: which group and rule, how it matches, and the rule's terms.
 struct domain_entry {
     std::uint32_t group;
     std::uint32_t rule;
+    rule_terms terms;
     pattern_kind kind;
 };
 
-// Domain patterns keyed by their base name. A lookup of a host costs one hash probe per label
-// (the host itself, then each parent), never a scan of the rules. Entries under one key are sorted
-// by group, so a client's groups are found by binary search. Immutable after build().
+// Domain patterns keyed by their base name. A lookup of a host costs one hash probe per label (the host
+// itself, then each parent), never a scan of the rules. Each key's record holds the key and its entries
+// side by side, and the probes for all labels are prefetched together, so a decision waits on about two
+// cache misses whatever the policy's size. Entries under one key are sorted by (group, rule), so a
+// client's groups are found by binary search. Immutable after build(); concurrent const use is safe.
 class domain_index {
 public:
-    void add(std::string name, domain_entry entry);
+    static constexpr std::size_t max_labels = 128;  // a 253-character name has at most 127 labels
+
+    void add(std::string_view name, const domain_entry& entry);
     void build();
 
     // Entries under the exact key, sorted by (group, rule).
-    std::span<const domain_entry> at(std::string_view key) const;
+    std::span<const domain_entry> at(std::string_view key) const { return lookup(key, string_table::hash(key)); }
 
     // Calls visit(entries, own_key) for the host's own key, then for each parent key, most specific first,
     // until visit returns false. At the own key, exact and domain patterns match; at a parent, subdomains and domain.
     template <typename Visit>
     void for_each_key(std::string_view host, Visit&& visit) const
     {
-        bool own_key = true;
-        for (std::string_view key = host;;) {
-            if (auto entries = at(key); !entries.empty() && !visit(entries, own_key)) {
+        if (slots_.empty()) {
+            return;
+        }
+        std::string_view suffixes[max_labels];
+        std::uint64_t hashes[max_labels];
+        std::size_t count = 0;
+        for (std::size_t start = 0; count < max_labels;) {
+            suffixes[count] = host.substr(start);
+            hashes[count] = string_table::hash(suffixes[count]);
+            __builtin_prefetch(&slots_[hashes[count] & (slots_.size() - 1)]);
+            ++count;
+            while (start < host.size() && host[start] != '.') {
+                ++start;
+            }
+            if (start == host.size()) {
+                break;
+            }
+            ++start;
+        }
+        std::uint32_t candidates[max_labels];
+        for (std::size_t i = 0; i < count; ++i) {
+            candidates[i] = probe(hashes[i]);
+            if (candidates[i] != 0) {
+                __builtin_prefetch(&records_[candidates[i] - 1]);
+            }
+        }
+        for (std::size_t i = 0; i < count; ++i) {
+            if (candidates[i] == 0) {
+                continue;
+            }
+            auto entries = verify(candidates[i], suffixes[i], hashes[i]);
+            if (!entries.empty() && !visit(entries, i == 0)) {
                 return;
             }
-            std::size_t dot = key.find('.');
-            if (dot == std::string_view::npos) {
-                return;
-            }
-            key.remove_prefix(dot + 1);
-            own_key = false;
         }
     }
 
@@ -54,28 +92,65 @@ public:
         return own_key ? kind != pattern_kind::subdomains : kind != pattern_kind::exact;
     }
 
-    // Calls visit(key, entries) for every key, in no particular order.
+    // Calls visit(key, entries) for every key.
     template <typename Visit>
     void for_each_entry_list(Visit&& visit) const
     {
-        for (const auto& [key, id] : keys_) {
-            visit(std::string_view(key), std::span<const domain_entry>(entries_).subspan(offsets_[id], offsets_[id + 1] - offsets_[id]));
+        for (std::size_t offset = 0; offset < records_.size();) {
+            auto header = read_header(offset);
+            visit(key_at(offset, header), entries_at(offset, header));
+            offset += record_size(header);
         }
     }
 
-    std::size_t key_count() const { return keys_.size(); }
-    std::size_t entry_count() const { return entries_.size(); }
+    std::size_t key_count() const { return key_count_; }
 
 private:
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    // Record layout in records_, 8-byte aligned: header, key bytes padded to 8, entries.
+    struct record_header {
+        std::uint32_t key_length;
+        std::uint32_t entry_count;
+    };
+    struct slot {
+        std::uint32_t tag = 0;           // high half of the key's hash
+        std::uint32_t record_plus_one = 0;  // 0: empty; else the record's offset in records_ + 1
     };
 
-    std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> keys_;
+    static std::size_t padded(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
+    static std::size_t record_size(record_header h)
+    {
+        return sizeof(record_header) + padded(h.key_length) + h.entry_count * sizeof(domain_entry);
+    }
+    record_header read_header(std::size_t offset) const
+    {
+        record_header h;
+        std::memcpy(&h, &records_[offset], sizeof h);
+        return h;
+    }
+    std::string_view key_at(std::size_t offset, record_header h) const
+    {
+        return {reinterpret_cast<const char*>(&records_[offset + sizeof(record_header)]), h.key_length};
+    }
+    std::span<const domain_entry> entries_at(std::size_t offset, record_header h) const
+    {
+        // The entries were memcpy'd into this storage, which creates them (C++20 implicit object creation).
+        const auto* first = reinterpret_cast<const domain_entry*>(
+            &records_[offset + sizeof(record_header) + padded(h.key_length)]);
+        return {first, h.entry_count};
+    }
+
+    // The first slot whose tag matches, as record offset + 1, or 0. Tag collisions are settled by verify().
+    std::uint32_t probe(std::uint64_t h) const;
+    std::span<const domain_entry> verify(std::uint32_t candidate, std::string_view key, std::uint64_t h) const;
+    std::span<const domain_entry> lookup(std::string_view key, std::uint64_t h) const;
+
+    // While building: keys interned to dense ids and the entries under them.
+    string_table building_keys_;
     std::vector<std::pair<std::uint32_t, domain_entry>> pending_;
-    std::vector<domain_entry> entries_;
-    std::vector<std::uint32_t> offsets_;  // key id -> first entry; offsets_[id + 1] ends it
+
+    std::vector<slot> slots_;
+    std::vector<std::byte> records_;
+    std::size_t key_count_ = 0;
 };
 
 }  // namespace egressd::policy

@@ -122,8 +122,9 @@ int embedded_addresses(const address& a, embedded_v4 (&out)[2])
         out[0] = {embedding::ipv4_translated, v4_at(b, 12)};
         return 1;
     }
-    // ::a.b.c.d (deprecated IPv4-compatible); :: and ::1 are themselves guarded as IPv6.
-    if (zeros(b, 0, 12)) {
+    // ::a.b.c.d (deprecated IPv4-compatible); :: and ::1 are IPv6 addresses in their own right, guarded (or not)
+    // as such: reading ::1 as 0.0.0.1 would refuse it as "unspecified" when loopback is not guarded.
+    if (zeros(b, 0, 12) && !(zeros(b, 12, 15) && b[15] <= 1)) {
         out[0] = {embedding::ipv4_compatible, v4_at(b, 12)};
         return 1;
     }

@@ -2,12 +2,18 @@
 
 #include <algorithm>
 #include <tuple>
-#include <unordered_set>
 
 namespace egressd::policy {
 namespace {
 
 constexpr int embedded_exemption_min_length = 96;
+
+// An exempting CIDR must lie inside the guarded range. For an embedded IPv4 address that range sits below
+// bit 96, so 64:ff9b::/96 or ::ffff:0:0/96 alone must not exempt every embedded loopback or metadata address.
+int exemption_min_length(const guard_hit& hit)
+{
+    return hit.form == embedding::none ? hit.range_length : embedded_exemption_min_length + hit.range_length;
+}
 
 std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
@@ -32,23 +38,23 @@ compile_result policy::compile(policy_spec spec)
     auto compile_rule = [&](rule_spec& r, std::uint32_t group, std::uint32_t index, compiled_group& into,
                             domain_index& domains, prefix_trie<std::vector<cidr_entry>>& cidrs) {
         compiled_rule c;
-        c.ports_begin = static_cast<std::uint32_t>(p->ports_.size());
-        if (r.ports.empty()) {
-            p->ports_.push_back(port_range{});
+        if (!r.ports.empty()) {
+            c.terms.first_ports = r.ports.front();
+            c.terms.more_ports_begin = static_cast<std::uint32_t>(p->ports_.size());
+            c.terms.more_ports_count = static_cast<std::uint16_t>(r.ports.size() - 1);
+            p->ports_.insert(p->ports_.end(), r.ports.begin() + 1, r.ports.end());
         }
-        p->ports_.insert(p->ports_.end(), r.ports.begin(), r.ports.end());
-        c.ports_end = static_cast<std::uint32_t>(p->ports_.size());
         if (r.expires) {
-            c.expires = r.expires->time_since_epoch().count();
+            c.terms.expires = r.expires->time_since_epoch().count();
         }
         c.description = std::move(r.description);
         c.where = r.where;
         for (auto& d : r.domains) {
-            domains.add(std::move(d.name), domain_entry{group, index, d.kind});
+            domains.add(d.name, domain_entry{group, index, c.terms, d.kind});
             ++p->counts_.domain_patterns;
         }
         for (const auto& net : r.cidrs) {
-            cidrs.at(net).push_back(cidr_entry{group, index, net.length()});
+            cidrs.at(net).push_back(cidr_entry{group, index, c.terms});
             ++p->counts_.cidrs;
         }
         into.rules.push_back(std::move(c));
@@ -97,7 +103,7 @@ compile_result policy::compile(policy_spec spec)
     std::vector<bool> group_used(p->groups_.size(), false);
     std::vector<source_location> client_where;
     for (auto& c : spec.clients) {
-        auto id = static_cast<client_id>(p->clients_.size());
+        auto id = static_cast<client_id>(p->client_names_.size());
         auto [it, inserted] = p->clients_by_name_.try_emplace(c.name, id);
         if (!inserted) {
             errors.push_back({c.where, "client " + quoted(c.name) + " is defined twice; first definition at " +
@@ -105,9 +111,7 @@ compile_result policy::compile(policy_spec spec)
             continue;
         }
         client_where.push_back(c.where);
-        compiled_client compiled;
-        compiled.name = c.name;
-        compiled.effective_mode = c.mode_override.value_or(spec.default_mode);
+        std::vector<std::uint32_t> groups;
         for (const auto& ref : c.groups) {
             auto g = group_ids.find(ref.name);
             if (g == group_ids.end()) {
@@ -116,16 +120,16 @@ compile_result policy::compile(policy_spec spec)
                 continue;
             }
             group_used[g->second] = true;
-            compiled.groups.push_back(g->second);
+            groups.push_back(g->second);
         }
-        std::sort(compiled.groups.begin(), compiled.groups.end());
-        compiled.groups.erase(std::unique(compiled.groups.begin(), compiled.groups.end()), compiled.groups.end());
+        std::sort(groups.begin(), groups.end());
+        groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
         for (const auto& source : c.sources) {
             auto& slot = p->client_sources_.at(source.value);
             if (slot) {
                 errors.push_back({source.where, "source " + source.value.to_string() + " of client " + quoted(c.name) +
                                                     " is also a source of client " +
-                                                    quoted(p->clients_[*slot].name) +
+                                                    quoted(p->client_names_[*slot]) +
                                                     ": the most specific source must name one client"});
                 continue;
             }
@@ -138,7 +142,11 @@ compile_result policy::compile(policy_spec spec)
                                              " has no sources: no connection will match it (only policy explain "
                                              "--client can name it)"});
         }
-        p->clients_.push_back(std::move(compiled));
+        p->client_names_.push_back(c.name);
+        p->clients_hot_.push_back(client_hot{static_cast<std::uint32_t>(p->client_groups_.size()),
+                                             static_cast<std::uint32_t>(groups.size()),
+                                             c.mode_override.value_or(spec.default_mode)});
+        p->client_groups_.insert(p->client_groups_.end(), groups.begin(), groups.end());
     }
     for (std::size_t g = 0; g < p->groups_.size(); ++g) {
         if (!group_used[g]) {
@@ -153,7 +161,7 @@ compile_result policy::compile(policy_spec spec)
     p->client_sources_.shrink_to_fit();
     p->warn_shadowed_domains(warnings);
     p->warn_shadowed_cidrs(rule_cidrs, warnings);
-    p->counts_.clients = p->clients_.size();
+    p->counts_.clients = p->client_names_.size();
     p->counts_.groups = p->groups_.size();
 
     auto by_place = [](const diagnostic& a, const diagnostic& b) {
@@ -175,17 +183,22 @@ const policy::compiled_rule& policy::rule_at(rule_ref ref) const
 
 bool policy::ports_cover(const compiled_rule& wide, const compiled_rule& narrow) const
 {
-    for (auto n = narrow.ports_begin; n < narrow.ports_end; ++n) {
-        bool covered = false;
-        for (auto w = wide.ports_begin; w < wide.ports_end && !covered; ++w) {
-            covered = ports_[w].first <= ports_[n].first && ports_[n].last <= ports_[w].last;
-        }
+    auto ranges = [&](const rule_terms& t) {
+        std::vector<port_range> out{t.first_ports};
+        out.insert(out.end(), ports_.begin() + t.more_ports_begin,
+                   ports_.begin() + t.more_ports_begin + t.more_ports_count);
+        return out;
+    };
+    auto wide_ranges = ranges(wide.terms);
+    for (const auto& n : ranges(narrow.terms)) {
+        bool covered = std::any_of(wide_ranges.begin(), wide_ranges.end(),
+                                   [&](const port_range& w) { return w.first <= n.first && n.last <= w.last; });
         if (!covered) {
             return false;
         }
     }
     // An expiring rule does not stand in for a lasting one.
-    return wide.expires >= narrow.expires;
+    return wide.terms.expires >= narrow.terms.expires;
 }
 
 void policy::warn_shadowed_domains(std::vector<diagnostic>& warnings) const
@@ -202,11 +215,11 @@ void policy::warn_shadowed_domains(std::vector<diagnostic>& warnings) const
                                 " rule " + std::to_string(wide.rule) + " (" + wide_pattern.to_string() + ")"});
     };
     // Keys holding patterns that can cover names below them; usually few, so probing them is cheap.
-    std::unordered_set<std::string_view> covering_keys;
+    string_table covering_keys;
     allow_domains_.for_each_entry_list([&](std::string_view key, std::span<const domain_entry> entries) {
         for (const auto& e : entries) {
             if (e.kind != pattern_kind::exact) {
-                covering_keys.insert(key);
+                covering_keys.intern(key);
                 return;
             }
         }
@@ -235,7 +248,7 @@ void policy::warn_shadowed_domains(std::vector<diagnostic>& warnings) const
                 break;
             }
             parent.remove_prefix(dot + 1);
-            if (!covering_keys.contains(parent)) {
+            if (!covering_keys.find(parent)) {
                 continue;
             }
             auto wide_entries = allow_domains_.at(parent);
@@ -317,27 +330,26 @@ std::optional<client_id> policy::find_client(std::string_view name) const
     return it->second;
 }
 
-policy::fit policy::evaluate(std::uint32_t group, std::uint32_t rule, std::uint16_t port, std::int64_t now) const
+policy::fit policy::evaluate(const rule_terms& terms, std::uint16_t port, std::int64_t now) const
 {
-    const auto& r = rule_at(rule_ref{group, rule});
-    bool port_ok = false;
-    for (auto i = r.ports_begin; i < r.ports_end && !port_ok; ++i) {
-        port_ok = ports_[i].contains(port);
+    bool port_ok = terms.first_ports.contains(port);
+    for (std::uint32_t i = 0; i < terms.more_ports_count && !port_ok; ++i) {
+        port_ok = ports_[terms.more_ports_begin + i].contains(port);
     }
     if (!port_ok) {
         return fit::port_miss;
     }
-    return now >= r.expires ? fit::expired : fit::match;
+    return now >= terms.expires ? fit::expired : fit::match;
 }
 
-policy::best_fit policy::match_domain(const domain_index& index, const std::vector<std::uint32_t>* groups,
+policy::best_fit policy::match_domain(const domain_index& index, const group_list* groups,
                                       std::string_view name, std::uint16_t port, std::int64_t now) const
 {
     best_fit best;
     index.for_each_key(name, [&](std::span<const domain_entry> entries, bool own_key) {
         auto consider = [&](const domain_entry& e) {
             if (domain_index::matches_at(e.kind, own_key)) {
-                best.offer(evaluate(e.group, e.rule, port, now), rule_ref{e.group, e.rule});
+                best.offer(evaluate(e.terms, port, now), rule_ref{e.group, e.rule});
             }
             return best.level != fit::match;
         };
@@ -356,7 +368,7 @@ policy::best_fit policy::match_domain(const domain_index& index, const std::vect
         } else {
             // A key many groups share: look up only this client's groups.
             for (auto g : *groups) {
-                auto [lo, hi] = std::equal_range(entries.begin(), entries.end(), domain_entry{g, 0, pattern_kind::exact},
+                auto [lo, hi] = std::equal_range(entries.begin(), entries.end(), domain_entry{g, 0, {}, pattern_kind::exact},
                                                  [](const domain_entry& x, const domain_entry& y) { return x.group < y.group; });
                 for (auto it = lo; it != hi; ++it) {
                     if (!consider(*it)) {
@@ -371,7 +383,7 @@ policy::best_fit policy::match_domain(const domain_index& index, const std::vect
 }
 
 policy::best_fit policy::match_cidr(const prefix_trie<std::vector<cidr_entry>>& trie,
-                                    const std::vector<std::uint32_t>* groups, const address& addr, std::uint16_t port,
+                                    const group_list* groups, const address& addr, std::uint16_t port,
                                     std::int64_t now, int min_length) const
 {
     best_fit best;
@@ -381,7 +393,7 @@ policy::best_fit policy::match_cidr(const prefix_trie<std::vector<cidr_entry>>& 
         }
         for (const auto& e : entries) {
             if (groups == nullptr || std::binary_search(groups->begin(), groups->end(), e.group)) {
-                best.offer(evaluate(e.group, e.rule, port, now), rule_ref{e.group, e.rule}, true);
+                best.offer(evaluate(e.terms, port, now), rule_ref{e.group, e.rule}, true);
             }
         }
     });
@@ -436,13 +448,13 @@ decision policy::decide_literal(decision d, const address& addr, std::uint16_t p
         d.rule = deny.rule;
         return finish(d);
     }
-    const auto& groups = clients_[*d.client].groups;
+    auto groups = groups_of(*d.client);
     best_fit allow = match_cidr(allow_cidrs_, &groups, addr, port, now, 0);
     if (allow.level != fit::match) {
         return finish(d, allow);
     }
     if (auto hit = classify(addr, guarded_)) {
-        int min_length = hit->form == embedding::none ? hit->range_length : embedded_exemption_min_length;
+        int min_length = exemption_min_length(*hit);
         best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, now, min_length);
         if (exempt.level != fit::match) {
             d.why = reason::address_guard;
@@ -459,23 +471,27 @@ decision policy::decide_name(std::optional<client_id> client, const host& target
 {
     decision d;
     d.client = client;
-    d.applied_mode = client ? clients_[*client].effective_mode : default_mode_;
-    if (!client || *client >= clients_.size()) {
+    d.applied_mode = default_mode_;
+    // Check the id before using it: an id from another snapshot may be out of range here.
+    if (!client || *client >= clients_hot_.size()) {
         d.client.reset();
         d.why = reason::unknown_client;
         return finish(d);
     }
+    d.applied_mode = clients_hot_[*client].effective_mode;
     std::int64_t t = now.time_since_epoch().count();
     if (const auto* literal = target.literal()) {
         return decide_literal(d, *literal, port, t);
     }
     const std::string& name = *target.name();
+    auto groups = groups_of(*client);
+    __builtin_prefetch(groups.data());  // loads while the deny list is consulted
     if (auto deny = match_domain(deny_domains_, nullptr, name, port, t); deny.level == fit::match) {
         d.why = reason::explicit_deny;
         d.rule = deny.rule;
         return finish(d);
     }
-    return finish(d, match_domain(allow_domains_, &clients_[*client].groups, name, port, t));
+    return finish(d, match_domain(allow_domains_, &groups, name, port, t));
 }
 
 decision policy::decide_address(std::optional<client_id> client, const host& target, std::uint16_t port,
@@ -502,8 +518,9 @@ decision policy::decide_address(std::optional<client_id> client, const host& tar
         return finish(d);
     }
     if (auto hit = classify(addr, guarded_)) {
-        int min_length = hit->form == embedding::none ? hit->range_length : embedded_exemption_min_length;
-        best_fit exempt = match_cidr(allow_cidrs_, &clients_[*client].groups, addr, port, t, min_length);
+        int min_length = exemption_min_length(*hit);
+        auto groups = groups_of(*client);
+        best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, t, min_length);
         if (exempt.level != fit::match) {
             d.why = reason::address_guard;
             d.guard = hit;
@@ -520,8 +537,8 @@ policy::rule_view policy::describe(rule_ref ref) const
     const auto& r = rule_at(ref);
     rule_view v{ref.is_deny() ? std::string_view("deny") : std::string_view(groups_[ref.group].name), ref.rule,
                 r.description, r.where, std::nullopt};
-    if (r.expires != compiled_rule::never) {
-        v.expires = time_point{std::chrono::seconds{r.expires}};
+    if (r.terms.expires != INT64_MAX) {
+        v.expires = time_point{std::chrono::seconds{r.terms.expires}};
     }
     return v;
 }

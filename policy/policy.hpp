@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -62,8 +63,8 @@ public:
         std::optional<time_point> expires;
     };
     rule_view describe(rule_ref ref) const;
-    std::string_view client_name(client_id id) const { return clients_[id].name; }
-    mode client_mode(client_id id) const { return clients_[id].effective_mode; }
+    std::string_view client_name(client_id id) const { return client_names_[id]; }
+    mode client_mode(client_id id) const { return clients_hot_[id].effective_mode; }
     std::string describe_location(source_location where) const;
 
     struct counts {
@@ -80,27 +81,26 @@ public:
 
 private:
     struct compiled_rule {
-        std::uint32_t ports_begin = 0;
-        std::uint32_t ports_end = 0;
-        std::int64_t expires = never;  // seconds since the epoch
+        rule_terms terms;
         std::string description;
         source_location where;
-        static constexpr std::int64_t never = INT64_MAX;
     };
     struct compiled_group {
         std::string name;
         std::vector<compiled_rule> rules;
     };
-    struct compiled_client {
-        std::string name;
-        std::vector<std::uint32_t> groups;  // sorted group indexes, for binary search
+    // Decision-time view of a client, kept small and flat: groups live in client_groups_.
+    struct client_hot {
+        std::uint32_t groups_begin = 0;
+        std::uint32_t groups_count = 0;
         mode effective_mode = mode::enforce;
     };
     struct cidr_entry {
         std::uint32_t group;
         std::uint32_t rule;
-        int length;
+        rule_terms terms;
     };
+    using group_list = std::span<const std::uint32_t>;
 
     // How well a rule fits a request, in the order a decision prefers them.
     enum class fit : std::uint8_t { none, port_miss, expired, match };
@@ -117,10 +117,14 @@ private:
         }
     };
 
-    fit evaluate(std::uint32_t group, std::uint32_t rule, std::uint16_t port, std::int64_t now) const;
-    best_fit match_domain(const domain_index& index, const std::vector<std::uint32_t>* groups, std::string_view name,
+    fit evaluate(const rule_terms& terms, std::uint16_t port, std::int64_t now) const;
+    group_list groups_of(client_id id) const
+    {
+        return group_list(client_groups_).subspan(clients_hot_[id].groups_begin, clients_hot_[id].groups_count);
+    }
+    best_fit match_domain(const domain_index& index, const group_list* groups, std::string_view name,
                           std::uint16_t port, std::int64_t now) const;
-    best_fit match_cidr(const prefix_trie<std::vector<cidr_entry>>& trie, const std::vector<std::uint32_t>* groups,
+    best_fit match_cidr(const prefix_trie<std::vector<cidr_entry>>& trie, const group_list* groups,
                         const address& addr, std::uint16_t port, std::int64_t now, int min_length) const;
     best_fit match_deny_address(const address& addr, std::uint16_t port, std::int64_t now) const;
     decision finish(decision d, const best_fit& allow) const;
@@ -134,10 +138,12 @@ private:
     std::vector<std::string> files_;
     mode default_mode_ = mode::enforce;
     guard_set guarded_ = guard_set::all();
-    std::vector<port_range> ports_;  // all rules' ranges, sliced by compiled_rule::ports_begin/end
+    std::vector<port_range> ports_;  // every rule's ranges after its first, sliced by rule_terms::more_ports_*
     std::vector<compiled_group> groups_;
     compiled_group deny_;
-    std::vector<compiled_client> clients_;
+    std::vector<std::string> client_names_;
+    std::vector<client_hot> clients_hot_;
+    std::vector<std::uint32_t> client_groups_;
     std::unordered_map<std::string, client_id> clients_by_name_;
     std::optional<client_id> default_client_;
     prefix_trie<std::optional<client_id>> client_sources_;
