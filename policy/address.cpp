@@ -1,5 +1,6 @@
 #include "policy/address.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
@@ -197,6 +198,12 @@ std::string address::to_string() const
         }
         return out;
     }
+    // RFC 5952 section 5: IPv4-mapped addresses keep their dotted quad, as logs and operators expect.
+    if (std::all_of(bytes_.begin(), bytes_.begin() + 10, [](std::uint8_t b) { return b == 0; }) && bytes_[10] == 0xff &&
+        bytes_[11] == 0xff) {
+        return "::ffff:" + std::to_string(bytes_[12]) + "." + std::to_string(bytes_[13]) + "." +
+               std::to_string(bytes_[14]) + "." + std::to_string(bytes_[15]);
+    }
     // RFC 5952: lower case, longest run (>= 2) of zero words compressed, leftmost on ties.
     std::array<unsigned, 8> words{};
     for (std::size_t i = 0; i < 8; ++i) {
@@ -272,7 +279,7 @@ std::optional<cidr> cidr::parse(std::string_view text, std::string* error)
         std::string_view len_text = text.substr(slash + 1);
         auto [ptr, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), length);
         if (len_text.empty() || ec != std::errc{} || ptr != len_text.data() + len_text.size() ||
-            (len_text.size() > 1 && len_text[0] == '0') || length > base->width()) {
+            (len_text.size() > 1 && len_text[0] == '0') || length < 0 || length > base->width()) {
             return fail("'" + std::string(text) + "' has a bad prefix length: expected 0.." +
                         std::to_string(base->width()));
         }

@@ -51,11 +51,13 @@ compile_result policy::compile(policy_spec spec)
         c.where = r.where;
         for (auto& d : r.domains) {
             domains.add(d.name, domain_entry{group, index, c.terms, d.kind});
-            ++p->counts_.domain_patterns;
         }
         for (const auto& net : r.cidrs) {
             cidrs.at(net).push_back(cidr_entry{group, index, c.terms});
-            ++p->counts_.cidrs;
+        }
+        if (group != deny_group) {
+            p->counts_.domain_patterns += r.domains.size();
+            p->counts_.cidrs += r.cidrs.size();
         }
         into.rules.push_back(std::move(c));
     };

@@ -72,8 +72,8 @@ public:
         std::size_t groups = 0;
         std::size_t rules = 0;
         std::size_t deny_rules = 0;
-        std::size_t domain_patterns = 0;
-        std::size_t cidrs = 0;
+        std::size_t domain_patterns = 0;  // in allow rules
+        std::size_t cidrs = 0;            // in allow rules
     };
     counts stats() const { return counts_; }
     mode default_mode() const { return default_mode_; }

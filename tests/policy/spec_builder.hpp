@@ -109,7 +109,7 @@ private:
 };
 
 struct client_options {
-    std::optional<mode> mode_override;
+    std::optional<mode> mode_override{};  // initialized so designated initializers may omit it
     std::uint32_t line = 0;
 };
 
