@@ -8,6 +8,7 @@
 #include <functional>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 namespace egressd::config {
 namespace {
@@ -216,7 +217,8 @@ private:
     void read_ports(const yaml_node& n, std::vector<pol::port_range>& out)
     {
         auto items = r_.scalar_list(n, "ports");
-        if (items.empty() && n.is_sequence()) {
+        // Only a list written empty: a list whose items were all wrong has had them reported already.
+        if (n.is_sequence() && n.items.empty()) {
             r_.error(n, "empty port list: expected ports like 443, 20-21 or all");
         }
         for (const auto* item : items) {
@@ -232,7 +234,7 @@ private:
         if (text == "all") {
             return pol::port_range{1, 65535};
         }
-        std::size_t dash = text.find('-');
+        std::size_t dash = text.find('-', 1);  // a leading '-' is a sign, reported as a bad port below
         if (dash == std::string::npos) {
             auto port = r_.integer_value(n, "a port", 1, 65535);
             if (!port) {
@@ -261,7 +263,7 @@ private:
     void read_destinations(const yaml_node& n, pol::rule_spec& rule)
     {
         auto items = r_.scalar_list(n, "destinations");
-        if (items.empty() && (n.is_sequence() || n.is_null())) {
+        if (n.is_sequence() && n.items.empty()) {
             r_.error(n, "empty destination list: expected domain patterns or CIDRs");
         }
         for (const auto* item : items) {
@@ -430,6 +432,19 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
     for (const auto& w : compiled.warnings) {
         result.warnings.push_back(convert(w));
     }
+    // Schema, merge and compile errors read best together, in file order and then by position.
+    auto by_place = [](const std::vector<diagnostic>& list, const std::vector<std::string>& order) {
+        std::vector<diagnostic> sorted = list;
+        auto rank = [&](const diagnostic& d) {
+            return std::find(order.begin(), order.end(), d.file) - order.begin();
+        };
+        std::stable_sort(sorted.begin(), sorted.end(), [&](const diagnostic& a, const diagnostic& b) {
+            return std::tuple(rank(a), a.where.line, a.where.column) < std::tuple(rank(b), b.where.line, b.where.column);
+        });
+        return sorted;
+    };
+    result.errors = by_place(result.errors, names);
+    result.warnings = by_place(result.warnings, names);
     if (result.errors.empty()) {
         result.snapshot = std::move(compiled.snapshot);
     }
@@ -457,6 +472,8 @@ loaded_policy load_policy(const std::filesystem::path& path)
             return result;
         }
     } else {
+        // Not a directory, or nothing there: read it as a file, whose opening reports what is wrong.
+        ec.clear();
         names.push_back(path.string());
     }
     if (ec) {

@@ -24,8 +24,9 @@ std::string_view describe(const yaml_node& n)
 
 std::string diagnostic::format(std::string_view severity) const
 {
-    return file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": " + std::string(severity) +
-           ": " + message;
+    // A diagnostic about a whole file (it cannot be opened, say) has no position to name.
+    std::string place = where.line == 0 ? file : file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
+    return place + ": " + std::string(severity) + ": " + message;
 }
 
 std::string join(const std::vector<std::string_view>& words, std::string_view separator)

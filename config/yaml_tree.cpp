@@ -4,6 +4,7 @@
 #include <yaml-cpp/exceptions.h>
 #include <yaml-cpp/parser.h>
 
+#include <algorithm>
 #include <map>
 
 namespace egressd::config {
@@ -16,7 +17,13 @@ mark to_mark(const YAML::Mark& m)
 
 struct too_many_nodes {
     mark where;
+    std::string message;
 };
+
+// Aliases may add this many nodes to any document, and beyond it as many as the document writes out:
+// enough for lists reused across a large policy, while an alias bomb fails within a few tens of megabytes
+// (max_nodes alone would let a 10-line file build gigabytes before failing).
+constexpr std::size_t alias_allowance = 400'000;
 
 // Builds the tree: a stack of open collections; a map collects alternating key and value nodes.
 class tree_builder : public YAML::EventHandler {
@@ -26,7 +33,14 @@ public:
     std::optional<yaml_node> root;
     int documents = 0;
 
-    void OnDocumentStart(const YAML::Mark&) override { ++documents; }
+    mark second_document;
+
+    void OnDocumentStart(const YAML::Mark& m) override
+    {
+        if (++documents == 2) {
+            second_document = to_mark(m);
+        }
+    }
     void OnDocumentEnd() override {}
 
     void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override
@@ -39,9 +53,12 @@ public:
     void OnAlias(const YAML::Mark& m, YAML::anchor_t anchor) override
     {
         auto it = anchors_.find(anchor);
-        yaml_node n = it == anchors_.end() ? yaml_node{} : it->second.node;
-        count_ += it == anchors_.end() ? 1 : it->second.size;
+        std::size_t size = it == anchors_.end() ? 1 : it->second.size;
+        // Charged before the copy is made, so that an expansion over budget never allocates.
+        count_ += size;
+        aliased_ += size;
         check_budget(m);
+        yaml_node n = it == anchors_.end() ? yaml_node{} : it->second.node;
         n.where = to_mark(m);
         add(std::move(n), 0, false);
     }
@@ -84,7 +101,13 @@ private:
     void check_budget(const YAML::Mark& m) const
     {
         if (count_ > max_nodes_) {
-            throw too_many_nodes{to_mark(m)};
+            throw too_many_nodes{to_mark(m), "aliases expand to more than " + std::to_string(max_nodes_) + " nodes"};
+        }
+        std::size_t alias_budget = std::max(alias_allowance, count_ - aliased_);
+        if (aliased_ > alias_budget) {
+            throw too_many_nodes{to_mark(m), "aliases expand to more than " + std::to_string(alias_budget) +
+                                                 " nodes: at most " + std::to_string(alias_allowance) +
+                                                 ", or as many as the document writes out"};
         }
     }
 
@@ -127,6 +150,10 @@ private:
         } else if (!top.pending_key) {
             top.pending_key = std::move(n);
         } else {
+            // An empty value's mark is the next token, often on a later line: place it at its key instead.
+            if (n.is_null()) {
+                n.where = top.pending_key->where;
+            }
             top.node.entries.emplace_back(std::move(*top.pending_key), std::move(n));
             top.pending_key.reset();
         }
@@ -134,6 +161,7 @@ private:
 
     std::size_t max_nodes_;
     std::size_t count_ = 0;
+    std::size_t aliased_ = 0;  // the part of count_ that aliases added
     std::vector<open_node> stack_;
     std::map<YAML::anchor_t, anchored> anchors_;
 };
@@ -147,7 +175,7 @@ std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::si
         YAML::Parser parser(in);
         while (parser.HandleNextDocument(builder)) {
             if (builder.documents > 1) {
-                error = {mark{}, "more than one YAML document: expected exactly one"};
+                error = {builder.second_document, "more than one YAML document: expected exactly one"};
                 return std::nullopt;
             }
         }
@@ -160,7 +188,7 @@ std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::si
         error = {to_mark(e.mark), "YAML syntax error: " + e.msg + hint};
         return std::nullopt;
     } catch (const too_many_nodes& e) {
-        error = {e.where, "aliases expand to more than " + std::to_string(max_nodes) + " nodes"};
+        error = {e.where, e.message};
         return std::nullopt;
     }
     if (!builder.root) {

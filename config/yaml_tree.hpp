@@ -39,7 +39,9 @@ struct yaml_error {
 };
 
 // Parses one YAML document. Anchors and aliases are expanded, within max_nodes so a small file cannot
-// expand into billions of nodes. More than one document, or none, is an error.
+// expand into billions of nodes; aliases may add at most 400,000 nodes or as many as the document writes
+// out, whichever is more, so that an alias bomb fails before it takes much memory. More than one document,
+// or none, is an error.
 std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::size_t max_nodes = 50'000'000);
 
 }  // namespace egressd::config

@@ -308,7 +308,8 @@ int policy_command(const std::vector<std::string>& args, std::ostream& out, std:
     }
     std::vector<std::string> rest(args.begin() + 1, args.end());
     for (const auto& a : rest) {
-        if (is_help(a)) {
+        // Only the flags here: a bare "help" after the command is a PATH or a --client name, not a request.
+        if (a == "--help" || a == "-h") {
             out << policy_help;
             return exit_ok;
         }

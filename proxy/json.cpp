@@ -2,11 +2,42 @@
 
 namespace egressd::proxy {
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates), or 0.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i)
+{
+    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    auto continuation = [&](std::size_t k) { return k < s.size() && (byte(k) & 0xc0) == 0x80; };
+    unsigned char b = byte(i);
+    if (b >= 0xc2 && b <= 0xdf) {
+        return continuation(i + 1) ? 2 : 0;
+    }
+    if (b >= 0xe0 && b <= 0xef) {
+        if (!continuation(i + 1) || !continuation(i + 2) || (b == 0xe0 && byte(i + 1) < 0xa0) ||
+            (b == 0xed && byte(i + 1) > 0x9f)) {
+            return 0;
+        }
+        return 3;
+    }
+    if (b >= 0xf0 && b <= 0xf4) {
+        if (!continuation(i + 1) || !continuation(i + 2) || !continuation(i + 3) || (b == 0xf0 && byte(i + 1) < 0x90) ||
+            (b == 0xf4 && byte(i + 1) > 0x8f)) {
+            return 0;
+        }
+        return 4;
+    }
+    return 0;
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s)
 {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
-    for (char c : s) {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
         auto u = static_cast<unsigned char>(c);
         switch (c) {
         case '"':
@@ -25,7 +56,16 @@ void append_json_string(std::string& out, std::string_view s)
             out += "\\t";
             break;
         default:
-            if (u < 0x20 || u >= 0x7f) {  // bytes >= 0x80 too: logs must stay valid JSON whatever a client sent
+            if (u >= 0x80) {
+                // Well-formed UTF-8 passes through; any other byte becomes U+FFFD, so logs stay valid JSON
+                // whatever a client sent.
+                if (std::size_t n = utf8_sequence_length(s, i); n > 0) {
+                    out.append(s.substr(i, n));
+                    i += n - 1;
+                } else {
+                    out += "\\ufffd";
+                }
+            } else if (u < 0x20 || u == 0x7f) {
                 out += "\\u00";
                 out += hex[u >> 4];
                 out += hex[u & 0xf];
