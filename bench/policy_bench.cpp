@@ -40,7 +40,9 @@ std::string rule_domain(int group, int rule)
 
 std::string source_cidr(int client) { return "10." + std::to_string(client / 256) + "." + std::to_string(client % 256) + ".0/24"; }
 
-void write_policy(const fs::path& dir, int files)
+// destinations_per_rule 1: a million one-domain rules. 100: the same million domain patterns written the
+// way long allow-lists usually are, a hundred per rule.
+void write_policy(const fs::path& dir, int files, int destinations_per_rule)
 {
     fs::remove_all(dir);
     fs::create_directories(dir);
@@ -50,9 +52,12 @@ void write_policy(const fs::path& dir, int files)
         out << "version: 1\ngroups:\n";
         for (int g = f * groups_per_file; g < (f + 1) * groups_per_file; ++g) {
             out << "  g" << g << ":\n    rules:\n";
-            for (int r = 0; r < rules_per_group; ++r) {
-                out << "      - ports: [" << (r % 2 == 0 ? "443" : "80, 443") << "]\n        destinations: [\""
-                    << rule_domain(g, r) << "\"]\n";
+            for (int r = 0; r < rules_per_group; r += destinations_per_rule) {
+                out << "      - ports: [" << (r % 2 == 0 ? "443" : "80, 443") << "]\n        destinations: [";
+                for (int d = r; d < r + destinations_per_rule; ++d) {
+                    out << (d > r ? ", \"" : "\"") << rule_domain(g, d) << '"';
+                }
+                out << "]\n";
             }
         }
         out << "clients:\n";
@@ -95,24 +100,39 @@ std::size_t heap_in_use()
     return info.uordblks + info.hblkhd;
 }
 
-fs::path policy_dir(int files)
+// Generated once per shape, removed when the benchmark exits.
+fs::path policy_dir(int files, int destinations_per_rule)
 {
-    static std::map<int, fs::path> written;
-    auto it = written.find(files);
-    if (it == written.end()) {
+    struct written_dirs {
+        std::map<std::pair<int, int>, fs::path> dirs;
+        ~written_dirs()
+        {
+            for (const auto& [shape, dir] : dirs) {
+                fs::remove_all(dir);
+            }
+        }
+    };
+    static written_dirs written;
+    auto key = std::pair(files, destinations_per_rule);
+    auto it = written.dirs.find(key);
+    if (it == written.dirs.end()) {
         fs::path dir = fs::temp_directory_path() / ("egressd-bench-policy-" + std::to_string(::getpid()) + "-" +
-                                                    std::to_string(files));
-        write_policy(dir, files);
-        it = written.emplace(files, dir).first;
+                                                    std::to_string(files) + "-" + std::to_string(destinations_per_rule));
+        write_policy(dir, files, destinations_per_rule);
+        it = written.dirs.emplace(key, dir).first;
     }
     return it->second;
 }
 
 void load_yaml(benchmark::State& state)
 {
-    fs::path path = policy_dir(static_cast<int>(state.range(0)));
+    fs::path path = policy_dir(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
     if (state.range(0) == 1) {
         path /= "part-0.yaml";
+    }
+    state.counters["yaml_MiB"] = 0;
+    for (const auto& f : fs::directory_iterator(path.has_extension() ? path.parent_path() : path)) {
+        state.counters["yaml_MiB"] += static_cast<double>(f.file_size()) / (1024.0 * 1024.0);
     }
     std::size_t heap = 0;
     for (auto _ : state) {
@@ -127,7 +147,12 @@ void load_yaml(benchmark::State& state)
     state.counters["rules"] = total_rules;
     state.counters["snapshot_MiB"] = static_cast<double>(heap) / (1024.0 * 1024.0);
 }
-BENCHMARK(load_yaml)->ArgName("files")->Arg(1)->Arg(8)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(load_yaml)
+    ->ArgNames({"files", "per_rule"})
+    ->ArgsProduct({{1, 8}, {1, 100}})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void compile_from_memory(benchmark::State& state)
 {
