@@ -2,7 +2,10 @@
 
 #include "config/policy_loader.hpp"
 #include "config/rfc3339.hpp"
+#include "config/server_config.hpp"
+#include "proxy/event_log.hpp"
 #include "proxy/json.hpp"
+#include "proxy/server.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -21,6 +24,8 @@ namespace pol = egressd::policy;
 constexpr std::string_view main_help = R"(egressd - an egress filtering HTTP/HTTPS forward proxy
 
 Usage:
+  egressd run --config PATH
+  egressd config check PATH
   egressd policy check PATH
   egressd policy explain PATH (--client NAME | --source IP) --dest HOST:PORT
                          [--resolved IP ...] [--at TIME] [--json]
@@ -28,6 +33,9 @@ Usage:
   egressd --help
 
 Commands:
+  run       serve: an explicit HTTP proxy (absolute-form http:// and CONNECT) that lets each client reach
+            only what its policy allows; stops gracefully on SIGTERM or SIGINT
+  config    check a server configuration and the policy it names
   policy    check a policy, or explain how it decides a destination
 
 Exit codes: 0 ok, 1 invalid policy, 2 usage error, 3 denied (policy explain).
@@ -300,6 +308,72 @@ int policy_explain(const std::vector<std::string>& args, std::ostream& out, std:
     return allowed ? exit_ok : exit_denied;
 }
 
+void print_config_diagnostics(const config::loaded_server_config& loaded, std::ostream& err)
+{
+    for (const auto& e : loaded.errors) {
+        err << e.format("error") << '\n';
+    }
+}
+
+// Loads the server configuration and its policy; prints every diagnostic. Both or neither.
+struct loaded_all {
+    std::optional<config::server_config> config;
+    std::shared_ptr<const pol::policy> policy;
+    std::size_t warnings = 0;
+};
+loaded_all load_all(const std::string& path, std::ostream& err)
+{
+    loaded_all result;
+    auto loaded = config::load_server_config(path);
+    print_config_diagnostics(loaded, err);
+    if (!loaded.config) {
+        return result;
+    }
+    auto policy = config::load_policy(loaded.config->policy_path);
+    print_diagnostics(policy, err);
+    if (!policy.snapshot) {
+        return result;
+    }
+    result.config = std::move(loaded.config);
+    result.policy = std::move(policy.snapshot);
+    result.warnings = policy.warnings.size();
+    return result;
+}
+
+int config_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
+{
+    if (args.size() != 2 || args[0] != "check") {
+        return usage_error(err, "usage: egressd config check PATH");
+    }
+    auto all = load_all(args[1], err);
+    if (!all.config) {
+        out << args[1] << ": invalid\n";
+        return exit_invalid;
+    }
+    out << args[1] << ": valid (" << all.config->listeners.size() << " listener(s), policy "
+        << all.config->policy_path.string() << ": " << all.policy->stats().clients << " clients, "
+        << all.policy->stats().rules << " rules, " << all.warnings << " warning(s))\n";
+    return exit_ok;
+}
+
+int run_command(const std::vector<std::string>& args, std::ostream& err)
+{
+    if (args.size() != 2 || args[0] != "--config") {
+        return usage_error(err, "usage: egressd run --config PATH");
+    }
+    auto all = load_all(args[1], err);
+    if (!all.config) {
+        return exit_invalid;
+    }
+    try {
+        event_log log(all.config->logging);
+        return serve(*all.config, all.policy, log);
+    } catch (const std::exception& e) {
+        err << "egressd: cannot start: " << e.what() << '\n';
+        return exit_invalid;
+    }
+}
+
 int policy_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
 {
     if (args.empty() || is_help(args[0])) {
@@ -339,8 +413,15 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         out << "egressd " << EGRESSD_VERSION << '\n';
         return exit_ok;
     }
+    std::vector<std::string> rest(args.begin() + 1, args.end());
     if (args[0] == "policy") {
-        return policy_command(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
+        return policy_command(rest, out, err);
+    }
+    if (args[0] == "config") {
+        return config_command(rest, out, err);
+    }
+    if (args[0] == "run") {
+        return run_command(rest, err);
     }
     return usage_error(err, "unknown command '" + args[0] + "'");
 }

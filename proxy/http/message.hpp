@@ -62,6 +62,8 @@ struct response_head {
 
 // Parses a head at the start of data. complete: out is filled and out.head_size says how much of data it took
 // (bytes after it stay for the body). incomplete: need more bytes (and none of the limits is exceeded yet).
+// Checks run on whatever has arrived, so bad bytes fail at once; a prefix of the input is always either
+// incomplete or refused with the same error as the whole input.
 parse_status parse_request_head(std::string_view data, const limits& lim, request_head& out, parse_error& err);
 parse_status parse_response_head(std::string_view data, const limits& lim, response_head& out, parse_error& err);
 
@@ -96,13 +98,24 @@ public:
     // trailer section are read (consumed says how much of in belonged to the body), incomplete if more input
     // is needed (all of in consumed), error on malformed framing.
     parse_status feed(std::string_view in, std::string& out, std::size_t& consumed, parse_error& err);
+    // The same validation, but only the chunk data is appended to out (for HTTP/1.0 clients, which get the
+    // body delimited by the connection closing).
+    parse_status feed_data(std::string_view in, std::string& out, std::size_t& consumed, parse_error& err);
 
 private:
-    enum class state : std::uint8_t { size, extension, size_lf, data, data_cr, data_lf, trailer_start, trailer_line, trailer_lf, end_lf, done };
+    // reframe: emit size lines, CRLFs and the last chunk (feed) or the chunk data alone (feed_data).
+    parse_status decode(std::string_view in, std::string& out, std::size_t& consumed, parse_error& err, bool reframe);
+
+    // size_ws: bad whitespace after the size, allowed only before a chunk extension. failed: errors are sticky.
+    enum class state : std::uint8_t {
+        size, size_ws, extension, size_lf, data, data_cr, data_lf,
+        trailer_start, trailer_line, trailer_lf, end_lf, done, failed
+    };
     state state_ = state::size;
     std::uint64_t remaining_ = 0;
     std::size_t size_digits_ = 0;
-    std::size_t line_bytes_ = 0;  // bounds size lines, extensions and trailer lines
+    std::size_t line_bytes_ = 0;     // bounds size lines, extensions and trailer lines
+    std::size_t trailer_bytes_ = 0;  // bounds the whole (dropped) trailer section
 };
 
 // An absolute-form request target: "http://host[:port]/path?query".
@@ -117,7 +130,8 @@ std::optional<absolute_target> parse_absolute_target(std::string_view target, ta
 
 // Hop-by-hop handling for forwarding: removes Connection and every header it names, Keep-Alive,
 // Proxy-Connection, Proxy-Authorization, Proxy-Authenticate, TE, Trailer, Transfer-Encoding and Upgrade.
-// (The proxy re-frames bodies itself.)
+// (The proxy re-frames bodies itself.) Content-Length and Host are kept even when Connection names them: a
+// client must not be able to strip the framing or the Host the forwarder relies on.
 void remove_hop_by_hop(std::vector<header>& headers);
 
 // "METHOD origin-form HTTP/1.1\r\n" + headers + "\r\n".

@@ -1,0 +1,332 @@
+#include "config/server_config.hpp"
+
+#include "policy/address.hpp"
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace egressd::config {
+namespace {
+
+class server_reader {
+public:
+    server_reader(schema_reader& r, server_config& out, std::filesystem::path base_dir)
+        : r_(r), out_(out), base_dir_(std::move(base_dir))
+    {
+    }
+
+    void read(const yaml_node& root)
+    {
+        if (!r_.expect_map(root, "an egressd configuration")) {
+            return;
+        }
+        r_.check_keys(root, "the configuration",
+                      {"version", "listeners", "policy", "workers", "dns", "timeouts", "limits", "logging"});
+        if (const auto* v = r_.require(root, "version", "the configuration")) {
+            if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != 1) {
+                r_.error(*v, "unsupported configuration version " + std::to_string(*version) + ": expected version 1");
+            }
+        }
+        if (const auto* l = r_.find(root, "listeners")) {
+            read_listeners(*l);
+        } else {
+            out_.listeners.push_back({"127.0.0.1", 3128});
+        }
+        if (const auto* p = r_.require(root, "policy", "the configuration")) {
+            if (auto text = r_.string_value(*p, "the policy path (a file or a directory)")) {
+                std::filesystem::path path(*text);
+                out_.policy_path = path.is_absolute() ? path : base_dir_ / path;
+            }
+        }
+        if (const auto* w = r_.find(root, "workers")) {
+            out_.workers = static_cast<unsigned>(r_.integer_value(*w, "workers (0: one per core)", 0, 256).value_or(0));
+        }
+        if (const auto* d = r_.find(root, "dns")) {
+            read_dns(*d);
+        }
+        if (const auto* t = r_.find(root, "timeouts")) {
+            read_timeouts(*t);
+        }
+        if (const auto* l = r_.find(root, "limits")) {
+            read_limits(*l);
+        }
+        if (const auto* l = r_.find(root, "logging")) {
+            read_logging(*l);
+        }
+    }
+
+private:
+    void read_listeners(const yaml_node& n)
+    {
+        if (!n.is_sequence() || n.items.empty()) {
+            r_.error(n, "expected listeners: a non-empty list of addresses like 127.0.0.1:3128 or [::1]:3128");
+            return;
+        }
+        for (const auto& item : n.items) {
+            auto text = r_.string_value(item, "a listener address like 127.0.0.1:3128 or [::1]:3128");
+            if (!text) {
+                continue;
+            }
+            auto listener = parse_listener(*text);
+            if (!listener) {
+                r_.error(item, "invalid listener '" + *text +
+                                   "': expected an IP address and port, like 127.0.0.1:3128 or [::1]:3128");
+                continue;
+            }
+            out_.listeners.push_back(*listener);
+        }
+    }
+
+    static std::optional<listener_config> parse_listener(std::string_view text)
+    {
+        std::size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return std::nullopt;
+        }
+        std::string_view host = text.substr(0, colon);
+        std::string_view port_text = text.substr(colon + 1);
+        if (host.starts_with('[') && host.ends_with(']')) {
+            host = host.substr(1, host.size() - 2);
+            if (!policy::address::parse_v6(host)) {
+                return std::nullopt;
+            }
+        } else if (!policy::address::parse_v4(host)) {
+            return std::nullopt;
+        }
+        unsigned port = 0;
+        auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+        // Port 0 asks the kernel for a free port (tests use it); the bound port is logged at start.
+        if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535) {
+            return std::nullopt;
+        }
+        return listener_config{std::string(host), static_cast<std::uint16_t>(port)};
+    }
+
+    // TTL settings may be 0 (cache nothing); every timeout must be positive.
+    std::optional<std::chrono::milliseconds> duration(const yaml_node& n, std::string_view what)
+    {
+        auto text = r_.string_value(n, std::string(what) + " (a duration like 500ms, 10s, 5m or 24h)");
+        if (!text) {
+            return std::nullopt;
+        }
+        bool zero_allowed = what.ends_with("ttl");
+        auto d = parse_duration(*text);
+        if (!d || (d->count() == 0 && !zero_allowed)) {
+            r_.error(n, "invalid duration '" + *text + "' for " + std::string(what) + ": expected a " +
+                            (zero_allowed ? "" : "positive ") + "whole number with ms, s, m or h, like 10s");
+            return std::nullopt;
+        }
+        return d;
+    }
+
+    template <typename Duration>
+    void set_duration(const yaml_node& map, std::string_view key, Duration& out)
+    {
+        if (const auto* n = r_.find(map, key)) {
+            if (auto d = duration(*n, key)) {
+                if constexpr (std::is_same_v<Duration, std::chrono::seconds>) {
+                    if (d->count() % 1000 != 0) {
+                        r_.error(*n, std::string(key) + " must be whole seconds");
+                        return;
+                    }
+                }
+                out = std::chrono::duration_cast<Duration>(*d);
+            }
+        }
+    }
+
+    template <typename Int>
+    void set_integer(const yaml_node& map, std::string_view key, Int& out, std::int64_t min, std::int64_t max)
+    {
+        if (const auto* n = r_.find(map, key)) {
+            if (auto v = r_.integer_value(*n, key, min, max)) {
+                out = static_cast<Int>(*v);
+            }
+        }
+    }
+
+    void read_dns(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "dns settings")) {
+            return;
+        }
+        r_.check_keys(n, "dns", {"servers", "timeout", "tries", "min_ttl", "max_ttl", "negative_ttl", "cache_entries"});
+        if (const auto* s = r_.find(n, "servers")) {
+            for (const auto* item : r_.scalar_list(*s, "dns servers")) {
+                std::string_view text = item->value;
+                std::string_view host = text;
+                if (text.starts_with('[')) {
+                    auto close = text.find(']');
+                    host = close == std::string_view::npos ? std::string_view{} : text.substr(1, close - 1);
+                } else if (auto colon = text.find(':'); colon != std::string_view::npos) {
+                    host = text.substr(0, colon);
+                }
+                if (!policy::address::parse(host)) {
+                    r_.error(*item, "invalid DNS server '" + item->value +
+                                        "': expected an IP address with an optional port, like 127.0.0.1:53 or [::1]:53");
+                    continue;
+                }
+                out_.dns.servers.push_back(item->value);
+            }
+        }
+        set_duration(n, "timeout", out_.dns.timeout);
+        set_integer(n, "tries", out_.dns.tries, 1, 10);
+        set_duration(n, "min_ttl", out_.dns.min_ttl);
+        set_duration(n, "max_ttl", out_.dns.max_ttl);
+        set_duration(n, "negative_ttl", out_.dns.negative_ttl);
+        set_integer(n, "cache_entries", out_.dns.cache_entries, 1, 10'000'000);
+        if (out_.dns.min_ttl > out_.dns.max_ttl) {
+            r_.error(n, "dns.min_ttl is longer than dns.max_ttl");
+        }
+    }
+
+    void read_timeouts(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "timeouts")) {
+            return;
+        }
+        r_.check_keys(n, "timeouts",
+                      {"header", "connect", "idle", "tunnel_lifetime", "upstream_response", "shutdown_grace"});
+        set_duration(n, "header", out_.timeouts.header);
+        set_duration(n, "connect", out_.timeouts.connect);
+        set_duration(n, "idle", out_.timeouts.idle);
+        set_duration(n, "tunnel_lifetime", out_.timeouts.tunnel_lifetime);
+        set_duration(n, "upstream_response", out_.timeouts.upstream_response);
+        set_duration(n, "shutdown_grace", out_.timeouts.shutdown_grace);
+    }
+
+    void read_limits(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "limits")) {
+            return;
+        }
+        r_.check_keys(n, "limits",
+                      {"max_head_bytes", "max_headers", "max_request_line", "max_connections",
+                       "max_connections_per_client"});
+        set_integer(n, "max_head_bytes", out_.limits.max_head_bytes, 1024, 1024 * 1024);
+        set_integer(n, "max_headers", out_.limits.max_headers, 1, 10'000);
+        set_integer(n, "max_request_line", out_.limits.max_request_line, 64, 1024 * 1024);
+        set_integer(n, "max_connections", out_.limits.max_connections, 1, 10'000'000);
+        set_integer(n, "max_connections_per_client", out_.limits.max_connections_per_client, 1, 10'000'000);
+    }
+
+    std::optional<rotating_file_config> read_file_sink(const yaml_node& n, std::string_view what)
+    {
+        if (!r_.expect_map(n, std::string(what) + " settings")) {
+            return std::nullopt;
+        }
+        r_.check_keys(n, what, {"path", "max_bytes", "max_files"});
+        rotating_file_config f;
+        if (const auto* p = r_.require(n, "path", what)) {
+            if (auto text = r_.string_value(*p, "a file path")) {
+                std::filesystem::path path(*text);
+                f.path = (path.is_absolute() ? path : base_dir_ / path).string();
+            }
+        }
+        set_integer(n, "max_bytes", f.max_bytes, 4096, std::int64_t{1} << 40);
+        set_integer(n, "max_files", f.max_files, 1, 1000);
+        return f;
+    }
+
+    void read_logging(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "logging settings")) {
+            return;
+        }
+        r_.check_keys(n, "logging", {"stdout", "file", "deny_file", "syslog", "queue_size"});
+        if (const auto* s = r_.find(n, "stdout")) {
+            auto text = r_.string_value(*s, "stdout: true or false");
+            if (text && (*text == "true" || *text == "false")) {
+                out_.logging.to_stdout = *text == "true";
+            } else if (text) {
+                r_.error(*s, "expected stdout: true or false, found '" + *text + "'");
+            }
+        }
+        if (const auto* f = r_.find(n, "file")) {
+            out_.logging.file = read_file_sink(*f, "logging.file");
+        }
+        if (const auto* f = r_.find(n, "deny_file")) {
+            out_.logging.deny_file = read_file_sink(*f, "logging.deny_file");
+        }
+        if (const auto* s = r_.find(n, "syslog")) {
+            if (!r_.expect_map(*s, "syslog settings")) {
+                return;
+            }
+            r_.check_keys(*s, "logging.syslog", {"ident"});
+            out_.logging.syslog_ident = "egressd";
+            if (const auto* ident = r_.find(*s, "ident")) {
+                out_.logging.syslog_ident = r_.string_value(*ident, "a syslog ident").value_or("egressd");
+            }
+        }
+        set_integer(n, "queue_size", out_.logging.queue_size, 16, 10'000'000);
+    }
+
+    schema_reader& r_;
+    server_config& out_;
+    std::filesystem::path base_dir_;
+};
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text)
+{
+    std::int64_t value = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || ptr == text.data() || value < 0) {
+        return std::nullopt;
+    }
+    std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
+    std::int64_t factor = 0;
+    if (unit == "ms") {
+        factor = 1;
+    } else if (unit == "s") {
+        factor = 1000;
+    } else if (unit == "m") {
+        factor = 60'000;
+    } else if (unit == "h") {
+        factor = 3'600'000;
+    } else {
+        return std::nullopt;
+    }
+    if (value > INT64_MAX / factor) {
+        return std::nullopt;
+    }
+    return std::chrono::milliseconds{value * factor};
+}
+
+loaded_server_config load_server_config_text(const std::string& name, const std::string& text,
+                                             const std::filesystem::path& base_dir)
+{
+    loaded_server_config result;
+    std::istringstream in(text);
+    yaml_error parse_error;
+    auto root = parse_yaml(in, parse_error);
+    if (!root) {
+        result.errors.push_back({name, parse_error.where, parse_error.message});
+        return result;
+    }
+    server_config config;
+    config.file = name;
+    schema_reader reader(name, result.errors);
+    server_reader(reader, config, base_dir).read(*root);
+    if (result.errors.empty()) {
+        result.config = std::move(config);
+    }
+    return result;
+}
+
+loaded_server_config load_server_config(const std::filesystem::path& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        loaded_server_config result;
+        result.errors.push_back({path.string(), mark{}, "cannot open the configuration file"});
+        return result;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return load_server_config_text(path.string(), text.str(), path.parent_path());
+}
+
+}  // namespace egressd::config

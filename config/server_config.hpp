@@ -1,0 +1,84 @@
+#pragma once
+
+#include "config/schema.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace egressd::config {
+
+struct listener_config {
+    std::string address;  // IP literal, as written ("127.0.0.1", "::1")
+    std::uint16_t port = 3128;
+};
+
+struct dns_config {
+    std::vector<std::string> servers;  // "ip:port"; empty: /etc/resolv.conf
+    std::chrono::milliseconds timeout{2000};
+    int tries = 2;
+    std::chrono::seconds min_ttl{5};
+    std::chrono::seconds max_ttl{300};
+    std::chrono::seconds negative_ttl{30};
+    std::size_t cache_entries = 10'000;
+};
+
+struct timeouts_config {
+    std::chrono::milliseconds header{10'000};          // whole request head, from its first byte (slowloris)
+    std::chrono::milliseconds connect{10'000};         // upstream TCP connect, all addresses together
+    std::chrono::milliseconds idle{300'000};           // no byte either way on a connection or tunnel
+    std::chrono::milliseconds tunnel_lifetime{86'400'000};  // a tunnel is closed after this, busy or not
+    std::chrono::milliseconds upstream_response{60'000};    // upstream response head after the request
+    std::chrono::milliseconds shutdown_grace{30'000};  // SIGTERM: in-flight work may finish within this
+};
+
+struct limits_config {
+    std::size_t max_head_bytes = 64 * 1024;
+    std::size_t max_headers = 100;
+    std::size_t max_request_line = 8 * 1024;
+    std::size_t max_connections = 10'000;
+    std::size_t max_connections_per_client = 1'000;  // per source address
+};
+
+struct rotating_file_config {
+    std::string path;
+    std::size_t max_bytes = 100 * 1024 * 1024;
+    std::size_t max_files = 5;
+};
+
+struct logging_config {
+    bool to_stdout = true;
+    std::optional<rotating_file_config> file;
+    std::optional<rotating_file_config> deny_file;  // denials (and would-denials) also go here
+    std::optional<std::string> syslog_ident;
+    std::size_t queue_size = 8192;  // events waiting for the writer; beyond it the oldest are dropped and counted
+};
+
+struct server_config {
+    std::string file;  // where it was loaded from
+    std::vector<listener_config> listeners;
+    std::filesystem::path policy_path;  // resolved against the config file's directory
+    unsigned workers = 0;               // 0: one per core
+    dns_config dns;
+    timeouts_config timeouts;
+    limits_config limits;
+    logging_config logging;
+};
+
+struct loaded_server_config {
+    std::optional<server_config> config;  // nullopt when there is any error
+    std::vector<diagnostic> errors;
+};
+
+// Strict, like the policy: unknown keys and bad values are errors with file:line:column, all reported.
+loaded_server_config load_server_config(const std::filesystem::path& path);
+loaded_server_config load_server_config_text(const std::string& name, const std::string& text,
+                                             const std::filesystem::path& base_dir);
+
+// "250ms", "10s", "5m", "24h": a whole number and a unit.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+}  // namespace egressd::config

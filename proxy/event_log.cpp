@@ -1,0 +1,187 @@
+#include "proxy/event_log.hpp"
+
+#include "proxy/json.hpp"
+
+#include <spdlog/async.h>
+#include <spdlog/async_logger.h>
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+namespace egressd::proxy {
+namespace {
+
+// Appends ,"name":"value" (or a number) to a JSON object under construction.
+class json_line {
+public:
+    explicit json_line(std::string_view event)
+    {
+        out_.reserve(512);
+        out_ = "{\"time\":";
+        append_json_string(out_, format_utc_millis(std::chrono::system_clock::now()));
+        field("event", event);
+    }
+    json_line& field(std::string_view name, std::string_view value)
+    {
+        out_ += ',';
+        append_json_string(out_, name);
+        out_ += ':';
+        append_json_string(out_, value);
+        return *this;
+    }
+    json_line& optional_field(std::string_view name, std::string_view value)
+    {
+        return value.empty() ? *this : field(name, value);
+    }
+    json_line& number(std::string_view name, std::uint64_t value)
+    {
+        out_ += ',';
+        append_json_string(out_, name);
+        out_ += ':';
+        out_ += std::to_string(value);
+        return *this;
+    }
+    json_line& null_or(std::string_view name, std::string_view value)
+    {
+        if (!value.empty()) {
+            return field(name, value);
+        }
+        out_ += ',';
+        append_json_string(out_, name);
+        out_ += ":null";
+        return *this;
+    }
+    std::string done() { return std::move(out_) + "}"; }
+
+private:
+    std::string out_;
+};
+
+}  // namespace
+
+std::string format_utc_millis(std::chrono::system_clock::time_point t)
+{
+    using namespace std::chrono;
+    auto ms = floor<milliseconds>(t);
+    auto day = floor<days>(ms);
+    year_month_day date{day};
+    hh_mm_ss<milliseconds> time{ms - day};
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(date.year()),
+                  static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                  static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
+                  static_cast<int>(time.seconds().count()), static_cast<int>(time.subseconds().count()));
+    return buffer;
+}
+
+event_log::event_log(const config::logging_config& config)
+{
+    pool_ = std::make_shared<spdlog::details::thread_pool>(config.queue_size, 1);
+    std::vector<spdlog::sink_ptr> sinks;
+    try {
+        if (config.to_stdout) {
+            sinks.push_back(std::make_shared<spdlog::sinks::stdout_sink_mt>());
+        }
+        if (config.file) {
+            sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(config.file->path, config.file->max_bytes,
+                                                                                   config.file->max_files));
+        }
+        if (config.syslog_ident) {
+            sinks.push_back(std::make_shared<spdlog::sinks::syslog_sink_mt>(*config.syslog_ident, 0, LOG_DAEMON, false));
+        }
+        main_ = std::make_shared<spdlog::async_logger>("egressd", sinks.begin(), sinks.end(), pool_,
+                                                       spdlog::async_overflow_policy::overrun_oldest);
+        if (config.deny_file) {
+            auto deny_sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
+                config.deny_file->path, config.deny_file->max_bytes, config.deny_file->max_files);
+            deny_ = std::make_shared<spdlog::async_logger>("egressd-deny", deny_sink, pool_,
+                                                           spdlog::async_overflow_policy::overrun_oldest);
+        }
+    } catch (const spdlog::spdlog_ex& e) {
+        throw std::runtime_error(std::string("cannot open a log sink: ") + e.what());
+    }
+    for (const auto& logger : {main_, deny_}) {
+        if (logger) {
+            logger->set_pattern("%v");
+            logger->set_level(spdlog::level::info);
+            logger->flush_on(spdlog::level::warn);
+        }
+    }
+}
+
+event_log::~event_log() { flush(); }
+
+void event_log::flush()
+{
+    main_->flush();
+    if (deny_) {
+        deny_->flush();
+    }
+}
+
+void event_log::write(const std::string& line, bool deny)
+{
+    main_->info(line);
+    if (deny && deny_) {
+        deny_->info(line);
+    }
+}
+
+void event_log::decision(const decision_event& e)
+{
+    json_line j(e.event);
+    j.field("request_id", e.request_id)
+        .null_or("client", e.client)
+        .field("source", e.source)
+        .field("method", e.method)
+        .field("host", e.host)
+        .number("port", e.port)
+        .null_or("address", e.address)
+        .field("reason", e.reason)
+        .field("mode", e.mode);
+    if (!e.rule_group.empty() && e.rule_index) {
+        j.field("rule_group", e.rule_group).number("rule_index", *e.rule_index);
+        j.optional_field("rule_description", e.rule_description);
+    }
+    j.optional_field("guard", e.guard).optional_field("detail", e.detail);
+    write(j.done(), e.event != "egress.allow");
+}
+
+void event_log::close(const close_event& e)
+{
+    json_line j("egress.close");
+    j.field("request_id", e.request_id)
+        .null_or("client", e.client)
+        .field("source", e.source)
+        .field("method", e.method)
+        .field("host", e.host)
+        .number("port", e.port)
+        .null_or("address", e.address)
+        .number("bytes_from_client", e.bytes_from_client)
+        .number("bytes_to_client", e.bytes_to_client)
+        .number("duration_ms", static_cast<std::uint64_t>(e.duration.count()))
+        .number("requests", e.requests)
+        .field("cause", e.cause);
+    write(j.done(), false);
+}
+
+void event_log::notice(std::string_view event, const std::vector<std::pair<std::string_view, std::string>>& fields,
+                       bool warning)
+{
+    json_line j(event);
+    for (const auto& [name, value] : fields) {
+        j.field(name, value);
+    }
+    if (warning) {
+        main_->warn(j.done());
+    } else {
+        main_->info(j.done());
+    }
+}
+
+std::uint64_t event_log::dropped() const { return pool_->overrun_counter(); }
+
+}  // namespace egressd::proxy

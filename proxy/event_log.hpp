@@ -1,0 +1,91 @@
+#pragma once
+
+#include "config/server_config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace spdlog {
+class logger;
+namespace details {
+class thread_pool;
+}
+}  // namespace spdlog
+
+namespace egressd::proxy {
+
+// Every event egressd writes, as one JSON line with fixed names (documented in README.md):
+//   egress.allow, egress.deny, egress.would_deny  one per decision
+//   egress.close                                  one per closed client connection or tunnel
+//   egressd.*                                     start, listening, stop, reload, log drops
+struct decision_event {
+    std::string_view event;  // egress.allow / egress.deny / egress.would_deny
+    std::string_view request_id;
+    std::string_view client;  // empty: unknown client
+    std::string_view source;  // ip:port
+    std::string_view method;
+    std::string_view host;
+    std::uint16_t port = 0;
+    std::string_view address;  // resolved or literal address decided on; empty in the name phase
+    std::string_view reason;
+    std::string_view mode;
+    std::string_view rule_group;  // empty: no rule
+    std::optional<std::uint32_t> rule_index;
+    std::string_view rule_description;
+    std::string_view guard;  // guarded set for address_guard
+    std::string_view detail; // extra words for errors that are not policy (dns status, parse error)
+};
+
+struct close_event {
+    std::string_view request_id;
+    std::string_view client;
+    std::string_view source;
+    std::string_view method;
+    std::string_view host;
+    std::uint16_t port = 0;
+    std::string_view address;
+    std::uint64_t bytes_from_client = 0;
+    std::uint64_t bytes_to_client = 0;
+    std::chrono::milliseconds duration{0};
+    std::string_view cause;  // client_closed, upstream_closed, idle_timeout, lifetime, denied, error, shutdown...
+    std::uint64_t requests = 0;
+};
+
+// Asynchronous JSON-lines logger: callers format and enqueue, a writer thread does the I/O, the queue is
+// bounded and drops its oldest entries when full (counted, and reported as egressd.log_dropped), so the
+// data path never waits on a disk or a syslog daemon.
+// Thread contract: all member functions are safe to call from any thread.
+class event_log {
+public:
+    explicit event_log(const config::logging_config& config);  // throws std::runtime_error if a sink cannot open
+    ~event_log();
+    event_log(const event_log&) = delete;
+    event_log& operator=(const event_log&) = delete;
+
+    void decision(const decision_event& e);
+    void close(const close_event& e);
+    // An operational event: egressd.start, egressd.listening, ... with string fields.
+    void notice(std::string_view event, const std::vector<std::pair<std::string_view, std::string>>& fields,
+                bool warning = false);
+
+    std::uint64_t dropped() const;
+    void flush();
+
+private:
+    void write(const std::string& line, bool deny);
+
+    std::shared_ptr<spdlog::details::thread_pool> pool_;
+    std::shared_ptr<spdlog::logger> main_;
+    std::shared_ptr<spdlog::logger> deny_;
+};
+
+// "2026-11-21T06:50:00.123Z"
+std::string format_utc_millis(std::chrono::system_clock::time_point t);
+
+}  // namespace egressd::proxy

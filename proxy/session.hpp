@@ -1,0 +1,117 @@
+#pragma once
+
+#include "policy/policy.hpp"
+#include "proxy/http/message.hpp"
+#include "proxy/watchdog.hpp"
+#include "proxy/worker.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace egressd::proxy {
+
+// Why egressd itself answers or ends a request; status_for() maps each to its HTTP status, in one place.
+enum class failure : std::uint8_t {
+    bad_request,            // 400
+    head_too_large,         // 431
+    request_line_too_long,  // 414
+    header_timeout,         // 408
+    denied,                 // 403
+    dns_failed,             // 502
+    dns_timeout,            // 504
+    connect_failed,         // 502
+    connect_timeout,        // 504
+    bad_upstream_response,  // 502
+    upstream_timeout,       // 504
+};
+int status_for(failure f);
+std::string_view to_string(failure f);
+
+// One client connection: reads requests, decides each one against the current policy snapshot, and either
+// tunnels (CONNECT) or forwards (absolute-form http://). Runs as coroutines on its worker's thread.
+// Thread contract: every member runs on the worker's thread; the worker's registry calls close().
+class client_session : public std::enable_shared_from_this<client_session> {
+public:
+    client_session(worker& owner, boost::asio::ip::tcp::socket socket, policy::address source,
+                   std::string source_text, connection_limiter::ticket ticket);
+    ~client_session();
+
+    void start();
+    // Ends the connection at the next opportunity (shutdown, later policy re-checks).
+    void close(std::string_view cause);
+    bool idle_between_requests() const { return idle_; }
+
+private:
+    // What a routed request may connect to, or why it may not.
+    struct route {
+        std::optional<failure> refused;
+        std::string reason;  // policy reason code or DNS status, for the response and the close event
+        std::vector<policy::address> addresses;  // vetted, in the resolver's order
+        std::string client;
+    };
+    struct upstream_connection;
+
+    boost::asio::awaitable<void> run();
+    boost::asio::awaitable<std::optional<failure>> read_request_head(http::request_head& head);
+    boost::asio::awaitable<void> handle_connect(const http::request_head& head);
+    boost::asio::awaitable<bool> handle_forward(const http::request_head& head, const http::absolute_target& target);
+    boost::asio::awaitable<route> route_request(std::string_view method, const policy::host& host, std::uint16_t port);
+    boost::asio::awaitable<std::optional<failure>> connect_upstream(const std::vector<policy::address>& addresses,
+                                                                    std::uint16_t port);
+    boost::asio::awaitable<void> relay(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
+                                       std::uint64_t& counter, bool from_client);
+    boost::asio::awaitable<bool> upload_body(const http::body_framing& framing);
+    boost::asio::awaitable<std::optional<failure>> download_response(std::string_view method, bool& client_keep_alive,
+                                                                     bool& upstream_reusable);
+    boost::asio::awaitable<bool> read_more(boost::asio::ip::tcp::socket& from, std::string& into);
+    boost::asio::awaitable<bool> write_all(boost::asio::ip::tcp::socket& to, std::string_view data);
+    boost::asio::awaitable<bool> respond(failure f, std::string_view reason, bool keep_alive,
+                                         std::string_view detail = {});
+    void finish_request(std::string_view cause);
+    bool upstream_still_idle();
+    void cancel_io();
+
+    worker& worker_;
+    boost::asio::ip::tcp::socket client_;
+    boost::asio::ip::tcp::socket upstream_;
+    policy::address source_;
+    std::string source_text_;
+    connection_limiter::ticket ticket_;
+    watchdog watchdog_;
+    std::chrono::steady_clock::time_point started_;
+
+    std::string client_in_;    // bytes read from the client, not yet consumed
+    std::string upstream_in_;  // bytes read from the upstream, not yet consumed
+
+    // The request in progress, for events.
+    std::string request_id_;
+    std::string method_;
+    std::string host_;
+    std::uint16_t port_ = 0;
+    std::string client_name_;
+    std::string address_text_;
+    std::uint64_t bytes_from_client_ = 0;
+    std::uint64_t bytes_to_client_ = 0;
+    std::uint64_t requests_ = 0;
+
+    // The kept-alive upstream of plain HTTP forwarding: reused only for the same host:port and vetted address.
+    std::string upstream_key_;
+    std::optional<policy::address> upstream_address_;
+    int client_version_minor_ = 1;
+    bool client_eof_first_ = false;
+    bool upstream_eof_first_ = false;
+    bool idle_ = false;
+    bool closing_ = false;
+    std::string close_cause_;
+    bool event_logged_ = false;
+};
+
+}  // namespace egressd::proxy
