@@ -354,7 +354,7 @@ asio::awaitable<void> client_session::run()
             break;
         }
         if (!co_await handle_forward(head, *target)) {
-            cause = close_cause_.empty() ? "closed" : close_cause_;
+            cause = close_cause_.empty() ? std::string_view("closed") : std::string_view(close_cause_);
             break;
         }
     }
@@ -379,7 +379,8 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
     port_ = port;
     auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 
-    auto log_decision = [&](const policy::decision& d, std::string_view address, std::string_view detail) {
+    auto log_decision = [&](const policy::decision& d, std::string_view address, std::string_view detail,
+                            std::string_view reason_override = {}) {
         decision_event e;
         e.event = event_name(d.outcome);
         e.request_id = request_id_;
@@ -389,9 +390,8 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
         e.host = host_;
         e.port = port;
         e.address = address;
-        e.reason = policy::to_string(d.why);
+        e.reason = reason_override.empty() ? policy::to_string(d.why) : reason_override;
         e.mode = policy::to_string(d.applied_mode);
-        std::string group;
         if (d.rule) {
             auto view = snapshot->describe(*d.rule);
             e.rule_group = view.group;
@@ -425,9 +425,12 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
     }
     auto answer = co_await worker_.resolver().resolve(*host.name());
     if (answer.status != dns::dns_status::ok) {
-        log_decision(name_decision, {}, "dns " + std::string(dns::to_string(answer.status)));
+        // Refused for want of an address: a denial with a DNS reason, never counted as allowed traffic.
         r.refused = answer.status == dns::dns_status::timeout ? failure::dns_timeout : failure::dns_failed;
         r.reason = "dns_" + std::string(dns::to_string(answer.status));
+        policy::decision refused = name_decision;
+        refused.outcome = policy::verdict::deny;
+        log_decision(refused, {}, {}, r.reason);
         co_return r;
     }
     std::optional<policy::decision> first_allowed;
@@ -582,11 +585,11 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
     finish_request(cause);
 }
 
-asio::awaitable<bool> client_session::upload_body(const http::body_framing& framing)
+asio::awaitable<client_session::upload_result> client_session::upload_body(const http::body_framing& framing)
 {
     using kind = http::body_framing::kind;
     if (framing.type == kind::none) {
-        co_return true;
+        co_return upload_result::done;
     }
     if (framing.type == kind::content_length) {
         std::uint64_t remaining = framing.length;
@@ -594,16 +597,16 @@ asio::awaitable<bool> client_session::upload_body(const http::body_framing& fram
             if (!client_in_.empty()) {
                 std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, client_in_.size()));
                 if (!co_await write_all(upstream_, std::string_view(client_in_).substr(0, take))) {
-                    co_return false;
+                    co_return upload_result::upstream_closed;
                 }
                 client_in_.erase(0, take);
                 remaining -= take;
             }
             if (remaining == 0) {
-                co_return true;
+                co_return upload_result::done;
             }
             if (!co_await read_more(client_, client_in_) || client_in_.empty()) {
-                co_return false;
+                co_return upload_result::client_closed;
             }
         }
     }
@@ -615,17 +618,17 @@ asio::awaitable<bool> client_session::upload_body(const http::body_framing& fram
         out.clear();
         auto status = decoder.feed(client_in_, out, consumed, err);
         if (status == http::parse_status::error) {
-            co_return false;
+            co_return upload_result::malformed;
         }
         if (!out.empty() && !co_await write_all(upstream_, out)) {
-            co_return false;
+            co_return upload_result::upstream_closed;
         }
         client_in_.erase(0, consumed);
         if (status == http::parse_status::complete) {
-            co_return true;
+            co_return upload_result::done;
         }
         if (!co_await read_more(client_, client_in_)) {
-            co_return false;
+            co_return upload_result::client_closed;
         }
     }
 }
@@ -698,6 +701,7 @@ asio::awaitable<std::optional<failure>> client_session::download_response(std::s
     } else if (client_version_minor_ == 0) {
         headers.push_back({"Connection", "keep-alive"});
     }
+    response_started_ = true;
     if (!co_await write_all(client_, http::serialize_response_head(head.status, head.reason, headers))) {
         co_return std::nullopt;
     }
@@ -849,25 +853,45 @@ asio::awaitable<bool> client_session::handle_forward(const http::request_head& h
         co_return false;
     }
     bool upstream_reusable = false;
-    bool uploaded = false;
+    auto uploaded = upload_result::done;
     std::optional<failure> response_failure;
-    auto upload = [&]() -> asio::awaitable<void> { uploaded = co_await upload_body(*framing); };
+    response_started_ = false;
+    auto upload = [&]() -> asio::awaitable<void> {
+        uploaded = co_await upload_body(*framing);
+        if (uploaded == upload_result::malformed || uploaded == upload_result::client_closed) {
+            // The upstream would wait for the rest of a body that will never come: end the exchange now.
+            boost::system::error_code ignored;
+            upstream_.shutdown(tcp::socket::shutdown_both, ignored);
+            upstream_.cancel(ignored);
+        }
+    };
     auto download = [&]() -> asio::awaitable<void> {
         response_failure = co_await download_response(head.method, client_keep_alive, upstream_reusable);
     };
     co_await (upload() && download());
+    if (uploaded == upload_result::malformed) {
+        if (!response_started_) {
+            co_await respond(failure::bad_request, "bad_request", false, "malformed chunked body");
+        }
+        close_cause_ = "bad_request";
+        co_return false;
+    }
     if (response_failure) {
+        if (uploaded == upload_result::client_closed) {
+            close_cause_ = "client_closed";
+            co_return false;
+        }
         // download_response fails only before the final response head went out, so the client can be told.
         co_await respond(*response_failure, to_string(*response_failure), false);
         close_cause_ = to_string(*response_failure);
         co_return false;
     }
-    if (!uploaded || !upstream_reusable) {
+    if (uploaded != upload_result::done || !upstream_reusable) {
         boost::system::error_code ignored;
         upstream_.close(ignored);
         upstream_key_.clear();
     }
-    if (!uploaded) {
+    if (uploaded != upload_result::done) {
         close_cause_ = "client_closed";
         co_return false;
     }

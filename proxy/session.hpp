@@ -68,7 +68,8 @@ private:
                                                                     std::uint16_t port);
     boost::asio::awaitable<void> relay(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
                                        std::uint64_t& counter, bool from_client);
-    boost::asio::awaitable<bool> upload_body(const http::body_framing& framing);
+    enum class upload_result : std::uint8_t { done, malformed, client_closed, upstream_closed };
+    boost::asio::awaitable<upload_result> upload_body(const http::body_framing& framing);
     boost::asio::awaitable<std::optional<failure>> download_response(std::string_view method, bool& client_keep_alive,
                                                                      bool& upstream_reusable);
     boost::asio::awaitable<bool> read_more(boost::asio::ip::tcp::socket& from, std::string& into);
@@ -112,6 +113,7 @@ private:
     bool closing_ = false;
     std::string close_cause_;
     bool event_logged_ = false;
+    bool response_started_ = false;  // the final response head of the current request went to the client
 };
 
 }  // namespace egressd::proxy
