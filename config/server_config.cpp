@@ -2,6 +2,7 @@
 
 #include "policy/address.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -34,7 +35,9 @@ public:
             out_.listeners.push_back({"127.0.0.1", 3128});
         }
         if (const auto* p = r_.require(root, "policy", "the configuration")) {
-            if (auto text = r_.string_value(*p, "the policy path (a file or a directory)")) {
+            if (auto text = r_.string_value(*p, "the policy path (a file or a directory)"); text && text->empty()) {
+                r_.error(*p, "empty policy path: expected a policy file or directory");
+            } else if (text) {
                 std::filesystem::path path(*text);
                 out_.policy_path = path.is_absolute() ? path : base_dir_ / path;
             }
@@ -103,6 +106,35 @@ private:
         return listener_config{std::string(host), static_cast<std::uint16_t>(port)};
     }
 
+    // The forms the resolver accepts (parse_server in proxy/dns/resolver.cpp), so that a configuration that
+    // passes `config check` does not fail at start: "192.0.2.53", "192.0.2.53:53", "[2001:db8::53]",
+    // "[2001:db8::53]:53" or a bare "2001:db8::53"; a port is 1 to 65535.
+    static bool valid_dns_server(std::string_view text)
+    {
+        auto valid_port = [](std::string_view p) {
+            unsigned value = 0;
+            auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+            return !p.empty() && p.size() <= 5 && ec == std::errc{} && ptr == p.data() + p.size() && value >= 1 &&
+                   value <= 65535;
+        };
+        if (text.starts_with('[')) {
+            auto close = text.find(']');
+            if (close == std::string_view::npos || !policy::address::parse_v6(text.substr(1, close - 1))) {
+                return false;
+            }
+            auto rest = text.substr(close + 1);
+            return rest.empty() || (rest.front() == ':' && valid_port(rest.substr(1)));
+        }
+        if (std::count(text.begin(), text.end(), ':') > 1) {
+            return policy::address::parse_v6(text).has_value();
+        }
+        auto colon = text.find(':');
+        if (!policy::address::parse_v4(text.substr(0, colon))) {
+            return false;
+        }
+        return colon == std::string_view::npos || valid_port(text.substr(colon + 1));
+    }
+
     // TTL settings may be 0 (cache nothing); every timeout must be positive.
     std::optional<std::chrono::milliseconds> duration(const yaml_node& n, std::string_view what)
     {
@@ -112,6 +144,11 @@ private:
         }
         bool zero_allowed = what.ends_with("ttl");
         auto d = parse_duration(*text);
+        // A year bounds every setting: deadlines are computed as now + duration, which must not overflow.
+        if (d && *d > std::chrono::hours(24 * 365)) {
+            r_.error(n, "duration '" + *text + "' for " + std::string(what) + " is longer than a year (8760h)");
+            return std::nullopt;
+        }
         if (!d || (d->count() == 0 && !zero_allowed)) {
             r_.error(n, "invalid duration '" + *text + "' for " + std::string(what) + ": expected a " +
                             (zero_allowed ? "" : "positive ") + "whole number with ms, s, m or h, like 10s");
@@ -154,15 +191,7 @@ private:
         r_.check_keys(n, "dns", {"servers", "timeout", "tries", "min_ttl", "max_ttl", "negative_ttl", "cache_entries"});
         if (const auto* s = r_.find(n, "servers")) {
             for (const auto* item : r_.scalar_list(*s, "dns servers")) {
-                std::string_view text = item->value;
-                std::string_view host = text;
-                if (text.starts_with('[')) {
-                    auto close = text.find(']');
-                    host = close == std::string_view::npos ? std::string_view{} : text.substr(1, close - 1);
-                } else if (auto colon = text.find(':'); colon != std::string_view::npos) {
-                    host = text.substr(0, colon);
-                }
-                if (!policy::address::parse(host)) {
+                if (!valid_dns_server(item->value)) {
                     r_.error(*item, "invalid DNS server '" + item->value +
                                         "': expected an IP address with an optional port, like 127.0.0.1:53 or [::1]:53");
                     continue;
@@ -171,6 +200,9 @@ private:
             }
         }
         set_duration(n, "timeout", out_.dns.timeout);
+        if (const auto* t = r_.find(n, "timeout"); t != nullptr && out_.dns.timeout > std::chrono::minutes(1)) {
+            r_.error(*t, "dns.timeout is longer than a minute: a lookup that slow is a failure");
+        }
         set_integer(n, "tries", out_.dns.tries, 1, 10);
         set_duration(n, "min_ttl", out_.dns.min_ttl);
         set_duration(n, "max_ttl", out_.dns.max_ttl);
@@ -249,10 +281,8 @@ private:
         if (const auto* f = r_.find(n, "deny_file")) {
             out_.logging.deny_file = read_file_sink(*f, "logging.deny_file");
         }
-        if (const auto* s = r_.find(n, "syslog")) {
-            if (!r_.expect_map(*s, "syslog settings")) {
-                return;
-            }
+        // Not an early return on a bad syslog value: the keys after it must still be checked and reported.
+        if (const auto* s = r_.find(n, "syslog"); s != nullptr && r_.expect_map(*s, "syslog settings")) {
             r_.check_keys(*s, "logging.syslog", {"ident"});
             out_.logging.syslog_ident = "egressd";
             if (const auto* ident = r_.find(*s, "ident")) {

@@ -5,14 +5,28 @@
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>
 #include <spdlog/sinks/rotating_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/syslog_sink.h>
 
 #include <cstdio>
+#include <mutex>
 #include <stdexcept>
 
 namespace egressd::proxy {
 namespace {
+
+// spdlog's stdout sink flushes after every line: a write(2) per event. This one lets stdio's buffer fill;
+// the server flushes every 200 ms and on warnings, so events still appear promptly.
+class buffered_stdout_sink final : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        spdlog::memory_buf_t formatted;
+        formatter_->format(msg, formatted);
+        std::fwrite(formatted.data(), 1, formatted.size(), stdout);
+    }
+    void flush_() override { std::fflush(stdout); }
+};
 
 // Appends ,"name":"value" (or a number) to a JSON object under construction.
 class json_line {
@@ -83,7 +97,7 @@ event_log::event_log(const config::logging_config& config)
     std::vector<spdlog::sink_ptr> sinks;
     try {
         if (config.to_stdout) {
-            sinks.push_back(std::make_shared<spdlog::sinks::stdout_sink_mt>());
+            sinks.push_back(std::make_shared<buffered_stdout_sink>());
         }
         if (config.file) {
             sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(config.file->path, config.file->max_bytes,

@@ -88,12 +88,13 @@ int serve(const config::server_config& config, std::shared_ptr<const policy::pol
             stop_signal = number == SIGTERM ? "SIGTERM" : "SIGINT";
         }
     });
-    // Log-queue overruns surface as a warning event and are never silent.
+    // Sinks buffer; they are flushed here, so events reach their files within 200 ms. Log-queue overruns
+    // surface as a warning event and are never silent.
     std::uint64_t reported_drops = 0;
-    asio::steady_timer drop_check(control);
-    std::function<void()> check_drops = [&] {
-        drop_check.expires_after(std::chrono::seconds(1));
-        drop_check.async_wait([&](boost::system::error_code ec) {
+    asio::steady_timer log_tick(control);
+    std::function<void()> tick = [&] {
+        log_tick.expires_after(std::chrono::milliseconds(200));
+        log_tick.async_wait([&](boost::system::error_code ec) {
             if (ec) {
                 return;
             }
@@ -102,14 +103,15 @@ int serve(const config::server_config& config, std::shared_ptr<const policy::pol
                 log.notice("egressd.log_dropped", {{"dropped_total", std::to_string(dropped)}}, true);
                 reported_drops = dropped;
             }
-            check_drops();
+            log.flush();
+            tick();
         });
     };
-    check_drops();
+    tick();
     while (stop_signal.empty()) {
         control.run_one();
     }
-    drop_check.cancel();
+    log_tick.cancel();
     log.notice("egressd.stopping", {{"signal", stop_signal},
                                     {"grace_ms", std::to_string(config.timeouts.shutdown_grace.count())}});
     for (auto& w : workers) {

@@ -7,6 +7,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <array>
+#include <cerrno>
+#include <sys/socket.h>
+
 namespace egressd::proxy {
 
 namespace asio = boost::asio;
@@ -492,18 +496,24 @@ asio::awaitable<void> client_session::relay(tcp::socket& from, tcp::socket& to, 
 {
     boost::system::error_code ec;
     from.non_blocking(true, ec);
+    bool wait_first = false;
     for (;;) {
-        // Wait for bytes before taking a buffer: an idle tunnel holds none.
-        auto [wait_ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
-        if (wait_ec) {
-            break;
+        // Wait for bytes before taking a buffer, so an idle tunnel holds none; while bytes keep coming,
+        // read straight away and wait only when a read would block.
+        if (wait_first) {
+            auto [wait_ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+            if (wait_ec) {
+                break;
+            }
         }
         auto buffer = worker_.buffers().take();
         std::size_t n = from.read_some(asio::buffer(buffer.get(), buffer_pool::buffer_size), ec);
         if (ec == asio::error::would_block) {
             worker_.buffers().give(std::move(buffer));
+            wait_first = true;
             continue;
         }
+        wait_first = n < buffer_pool::buffer_size;
         if (ec == asio::error::eof) {
             worker_.buffers().give(std::move(buffer));
             // Half-close: the other side learns this direction is done and may still answer.
@@ -569,6 +579,9 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
             co_return;
         }
     }
+    // A tunnel may idle for hours: it keeps no buffer of its own (relay borrows from the worker's pool).
+    std::string().swap(client_in_);
+    std::string().swap(upstream_in_);
     const auto& t = worker_.rt().config.timeouts;
     watchdog_.idle(t.idle, std::chrono::steady_clock::now() + t.tunnel_lifetime);
     std::uint64_t up = 0;
@@ -702,7 +715,21 @@ asio::awaitable<std::optional<failure>> client_session::download_response(std::s
         headers.push_back({"Connection", "keep-alive"});
     }
     response_started_ = true;
-    if (!co_await write_all(client_, http::serialize_response_head(head.status, head.reason, headers))) {
+    std::string response_head = http::serialize_response_head(head.status, head.reason, headers);
+    if (framing->type == kind::content_length && framing->length <= upstream_in_.size()) {
+        // The whole body is already here (the usual small response): head and body in one write.
+        auto body_size = static_cast<std::size_t>(framing->length);
+        std::array<asio::const_buffer, 2> pieces{asio::buffer(response_head), asio::buffer(upstream_in_.data(), body_size)};
+        auto [ec, n] = co_await asio::async_write(client_, pieces, use_tuple);
+        bytes_to_client_ += n;
+        upstream_in_.erase(0, body_size);
+        if (ec) {
+            client_keep_alive = false;
+            upstream_reusable = false;
+        }
+        co_return std::nullopt;
+    }
+    if (!co_await write_all(client_, response_head)) {
         co_return std::nullopt;
     }
     switch (framing->type) {
@@ -780,12 +807,9 @@ asio::awaitable<std::optional<failure>> client_session::download_response(std::s
 // request; probing without blocking catches the usual case of a server's idle timeout before we write.
 bool client_session::upstream_still_idle()
 {
-    boost::system::error_code ec;
-    upstream_.non_blocking(true, ec);
     char probe = 0;
-    upstream_.read_some(asio::buffer(&probe, 1), ec);
-    upstream_.non_blocking(false, ec);
-    return ec == asio::error::would_block && upstream_in_.empty();
+    ssize_t n = ::recv(upstream_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && upstream_in_.empty();
 }
 
 asio::awaitable<bool> client_session::handle_forward(const http::request_head& head,

@@ -72,7 +72,7 @@ struct runtime {
 // costs no buffer memory. Thread contract: its worker's thread only.
 class buffer_pool {
 public:
-    static constexpr std::size_t buffer_size = 16 * 1024;
+    static constexpr std::size_t buffer_size = 64 * 1024;  // 16 KiB moved a third less per CPU-second
     std::unique_ptr<char[]> take();
     void give(std::unique_ptr<char[]> buffer);
 

@@ -1,0 +1,589 @@
+// The server configuration (listeners, policy path, workers, dns, timeouts, limits, logging): the shipped
+// example, the defaults, and every way a file can be wrong, each error named with file:line:column. The
+// loader is strict like the policy loader, so a typo can never silently fall back to a default.
+
+#include "config/server_config.hpp"
+#include "tests/config/policy_text.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#ifndef EGRESSD_SOURCE_DIR
+#error "EGRESSD_SOURCE_DIR must be defined by the build"
+#endif
+
+namespace egressd::config {
+namespace {
+
+using namespace std::chrono_literals;
+using test::lines;
+using test::located;
+
+// A base directory that does not exist: loading the text never touches the file system, it only joins paths.
+const std::filesystem::path base_dir = "/etc/egressd";
+const std::string file_name = "egressd.yaml";
+
+loaded_server_config load(const std::string& text) { return load_server_config_text(file_name, text, base_dir); }
+
+std::string show(const loaded_server_config& loaded) { return "errors:\n" + test::show(loaded.errors, "error"); }
+
+// The smallest valid configuration: everything else takes its default.
+const std::string minimal = lines({"version: 1", "policy: policy.yaml"});
+
+// minimal followed by more lines: line 3 of the document is the first of `more`.
+std::string with(std::initializer_list<std::string_view> more) { return minimal + lines(more); }
+
+// --- the shipped example -----------------------------------------------------------------------------------
+
+TEST(config_server_example, loads_with_two_listeners_and_a_policy_next_to_it)
+{
+    const std::filesystem::path path = std::filesystem::path(EGRESSD_SOURCE_DIR) / "config/examples/egressd.yaml";
+    auto loaded = load_server_config(path);
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    EXPECT_TRUE(loaded.errors.empty()) << show(loaded);
+    const auto& c = *loaded.config;
+    EXPECT_EQ(c.file, path.string());
+    // "policy: policy.yaml" starts from the configuration file's directory, not the working directory.
+    EXPECT_EQ(c.policy_path, path.parent_path() / "policy.yaml");
+    ASSERT_EQ(c.listeners.size(), 2u);
+    EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
+    EXPECT_EQ(c.listeners[0].port, 3128);
+    // The brackets of "[::1]:3128" are syntax, not part of the address.
+    EXPECT_EQ(c.listeners[1].address, "::1");
+    EXPECT_EQ(c.listeners[1].port, 3128);
+    EXPECT_EQ(c.workers, 0u);
+    EXPECT_TRUE(c.dns.servers.empty());
+    EXPECT_EQ(c.dns.timeout, 2s);
+    EXPECT_EQ(c.dns.tries, 2);
+    EXPECT_EQ(c.dns.min_ttl, 5s);
+    EXPECT_EQ(c.dns.max_ttl, 5min);
+    EXPECT_EQ(c.dns.negative_ttl, 30s);
+    EXPECT_EQ(c.dns.cache_entries, 10'000u);
+    EXPECT_EQ(c.timeouts.header, 10s);
+    EXPECT_EQ(c.timeouts.connect, 10s);
+    EXPECT_EQ(c.timeouts.idle, 5min);
+    EXPECT_EQ(c.timeouts.tunnel_lifetime, 24h);
+    EXPECT_EQ(c.timeouts.upstream_response, 60s);
+    EXPECT_EQ(c.timeouts.shutdown_grace, 30s);
+    EXPECT_EQ(c.limits.max_head_bytes, 65'536u);
+    EXPECT_EQ(c.limits.max_headers, 100u);
+    EXPECT_EQ(c.limits.max_request_line, 8192u);
+    EXPECT_EQ(c.limits.max_connections, 10'000u);
+    EXPECT_EQ(c.limits.max_connections_per_client, 1000u);
+    EXPECT_TRUE(c.logging.to_stdout);
+    EXPECT_FALSE(c.logging.file);
+    EXPECT_FALSE(c.logging.deny_file);
+    EXPECT_FALSE(c.logging.syslog_ident);
+    EXPECT_EQ(c.logging.queue_size, 8192u);
+}
+
+TEST(config_server_example, missing_file_is_one_error_without_a_position)
+{
+    test_support::temp_dir dir;
+    auto path = dir.path() / "absent.yaml";
+    auto loaded = load_server_config(path);
+    EXPECT_FALSE(loaded.config);
+    ASSERT_EQ(loaded.errors.size(), 1u) << show(loaded);
+    EXPECT_EQ(loaded.errors[0].file, path.string());
+    EXPECT_EQ(loaded.errors[0].where.line, 0u);
+    EXPECT_EQ(loaded.errors[0].message, "cannot open the configuration file");
+}
+
+TEST(config_server_example, file_on_disk_resolves_relative_paths_against_its_directory)
+{
+    test_support::temp_dir dir;
+    std::filesystem::create_directory(dir.path() / "etc");
+    auto path = dir.write("etc/egressd.yaml", lines({"version: 1", "policy: policies", "logging:",
+                                                     "  file: {path: ../log/events.log}"}));
+    auto loaded = load_server_config(path);
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    EXPECT_EQ(loaded.config->policy_path, dir.path() / "etc" / "policies");
+    ASSERT_TRUE(loaded.config->logging.file);
+    EXPECT_EQ(loaded.config->logging.file->path, (dir.path() / "etc" / "../log/events.log").string());
+}
+
+// --- defaults and accepted values ----------------------------------------------------------------------------
+
+TEST(config_server_defaults, absent_keys_take_the_header_defaults)
+{
+    auto loaded = load(minimal);
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    const auto& c = *loaded.config;
+    EXPECT_EQ(c.file, file_name);
+    EXPECT_EQ(c.policy_path, base_dir / "policy.yaml");
+    // No listeners key: loopback only, never every interface.
+    ASSERT_EQ(c.listeners.size(), 1u);
+    EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
+    EXPECT_EQ(c.listeners[0].port, 3128);
+    EXPECT_EQ(c.workers, 0u);
+
+    const dns_config dns;
+    EXPECT_EQ(c.dns.servers, dns.servers);
+    EXPECT_EQ(c.dns.timeout, dns.timeout);
+    EXPECT_EQ(c.dns.tries, dns.tries);
+    EXPECT_EQ(c.dns.min_ttl, dns.min_ttl);
+    EXPECT_EQ(c.dns.max_ttl, dns.max_ttl);
+    EXPECT_EQ(c.dns.negative_ttl, dns.negative_ttl);
+    EXPECT_EQ(c.dns.cache_entries, dns.cache_entries);
+
+    // The values, not just "whatever the struct says": the header's comments promise these.
+    EXPECT_EQ(c.timeouts.header, 10s);
+    EXPECT_EQ(c.timeouts.connect, 10s);
+    EXPECT_EQ(c.timeouts.idle, 300s);
+    EXPECT_EQ(c.timeouts.tunnel_lifetime, 86'400s);
+    EXPECT_EQ(c.timeouts.upstream_response, 60s);
+    EXPECT_EQ(c.timeouts.shutdown_grace, 30s);
+    EXPECT_EQ(c.limits.max_head_bytes, 64u * 1024);
+    EXPECT_EQ(c.limits.max_headers, 100u);
+    EXPECT_EQ(c.limits.max_request_line, 8u * 1024);
+    EXPECT_EQ(c.limits.max_connections, 10'000u);
+    EXPECT_EQ(c.limits.max_connections_per_client, 1'000u);
+
+    EXPECT_TRUE(c.logging.to_stdout);
+    EXPECT_FALSE(c.logging.file);
+    EXPECT_FALSE(c.logging.deny_file);
+    EXPECT_FALSE(c.logging.syslog_ident);
+    EXPECT_EQ(c.logging.queue_size, 8192u);
+}
+
+TEST(config_server_defaults, absolute_policy_path_is_kept)
+{
+    auto loaded = load(lines({"version: 1", "policy: /srv/egressd/policy.d"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    EXPECT_EQ(loaded.config->policy_path, std::filesystem::path("/srv/egressd/policy.d"));
+}
+
+TEST(config_server_defaults, every_section_written_out)
+{
+    auto loaded = load(with({
+        "listeners: [0.0.0.0:0, '[2001:db8::1]:8080', 10.1.2.3:65535]",
+        "workers: 256",
+        "dns:",
+        "  servers: [127.0.0.1, 127.0.0.1:5353, '[::1]:53', '[::1]', '2001:db8::53']",
+        "  timeout: 500ms",
+        "  tries: 10",
+        "  min_ttl: 0s",
+        "  max_ttl: 1h",
+        "  negative_ttl: 0s",
+        "  cache_entries: 1",
+        "timeouts:",
+        "  header: 1ms",
+        "  connect: 3s",
+        "  idle: 2m",
+        "  tunnel_lifetime: 48h",
+        "  upstream_response: 1500ms",
+        "  shutdown_grace: 0001s",
+        "limits:",
+        "  max_head_bytes: 1024",
+        "  max_headers: 10000",
+        "  max_request_line: 64",
+        "  max_connections: 10000000",
+        "  max_connections_per_client: 1",
+        "logging:",
+        "  stdout: false",
+        "  file: {path: logs/events.log, max_bytes: 4096, max_files: 1000}",
+        "  deny_file:",
+        "    path: /var/log/egressd/deny.log",
+        "  syslog: {}",
+        "  queue_size: 16",
+    }));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    const auto& c = *loaded.config;
+    ASSERT_EQ(c.listeners.size(), 3u);
+    // Port 0 asks the kernel for a free port: tests rely on it.
+    EXPECT_EQ(c.listeners[0].address, "0.0.0.0");
+    EXPECT_EQ(c.listeners[0].port, 0);
+    EXPECT_EQ(c.listeners[1].address, "2001:db8::1");
+    EXPECT_EQ(c.listeners[1].port, 8080);
+    EXPECT_EQ(c.listeners[2].address, "10.1.2.3");
+    EXPECT_EQ(c.listeners[2].port, 65535);
+    EXPECT_EQ(c.workers, 256u);
+    EXPECT_EQ(c.dns.servers,
+              (std::vector<std::string>{"127.0.0.1", "127.0.0.1:5353", "[::1]:53", "[::1]", "2001:db8::53"}));
+    EXPECT_EQ(c.dns.timeout, 500ms);
+    EXPECT_EQ(c.dns.tries, 10);
+    // A TTL of 0 means "cache nothing", unlike a timeout of 0, which is refused.
+    EXPECT_EQ(c.dns.min_ttl, 0s);
+    EXPECT_EQ(c.dns.max_ttl, 1h);
+    EXPECT_EQ(c.dns.negative_ttl, 0s);
+    EXPECT_EQ(c.dns.cache_entries, 1u);
+    EXPECT_EQ(c.timeouts.header, 1ms);
+    EXPECT_EQ(c.timeouts.connect, 3s);
+    EXPECT_EQ(c.timeouts.idle, 2min);
+    EXPECT_EQ(c.timeouts.tunnel_lifetime, 48h);
+    EXPECT_EQ(c.timeouts.upstream_response, 1500ms);
+    EXPECT_EQ(c.timeouts.shutdown_grace, 1s);
+    EXPECT_EQ(c.limits.max_head_bytes, 1024u);
+    EXPECT_EQ(c.limits.max_headers, 10'000u);
+    EXPECT_EQ(c.limits.max_request_line, 64u);
+    EXPECT_EQ(c.limits.max_connections, 10'000'000u);
+    EXPECT_EQ(c.limits.max_connections_per_client, 1u);
+    EXPECT_FALSE(c.logging.to_stdout);
+    ASSERT_TRUE(c.logging.file);
+    // Relative log paths start from the configuration's directory; absolute ones are kept.
+    EXPECT_EQ(c.logging.file->path, (base_dir / "logs/events.log").string());
+    EXPECT_EQ(c.logging.file->max_bytes, 4096u);
+    EXPECT_EQ(c.logging.file->max_files, 1000u);
+    ASSERT_TRUE(c.logging.deny_file);
+    EXPECT_EQ(c.logging.deny_file->path, "/var/log/egressd/deny.log");
+    EXPECT_EQ(c.logging.deny_file->max_bytes, rotating_file_config{}.max_bytes);
+    EXPECT_EQ(c.logging.deny_file->max_files, rotating_file_config{}.max_files);
+    // An empty syslog mapping turns syslog on with the default ident.
+    EXPECT_EQ(c.logging.syslog_ident, "egressd");
+    EXPECT_EQ(c.logging.queue_size, 16u);
+}
+
+TEST(config_server_defaults, syslog_ident_and_a_single_dns_server_as_a_scalar)
+{
+    auto loaded = load(with({"dns:", "  servers: 192.0.2.53:53", "logging:", "  syslog: {ident: proxy}"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    EXPECT_EQ(loaded.config->dns.servers, std::vector<std::string>{"192.0.2.53:53"});
+    EXPECT_EQ(loaded.config->logging.syslog_ident, "proxy");
+}
+
+TEST(config_server_defaults, equal_ttls_are_accepted)
+{
+    // Clamping to [min_ttl, max_ttl] with min == max is a fixed TTL, and 0/0 turns the cache off.
+    for (const char* ttl : {"0s", "30s"}) {
+        auto loaded = load(with({"dns:", "  min_ttl: " + std::string(ttl), "  max_ttl: " + std::string(ttl)}));
+        ASSERT_TRUE(loaded.config) << ttl << "\n" << show(loaded);
+        EXPECT_EQ(loaded.config->dns.min_ttl, loaded.config->dns.max_ttl);
+    }
+}
+
+// --- one mistake, exactly one error ------------------------------------------------------------------------
+
+struct error_case {
+    std::string name;
+    std::string yaml;
+    std::uint32_t line;
+    std::uint32_t column;
+    std::string fragment;
+};
+
+void PrintTo(const error_case& c, std::ostream* os) { *os << c.name; }
+
+class config_server_error : public ::testing::TestWithParam<error_case> {};
+
+TEST_P(config_server_error, is_reported_once_with_its_location)
+{
+    const auto& c = GetParam();
+    auto loaded = load(c.yaml);
+    // Any error means no configuration at all: a half-read config must never start a proxy.
+    EXPECT_FALSE(loaded.config);
+    ASSERT_EQ(loaded.errors.size(), 1u) << show(loaded);
+    test::expect_diagnostic(loaded.errors[0], located{file_name, c.line, c.column, c.fragment});
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    document, config_server_error,
+    ::testing::Values(
+        error_case{"empty", "", 1, 1, "empty document: expected a mapping"},
+        error_case{"top_level_list", lines({"- version: 1"}), 1, 1,
+                   "expected an egressd configuration (a mapping), found a list"},
+        // "policy: a: b": the second ':' (column 10) cannot start a value here.
+        error_case{"yaml_syntax", lines({"version: 1", "policy: a: b"}), 2, 10, "YAML syntax error"},
+        error_case{"key_twice", lines({"version: 1", "policy: a.yaml", "version: 1"}), 3, 1,
+                   "key 'version' appears twice in the configuration"},
+        // A missing key is reported at the mapping that lacks it.
+        error_case{"version_missing", lines({"policy: policy.yaml"}), 1, 1,
+                   "missing required key 'version' in the configuration"},
+        error_case{"version_2", lines({"version: 2", "policy: policy.yaml"}), 1, 10,
+                   "unsupported configuration version 2: expected version 1"},
+        error_case{"version_0", lines({"version: 0", "policy: policy.yaml"}), 1, 10,
+                   "expected version as a whole number from 1 to 1000000, found '0'"},
+        error_case{"policy_missing", lines({"version: 1", "workers: 2"}), 1, 1,
+                   "missing required key 'policy' in the configuration"},
+        error_case{"policy_a_list", lines({"version: 1", "policy: [a.yaml, b.yaml]"}), 2, 9,
+                   "expected the policy path (a file or a directory), found a list"},
+        error_case{"workers_1000", with({"workers: 1000"}), 3, 10,
+                   "expected workers (0: one per core) as a whole number from 0 to 256, found '1000'"},
+        error_case{"workers_negative", with({"workers: -1"}), 3, 10,
+                   "expected workers (0: one per core) as a whole number from 0 to 256, found '-1'"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    unknown_keys, config_server_error,
+    ::testing::Values(
+        error_case{"top_level", with({"listen: 127.0.0.1:3128"}), 3, 1,
+                   "unknown key 'listen' in the configuration; expected one of: version, listeners, policy, workers, "
+                   "dns, timeouts, limits, logging"},
+        error_case{"dns", with({"dns:", "  tries: 3", "  server: 127.0.0.1"}), 5, 3,
+                   "unknown key 'server' in dns; expected one of: servers, timeout, tries, min_ttl, max_ttl, "
+                   "negative_ttl, cache_entries"},
+        error_case{"timeouts", with({"timeouts:", "  read: 10s"}), 4, 3,
+                   "unknown key 'read' in timeouts; expected one of: header, connect, idle, tunnel_lifetime, "
+                   "upstream_response, shutdown_grace"},
+        error_case{"limits", with({"limits:", "  max_body_bytes: 4096"}), 4, 3,
+                   "unknown key 'max_body_bytes' in limits; expected one of: max_head_bytes, max_headers, "
+                   "max_request_line, max_connections, max_connections_per_client"},
+        error_case{"logging", with({"logging:", "  level: debug"}), 4, 3,
+                   "unknown key 'level' in logging; expected one of: stdout, file, deny_file, syslog, queue_size"},
+        error_case{"logging_file", with({"logging:", "  file:", "    path: events.log", "    rotate: daily"}), 6, 5,
+                   "unknown key 'rotate' in logging.file; expected one of: path, max_bytes, max_files"},
+        error_case{"logging_deny_file", with({"logging:", "  deny_file: {path: deny.log, keep: 3}"}), 4, 31,
+                   "unknown key 'keep' in logging.deny_file; expected one of: path, max_bytes, max_files"},
+        error_case{"logging_syslog", with({"logging:", "  syslog:", "    facility: local0"}), 5, 5,
+                   "unknown key 'facility' in logging.syslog; expected one of: ident"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    listeners, config_server_error,
+    ::testing::Values(
+        error_case{"a_scalar", with({"listeners: 127.0.0.1:3128"}), 3, 12,
+                   "expected listeners: a non-empty list of addresses like 127.0.0.1:3128 or [::1]:3128"},
+        error_case{"empty_list", with({"listeners: []"}), 3, 12, "expected listeners: a non-empty list"},
+        error_case{"a_mapping", with({"listeners:", "  main: 127.0.0.1:3128"}), 4, 3,
+                   "expected listeners: a non-empty list"},
+        error_case{"entry_a_mapping", with({"listeners:", "  - {address: 127.0.0.1, port: 3128}"}), 4, 5,
+                   "expected a listener address like 127.0.0.1:3128 or [::1]:3128, found a mapping"},
+        error_case{"no_port", with({"listeners:", "  - 127.0.0.1"}), 4, 5,
+                   "invalid listener '127.0.0.1': expected an IP address and port, like 127.0.0.1:3128 or "
+                   "[::1]:3128"},
+        // Quoted: a plain "127.0.0.1:" at the end of a line is a mapping key to YAML.
+        error_case{"empty_port", with({"listeners:", "  - '127.0.0.1:'"}), 4, 5, "invalid listener '127.0.0.1:'"},
+        // Listeners bind: a name would need DNS at start-up, and could resolve to anything.
+        error_case{"a_name", with({"listeners:", "  - localhost:3128"}), 4, 5, "invalid listener 'localhost:3128'"},
+        error_case{"v6_without_colon_before_port", with({"listeners:", "  - '[::1]3128'"}), 4, 5,
+                   "invalid listener '[::1]3128'"},
+        error_case{"v6_without_brackets", with({"listeners:", "  - '::1:3128'"}), 4, 5,
+                   "invalid listener '::1:3128'"},
+        error_case{"v4_in_brackets", with({"listeners:", "  - '[127.0.0.1]:3128'"}), 4, 5,
+                   "invalid listener '[127.0.0.1]:3128'"},
+        error_case{"port_70000", with({"listeners:", "  - 1.2.3.4:70000"}), 4, 5, "invalid listener '1.2.3.4:70000'"},
+        error_case{"port_negative", with({"listeners:", "  - 1.2.3.4:-1"}), 4, 5, "invalid listener '1.2.3.4:-1'"},
+        error_case{"port_with_letters", with({"listeners:", "  - 1.2.3.4:80x"}), 4, 5,
+                   "invalid listener '1.2.3.4:80x'"},
+        // Octal-looking quads mean 127.0.0.1 to inet_aton but are not canonical: refused, like everywhere.
+        error_case{"octal_quad", with({"listeners:", "  - 0177.0.0.1:80"}), 4, 5, "invalid listener '0177.0.0.1:80'"},
+        // Only the bad entry is reported, at its own position in a flow list.
+        error_case{"second_of_three", with({"listeners: [127.0.0.1:1, 127.0.0.256:2, '[::1]:3']"}), 3, 26,
+                   "invalid listener '127.0.0.256:2'"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    durations, config_server_error,
+    ::testing::Values(
+        error_case{"longer_than_a_year", with({"timeouts:", "  tunnel_lifetime: 3000000h"}), 4, 20,
+                   "is longer than a year"},
+        error_case{"dns_timeout_over_a_minute", with({"dns:", "  timeout: 2m"}), 4, 12,
+                   "dns.timeout is longer than a minute"},
+        error_case{"no_unit", with({"timeouts:", "  header: 10"}), 4, 11,
+                   "invalid duration '10' for header: expected a positive whole number with ms, s, m or h, like 10s"},
+        error_case{"bad_unit", with({"timeouts:", "  connect: 10x"}), 4, 12, "invalid duration '10x' for connect"},
+        error_case{"negative", with({"timeouts:", "  idle: -1s"}), 4, 9, "invalid duration '-1s' for idle"},
+        error_case{"fraction", with({"timeouts:", "  idle: 1.5s"}), 4, 9, "invalid duration '1.5s' for idle"},
+        error_case{"zero_timeout", with({"timeouts:", "  shutdown_grace: 0s"}), 4, 19,
+                   "invalid duration '0s' for shutdown_grace: expected a positive whole number"},
+        error_case{"zero_tunnel_lifetime", with({"timeouts:", "  tunnel_lifetime: 0ms"}), 4, 20,
+                   "invalid duration '0ms' for tunnel_lifetime"},
+        error_case{"zero_upstream_response", with({"timeouts:", "  upstream_response: 0m"}), 4, 22,
+                   "invalid duration '0m' for upstream_response"},
+        error_case{"zero_dns_timeout", with({"dns:", "  timeout: 0s"}), 4, 12,
+                   "invalid duration '0s' for timeout: expected a positive whole number"},
+        error_case{"a_list", with({"timeouts:", "  header: [10s]"}), 4, 11,
+                   "expected header (a duration like 500ms, 10s, 5m or 24h), found a list"},
+        error_case{"overflow", with({"timeouts:", "  idle: 9223372036854775807h"}), 4, 9,
+                   "invalid duration '9223372036854775807h' for idle"},
+        // TTLs may be 0, but not negative, and the word in the message says so (no "positive").
+        error_case{"negative_ttl", with({"dns:", "  negative_ttl: -5s"}), 4, 17,
+                   "invalid duration '-5s' for negative_ttl: expected a whole number"},
+        // TTLs are held in whole seconds: 1500ms would be silently cut to 1s.
+        error_case{"ttl_not_whole_seconds", with({"dns:", "  min_ttl: 1500ms"}), 4, 12, "min_ttl must be whole seconds"},
+        error_case{"max_ttl_not_whole_seconds", with({"dns:", "  max_ttl: 90500ms"}), 4, 12,
+                   "max_ttl must be whole seconds"},
+        // Reported at the dns mapping: neither value is wrong alone.
+        error_case{"min_ttl_over_max_ttl", with({"dns:", "  min_ttl: 10m", "  max_ttl: 5m"}), 4, 3,
+                   "dns.min_ttl is longer than dns.max_ttl"},
+        // max_ttl 0 alone conflicts with the default min_ttl of 5s.
+        error_case{"max_ttl_zero_with_default_min", with({"dns:", "  max_ttl: 0s"}), 4, 3,
+                   "dns.min_ttl is longer than dns.max_ttl"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    integers, config_server_error,
+    ::testing::Values(
+        error_case{"max_head_bytes_100", with({"limits:", "  max_head_bytes: 100"}), 4, 19,
+                   "expected max_head_bytes as a whole number from 1024 to 1048576, found '100'"},
+        error_case{"max_headers_0", with({"limits:", "  max_headers: 0"}), 4, 16,
+                   "expected max_headers as a whole number from 1 to 10000, found '0'"},
+        error_case{"max_request_line_63", with({"limits:", "  max_request_line: 63"}), 4, 21,
+                   "expected max_request_line as a whole number from 64 to 1048576, found '63'"},
+        error_case{"max_connections_words", with({"limits:", "  max_connections: many"}), 4, 20,
+                   "expected max_connections as a whole number from 1 to 10000000, found 'many'"},
+        error_case{"max_connections_per_client_0", with({"limits:", "  max_connections_per_client: 0"}), 4, 31,
+                   "expected max_connections_per_client as a whole number from 1 to 10000000, found '0'"},
+        error_case{"dns_tries_0", with({"dns:", "  tries: 0"}), 4, 10,
+                   "expected tries as a whole number from 1 to 10, found '0'"},
+        error_case{"dns_cache_entries_0", with({"dns:", "  cache_entries: 0"}), 4, 18,
+                   "expected cache_entries as a whole number from 1 to 10000000, found '0'"},
+        error_case{"queue_size_15", with({"logging:", "  queue_size: 15"}), 4, 15,
+                   "expected queue_size as a whole number from 16 to 10000000, found '15'"},
+        error_case{"file_max_bytes_4095", with({"logging:", "  file: {path: e.log, max_bytes: 4095}"}), 4, 34,
+                   "expected max_bytes as a whole number from 4096 to 1099511627776, found '4095'"},
+        error_case{"file_max_files_0", with({"logging:", "  file: {path: e.log, max_files: 0}"}), 4, 34,
+                   "expected max_files as a whole number from 1 to 1000, found '0'"},
+        error_case{"limit_as_float", with({"limits:", "  max_headers: 1e3"}), 4, 16,
+                   "expected max_headers as a whole number from 1 to 10000, found '1e3'"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    dns_servers, config_server_error,
+    ::testing::Values(
+        // A resolver named by name would need a resolver first.
+        error_case{"a_name", with({"dns:", "  servers: [dns.example:53]"}), 4, 13,
+                   "invalid DNS server 'dns.example:53': expected an IP address with an optional port"},
+        error_case{"port_not_a_number", with({"dns:", "  servers: ['1.2.3.4:x']"}), 4, 13,
+                   "invalid DNS server '1.2.3.4:x'"},
+        error_case{"port_0", with({"dns:", "  servers: ['1.2.3.4:0']"}), 4, 13, "invalid DNS server '1.2.3.4:0'"},
+        error_case{"port_70000", with({"dns:", "  servers: ['[::1]:70000']"}), 4, 13,
+                   "invalid DNS server '[::1]:70000'"},
+        error_case{"junk_after_brackets", with({"dns:", "  servers: ['[::1]x']"}), 4, 13,
+                   "invalid DNS server '[::1]x'"},
+        error_case{"unclosed_bracket", with({"dns:", "  servers: ['[::1']"}), 4, 13, "invalid DNS server '[::1'"},
+        error_case{"v4_in_brackets", with({"dns:", "  servers: ['[127.0.0.1]:53']"}), 4, 13,
+                   "invalid DNS server '[127.0.0.1]:53'"},
+        error_case{"octal_quad", with({"dns:", "  servers: [0177.0.0.1]"}), 4, 13,
+                   "invalid DNS server '0177.0.0.1'"},
+        error_case{"second_is_bad", with({"dns:", "  servers:", "    - 127.0.0.1", "    - 10.0.0.256"}), 6, 7,
+                   "invalid DNS server '10.0.0.256'"},
+        error_case{"a_mapping", with({"dns:", "  servers: {primary: 127.0.0.1}"}), 4, 12,
+                   "expected dns servers (a list), found a mapping"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    logging, config_server_error,
+    ::testing::Values(
+        error_case{"stdout_yes", with({"logging:", "  stdout: yes"}), 4, 11,
+                   "expected stdout: true or false, found 'yes'"},
+        error_case{"stdout_1", with({"logging:", "  stdout: 1"}), 4, 11, "expected stdout: true or false, found '1'"},
+        error_case{"stdout_a_list", with({"logging:", "  stdout: [true]"}), 4, 11,
+                   "expected stdout: true or false, found a list"},
+        error_case{"file_without_path", with({"logging:", "  file:", "    max_files: 3"}), 5, 5,
+                   "missing required key 'path' in logging.file"},
+        error_case{"deny_file_without_path", with({"logging:", "  deny_file: {max_bytes: 8192}"}), 4, 14,
+                   "missing required key 'path' in logging.deny_file"},
+        error_case{"file_a_scalar", with({"logging:", "  file: /var/log/egressd.log"}), 4, 9,
+                   "expected logging.file settings (a mapping), found a scalar"},
+        error_case{"file_path_a_list", with({"logging:", "  file: {path: [a.log]}"}), 4, 16,
+                   "expected a file path, found a list"},
+        error_case{"syslog_a_scalar", with({"logging:", "  syslog: egressd"}), 4, 11,
+                   "expected syslog settings (a mapping), found a scalar"},
+        error_case{"logging_a_list", with({"logging: [stdout]"}), 3, 10,
+                   "expected logging settings (a mapping), found a list"}),
+    test::param_name<error_case>);
+
+// --- several mistakes, all reported --------------------------------------------------------------------------
+
+TEST(config_server_errors, every_mistake_is_reported_in_one_run)
+{
+    // The comments give where each error must be reported (line:column).
+    auto loaded = load(lines({
+        "version: 2",  // 1:10
+        "policy: policy.yaml",
+        "listeners: [127.0.0.1, '[::1]:3128', localhost:80]",  // 3:13 and 3:38
+        "workers: 1000",  // 4:10
+        "timeouts:",
+        "  header: 10",  // 6:11
+        "  idle: 5m",
+        "dns:",
+        "  servers: [127.0.0.1:x]",  // 9:13
+        "logging:",
+        "  syslog: on",  // 11:11
+        "  queue_size: 1",  // 12:15
+        "  colour: true",  // 13:3
+    }));
+    EXPECT_FALSE(loaded.config);
+    std::vector<std::tuple<std::uint32_t, std::uint32_t>> positions;
+    for (const auto& e : loaded.errors) {
+        EXPECT_EQ(e.file, file_name);
+        positions.emplace_back(e.where.line, e.where.column);
+    }
+    // The order of reading is not part of the contract; the set of positions is.
+    std::sort(positions.begin(), positions.end());
+    using p = std::tuple<std::uint32_t, std::uint32_t>;
+    EXPECT_EQ(positions, (std::vector<p>{p{1, 10}, p{3, 13}, p{3, 38}, p{4, 10}, p{6, 11}, p{9, 13}, p{11, 11},
+                                         p{12, 15}, p{13, 3}}))
+        << show(loaded);
+    EXPECT_EQ(loaded.errors.size(), 9u) << show(loaded);
+}
+
+TEST(config_server_errors, diagnostics_format_as_file_line_column)
+{
+    auto loaded = load(with({"workers: many"}));
+    ASSERT_EQ(loaded.errors.size(), 1u) << show(loaded);
+    EXPECT_EQ(loaded.errors[0].format("error"),
+              "egressd.yaml:3:10: error: expected workers (0: one per core) as a whole number from 0 to 256, found "
+              "'many'");
+}
+
+// --- parse_duration ------------------------------------------------------------------------------------------
+
+struct duration_case {
+    std::string name;
+    std::string text;
+    std::optional<std::chrono::milliseconds> want;
+};
+
+void PrintTo(const duration_case& c, std::ostream* os) { *os << c.name; }
+
+class config_server_duration : public ::testing::TestWithParam<duration_case> {};
+
+TEST_P(config_server_duration, parses_to)
+{
+    const auto& c = GetParam();
+    auto got = parse_duration(c.text);
+    ASSERT_EQ(got.has_value(), c.want.has_value()) << "'" << c.text << "'";
+    if (c.want) {
+        EXPECT_EQ(got->count(), c.want->count()) << "'" << c.text << "'";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    table, config_server_duration,
+    ::testing::Values(
+        duration_case{"ms", "250ms", 250ms}, duration_case{"zero_ms", "0ms", 0ms},
+        duration_case{"seconds", "10s", 10s}, duration_case{"zero_s", "0s", 0ms},
+        duration_case{"minutes", "5m", 5min}, duration_case{"hours", "24h", 24h},
+        duration_case{"leading_zeros", "007s", 7s},
+        duration_case{"large_ms", "86400000ms", 24h},
+        // The largest hour count that fits in int64 milliseconds, and one more.
+        duration_case{"max_hours", "2562047788015h", std::chrono::milliseconds{2562047788015LL * 3'600'000}},
+        duration_case{"overflow_hours", "2562047788016h", std::nullopt},
+        duration_case{"overflow_digits", "99999999999999999999ms", std::nullopt},
+        duration_case{"empty", "", std::nullopt}, duration_case{"no_unit", "10", std::nullopt},
+        duration_case{"unit_only", "s", std::nullopt}, duration_case{"bad_unit", "10x", std::nullopt},
+        duration_case{"days", "1d", std::nullopt}, duration_case{"upper_case", "10S", std::nullopt},
+        duration_case{"microseconds", "10us", std::nullopt}, duration_case{"two_units", "1h30m", std::nullopt},
+        duration_case{"space_before_unit", "10 s", std::nullopt},
+        duration_case{"leading_space", " 10s", std::nullopt}, duration_case{"trailing_space", "10s ", std::nullopt},
+        duration_case{"fraction", "1.5s", std::nullopt}, duration_case{"negative", "-1s", std::nullopt},
+        duration_case{"plus_sign", "+1s", std::nullopt}),
+    test::param_name<duration_case>);
+
+}  // namespace
+}  // namespace egressd::config
+
+namespace egressd::config {
+namespace {
+
+TEST(config_server_policy_path, empty_is_an_error_not_the_config_directory)
+{
+    auto loaded = load_server_config_text("egressd.yaml", "version: 1\npolicy: \"\"\n", "/etc/egressd");
+    ASSERT_FALSE(loaded.config.has_value());
+    ASSERT_EQ(loaded.errors.size(), 1u);
+    EXPECT_EQ(loaded.errors[0].where.line, 2u);
+    EXPECT_NE(loaded.errors[0].message.find("empty policy path"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace egressd::config
