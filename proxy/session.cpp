@@ -232,9 +232,12 @@ void client_session::finish_request(std::string_view cause)
 
 asio::awaitable<bool> client_session::read_more(tcp::socket& from, std::string& into)
 {
+    // A request head is usually a few hundred bytes: start small, so a thousand tunnels opening at once do
+    // not each leave an 8 KiB block behind in the allocator; grow for bodies.
+    std::size_t chunk = into.capacity() < 2048 ? 2048 : 8192;
     std::size_t old = into.size();
-    into.resize(old + 8192);
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(into.data() + old, 8192), use_tuple);
+    into.resize(old + chunk);
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(into.data() + old, chunk), use_tuple);
     into.resize(old + n);
     if (&from == &client_) {
         bytes_from_client_ += n;

@@ -1,0 +1,1243 @@
+"""End-to-end harness for egressd: a loopback DNS server, loopback upstreams, and the real binary.
+
+Everything here talks to loopback only (127.0.0.0/8 and ::1) and never to a real resolver. When the
+system allows it (root, or unprivileged user namespaces), each test process first moves itself into a
+private network namespace that holds nothing but a loopback interface, so that even a buggy proxy cannot
+reach any other address: see isolate_network(). Set EGRESSD_E2E_NETNS=off to run in the host namespace.
+
+Only the Python 3 standard library is used. Every loop is bounded in count and in time.
+"""
+
+import fcntl
+import http.server
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import socketserver
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+# ---------------------------------------------------------------------------------------------------------
+# Network isolation
+
+
+def _bring_loopback_up():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+        res = fcntl.ioctl(s, siocgifflags, struct.pack("16sH14s", b"lo", 0, b""))
+        flags = struct.unpack("16sH", res[:18])[1]
+        if not flags & iff_up:
+            fcntl.ioctl(s, siocsifflags, struct.pack("16sH14s", b"lo", flags | iff_up, b""))
+    finally:
+        s.close()
+
+
+def isolate_network():
+    """Re-executes this test process inside a new network namespace holding only loopback, if possible.
+
+    Called at import time by every test module. The process keeps its PID (unshare execs in place), so
+    ctest's timeout still applies. Without unshare or the permission to use it, tests run as they are.
+    """
+    state = os.environ.get("EGRESSD_E2E_NETNS", "")
+    if state == "1":
+        _bring_loopback_up()
+        return
+    if state in ("off", "0", "no"):
+        return
+    unshare = shutil.which("unshare")
+    if unshare is None or not hasattr(sys, "orig_argv"):
+        return
+    try:
+        probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return
+    if probe.returncode != 0:
+        return
+    os.environ["EGRESSD_E2E_NETNS"] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(unshare, [unshare, "-rn", "--", sys.executable] + list(sys.orig_argv[1:]))
+
+
+def ipv6_loopback_available():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    try:
+        s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def raise_nofile_limit(wanted=8192):
+    """Raises the soft RLIMIT_NOFILE to the hard limit (children, egressd included, inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    new = hard if hard != resource.RLIM_INFINITY else max(soft, wanted)
+    if soft < new:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# DNS responder
+
+QTYPES = {1: "A", 28: "AAAA", 5: "CNAME", 255: "ANY", 65: "HTTPS", 64: "SVCB"}
+
+
+class DnsServer:
+    """A UDP DNS server on 127.0.0.1 answering from `records`.
+
+    records: name (lower case, no trailing dot) -> dict with optional keys
+        "A": [ipv4...], "AAAA": [ipv6...], "ttl": seconds, "rcode": 0/2/3/5, "drop": bool
+    or -> callable(qtype_name, count) returning such a dict, where count is how many queries of that
+    (name, qtype) arrived so far, this one included (1 for the first).
+    Unknown names get NXDOMAIN. Every query is counted per (name, qtype) and its qname recorded as sent.
+    """
+
+    def __init__(self, records=None):
+        self.records = dict(records or {})
+        self.lock = threading.Lock()
+        self.counts = {}
+        self.qnames = []  # (qname as received, qtype name)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="dns", daemon=True)
+        self._thread.start()
+
+    def count(self, name, qtype=None):
+        with self.lock:
+            if qtype is None:
+                return sum(v for (n, _), v in self.counts.items() if n == name)
+            return self.counts.get((name, qtype), 0)
+
+    def names_seen(self):
+        with self.lock:
+            return list(self.qnames)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                reply = self._answer(data)
+            except Exception:  # a malformed query is dropped, never fatal
+                reply = None
+            if reply is not None:
+                try:
+                    self.sock.sendto(reply, peer)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _parse_question(data):
+        if len(data) < 12:
+            raise ValueError("short")
+        qdcount = struct.unpack("!H", data[4:6])[0]
+        if qdcount != 1:
+            raise ValueError("one question expected")
+        labels = []
+        i = 12
+        for _ in range(128):
+            n = data[i]
+            i += 1
+            if n == 0:
+                break
+            if n & 0xC0:
+                raise ValueError("compression in question")
+            labels.append(data[i:i + n].decode("ascii", "replace"))
+            i += n
+        qtype, qclass = struct.unpack("!HH", data[i:i + 4])
+        i += 4
+        return ".".join(labels), qtype, qclass, i
+
+    def _answer(self, data):
+        qid, flags = struct.unpack("!HH", data[:4])
+        qname, qtype, qclass, qend = self._parse_question(data)
+        key = qname.lower().rstrip(".")
+        tname = QTYPES.get(qtype, str(qtype))
+        with self.lock:
+            self.counts[(key, tname)] = self.counts.get((key, tname), 0) + 1
+            count = self.counts[(key, tname)]
+            self.qnames.append((qname, tname))
+            entry = self.records.get(key)
+        if callable(entry):
+            entry = entry(tname, count)
+        rcode = 3 if entry is None else int(entry.get("rcode", 0))
+        if entry is not None and entry.get("drop"):
+            return None
+        answers = []
+        if rcode == 0 and entry is not None and qclass == 1:
+            ttl = int(entry.get("ttl", 0))
+            if qtype == 1:
+                for a in entry.get("A", []):
+                    answers.append(struct.pack("!HHHIH", 0xC00C, 1, 1, ttl, 4) + socket.inet_pton(socket.AF_INET, a))
+            elif qtype == 28:
+                for a in entry.get("AAAA", []):
+                    answers.append(struct.pack("!HHHIH", 0xC00C, 28, 1, ttl, 16) +
+                                   socket.inet_pton(socket.AF_INET6, a))
+        opcode = flags & 0x7800
+        rd = flags & 0x0100
+        out_flags = 0x8000 | opcode | 0x0400 | rd | 0x0080 | (rcode & 0xF)
+        header = struct.pack("!HHHHHH", qid, out_flags, 1, len(answers), 0, 0)
+        return header + data[12:qend] + b"".join(answers)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upstreams
+
+
+class _Recorder:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []
+        self.connections = 0
+
+    def add_connection(self):
+        with self.lock:
+            self.connections += 1
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(r) for r in self.requests]
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address, handler, recorder, family=socket.AF_INET, ssl_context=None):
+        self.address_family = family
+        self.recorder = recorder
+        self.ssl_context = ssl_context
+        super().__init__(address, handler)
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        self.recorder.add_connection()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        pass  # tests look at what was recorded, not at tracebacks
+
+
+class UpstreamHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 15
+    server_version = "e2e-upstream"
+    sys_version = ""
+
+    def log_message(self, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.settimeout(5)
+            self.connection.do_handshake()
+            self.connection.settimeout(self.timeout)
+
+    # -- body reading -----------------------------------------------------------------------------------
+    def _read_chunked(self, record):
+        body = bytearray()
+        for _ in range(100000):
+            line = self.rfile.readline(1024)
+            if not line.endswith(b"\r\n"):
+                return None
+            size_text = line[:-2].split(b";", 1)[0].strip()
+            if not size_text or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+                return None
+            size = int(size_text, 16)
+            if size == 0:
+                for _ in range(1000):
+                    trailer = self.rfile.readline(8192)
+                    if trailer == b"\r\n":
+                        return bytes(body)
+                    if not trailer.endswith(b"\r\n"):
+                        return None
+                return None
+            data = self.rfile.read(size)
+            if len(data) != size:
+                body += data
+                record["body"] = bytes(body)
+                return None
+            body += data
+            record["body"] = bytes(body)
+            if self.rfile.read(2) != b"\r\n":
+                return None
+        return None
+
+    def _read_body(self, record):
+        te = self.headers.get("Transfer-Encoding")
+        cl = self.headers.get("Content-Length")
+        if te is not None:
+            if te.strip().lower() != "chunked":
+                return None
+            return self._read_chunked(record)
+        if cl is not None:
+            try:
+                n = int(cl)
+            except ValueError:
+                return None
+            data = self.rfile.read(n) if n > 0 else b""
+            if len(data) != n:
+                record["body"] = data
+                return None
+            return data
+        return b""
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+    def _handle(self, head_only=False):
+        record = {
+            "method": self.command,
+            "path": self.path,
+            "version": self.request_version,
+            "headers": list(self.headers.items()),
+            "body": None,
+            "complete": False,
+            "peer": self.client_address[0],
+            "time": time.monotonic(),
+        }
+        rec = self.server.recorder
+        with rec.lock:
+            rec.requests.append(record)
+        body = self._read_body(record)
+        if body is None:
+            self.close_connection = True
+            return
+        with rec.lock:
+            record["body"] = body
+            record["complete"] = True
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path
+        query = urllib.parse.parse_qs(url.query)
+        if path == "/hello":
+            self._send(200, b"hello", head_only=head_only)
+        elif path == "/echo":
+            self._send(200, body, head_only=head_only, extra=[("Content-Type", "application/octet-stream")])
+        elif path == "/chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if not head_only:
+                for part in (b"hello ", b"chunked ", b"world"):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+        elif path == "/nocontent":
+            self.send_response(204)
+            self.end_headers()
+        elif path == "/notmodified":
+            self.send_response(304)
+            self.send_header("ETag", '"e2e"')
+            self.end_headers()
+        elif path == "/slow":
+            ms = int(query.get("ms", ["1000"])[0])
+            time.sleep(min(ms, 10000) / 1000.0)
+            self._send(200, b"slow", head_only=head_only)
+        elif path == "/close":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if not head_only:
+                self.wfile.write(CLOSE_BODY)
+            self.close_connection = True
+        elif path == "/dropafter":
+            # A normal keep-alive response, then the server drops the idle connection (as servers do when
+            # their keep-alive timeout expires), without having said Connection: close.
+            self._send(200, b"dropped after", head_only=head_only)
+            self.close_connection = True
+        elif path == "/hopheaders":
+            self.send_response(200)
+            self.send_header("Connection", "X-Up-Hop")
+            self.send_header("X-Up-Hop", "hop")
+            self.send_header("Keep-Alive", "timeout=5")
+            self.send_header("Upgrade", "h2c")
+            self.send_header("Proxy-Connection", "keep-alive")
+            self.send_header("X-Up-End", "end")
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            if not head_only:
+                self.wfile.write(b"hop")
+        elif path == "/notmodified-cl":
+            # A 304 may carry the Content-Length the 200 would have had; it never has a body.
+            self.send_response(304)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+        elif path == "/clte":
+            # Both framings: Transfer-Encoding must win (RFC 9112 6.3), or the response be refused.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5\r\nhello\r\n0\r\n\r\n")
+            self.close_connection = True
+        elif path == "/twocl":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello!!")
+            self.close_connection = True
+        elif path == "/truncated":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b")
+            self.wfile.flush()
+            self.close_connection = True
+        elif path == "/garbage":
+            self.wfile.write(b"this is not an HTTP response\r\n\r\n")
+            self.close_connection = True
+        elif path == "/":
+            self._send(200, b"hello over tls" if isinstance(self.connection, ssl.SSLSocket) else b"root",
+                       head_only=head_only)
+        else:
+            self._send(404, b"not found", head_only=head_only)
+
+    def _send(self, status, body, head_only=False, extra=()):
+        self.send_response(status)
+        for k, v in extra:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(body)
+
+    def do_GET(self):
+        self._handle()
+
+    def do_POST(self):
+        self._handle()
+
+    def do_PUT(self):
+        self._handle()
+
+    def do_HEAD(self):
+        self._handle(head_only=True)
+
+
+CLOSE_BODY = b"".join(b"line %05d of a response delimited by the connection closing\n" % i for i in range(2000))
+
+
+class HttpUpstream:
+    """HTTP/1.1 upstream on loopback (TLS if ssl_context is given) that records every request."""
+
+    def __init__(self, host="127.0.0.1", port=0, ssl_context=None):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.recorder = _Recorder()
+        self.server = _QuietServer((host, port), UpstreamHandler, self.recorder, family, ssl_context)
+        self.host = host
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="upstream-%d" % self.port, daemon=True)
+        self._thread.start()
+
+    @property
+    def requests(self):
+        return self.recorder.snapshot()
+
+    @property
+    def connections(self):
+        with self.recorder.lock:
+            return self.recorder.connections
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+class EchoServer:
+    """Raw TCP echo on loopback, one selector thread for any number of connections.
+
+    Echoes every byte; when the client half-closes (EOF), sends "BYE\\n" and closes: a test that gets
+    "BYE\\n" back through a tunnel proves the half-close went through.
+    """
+
+    def __init__(self, host="127.0.0.1", port=0):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, port))
+        self.listener.listen(4096)
+        self.listener.setblocking(False)
+        self.host = host
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.active = 0
+        self.eofs = 0
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self.listener, selectors.EVENT_READ, None)
+        self._out = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="echo-%d" % self.port, daemon=True)
+        self._thread.start()
+
+    def _close(self, s):
+        try:
+            self._sel.unregister(s)
+        except (KeyError, ValueError):
+            pass
+        self._out.pop(s, None)
+        s.close()
+        with self.lock:
+            self.active -= 1
+
+    def _serve(self):
+        while not self._stop.is_set():
+            for key, mask in self._sel.select(timeout=0.02):
+                s = key.fileobj
+                if s is self.listener:
+                    for _ in range(256):
+                        try:
+                            c, _ = self.listener.accept()
+                        except (BlockingIOError, OSError):
+                            break
+                        c.setblocking(False)
+                        self._out[c] = [bytearray(), False]
+                        self._sel.register(c, selectors.EVENT_READ, None)
+                        with self.lock:
+                            self.connections += 1
+                            self.active += 1
+                    continue
+                state = self._out.get(s)
+                if state is None:
+                    continue
+                if mask & selectors.EVENT_READ and not state[1]:
+                    try:
+                        data = s.recv(65536)
+                    except BlockingIOError:
+                        data = None
+                    except OSError:
+                        self._close(s)
+                        continue
+                    if data == b"":
+                        state[0] += b"BYE\n"
+                        state[1] = True
+                        with self.lock:
+                            self.eofs += 1
+                    elif data:
+                        state[0] += data
+                if state[0]:
+                    try:
+                        n = s.send(state[0])
+                        del state[0][:n]
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        self._close(s)
+                        continue
+                if state[1] and not state[0]:
+                    self._close(s)
+                    continue
+                events = selectors.EVENT_READ if not state[1] else 0
+                if state[0]:
+                    events |= selectors.EVENT_WRITE
+                try:
+                    self._sel.modify(s, events or selectors.EVENT_WRITE, None)
+                except (KeyError, ValueError):
+                    pass
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for s in list(self._out):
+            s.close()
+        self.listener.close()
+        self._sel.close()
+
+
+class Sentinel:
+    """Listens on 127.0.0.2 at the given ports and records every connection accepted: the proxy must never
+    connect to an address the policy refused."""
+
+    def __init__(self, ports, host="127.0.0.2"):
+        self.host = host
+        self.lock = threading.Lock()
+        self.accepted = []  # (port, peer)
+        self.listeners = []
+        for p in ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, p))
+            s.listen(64)
+            s.settimeout(0.1)
+            self.listeners.append(s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="sentinel", daemon=True)
+        self._thread.start()
+
+    @property
+    def count(self):
+        with self.lock:
+            return len(self.accepted)
+
+    def _serve(self):
+        sel = selectors.DefaultSelector()
+        for s in self.listeners:
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ)
+        while not self._stop.is_set():
+            for key, _ in sel.select(timeout=0.02):
+                try:
+                    c, peer = key.fileobj.accept()
+                except OSError:
+                    continue
+                with self.lock:
+                    self.accepted.append((key.fileobj.getsockname()[1], peer))
+                c.close()
+        sel.close()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for s in self.listeners:
+            s.close()
+
+
+def bind_pair_free(port):
+    """True if `port` can also be bound on 127.0.0.2 (for the sentinel)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.2", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def make_certificate(directory):
+    """A self-signed certificate for allowed.test and tls.test, made with the openssl command."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+         "-subj", "/CN=allowed.test", "-addext", "subjectAltName=DNS:allowed.test,DNS:tls.test", "-days", "1"],
+        check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Raw HTTP client
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, raw_head):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # [(name, value)] as received
+        self.body = body
+        self.raw_head = raw_head
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def __repr__(self):
+        return "<Response %s %r headers=%r body=%r>" % (self.status, self.reason, self.headers, self.body[:200])
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class HttpConn:
+    """One client connection to the proxy, speaking raw bytes, with a response reader."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, source=None):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            if source is not None:
+                self.sock.bind((source, 0))
+            self.sock.connect((host, port))
+        except OSError:
+            self.sock.close()
+            raise
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.eof = False
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        if self.eof:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("deadline")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def _read_exact(self, n, deadline):
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                raise ConnectionClosed("closed after %d of %d bytes" % (len(self.buf), n))
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _read_line(self, deadline, limit=1 << 20):
+        for _ in range(100000):
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line = bytes(self.buf[:i])
+                del self.buf[:i + 2]
+                return line
+            if len(self.buf) > limit:
+                raise ValueError("line too long")
+            if not self._fill(deadline):
+                raise ConnectionClosed("closed while reading a line: %r" % bytes(self.buf))
+        raise ValueError("no line")
+
+    def read_head(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        for _ in range(100000):
+            i = self.buf.find(b"\r\n\r\n")
+            if i >= 0:
+                head = bytes(self.buf[:i + 4])
+                del self.buf[:i + 4]
+                return head
+            if not self._fill(deadline):
+                raise ConnectionClosed("closed before a response head: %r" % bytes(self.buf))
+        raise ValueError("no head")
+
+    def read_response(self, method="GET", timeout=None, keep_interim=False):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        for _ in range(10):
+            head = self.read_head(timeout=max(0.01, deadline - time.monotonic()))
+            lines = head[:-4].decode("latin-1").split("\r\n")
+            version, _, rest = lines[0].partition(" ")
+            status_text, _, reason = rest.partition(" ")
+            status = int(status_text)
+            headers = []
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers.append((k, v.strip()))
+            resp = Response(version, status, reason, headers, b"", head)
+            if 100 <= status < 200 and not keep_interim:
+                continue
+            break
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200 or \
+                (method == "CONNECT" and 200 <= status < 300):
+            return resp
+        te = resp.header("Transfer-Encoding")
+        cl = resp.header("Content-Length")
+        if te is not None and te.lower() == "chunked":
+            body = bytearray()
+            for _ in range(100000):
+                size = int(self._read_line(deadline).split(b";")[0], 16)
+                if size == 0:
+                    for _ in range(1000):
+                        if self._read_line(deadline) == b"":
+                            break
+                    break
+                body += self._read_exact(size, deadline)
+                if self._read_line(deadline) != b"":
+                    raise ValueError("bad chunk end")
+            resp.body = bytes(body)
+        elif cl is not None:
+            resp.body = self._read_exact(int(cl), deadline)
+        else:
+            resp.body = self.read_until_close(timeout=max(0.01, deadline - time.monotonic()))
+        return resp
+
+    def recv_exact(self, n, timeout=None):
+        """Exactly n bytes (raises ConnectionClosed if the connection ends first)."""
+        return self._read_exact(n, time.monotonic() + (timeout or self.timeout))
+
+    def read_until_close(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        for _ in range(1000000):
+            if not self._fill(deadline):
+                break
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+    def closed_by_peer(self, timeout=3.0):
+        """True if the proxy closes the connection (EOF or reset) within timeout with no further bytes."""
+        try:
+            data = self.read_until_close(timeout=timeout)
+        except socket.timeout:
+            return False
+        return data == b"" and self.eof
+
+    def still_open(self, wait=0.3):
+        """True if the connection neither closed nor sent anything within `wait` seconds."""
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK)
+        except socket.timeout:
+            return True
+        except OSError:
+            return False
+        finally:
+            self.sock.settimeout(self.timeout)
+        return bool(data)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# egressd
+
+
+def egressd_binary():
+    env = os.environ.get("EGRESSD_BINARY")
+    if env:
+        return env
+    for cand in ("build/e2e/proxy/egressd", "build/dev/proxy/egressd", "build/debug/proxy/egressd"):
+        p = os.path.join(REPO, cand)
+        if os.path.exists(p):
+            return p
+    raise unittest.SkipTest("EGRESSD_BINARY is not set and no built egressd was found")
+
+
+def _yaml_list(items):
+    return "[" + ", ".join(json.dumps(str(i)) if not isinstance(i, int) else str(i) for i in items) + "]"
+
+
+class Egressd:
+    """The real egressd binary, configured in a temporary directory, its JSON events collected."""
+
+    def __init__(self, directory, policy_text, dns_port, settings=None, start_timeout=10.0):
+        self.directory = directory
+        self.settings = {
+            "workers": 2,
+            "dns": {"timeout": "300ms", "tries": 1, "min_ttl": "0s", "max_ttl": "5m", "negative_ttl": "0s",
+                    "cache_entries": 1000},
+            "timeouts": {"header": "1s", "connect": "2s", "idle": "5s", "tunnel_lifetime": "1h",
+                         "upstream_response": "10s", "shutdown_grace": "3s"},
+            "limits": {"max_head_bytes": 65536, "max_headers": 100, "max_request_line": 8192,
+                       "max_connections": 20000, "max_connections_per_client": 5000},
+        }
+        for k, v in (settings or {}).items():
+            if isinstance(v, dict):
+                self.settings.setdefault(k, {}).update(v)
+            else:
+                self.settings[k] = v
+        self.policy_path = os.path.join(directory, "policy.yaml")
+        with open(self.policy_path, "w") as f:
+            f.write(policy_text)
+        listeners = self.settings.get("listeners", ["127.0.0.1:0"])
+        lines = ["version: 1", "listeners: %s" % json.dumps(listeners), "policy: policy.yaml",
+                 "workers: %d" % self.settings["workers"],
+                 "dns:", "  servers: [\"127.0.0.1:%d\"]" % dns_port]
+        for section in ("dns", "timeouts", "limits"):
+            if section != "dns":
+                lines.append(section + ":")
+            for k, v in self.settings[section].items():
+                lines.append("  %s: %s" % (k, v))
+        lines += ["logging:", "  stdout: true", "  queue_size: 65536"]
+        self.config_path = os.path.join(directory, "egressd.yaml")
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self._events = []
+        self.raw_lines = []
+        self.stderr_lines = []
+        self.returncode = None
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        self.proc = subprocess.Popen([egressd_binary(), "run", "--config", self.config_path],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, cwd=directory)
+        self._out_thread = threading.Thread(target=self._read_stdout, daemon=True)
+        self._err_thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._out_thread.start()
+        self._err_thread.start()
+        ev = self.wait_event(lambda e: e.get("event") == "egressd.listening", timeout=start_timeout, fail=False)
+        if ev is None:
+            self.stop()
+            raise AssertionError("egressd never logged egressd.listening (exit %s)\nstdout:\n%s\nstderr:\n%s" % (
+                self.proc.returncode, "\n".join(self.raw_lines[-50:]), "\n".join(self.stderr_lines[-50:])))
+        host, _, port = ev["address"].rpartition(":")
+        self.host = host.strip("[]")
+        self.port = int(port)
+
+    def _read_stdout(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            with self.cond:
+                self.raw_lines.append(line)
+                if isinstance(event, dict):
+                    self._events.append(event)
+                self.cond.notify_all()
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            with self.lock:
+                self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def events(self, pred=None, **fields):
+        with self.lock:
+            evs = list(self._events)
+        out = []
+        for e in evs:
+            if pred is not None and not pred(e):
+                continue
+            if any(e.get(k) != v for k, v in fields.items()):
+                continue
+            out.append(e)
+        return out
+
+    def wait_event(self, pred=None, timeout=5.0, fail=True, **fields):
+        deadline = time.monotonic() + timeout
+        for _ in range(100000):
+            found = self.events(pred, **fields)
+            if found:
+                return found[0]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with self.cond:
+                self.cond.wait(timeout=min(remaining, 0.1))
+        if fail:
+            raise AssertionError("no event matching %s%s within %.1fs; events:\n%s" % (
+                fields, " and a predicate" if pred else "", timeout, self.dump_events()))
+        return None
+
+    def wait_events(self, count, pred=None, timeout=5.0, **fields):
+        deadline = time.monotonic() + timeout
+        for _ in range(100000):
+            found = self.events(pred, **fields)
+            if len(found) >= count or time.monotonic() >= deadline:
+                return found
+            with self.cond:
+                self.cond.wait(timeout=0.1)
+        return self.events(pred, **fields)
+
+    def dump_events(self, last=40):
+        with self.lock:
+            return "\n".join(self.raw_lines[-last:])
+
+    def connect(self, timeout=5.0, source=None):
+        return HttpConn(self.port, self.host, timeout=timeout, source=source)
+
+    def send_raw(self, data, timeout=5.0, method="GET"):
+        """Sends bytes on a fresh connection and returns the parsed response (None if closed without one)."""
+        with self.connect(timeout=timeout) as c:
+            c.send(data)
+            try:
+                return c.read_response(method=method)
+            except ConnectionClosed:
+                return None
+
+    def send_raw_bytes(self, data, timeout=5.0):
+        """Sends bytes on a fresh connection and returns every byte received until the proxy closes."""
+        with self.connect(timeout=timeout) as c:
+            c.send(data)
+            return c.read_until_close(timeout=timeout)
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=10.0):
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._out_thread.join(timeout=5)
+        return self.returncode
+
+    def stop(self):
+        """SIGTERM, wait at most 10 s, then SIGKILL. Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._out_thread.join(timeout=5)
+        self._err_thread.join(timeout=5)
+        for f in (self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The test environment
+
+
+def default_records():
+    lo = {"A": ["127.0.0.1"], "ttl": 60}
+    return {
+        "allowed.test": lo,
+        "other.test": lo,
+        "evil.test": lo,
+        "denied.test": lo,
+        "expired.test": lo,
+        "range.test": lo,
+        "a.wild.test": lo,
+        "deep.a.wild.test": lo,
+        "tls.test": lo,
+        "intranet": lo,
+        "loop2.guard.test": {"A": ["127.0.0.2"], "ttl": 60},
+        "private.guard.test": {"A": ["10.0.0.1"], "ttl": 60},
+        "metadata.guard.test": {"A": ["169.254.169.254"], "ttl": 60},
+        "v6loop.guard.test": {"AAAA": ["::1"], "ttl": 60},
+        "mapped.guard.test": {"AAAA": ["::ffff:169.254.169.254"], "ttl": 60},
+        "cgnat.guard.test": {"A": ["100.64.0.1"], "ttl": 60},
+        "mixed.guard.test": {"A": ["127.0.0.2", "10.0.0.1", "127.0.0.1"], "ttl": 60},
+        "nx.dns.test": {"rcode": 3},
+        "servfail.dns.test": {"rcode": 2},
+        "refused.dns.test": {"rcode": 5},
+        "drop.dns.test": {"drop": True},
+        "empty.dns.test": {"ttl": 60},
+    }
+
+
+class ProxyTestCase(unittest.TestCase):
+    """Starts, for every test, a DNS server, the upstreams, a sentinel and egressd; stops them all after."""
+
+    needs_tls = False
+    egressd_settings = None  # dict merged into the egressd configuration
+
+    @classmethod
+    def setUpClass(cls):
+        cls.class_tmp = tempfile.TemporaryDirectory(prefix="egressd-e2e-")
+        if cls.needs_tls:
+            cls.cert, cls.key = make_certificate(cls.class_tmp.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.class_tmp.cleanup()
+
+    def setUp(self):
+        self._cleanups_run = False
+        self.tmp = tempfile.TemporaryDirectory(prefix="egressd-e2e-")
+        self.addCleanup(self.tmp.cleanup)
+        self.dns = DnsServer(self.dns_records())
+        self.addCleanup(self.dns.stop)
+        # The HTTP upstream's port must also be free on 127.0.0.2 for the sentinel.
+        for _ in range(50):
+            up = HttpUpstream()
+            echo = EchoServer()
+            if bind_pair_free(up.port) and bind_pair_free(echo.port):
+                break
+            up.stop()
+            echo.stop()
+        else:
+            self.fail("no port free on both 127.0.0.1 and 127.0.0.2")
+        self.upstream = up
+        self.addCleanup(up.stop)
+        self.echo = echo
+        self.addCleanup(echo.stop)
+        self.other = HttpUpstream()  # a port no rule names
+        self.addCleanup(self.other.stop)
+        self.tls = None
+        sentinel_ports = [up.port, echo.port]
+        if self.needs_tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.cert, self.key)
+            for _ in range(50):
+                tls = HttpUpstream(ssl_context=ctx)
+                if bind_pair_free(tls.port):
+                    break
+                tls.stop()
+            self.tls = tls
+            self.addCleanup(tls.stop)
+            sentinel_ports.append(tls.port)
+        self.echo6 = None
+        if ipv6_loopback_available():
+            self.echo6 = EchoServer(host="::1")
+            self.addCleanup(self.echo6.stop)
+        self.sentinel = Sentinel(sentinel_ports)
+        self.addCleanup(self.sentinel.stop)
+        self.proxy = self.start_proxy(self.egressd_settings)
+
+    def start_proxy(self, settings=None, policy_text=None):
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        proxy = Egressd(d, policy_text or self.policy_text(), self.dns.port, settings)
+        self.addCleanup(self._stop_proxy, proxy)
+        return proxy
+
+    def _stop_proxy(self, proxy):
+        rc = proxy.stop()
+        if rc != 0 and rc != -signal.SIGKILL:
+            raise AssertionError("egressd exited with %s\nstderr (first 60 lines):\n%s\nlast events:\n%s" % (
+                rc, "\n".join(line[:300] for line in proxy.stderr_lines[:60]), proxy.dump_events()))
+
+    def dns_records(self):
+        return default_records()
+
+    def web_ports(self):
+        ports = [self.upstream.port, self.echo.port]
+        if self.tls is not None:
+            ports.append(self.tls.port)
+        return ports
+
+    def policy_text(self):
+        ports = _yaml_list(self.web_ports())
+        names = ["allowed.test", ".wild.test", "tls.test", "evil.test", "intranet", "rebind.test",
+                 ".guard.test", ".dns.test"]
+        lo, hi = self.upstream.port, min(self.upstream.port + 3, 65535)
+        text = f"""version: 1
+mode: enforce
+groups:
+  web:
+    description: the loopback upstreams, by name and by address
+    rules:
+      - description: test names on the upstream ports
+        ports: {ports}
+        destinations: {_yaml_list(names)}
+      - description: loopback by address (this is what opens 127.0.0.1 through the address guard)
+        ports: {ports}
+        destinations: [127.0.0.1/32]
+"""
+        if self.echo6 is not None:
+            text += f"""      - description: IPv6 loopback echo only
+        ports: [{self.echo6.port}]
+        destinations: ["::1/128", allowed.test]
+"""
+        text += f"""  ranged:
+    description: a port range
+    rules:
+      - description: range.test on a range of ports
+        ports: ["{lo}-{hi}"]
+        destinations: [range.test]
+  old:
+    description: a rule that has expired
+    rules:
+      - description: expired.test, until 2020
+        ports: {ports}
+        destinations: [expired.test]
+        expires: 2020-01-01T00:00:00Z
+clients:
+  tests:
+    description: the test process
+    sources: [127.0.0.1/32, "::1/128"]
+    groups: [web, ranged, old]
+  canary:
+    description: the test process from 127.0.0.4, in report mode
+    sources: [127.0.0.4/32]
+    groups: [web]
+    mode: report
+deny:
+  - description: an evil name that the web group also allows, so the deny list must win
+    destinations: [evil.test]
+"""
+        return text
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def get(self, url, headers=(), method="GET", version="HTTP/1.1", body=b"", conn=None):
+        """Sends one absolute-form request; returns the response (on a fresh connection unless conn)."""
+        host = urllib.parse.urlsplit(url).netloc
+        lines = ["%s %s %s" % (method, url, version), "Host: %s" % host]
+        lines += ["%s: %s" % (k, v) for k, v in headers]
+        if body:
+            lines.append("Content-Length: %d" % len(body))
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        if conn is not None:
+            conn.send(data)
+            return conn.read_response(method=method)
+        with self.proxy.connect() as c:
+            c.send(data)
+            return c.read_response(method=method)
+
+    def up_url(self, host="allowed.test", path="/hello", port=None):
+        return "http://%s:%d%s" % (host, port or self.upstream.port, path)
+
+    def assert_refused(self, resp, status, reason, deny_event=True):
+        """Asserts an egressd refusal: status, reason header, request id header, body, and its event."""
+        self.assertIsNotNone(resp, "the proxy closed the connection without a response")
+        self.assertEqual(resp.status, status, resp)
+        self.assertEqual(resp.header("X-Egressd-Reason"), reason, resp)
+        rid = resp.header("X-Egressd-Request-Id")
+        self.assertTrue(rid and rid != "-", "no request id: %r" % resp)
+        self.assertIn(reason.encode(), resp.body)
+        if deny_event:
+            ev = self.proxy.wait_event(event="egress.deny", request_id=rid)
+            self.assertEqual(ev["reason"], reason, ev)
+            self.assertEqual(ev["client"], "tests", ev)
+        return rid
+
+    def assert_upstreams_untouched(self):
+        self.assertEqual(self.upstream.connections, 0, self.upstream.requests)
+        self.assertEqual(self.upstream.requests, [])
+        self.assertEqual(self.other.connections, 0)
+        self.assertEqual(self.echo.connections, 0)
+        if self.tls is not None:
+            self.assertEqual(self.tls.connections, 0)
+        self.assertEqual(self.sentinel.count, 0, self.sentinel.accepted)
+
+    def connect_tunnel(self, authority, conn=None, timeout=5.0):
+        c = conn or self.proxy.connect(timeout=timeout)
+        c.send("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority))
+        return c, c.read_response(method="CONNECT")
+
+
+def curl(*args, timeout=20):
+    """Runs curl with no proxy variables from the environment; returns the CompletedProcess."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, timeout=timeout, env=env)
