@@ -6,9 +6,9 @@
 #include <spdlog/async_logger.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/syslog_sink.h>
 
 #include <cstdio>
+#include <syslog.h>
 #include <mutex>
 #include <stdexcept>
 
@@ -26,6 +26,30 @@ protected:
         std::fwrite(formatted.data(), 1, formatted.size(), stdout);
     }
     void flush_() override { std::fflush(stdout); }
+};
+
+// Workers hand over batches of lines as one message; syslog must still get one message per event.
+class line_syslog_sink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    explicit line_syslog_sink(std::string ident) : ident_(std::move(ident)) { ::openlog(ident_.c_str(), LOG_PID, LOG_DAEMON); }
+    ~line_syslog_sink() override { ::closelog(); }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        int priority = msg.level >= spdlog::level::warn ? LOG_WARNING : LOG_INFO;
+        std::string_view rest(msg.payload.data(), msg.payload.size());
+        while (!rest.empty()) {
+            auto end = rest.find('\n');
+            auto line = rest.substr(0, end);
+            ::syslog(priority, "%.*s", static_cast<int>(line.size()), line.data());
+            rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+        }
+    }
+    void flush_() override {}
+
+private:
+    std::string ident_;  // openlog keeps the pointer
 };
 
 // Appends ,"name":"value" (or a number) to a JSON object under construction.
@@ -104,7 +128,7 @@ event_log::event_log(const config::logging_config& config)
                                                                                    config.file->max_files));
         }
         if (config.syslog_ident) {
-            sinks.push_back(std::make_shared<spdlog::sinks::syslog_sink_mt>(*config.syslog_ident, 0, LOG_DAEMON, false));
+            sinks.push_back(std::make_shared<line_syslog_sink>(*config.syslog_ident));
         }
         main_ = std::make_shared<spdlog::async_logger>("egressd", sinks.begin(), sinks.end(), pool_,
                                                        spdlog::async_overflow_policy::overrun_oldest);
@@ -144,7 +168,7 @@ void event_log::write(const std::string& line, bool deny)
     }
 }
 
-void event_log::decision(const decision_event& e)
+std::string event_log::format(const decision_event& e)
 {
     json_line j(e.event);
     j.field("request_id", e.request_id)
@@ -161,10 +185,10 @@ void event_log::decision(const decision_event& e)
         j.optional_field("rule_description", e.rule_description);
     }
     j.optional_field("guard", e.guard).optional_field("detail", e.detail);
-    write(j.done(), e.event != "egress.allow");
+    return j.done();
 }
 
-void event_log::close(const close_event& e)
+std::string event_log::format(const close_event& e)
 {
     json_line j("egress.close");
     j.field("request_id", e.request_id)
@@ -179,7 +203,43 @@ void event_log::close(const close_event& e)
         .number("duration_ms", static_cast<std::uint64_t>(e.duration.count()))
         .number("requests", e.requests)
         .field("cause", e.cause);
-    write(j.done(), false);
+    return j.done();
+}
+
+void event_log::write_lines(const std::string& lines, const std::string& deny_lines)
+{
+    if (!lines.empty()) {
+        main_->info(lines);
+    }
+    if (!deny_lines.empty() && deny_) {
+        deny_->info(deny_lines);
+    }
+}
+
+void event_batch::add(std::string line, bool deny)
+{
+    if (lines_.empty()) {
+        schedule_flush_();
+    } else {
+        lines_ += '\n';
+    }
+    if (deny) {
+        if (!deny_lines_.empty()) {
+            deny_lines_ += '\n';
+        }
+        deny_lines_ += line;
+    }
+    lines_ += line;
+}
+
+void event_batch::flush()
+{
+    if (lines_.empty()) {
+        return;
+    }
+    log_.write_lines(lines_, deny_lines_);
+    lines_.clear();
+    deny_lines_.clear();
 }
 
 void event_log::notice(std::string_view event, const std::vector<std::pair<std::string_view, std::string>>& fields,

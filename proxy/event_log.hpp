@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,8 +69,12 @@ public:
     event_log(const event_log&) = delete;
     event_log& operator=(const event_log&) = delete;
 
-    void decision(const decision_event& e);
-    void close(const close_event& e);
+    void decision(const decision_event& e) { write(format(e), e.event != "egress.allow"); }
+    void close(const close_event& e) { write(format(e), false); }
+    // Several events at once, each part holding whole lines joined by '\n': one queue entry for all of them.
+    void write_lines(const std::string& lines, const std::string& deny_lines);
+    static std::string format(const decision_event& e);
+    static std::string format(const close_event& e);
     // An operational event: egressd.start, egressd.listening, ... with string fields.
     void notice(std::string_view event, const std::vector<std::pair<std::string_view, std::string>>& fields,
                 bool warning = false);
@@ -83,6 +88,30 @@ private:
     std::shared_ptr<spdlog::details::thread_pool> pool_;
     std::shared_ptr<spdlog::logger> main_;
     std::shared_ptr<spdlog::logger> deny_;
+};
+
+// One worker's events, handed to the event_log once per pass of its event loop: a burst of events costs one
+// queue entry and at most one wake-up of the writer thread, instead of one each.
+// Thread contract: its worker's thread only.
+class event_batch {
+public:
+    // schedule_flush must arrange for flush() to run soon on the same thread (the worker posts it).
+    event_batch(event_log& log, std::function<void()> schedule_flush)
+        : log_(log), schedule_flush_(std::move(schedule_flush))
+    {
+    }
+
+    void decision(const decision_event& e) { add(event_log::format(e), e.event != "egress.allow"); }
+    void close(const close_event& e) { add(event_log::format(e), false); }
+    void flush();
+
+private:
+    void add(std::string line, bool deny);
+
+    event_log& log_;
+    std::function<void()> schedule_flush_;
+    std::string lines_;
+    std::string deny_lines_;
 };
 
 // "2026-11-21T06:50:00.123Z"

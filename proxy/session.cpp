@@ -227,7 +227,7 @@ void client_session::finish_request(std::string_view cause)
     e.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
     e.cause = closing_ ? std::string_view(close_cause_) : cause;
     e.requests = requests_;
-    worker_.rt().log.close(e);
+    worker_.events().close(e);
 }
 
 asio::awaitable<bool> client_session::read_more(tcp::socket& from, std::string& into)
@@ -409,7 +409,7 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
             e.guard = policy::to_string(d.guard->category);
         }
         e.detail = detail;
-        worker_.rt().log.decision(e);
+        worker_.events().decision(e);
     };
 
     auto name_decision = snapshot->decide_name(client, host, port, now);

@@ -98,11 +98,19 @@ dns::resolver_config resolver_settings(const config::dns_config& c)
 }  // namespace
 
 worker::worker(unsigned index, runtime& rt, std::shared_ptr<const policy::policy> snapshot)
-    : index_(index), rt_(rt), policy_(std::move(snapshot)), resolver_(io_, resolver_settings(rt.config.dns))
+    : index_(index),
+      rt_(rt),
+      policy_(std::move(snapshot)),
+      resolver_(io_, resolver_settings(rt.config.dns)),
+      events_(rt.log, [this] { asio::post(io_, [this] { events_.flush(); }); })
 {
 }
 
-worker::~worker() { join(); }
+worker::~worker()
+{
+    join();
+    events_.flush();  // the thread is gone: whatever it left is written from here
+}
 
 void worker::add_acceptor(tcp::acceptor acceptor)
 {
@@ -125,6 +133,7 @@ void worker::stop()
 {
     asio::post(io_, [this] {
         resolver_.shutdown();
+        events_.flush();
         io_.stop();
     });
 }
@@ -236,7 +245,7 @@ asio::awaitable<void> worker::refuse(tcp::socket socket, std::string source)
     e.method = "-";
     e.host = "-";
     e.cause = "over_limit";
-    rt_.log.close(e);
+    events_.close(e);
 }
 
 }  // namespace egressd::proxy

@@ -105,6 +105,7 @@ public:
     runtime& rt() { return rt_; }
     const std::shared_ptr<const policy::policy>& policy_snapshot() const { return policy_; }
     dns::resolver& resolver() { return resolver_; }
+    event_batch& events() { return events_; }
     buffer_pool& buffers() { return buffers_; }
     std::string next_request_id();
     bool draining() const { return draining_; }
@@ -132,6 +133,7 @@ private:
     boost::asio::io_context io_{1};
     std::shared_ptr<const policy::policy> policy_;
     dns::resolver resolver_;
+    event_batch events_;
     buffer_pool buffers_;
     std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
     std::unordered_set<client_session*> sessions_;

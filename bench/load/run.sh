@@ -418,7 +418,7 @@ echo
 echo "idle tunnels opened: $(for n in "${!idle_opened[@]}"; do printf '%s=%s ' "$n" "${idle_opened[$n]}"; done)"
 echo "* = some runs had errors or timeouts (see the raw results)."
 echo "Ratios above 1 favour egressd, except KiB/tunnel, where below 1 favours egressd."
-echo "egressd logs one JSON line per decision and per close to a file (stdout redirected, flushed per line);"
+echo "egressd logs one JSON line per decision and per close to a file (stdout redirected; batched per event-loop pass, flushed every 200 ms);"
 echo "Squid logs one access.log line per request (stdio module, buffered). Squid runs 1 worker; egressd as named."
 echo
 echo "raw results:"
