@@ -136,6 +136,17 @@ INSTANTIATE_TEST_SUITE_P(
                      "2027-07-01T00:00:00Z", "web", verdict::deny, reason::expired, "monitoring", 0},
         example_case{"monitoring_apex_not_covered", "10.20.1.7", "ingest.metrics.example", 443, "", "batch-workers",
                      verdict::deny, reason::no_matching_rule, std::nullopt},
+        // The README's quick start, from this machine.
+        example_case{"local_example_com", "127.0.0.1", "example.com", 80, "", "local-trial", verdict::deny,
+                     reason::no_matching_rule, std::nullopt},
+        example_case{"local_pastebin", "127.0.0.1", "pastebin.com", 80, "", "local-trial", verdict::deny,
+                     reason::explicit_deny, "deny", 0},
+        example_case{"local_debian", "127.0.0.1", "deb.debian.org", 80, "", "local-trial", verdict::allow,
+                     reason::allowed, "package-mirrors", 0},
+        example_case{"local_pypi_tls", "::1", "pypi.org", 443, "", "local-trial", verdict::allow, reason::allowed,
+                     "package-mirrors", 2},
+        example_case{"local_debian_8080", "127.0.0.1", "deb.debian.org", 8080, "", "local-trial", verdict::deny,
+                     reason::port_not_allowed, "package-mirrors", 0},
         // No client matches and there is no "default" client.
         example_case{"unknown_source", "192.0.2.55", "deb.debian.org", 443, "", std::nullopt, verdict::deny,
                      reason::unknown_client, std::nullopt}),
@@ -150,7 +161,7 @@ TEST(config_example_file, loads_without_errors_or_warnings)
     EXPECT_EQ(loaded.files, std::vector<std::string>{example_path});
 
     auto s = loaded.snapshot->stats();
-    EXPECT_EQ(s.clients, 4u);
+    EXPECT_EQ(s.clients, 5u);
     EXPECT_EQ(s.groups, 4u);
     EXPECT_EQ(s.rules, 7u);
     EXPECT_EQ(s.deny_rules, 1u);
