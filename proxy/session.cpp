@@ -381,7 +381,6 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
     auto snapshot = worker_.policy_snapshot();  // one snapshot for the whole request
     auto client = snapshot->match_client(policy::client_facts{source_});
     client_name_ = client ? std::string(snapshot->client_name(*client)) : std::string();
-    r.client = client_name_;
     host_ = host.to_string();
     port_ = port;
     auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());

@@ -55,7 +55,6 @@ private:
         std::optional<failure> refused;
         std::string reason;  // policy reason code or DNS status, for the response and the close event
         std::vector<policy::address> addresses;  // vetted, in the resolver's order
-        std::string client;
     };
     struct upstream_connection;
 

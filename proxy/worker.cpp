@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -17,6 +18,7 @@ namespace egressd::proxy {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
 
 connection_limiter::ticket::~ticket()
 {
@@ -228,14 +230,10 @@ asio::awaitable<void> worker::refuse(tcp::socket socket, std::string source)
     static constexpr std::string_view response =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 37\r\nConnection: close\r\n\r\n"
         "egressd: too many connections (503)\r\n";
+    // A client that does not read gets a second, then the socket closes anyway.
     asio::steady_timer limit(io_, std::chrono::seconds(1));
-    limit.async_wait([&socket](boost::system::error_code ec) {
-        if (!ec) {
-            socket.close(ec);
-        }
-    });
-    co_await asio::async_write(socket, asio::buffer(response), asio::as_tuple(asio::use_awaitable));
-    limit.cancel();
+    co_await (asio::async_write(socket, asio::buffer(response), asio::as_tuple(asio::use_awaitable)) ||
+              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
     boost::system::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
