@@ -23,8 +23,10 @@ struct file_part {
     std::vector<diagnostic> errors;
     mark mode_mark;
     mark guard_mark;
+    mark tls_mark;
     bool has_mode = false;
     bool has_guard = false;
+    bool has_tls = false;
 };
 
 bool valid_name(std::string_view name)
@@ -50,7 +52,7 @@ public:
         if (!r_.expect_map(root, "a policy document")) {
             return;
         }
-        r_.check_keys(root, "the policy", {"version", "mode", "address_guard", "groups", "clients", "deny"});
+        r_.check_keys(root, "the policy", {"version", "mode", "tls", "address_guard", "groups", "clients", "deny"});
         if (const auto* v = r_.require(root, "version", "the policy")) {
             if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != supported_version) {
                 r_.error(*v, "unsupported policy version " + std::to_string(*version) + ": expected version 1");
@@ -61,6 +63,13 @@ public:
             part_.mode_mark = m->where;
             if (auto mode = read_mode(*m)) {
                 part_.spec.default_mode = *mode;
+            }
+        }
+        if (const auto* t = r_.find(root, "tls")) {
+            part_.has_tls = true;
+            part_.tls_mark = t->where;
+            if (auto m = read_tls(*t)) {
+                part_.spec.default_tls = *m;
             }
         }
         if (const auto* g = r_.find(root, "address_guard")) {
@@ -96,6 +105,19 @@ private:
         }
         r_.error(n, "unknown mode '" + *text + "': expected enforce or report");
         return std::nullopt;
+    }
+
+    std::optional<pol::tls_mode> read_tls(const yaml_node& n)
+    {
+        auto text = r_.string_value(n, "tls: require, allow or off");
+        if (!text) {
+            return std::nullopt;
+        }
+        auto m = pol::parse_tls_mode(*text);
+        if (!m) {
+            r_.error(n, "unknown tls mode '" + *text + "': expected require, allow or off");
+        }
+        return m;
     }
 
     void read_guard(const yaml_node& n)
@@ -181,11 +203,18 @@ private:
             return std::nullopt;
         }
         std::size_t errors_before = r_.error_count();
-        r_.check_keys(n, where, {"description", "ports", "destinations", "expires", "protocol"});
+        if (is_deny) {
+            r_.check_keys(n, where, {"description", "ports", "destinations", "expires", "protocol"});
+        } else {
+            r_.check_keys(n, where, {"description", "ports", "destinations", "expires", "protocol", "tls"});
+        }
         pol::rule_spec rule;
         rule.where = at(n);
         if (const auto* d = r_.find(n, "description")) {
             rule.description = r_.string_value(*d, "description text").value_or("");
+        }
+        if (const auto* t = is_deny ? nullptr : r_.find(n, "tls")) {
+            rule.tls = read_tls(*t);
         }
         if (const auto* p = r_.find(n, "protocol")) {
             if (auto proto = r_.string_value(*p, "protocol"); proto && *proto != "tcp") {
@@ -389,6 +418,7 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
     merged.files = names;
     std::optional<std::size_t> mode_from;
     std::optional<std::size_t> guard_from;
+    std::optional<std::size_t> tls_from;
     for (std::size_t i = 0; i < parts.size(); ++i) {
         auto& part = parts[i];
         result.errors.insert(result.errors.end(), part.errors.begin(), part.errors.end());
@@ -402,6 +432,18 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
             } else {
                 mode_from = i;
                 merged.default_mode = part.spec.default_mode;
+            }
+        }
+        if (part.has_tls) {
+            if (tls_from) {
+                result.errors.push_back({names[i], part.tls_mark,
+                                         "tls is also set at " + names[*tls_from] + ":" +
+                                             std::to_string(parts[*tls_from].tls_mark.line) + ":" +
+                                             std::to_string(parts[*tls_from].tls_mark.column) +
+                                             ": set it in one file only"});
+            } else {
+                tls_from = i;
+                merged.default_tls = part.spec.default_tls;
             }
         }
         if (part.has_guard) {

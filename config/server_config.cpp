@@ -32,7 +32,7 @@ public:
         if (const auto* l = r_.find(root, "listeners")) {
             read_listeners(*l);
         } else {
-            out_.listeners.push_back({"127.0.0.1", 3128});
+            out_.listeners.push_back({"127.0.0.1", 3128, {}});
         }
         if (const auto* p = r_.require(root, "policy", "the configuration")) {
             if (auto text = r_.string_value(*p, "the policy path (a file or a directory)"); text && text->empty()) {
@@ -67,17 +67,55 @@ private:
             return;
         }
         for (const auto& item : n.items) {
-            auto text = r_.string_value(item, "a listener address like 127.0.0.1:3128 or [::1]:3128");
+            // A listener is an address, or a mapping with its address and PROXY protocol settings.
+            const yaml_node* address = &item;
+            const yaml_node* proxy_protocol = nullptr;
+            if (item.is_map()) {
+                r_.check_keys(item, "a listener", {"address", "proxy_protocol"});
+                address = r_.require(item, "address", "a listener");
+                proxy_protocol = r_.find(item, "proxy_protocol");
+                if (address == nullptr) {
+                    continue;
+                }
+            }
+            auto text = r_.string_value(*address, "a listener address like 127.0.0.1:3128 or [::1]:3128");
             if (!text) {
                 continue;
             }
             auto listener = parse_listener(*text);
             if (!listener) {
-                r_.error(item, "invalid listener '" + *text +
-                                   "': expected an IP address and port, like 127.0.0.1:3128 or [::1]:3128");
+                r_.error(*address, "invalid listener '" + *text +
+                                       "': expected an IP address and port, like 127.0.0.1:3128 or [::1]:3128");
                 continue;
             }
-            out_.listeners.push_back(*listener);
+            if (proxy_protocol != nullptr) {
+                read_proxy_protocol(*proxy_protocol, *listener);
+            }
+            out_.listeners.push_back(std::move(*listener));
+        }
+    }
+
+    void read_proxy_protocol(const yaml_node& n, listener_config& listener)
+    {
+        if (!r_.expect_map(n, "proxy_protocol settings")) {
+            return;
+        }
+        r_.check_keys(n, "proxy_protocol", {"trusted"});
+        const auto* trusted = r_.require(n, "trusted", "proxy_protocol");
+        if (trusted == nullptr) {
+            return;
+        }
+        auto items = r_.scalar_list(*trusted, "trusted sources");
+        if (items.empty() && trusted->is_sequence()) {
+            r_.error(*trusted, "empty trusted list: expected the CIDRs of the load balancers that send PROXY headers");
+        }
+        for (const auto* item : items) {
+            std::string error;
+            if (auto net = policy::cidr::parse(item->value, &error)) {
+                listener.proxy_protocol_trusted.push_back(*net);
+            } else {
+                r_.error(*item, error);
+            }
         }
     }
 
@@ -103,7 +141,7 @@ private:
         if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535) {
             return std::nullopt;
         }
-        return listener_config{std::string(host), static_cast<std::uint16_t>(port)};
+        return listener_config{std::string(host), static_cast<std::uint16_t>(port), {}};
     }
 
     // The forms the resolver accepts (parse_server in proxy/dns/resolver.cpp), so that a configuration that
@@ -219,12 +257,14 @@ private:
             return;
         }
         r_.check_keys(n, "timeouts",
-                      {"header", "connect", "idle", "tunnel_lifetime", "upstream_response", "shutdown_grace"});
+                      {"header", "connect", "idle", "tunnel_lifetime", "upstream_response", "tls_peek",
+                       "shutdown_grace"});
         set_duration(n, "header", out_.timeouts.header);
         set_duration(n, "connect", out_.timeouts.connect);
         set_duration(n, "idle", out_.timeouts.idle);
         set_duration(n, "tunnel_lifetime", out_.timeouts.tunnel_lifetime);
         set_duration(n, "upstream_response", out_.timeouts.upstream_response);
+        set_duration(n, "tls_peek", out_.timeouts.tls_peek);
         set_duration(n, "shutdown_grace", out_.timeouts.shutdown_grace);
     }
 

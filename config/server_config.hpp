@@ -1,6 +1,7 @@
 #pragma once
 
 #include "config/schema.hpp"
+#include "policy/address.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -14,6 +15,10 @@ namespace egressd::config {
 struct listener_config {
     std::string address;  // IP literal, as written ("127.0.0.1", "::1")
     std::uint16_t port = 3128;
+    // PROXY protocol (v1 and v2): connections from these sources (a load balancer) must start with a PROXY
+    // header, whose source address then stands for the client; from any other source a PROXY header is refused.
+    // Empty: no PROXY protocol on this listener.
+    std::vector<policy::cidr> proxy_protocol_trusted;
 };
 
 struct dns_config {
@@ -32,6 +37,7 @@ struct timeouts_config {
     std::chrono::milliseconds idle{300'000};           // no byte either way on a connection or tunnel
     std::chrono::milliseconds tunnel_lifetime{86'400'000};  // a tunnel is closed after this, busy or not
     std::chrono::milliseconds upstream_response{60'000};    // upstream response head after the request
+    std::chrono::milliseconds tls_peek{5'000};  // CONNECT: the client's ClientHello after "200 Connection established"
     std::chrono::milliseconds shutdown_grace{30'000};  // SIGTERM: in-flight work may finish within this
 };
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace egressd::policy {
@@ -24,16 +25,27 @@ enum class reason : std::uint8_t {
     explicit_deny,     // a deny rule matched; deny wins over every allow
     address_guard,     // the address is in a guarded set and no CIDR rule of the client names it
     expired,           // the only rules that would allow this have expired
+    sni_mismatch,      // the tunnel's TLS SNI is not the CONNECT host (or, for an IP literal, not a name allowed)
+    sni_missing,       // tls: require, and the ClientHello has no SNI
+    not_tls,           // tls: require, and the tunnel's first bytes are not a TLS ClientHello
 };
-inline constexpr int reason_count = 7;
+inline constexpr int reason_count = 10;
 
 std::string_view to_string(verdict v);
 std::string_view to_string(reason r);
 std::string_view to_string(mode m);
+std::string_view to_string(tls_mode m);
+std::optional<tls_mode> parse_tls_mode(std::string_view name);
 std::optional<reason> parse_reason(std::string_view name);
 
 using client_id = std::uint32_t;
 inline constexpr std::uint32_t deny_group = 0xffffffffu;
+
+// What the proxy saw at the start of a CONNECT tunnel.
+struct tunnel_start {
+    bool is_tls = false;
+    std::optional<std::string> sni;  // normalized: lower case, no trailing dot
+};
 
 // Names a rule inside one compiled policy: group index (or deny_group) and the rule's index in it.
 struct rule_ref {

@@ -32,6 +32,7 @@ compile_result policy::compile(policy_spec spec)
     auto& warnings = result.warnings;
     p->files_ = std::move(spec.files);
     p->default_mode_ = spec.default_mode;
+    p->default_tls_ = spec.default_tls;
     p->guarded_ = spec.guarded;
 
     std::vector<std::vector<cidr>> rule_cidrs;  // per compiled allow rule, in group order, for the shadow check
@@ -49,6 +50,7 @@ compile_result policy::compile(policy_spec spec)
         }
         c.description = std::move(r.description);
         c.where = r.where;
+        c.tls = r.tls;
         for (auto& d : r.domains) {
             domains.add(d.name, domain_entry{group, index, c.terms, d.kind});
         }
@@ -532,6 +534,47 @@ decision policy::decide_address(std::optional<client_id> client, const host& tar
         d.rule = exempt.rule;
     }
     return finish(d);
+}
+
+tls_mode policy::tls_for(const std::optional<rule_ref>& rule) const
+{
+    if (!rule || rule->is_deny()) {
+        return default_tls_;
+    }
+    return rule_at(*rule).tls.value_or(default_tls_);
+}
+
+decision policy::decide_tls(std::optional<client_id> client, const host& target, std::uint16_t port,
+                            const tunnel_start& start, time_point now) const
+{
+    decision d = decide_name(client, target, port, now);
+    if (d.why != reason::allowed) {
+        return d;
+    }
+    tls_mode m = tls_for(d.rule);
+    if (m == tls_mode::off) {
+        return d;
+    }
+    auto refuse = [&](reason why) {
+        d.why = why;
+        return finish(d);
+    };
+    if (!start.is_tls) {
+        return m == tls_mode::require ? refuse(reason::not_tls) : d;
+    }
+    if (!start.sni) {
+        return m == tls_mode::require ? refuse(reason::sni_missing) : d;
+    }
+    if (const auto* name = target.name()) {
+        return *name == *start.sni ? d : refuse(reason::sni_mismatch);
+    }
+    // An IP-literal CONNECT: the name inside must be one this client may reach on this port.
+    auto sni_host = host::parse(*start.sni);
+    if (!sni_host.value || sni_host.value->is_address()) {
+        return refuse(reason::sni_mismatch);
+    }
+    auto by_name = decide_name(client, *sni_host.value, port, now);
+    return by_name.why == reason::allowed ? d : refuse(reason::sni_mismatch);
 }
 
 policy::rule_view policy::describe(rule_ref ref) const

@@ -55,6 +55,14 @@ public:
     decision decide_address(std::optional<client_id> client, const host& target, std::uint16_t port,
                             const address& addr, time_point now) const;
 
+    // Tunnel phase, after "200 Connection established" and before any client byte is forwarded: do the
+    // tunnel's first bytes agree with the CONNECT target, under the tls mode of the rule that allowed it?
+    // Repeats the name phase; for an IP literal the SNI must itself be a name this client may reach on port.
+    decision decide_tls(std::optional<client_id> client, const host& target, std::uint16_t port,
+                        const tunnel_start& start, time_point now) const;
+    // The tls mode that applies to a CONNECT the name phase allowed with this rule.
+    tls_mode tls_for(const std::optional<rule_ref>& rule) const;
+
     struct rule_view {
         std::string_view group;  // "deny" for the deny list
         std::uint32_t index;     // 0-based position in the group's rules
@@ -77,6 +85,7 @@ public:
     };
     counts stats() const { return counts_; }
     mode default_mode() const { return default_mode_; }
+    tls_mode default_tls() const { return default_tls_; }
     guard_set guarded() const { return guarded_; }
 
 private:
@@ -84,6 +93,7 @@ private:
         rule_terms terms;
         std::string description;
         source_location where;
+        std::optional<tls_mode> tls;
     };
     struct compiled_group {
         std::string name;
@@ -137,6 +147,7 @@ private:
 
     std::vector<std::string> files_;
     mode default_mode_ = mode::enforce;
+    tls_mode default_tls_ = tls_mode::allow;
     guard_set guarded_ = guard_set::all();
     std::vector<port_range> ports_;  // every rule's ranges after its first, sliced by rule_terms::more_ports_*
     std::vector<compiled_group> groups_;

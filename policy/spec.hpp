@@ -18,6 +18,12 @@ using time_point = std::chrono::sys_seconds;
 
 enum class mode : std::uint8_t { enforce, report };
 
+// What a CONNECT tunnel's first bytes must be (checked on the TLS ClientHello before anything is forwarded):
+//   require  a TLS ClientHello whose SNI is the CONNECT host (for an IP-literal CONNECT: a name the policy allows)
+//   allow    TLS or not; but a TLS SNI, when present, must agree as for require
+//   off      no check
+enum class tls_mode : std::uint8_t { require, allow, off };
+
 // Where a definition came from, so that every diagnostic can name file:line:column.
 // file indexes policy_spec::files; line and column are 1-based; 0 means unknown.
 struct source_location {
@@ -41,6 +47,7 @@ struct rule_spec {
     std::vector<cidr> cidrs;
     std::string description;
     std::optional<time_point> expires;
+    std::optional<tls_mode> tls;  // unset: the policy's default_tls
     source_location where;
 };
 
@@ -73,6 +80,7 @@ struct client_spec {
 struct policy_spec {
     std::vector<std::string> files;  // indexed by source_location::file
     mode default_mode = mode::enforce;
+    tls_mode default_tls = tls_mode::allow;
     guard_set guarded = guard_set::all();
     std::vector<group_spec> groups;
     std::vector<client_spec> clients;

@@ -40,6 +40,7 @@ struct decision_event {
     std::optional<std::uint32_t> rule_index;
     std::string_view rule_description;
     std::string_view guard;  // guarded set for address_guard
+    std::string_view sni;    // tunnel phase: the ClientHello's server name, if any
     std::string_view detail; // extra words for errors that are not policy (dns status, parse error)
 };
 

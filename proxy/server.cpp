@@ -67,11 +67,12 @@ int serve(const config::server_config& config, std::shared_ptr<const policy::pol
         // The first bind settles the port (port 0 asks the kernel for one); the others join it.
         auto first = bind_listener(workers[0]->io(), endpoint);
         endpoint = first.local_endpoint();
-        workers[0]->add_acceptor(std::move(first));
+        workers[0]->add_acceptor(std::move(first), listener);
         for (unsigned i = 1; i < worker_count; ++i) {
-            workers[i]->add_acceptor(bind_listener(workers[i]->io(), endpoint));
+            workers[i]->add_acceptor(bind_listener(workers[i]->io(), endpoint), listener);
         }
-        log.notice("egressd.listening", {{"address", endpoint_text(endpoint)}});
+        log.notice("egressd.listening", {{"address", endpoint_text(endpoint)},
+                                         {"proxy_protocol", listener.proxy_protocol_trusted.empty() ? "off" : "on"}});
     }
     log.notice("egressd.start", {{"workers", std::to_string(worker_count)},
                                  {"policy", config.policy_path.string()},

@@ -1,5 +1,8 @@
 #include "proxy/session.hpp"
 
+#include "proxy/proxy_protocol/proxy_protocol.hpp"
+#include "proxy/tls/client_hello.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -166,8 +169,9 @@ std::optional<failure> parse_failure(http::parse_error e)
 }  // namespace
 
 client_session::client_session(worker& owner, tcp::socket socket, policy::address source, std::string source_text,
-                               connection_limiter::ticket ticket)
+                               connection_limiter::ticket ticket, const config::listener_config& listener)
     : worker_(owner),
+      listener_(listener),
       client_(std::move(socket)),
       upstream_(owner.io()),
       source_(source),
@@ -312,11 +316,61 @@ asio::awaitable<std::optional<failure>> client_session::read_request_head(http::
     }
 }
 
+asio::awaitable<std::optional<std::string_view>> client_session::read_proxy_header()
+{
+    auto unmapped = [](policy::address a) {
+        policy::embedded_v4 inner[2];
+        return policy::embedded_addresses(a, inner) == 1 && inner[0].form == policy::embedding::ipv4_mapped ? inner[0].v4 : a;
+    };
+    policy::address peer = unmapped(source_);
+    bool trusted = std::any_of(listener_.proxy_protocol_trusted.begin(), listener_.proxy_protocol_trusted.end(),
+                               [&](const policy::cidr& c) { return c.contains(peer); });
+    watchdog_.expire_after(worker_.rt().config.timeouts.header);
+    for (;;) {
+        proxy_protocol::header header;
+        auto status = proxy_protocol::parse(client_in_, header);
+        if (status == proxy_protocol::status::not_proxy) {
+            // A direct client on a PROXY listener is itself; a load balancer must say whom it speaks for.
+            co_return trusted ? std::optional<std::string_view>("missing_proxy_header") : std::nullopt;
+        }
+        if (status == proxy_protocol::status::malformed) {
+            co_return "bad_proxy_header";
+        }
+        if (status == proxy_protocol::status::complete) {
+            if (!trusted) {
+                // Anyone can write a PROXY header; only the configured load balancers are believed.
+                co_return "untrusted_proxy_header";
+            }
+            client_in_.erase(0, header.size);
+            if (!header.local && header.source) {
+                source_ = unmapped(*header.source);
+                source_text_ = source_.is_v4() ? source_.to_string() + ":" + std::to_string(header.source_port)
+                                               : "[" + source_.to_string() + "]:" + std::to_string(header.source_port);
+            }
+            co_return std::nullopt;
+        }
+        if (!co_await read_more(client_, client_in_)) {
+            co_return watchdog_.expired() ? "header_timeout" : "client_closed";
+        }
+    }
+}
+
 asio::awaitable<void> client_session::run()
 {
     auto self = shared_from_this();
     std::string_view cause = "client_closed";
-    while (!closing_) {
+    bool refused = false;
+    if (!listener_.proxy_protocol_trusted.empty()) {
+        if (auto why = co_await read_proxy_header()) {
+            cause = *why;
+            refused = true;
+            if (*why != "client_closed" && *why != "header_timeout") {
+                request_id_ = worker_.next_request_id();
+                co_await respond(failure::bad_request, *why, false);
+            }
+        }
+    }
+    while (!closing_ && !refused) {
         http::request_head head;
         auto read_failure = co_await read_request_head(head);
         if (read_failure) {
@@ -380,6 +434,8 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
     watchdog_.disarm();  // DNS has its own timeout; the head's deadline is spent
     auto snapshot = worker_.policy_snapshot();  // one snapshot for the whole request
     auto client = snapshot->match_client(policy::client_facts{source_});
+    r.snapshot = snapshot;
+    r.client = client;
     client_name_ = client ? std::string(snapshot->client_name(*client)) : std::string();
     host_ = host.to_string();
     port_ = port;
@@ -412,6 +468,7 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
     };
 
     auto name_decision = snapshot->decide_name(client, host, port, now);
+    r.tls = snapshot->tls_for(name_decision.rule);
     if (const auto* literal = host.literal()) {
         address_text_ = address_text(*literal);
         log_decision(name_decision, address_text_, {});
@@ -572,25 +629,61 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
         finish_request("client_closed");
         co_return;
     }
-    // Bytes the client sent right behind the CONNECT head (a TLS ClientHello, usually) go first.
-    if (!client_in_.empty()) {
-        auto [ec, n] = co_await asio::async_write(upstream_, asio::buffer(client_in_), use_tuple);
-        client_in_.clear();
-        if (ec) {
-            finish_request("upstream_closed");
-            co_return;
-        }
-    }
     // A tunnel may idle for hours: it keeps no buffer of its own (relay borrows from the worker's pool).
-    std::string().swap(client_in_);
     std::string().swap(upstream_in_);
     const auto& t = worker_.rt().config.timeouts;
-    watchdog_.idle(t.idle, std::chrono::steady_clock::now() + t.tunnel_lifetime);
+    auto hard_limit = std::chrono::steady_clock::now() + t.tunnel_lifetime;
+    watchdog_.idle(t.idle, hard_limit);
     std::uint64_t up = 0;
     std::uint64_t down = 0;
-    co_await (relay(client_, upstream_, up, true) && relay(upstream_, client_, down, false));
+    bool denied = false;
+    // Client to upstream: under a tls mode, not one byte goes up before the ClientHello was checked.
+    // Upstream to client flows from the start, so server-speaks-first protocols work under tls: allow.
+    auto client_to_upstream = [&]() -> asio::awaitable<void> {
+        if (r.tls != policy::tls_mode::off) {
+            if (r.tls == policy::tls_mode::require) {
+                watchdog_.expire_after(t.tls_peek);
+            }
+            bool malformed = false;
+            auto start = co_await peek_tunnel_start(malformed);
+            auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+            auto d = r.snapshot->decide_tls(r.client, dest.value->target, dest.value->port, start, now);
+            if (malformed && d.why == policy::reason::allowed) {
+                // Bytes that start like TLS but do not parse are never waved through as "not TLS": a server
+                // might read them as a ClientHello whose name was never checked.
+                d.why = policy::reason::not_tls;
+                d.outcome =
+                    d.applied_mode == policy::mode::report ? policy::verdict::would_deny : policy::verdict::deny;
+            }
+            if (d.why != policy::reason::allowed) {
+                log_tunnel_decision(r, d, start);
+            }
+            if (!d.allows_traffic()) {
+                denied = true;
+                cancel_io();
+                co_return;
+            }
+            watchdog_.idle(t.idle, hard_limit);
+        }
+        if (!client_in_.empty()) {
+            // Bytes that came with or after the CONNECT head (the ClientHello, usually) go first.
+            // Already counted in bytes_from_client_ when they were read.
+            auto [ec, n] = co_await asio::async_write(upstream_, asio::buffer(client_in_), use_tuple);
+            if (ec) {
+                cancel_io();
+                co_return;
+            }
+        }
+        std::string().swap(client_in_);
+        co_await relay(client_, upstream_, up, true);
+    };
+    co_await (client_to_upstream() && relay(upstream_, client_, down, false));
     bytes_from_client_ += up;
     bytes_to_client_ += down;
+    if (denied) {
+        finish_request("denied");
+        co_return;
+    }
     std::string_view cause = client_eof_first_     ? "client_closed"
                              : upstream_eof_first_ ? "upstream_closed"
                              : watchdog_.expired()
@@ -598,6 +691,65 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
                                                                                                       : "idle_timeout")
                                  : "error";
     finish_request(cause);
+}
+
+// A ClientHello larger than this is refused: real ones are a few hundred bytes to a few KiB (post-quantum
+// key shares included), and the peek buffer must stay bounded.
+constexpr std::size_t max_client_hello = 16 * 1024;
+
+asio::awaitable<policy::tunnel_start> client_session::peek_tunnel_start(bool& malformed)
+{
+    policy::tunnel_start start;
+    for (;;) {
+        tls::client_hello hello;
+        auto status = tls::parse_client_hello(client_in_, hello, max_client_hello);
+        switch (status) {
+        case tls::hello_status::complete:
+            start.is_tls = true;
+            start.sni = std::move(hello.sni);
+            co_return start;
+        case tls::hello_status::not_tls:
+            co_return start;
+        case tls::hello_status::malformed:
+        case tls::hello_status::too_large:
+            malformed = true;
+            co_return start;
+        case tls::hello_status::incomplete:
+            break;
+        }
+        // The client stopped (or the tls_peek deadline cut it off): no bytes is "not TLS", and a partial
+        // ClientHello is not one either.
+        bool ok = co_await read_more(client_, client_in_);
+        if (!ok) {
+            malformed = !client_in_.empty();
+            co_return start;
+        }
+    }
+}
+
+void client_session::log_tunnel_decision(const route& r, const policy::decision& d, const policy::tunnel_start& start)
+{
+    decision_event e;
+    e.event = event_name(d.outcome);
+    e.request_id = request_id_;
+    e.client = client_name_;
+    e.source = source_text_;
+    e.method = "CONNECT";
+    e.host = host_;
+    e.port = port_;
+    e.address = address_text_;
+    e.reason = policy::to_string(d.why);
+    e.mode = policy::to_string(d.applied_mode);
+    if (d.rule) {
+        auto view = r.snapshot->describe(*d.rule);
+        e.rule_group = view.group;
+        e.rule_index = view.index;
+        e.rule_description = view.description;
+    }
+    if (start.sni) {
+        e.sni = *start.sni;
+    }
+    worker_.events().decision(e);
 }
 
 asio::awaitable<client_session::upload_result> client_session::upload_body(const http::body_framing& framing)

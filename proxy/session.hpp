@@ -41,7 +41,7 @@ std::string_view to_string(failure f);
 class client_session : public std::enable_shared_from_this<client_session> {
 public:
     client_session(worker& owner, boost::asio::ip::tcp::socket socket, policy::address source,
-                   std::string source_text, connection_limiter::ticket ticket);
+                   std::string source_text, connection_limiter::ticket ticket, const config::listener_config& listener);
     ~client_session();
 
     void start();
@@ -55,12 +55,20 @@ private:
         std::optional<failure> refused;
         std::string reason;  // policy reason code or DNS status, for the response and the close event
         std::vector<policy::address> addresses;  // vetted, in the resolver's order
+        std::shared_ptr<const policy::policy> snapshot;  // the one that decided; the tunnel phase uses it too
+        std::optional<policy::client_id> client;
+        policy::tls_mode tls = policy::tls_mode::off;
     };
     struct upstream_connection;
 
     boost::asio::awaitable<void> run();
+    // On a PROXY protocol listener: reads the header (trusted sources must send one, others must not).
+    // Returns the close cause on refusal, nothing when the session may go on.
+    boost::asio::awaitable<std::optional<std::string_view>> read_proxy_header();
     boost::asio::awaitable<std::optional<failure>> read_request_head(http::request_head& head);
     boost::asio::awaitable<void> handle_connect(const http::request_head& head);
+    boost::asio::awaitable<policy::tunnel_start> peek_tunnel_start(bool& malformed);
+    void log_tunnel_decision(const route& r, const policy::decision& d, const policy::tunnel_start& start);
     boost::asio::awaitable<bool> handle_forward(const http::request_head& head, const http::absolute_target& target);
     boost::asio::awaitable<route> route_request(std::string_view method, const policy::host& host, std::uint16_t port);
     boost::asio::awaitable<std::optional<failure>> connect_upstream(const std::vector<policy::address>& addresses,
@@ -80,6 +88,7 @@ private:
     void cancel_io();
 
     worker& worker_;
+    const config::listener_config& listener_;
     boost::asio::ip::tcp::socket client_;
     boost::asio::ip::tcp::socket upstream_;
     policy::address source_;

@@ -114,15 +114,15 @@ worker::~worker()
     events_.flush();  // the thread is gone: whatever it left is written from here
 }
 
-void worker::add_acceptor(tcp::acceptor acceptor)
+void worker::add_acceptor(tcp::acceptor acceptor, const config::listener_config& listener)
 {
-    acceptors_.push_back(std::make_unique<tcp::acceptor>(std::move(acceptor)));
+    acceptors_.emplace_back(std::make_unique<tcp::acceptor>(std::move(acceptor)), &listener);
 }
 
 void worker::start()
 {
-    for (auto& acceptor : acceptors_) {
-        asio::co_spawn(io_, accept_loop(*acceptor), asio::detached);
+    for (auto& [acceptor, listener] : acceptors_) {
+        asio::co_spawn(io_, accept_loop(*acceptor, *listener), asio::detached);
     }
     // The resolver's timers come and go; the guard keeps the worker alive between connections.
     thread_ = std::thread([this] {
@@ -151,9 +151,9 @@ void worker::begin_shutdown()
 {
     asio::post(io_, [this] {
         draining_ = true;
-        for (auto& acceptor : acceptors_) {
+        for (auto& entry : acceptors_) {
             boost::system::error_code ignored;
-            acceptor->close(ignored);
+            entry.first->close(ignored);
         }
         // Copy: closing may unregister sessions while we iterate.
         std::vector<client_session*> idle;
@@ -191,7 +191,7 @@ std::string worker::next_request_id()
     return buffer;
 }
 
-asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor)
+asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, const config::listener_config& listener)
 {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
@@ -220,7 +220,7 @@ asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor)
         }
         socket.set_option(tcp::no_delay(true), endpoint_ec);
         auto session = std::make_shared<client_session>(*this, std::move(socket), source, std::move(source_text),
-                                                        std::move(*ticket));
+                                                        std::move(*ticket), listener);
         session->start();
     }
 }

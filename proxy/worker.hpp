@@ -90,7 +90,7 @@ public:
     ~worker();
 
     boost::asio::io_context& io() { return io_; }
-    void add_acceptor(boost::asio::ip::tcp::acceptor acceptor);
+    void add_acceptor(boost::asio::ip::tcp::acceptor acceptor, const config::listener_config& listener);
     void start();
     void join();
 
@@ -125,7 +125,8 @@ public:
     void stop();
 
 private:
-    boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+    boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
+                                             const config::listener_config& listener);
     boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket, std::string source);
 
     unsigned index_;
@@ -135,7 +136,7 @@ private:
     dns::resolver resolver_;
     event_batch events_;
     buffer_pool buffers_;
-    std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+    std::vector<std::pair<std::unique_ptr<boost::asio::ip::tcp::acceptor>, const config::listener_config*>> acceptors_;
     std::unordered_set<client_session*> sessions_;
     std::atomic<std::size_t> live_sessions_{0};
     std::uint64_t request_counter_ = 0;

@@ -80,7 +80,7 @@ INSTANTIATE_TEST_SUITE_P(
     keys, config_loader_error,
     ::testing::Values(
         error_case{"unknown_top_level_key", lines({"version: 1", "logging: verbose"}), 2, 1,
-                   "unknown key 'logging' in the policy; expected one of: version, mode, address_guard, groups, "
+                   "unknown key 'logging' in the policy; expected one of: version, mode, tls, address_guard, groups, "
                    "clients, deny"},
         error_case{"unknown_group_key",
                    lines({"version: 1", "groups:", "  web:", "    owner: platform", "    rules:",

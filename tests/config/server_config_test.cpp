@@ -322,7 +322,7 @@ INSTANTIATE_TEST_SUITE_P(
                    "negative_ttl, cache_entries"},
         error_case{"timeouts", with({"timeouts:", "  read: 10s"}), 4, 3,
                    "unknown key 'read' in timeouts; expected one of: header, connect, idle, tunnel_lifetime, "
-                   "upstream_response, shutdown_grace"},
+                   "upstream_response, tls_peek, shutdown_grace"},
         error_case{"limits", with({"limits:", "  max_body_bytes: 4096"}), 4, 3,
                    "unknown key 'max_body_bytes' in limits; expected one of: max_head_bytes, max_headers, "
                    "max_request_line, max_connections, max_connections_per_client"},
@@ -344,8 +344,16 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"empty_list", with({"listeners: []"}), 3, 12, "expected listeners: a non-empty list"},
         error_case{"a_mapping", with({"listeners:", "  main: 127.0.0.1:3128"}), 4, 3,
                    "expected listeners: a non-empty list"},
-        error_case{"entry_a_mapping", with({"listeners:", "  - {address: 127.0.0.1, port: 3128}"}), 4, 5,
-                   "expected a listener address like 127.0.0.1:3128 or [::1]:3128, found a mapping"},
+        error_case{"entry_mapping_unknown_key", with({"listeners:", "  - {address: 127.0.0.1:3128, port: 3128}"}), 4,
+                   31, "unknown key 'port' in a listener; expected one of: address, proxy_protocol"},
+        error_case{"entry_mapping_without_address", with({"listeners:", "  - {proxy_protocol: {trusted: [10.0.0.0/8]}}"}),
+                   4, 5, "missing required key 'address' in a listener"},
+        error_case{"proxy_protocol_empty_trusted",
+                   with({"listeners:", "  - {address: 127.0.0.1:3128, proxy_protocol: {trusted: []}}"}), 4, 57,
+                   "empty trusted list"},
+        error_case{"proxy_protocol_bad_cidr",
+                   with({"listeners:", "  - {address: 127.0.0.1:3128, proxy_protocol: {trusted: [10.0.0.1/8]}}"}), 4,
+                   58, "has host bits set"},
         error_case{"no_port", with({"listeners:", "  - 127.0.0.1"}), 4, 5,
                    "invalid listener '127.0.0.1': expected an IP address and port, like 127.0.0.1:3128 or "
                    "[::1]:3128"},

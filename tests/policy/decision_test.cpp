@@ -747,7 +747,8 @@ TEST(decision_names, are_stable)
     EXPECT_EQ(to_string(mode::enforce), "enforce");
     const std::vector<std::string> expected = {"allowed",          "unknown_client", "no_matching_rule",
                                                "port_not_allowed", "explicit_deny",  "address_guard",
-                                               "expired"};
+                                               "expired",          "sni_mismatch",   "sni_missing",
+                                               "not_tls"};
     ASSERT_EQ(expected.size(), static_cast<std::size_t>(reason_count));
     for (int i = 0; i < reason_count; ++i) {
         auto r = static_cast<reason>(i);
