@@ -77,18 +77,33 @@ std::optional<std::chrono::sys_seconds> parse_rfc3339(std::string_view s)
     return sys_days{date} + hours{*h} + minutes{*mi} + seconds{*sec} - offset;
 }
 
-std::string format_rfc3339(std::chrono::sys_seconds t)
+namespace {
+
+template <typename Duration>
+std::string format_utc(std::chrono::sys_time<Duration> t, bool millis)
 {
     using namespace std::chrono;
     auto day_start = floor<days>(t);
     year_month_day date{day_start};
-    hh_mm_ss<seconds> time{t - day_start};
+    hh_mm_ss<milliseconds> time{duration_cast<milliseconds>(t - day_start)};
     char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ", static_cast<int>(date.year()),
-                  static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                  static_cast<long>(time.hours().count()), static_cast<long>(time.minutes().count()),
-                  static_cast<long>(time.seconds().count()));
+    int n = std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(date.year()),
+                          static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                          static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
+                          static_cast<int>(time.seconds().count()));
+    if (millis) {
+        std::snprintf(buffer + n, sizeof buffer - static_cast<std::size_t>(n), ".%03dZ",
+                      static_cast<int>(time.subseconds().count()));
+    } else {
+        std::snprintf(buffer + n, sizeof buffer - static_cast<std::size_t>(n), "Z");
+    }
     return buffer;
 }
+
+}  // namespace
+
+std::string format_rfc3339(std::chrono::sys_seconds t) { return format_utc(t, false); }
+
+std::string format_rfc3339(std::chrono::sys_time<std::chrono::milliseconds> t) { return format_utc(t, true); }
 
 }  // namespace egressd::config

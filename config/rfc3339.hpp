@@ -11,7 +11,8 @@ namespace egressd::config {
 // Fractions of a second are dropped. Returns nullopt for anything else, including impossible dates.
 std::optional<std::chrono::sys_seconds> parse_rfc3339(std::string_view text);
 
-// UTC, "Z" form.
+// UTC, "Z" form: "2026-12-31T23:59:59Z", or with milliseconds "2026-12-31T23:59:59.123Z".
 std::string format_rfc3339(std::chrono::sys_seconds t);
+std::string format_rfc3339(std::chrono::sys_time<std::chrono::milliseconds> t);
 
 }  // namespace egressd::config

@@ -1,5 +1,6 @@
 #include "proxy/event_log.hpp"
 
+#include "config/rfc3339.hpp"
 #include "proxy/json.hpp"
 
 #include <spdlog/async.h>
@@ -102,17 +103,7 @@ private:
 
 std::string format_utc_millis(std::chrono::system_clock::time_point t)
 {
-    using namespace std::chrono;
-    auto ms = floor<milliseconds>(t);
-    auto day = floor<days>(ms);
-    year_month_day date{day};
-    hh_mm_ss<milliseconds> time{ms - day};
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(date.year()),
-                  static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                  static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
-                  static_cast<int>(time.seconds().count()), static_cast<int>(time.subseconds().count()));
-    return buffer;
+    return config::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(t));
 }
 
 event_log::event_log(const config::logging_config& config)
@@ -168,16 +159,27 @@ void event_log::write(const std::string& line, bool deny)
     }
 }
 
-std::string event_log::format(const decision_event& e)
+namespace {
+
+// The fields every egress.* event starts with, in this order.
+template <typename Event>
+json_line& request_fields(json_line& j, const Event& e)
 {
-    json_line j(e.event);
-    j.field("request_id", e.request_id)
+    return j.field("request_id", e.request_id)
         .null_or("client", e.client)
         .field("source", e.source)
         .field("method", e.method)
         .field("host", e.host)
         .number("port", e.port)
-        .null_or("address", e.address)
+        .null_or("address", e.address);
+}
+
+}  // namespace
+
+std::string event_log::format(const decision_event& e)
+{
+    json_line j(e.event);
+    request_fields(j, e)
         .field("reason", e.reason)
         .field("mode", e.mode);
     if (!e.rule_group.empty() && e.rule_index) {
@@ -191,13 +193,7 @@ std::string event_log::format(const decision_event& e)
 std::string event_log::format(const close_event& e)
 {
     json_line j("egress.close");
-    j.field("request_id", e.request_id)
-        .null_or("client", e.client)
-        .field("source", e.source)
-        .field("method", e.method)
-        .field("host", e.host)
-        .number("port", e.port)
-        .null_or("address", e.address)
+    request_fields(j, e)
         .number("bytes_from_client", e.bytes_from_client)
         .number("bytes_to_client", e.bytes_to_client)
         .number("duration_ms", static_cast<std::uint64_t>(e.duration.count()))

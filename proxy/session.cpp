@@ -443,28 +443,7 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
 
     auto log_decision = [&](const policy::decision& d, std::string_view address, std::string_view detail,
                             std::string_view reason_override = {}) {
-        decision_event e;
-        e.event = event_name(d.outcome);
-        e.request_id = request_id_;
-        e.client = client_name_;
-        e.source = source_text_;
-        e.method = method;
-        e.host = host_;
-        e.port = port;
-        e.address = address;
-        e.reason = reason_override.empty() ? policy::to_string(d.why) : reason_override;
-        e.mode = policy::to_string(d.applied_mode);
-        if (d.rule) {
-            auto view = snapshot->describe(*d.rule);
-            e.rule_group = view.group;
-            e.rule_index = view.index;
-            e.rule_description = view.description;
-        }
-        if (d.guard) {
-            e.guard = policy::to_string(d.guard->category);
-        }
-        e.detail = detail;
-        worker_.events().decision(e);
+        log_policy_decision(*snapshot, d, {method, address, detail, reason_override, {}});
     };
 
     auto name_decision = snapshot->decide_name(client, host, port, now);
@@ -656,7 +635,7 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
                     d.applied_mode == policy::mode::report ? policy::verdict::would_deny : policy::verdict::deny;
             }
             if (d.why != policy::reason::allowed) {
-                log_tunnel_decision(r, d, start);
+                log_policy_decision(*r.snapshot, d, {"CONNECT", address_text_, {}, {}, start.sni.value_or("")});
             }
             if (!d.allows_traffic()) {
                 denied = true;
@@ -727,28 +706,31 @@ asio::awaitable<policy::tunnel_start> client_session::peek_tunnel_start(bool& ma
     }
 }
 
-void client_session::log_tunnel_decision(const route& r, const policy::decision& d, const policy::tunnel_start& start)
+void client_session::log_policy_decision(const policy::policy& snapshot, const policy::decision& d,
+                                         const decision_extras& extras)
 {
     decision_event e;
     e.event = event_name(d.outcome);
     e.request_id = request_id_;
     e.client = client_name_;
     e.source = source_text_;
-    e.method = "CONNECT";
+    e.method = extras.method;
     e.host = host_;
     e.port = port_;
-    e.address = address_text_;
-    e.reason = policy::to_string(d.why);
+    e.address = extras.address;
+    e.reason = extras.reason_override.empty() ? policy::to_string(d.why) : extras.reason_override;
     e.mode = policy::to_string(d.applied_mode);
     if (d.rule) {
-        auto view = r.snapshot->describe(*d.rule);
+        auto view = snapshot.describe(*d.rule);
         e.rule_group = view.group;
         e.rule_index = view.index;
         e.rule_description = view.description;
     }
-    if (start.sni) {
-        e.sni = *start.sni;
+    if (d.guard) {
+        e.guard = policy::to_string(d.guard->category);
     }
+    e.sni = extras.sni;
+    e.detail = extras.detail;
     worker_.events().decision(e);
 }
 

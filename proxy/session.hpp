@@ -68,7 +68,14 @@ private:
     boost::asio::awaitable<std::optional<failure>> read_request_head(http::request_head& head);
     boost::asio::awaitable<void> handle_connect(const http::request_head& head);
     boost::asio::awaitable<policy::tunnel_start> peek_tunnel_start(bool& malformed);
-    void log_tunnel_decision(const route& r, const policy::decision& d, const policy::tunnel_start& start);
+    struct decision_extras {
+        std::string_view method;
+        std::string_view address;
+        std::string_view detail;
+        std::string_view reason_override;  // a DNS reason instead of the policy's
+        std::string_view sni;
+    };
+    void log_policy_decision(const policy::policy& snapshot, const policy::decision& d, const decision_extras& extras);
     boost::asio::awaitable<bool> handle_forward(const http::request_head& head, const http::absolute_target& target);
     boost::asio::awaitable<route> route_request(std::string_view method, const policy::host& host, std::uint16_t port);
     boost::asio::awaitable<std::optional<failure>> connect_upstream(const std::vector<policy::address>& addresses,
