@@ -197,7 +197,7 @@ std::vector<request> make_requests(const pol::policy& p, std::size_t count)
         if (i % 7 == 0) {
             name = "unknown" + std::to_string(i) + ".example.org";
         }
-        auto client = p.match_client(pol::client_facts{pol::address::parse("10." + std::to_string(c / 256) + "." + std::to_string(c % 256) + ".9")});
+        auto client = p.match_client(pol::client_facts{.source = pol::address::parse("10." + std::to_string(c / 256) + "." + std::to_string(c % 256) + ".9")});
         out.push_back({*client, *pol::host::parse(name).value, static_cast<std::uint16_t>(i % 5 == 0 ? 80 : 443)});
     }
     return out;
@@ -279,7 +279,7 @@ void match_client_by_source(benchmark::State& state)
     }
     std::size_t i = 0;
     for (auto _ : state) {
-        benchmark::DoNotOptimize(p.match_client(pol::client_facts{sources[i++ & 4095]}));
+        benchmark::DoNotOptimize(p.match_client(pol::client_facts{.source = sources[i++ & 4095]}));
     }
 }
 BENCHMARK(match_client_by_source);

@@ -329,7 +329,7 @@ private:
             if (!r_.expect_map(value, where)) {
                 continue;
             }
-            r_.check_keys(value, where, {"description", "sources", "groups", "mode"});
+            r_.check_keys(value, where, {"description", "sources", "identities", "groups", "mode"});
             pol::client_spec client;
             client.name = key.value;
             client.where = at(key);
@@ -349,6 +349,13 @@ private:
                     }
                 }
             }
+            if (const auto* identities = r_.find(value, "identities")) {
+                for (const auto* item : r_.scalar_list(*identities, "identities")) {
+                    if (auto pattern = read_identity(*item)) {
+                        client.identities.push_back(std::move(*pattern));
+                    }
+                }
+            }
             if (const auto* groups = r_.require(value, "groups", where)) {
                 for (const auto* item : r_.scalar_list(*groups, "groups")) {
                     client.groups.push_back({item->value, at(*item)});
@@ -356,6 +363,25 @@ private:
             }
             part_.spec.clients.push_back(std::move(client));
         }
+    }
+
+    // Exact ("alice", "spiffe://corp/ns/batch/sa/worker") or a prefix pattern ending in "*".
+    std::optional<pol::identity_pattern> read_identity(const yaml_node& n)
+    {
+        const std::string& text = n.value;
+        bool printable = !text.empty() && text.size() <= 2048 &&
+                         std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f; });
+        std::size_t star = text.find('*');
+        if (!printable || (star != std::string::npos && star + 1 != text.size())) {
+            r_.error(n, "invalid identity '" + text +
+                            "': expected printable ASCII without spaces, with '*' only at the end (a prefix pattern)");
+            return std::nullopt;
+        }
+        pol::identity_pattern p;
+        p.prefix = star != std::string::npos;
+        p.text = p.prefix ? text.substr(0, star) : text;
+        p.where = at(n);
+        return p;
     }
 
     void read_deny(const yaml_node& n)

@@ -106,7 +106,8 @@ private:
             return;
         }
         auto items = r_.scalar_list(*trusted, "trusted sources");
-        if (items.empty() && trusted->is_sequence()) {
+        // Only a list written empty: a list whose items were all wrong has had them reported already.
+        if (trusted->is_sequence() && trusted->items.empty()) {
             r_.error(*trusted, "empty trusted list: expected the CIDRs of the load balancers that send PROXY headers");
         }
         for (const auto* item : items) {

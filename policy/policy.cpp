@@ -128,7 +128,35 @@ compile_result policy::compile(policy_spec spec)
         }
         std::sort(groups.begin(), groups.end());
         groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
-        for (const auto& source : c.sources) {
+        if (!c.identities.empty()) {
+            // Identity clients keep their sources to themselves: they are a condition, not a way to be matched.
+            std::vector<cidr> own;
+            for (const auto& source : c.sources) {
+                own.push_back(source.value);
+            }
+            p->identity_client_sources_.resize(id + 1);
+            p->identity_client_sources_[id] = std::move(own);
+            for (const auto& identity : c.identities) {
+                auto& table = identity.prefix ? p->prefix_identities_ : p->exact_identities_;
+                auto& group = table[identity.text];
+                for (auto other : group) {
+                    const auto& theirs = p->identity_client_sources_[other];
+                    const auto& mine = p->identity_client_sources_[id];
+                    bool clash = theirs.empty() && mine.empty();
+                    for (const auto& a : theirs) {
+                        clash = clash || std::find(mine.begin(), mine.end(), a) != mine.end();
+                    }
+                    if (clash) {
+                        errors.push_back({identity.where, "identity '" + identity.text + (identity.prefix ? "*" : "") +
+                                                              "' of client " + quoted(c.name) + " is also an identity of client " +
+                                                              quoted(p->client_names_[other]) +
+                                                              " with the same sources: a connection would match both"});
+                    }
+                }
+                group.push_back(id);
+            }
+        }
+        for (const auto& source : c.identities.empty() ? c.sources : std::vector<located_cidr>{}) {
             auto& slot = p->client_sources_.at(source.value);
             if (slot) {
                 errors.push_back({source.where, "source " + source.value.to_string() + " of client " + quoted(c.name) +
@@ -141,7 +169,7 @@ compile_result policy::compile(policy_spec spec)
         }
         if (c.name == "default") {
             p->default_client_ = id;
-        } else if (c.sources.empty()) {
+        } else if (c.sources.empty() && c.identities.empty()) {
             warnings.push_back({c.where, "client " + quoted(c.name) +
                                              " has no sources: no connection will match it (only policy explain "
                                              "--client can name it)"});
@@ -309,16 +337,55 @@ void policy::warn_shadowed_cidrs(const std::vector<std::vector<cidr>>& rule_cidr
     }
 }
 
+std::optional<client_id> policy::match_identity_group(const std::vector<client_id>& group,
+                                                      const std::optional<address>& source) const
+{
+    std::optional<client_id> best;
+    int best_length = -2;
+    for (auto id : group) {
+        const auto& sources = identity_client_sources_[id];
+        int length = sources.empty() ? -1 : -2;  // no sources: any source, least specific
+        for (const auto& c : sources) {
+            if (source && c.contains(*source) && c.length() > length) {
+                length = c.length();
+            }
+        }
+        if (length > best_length) {
+            best = id;
+            best_length = length;
+        }
+    }
+    return best_length > -2 ? best : std::nullopt;
+}
+
 std::optional<client_id> policy::match_client(const client_facts& facts) const
 {
-    if (facts.source) {
-        address source = *facts.source;
-        embedded_v4 inner[2];
-        // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; they match IPv4 sources.
-        if (embedded_addresses(source, inner) == 1 && inner[0].form == embedding::ipv4_mapped) {
-            source = inner[0].v4;
+    std::optional<address> source = facts.source;
+    embedded_v4 inner[2];
+    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; they match IPv4 sources.
+    if (source && embedded_addresses(*source, inner) == 1 && inner[0].form == embedding::ipv4_mapped) {
+        source = inner[0].v4;
+    }
+    if (facts.identity) {
+        const std::string& identity = *facts.identity;
+        if (auto it = exact_identities_.find(identity); it != exact_identities_.end()) {
+            if (auto id = match_identity_group(it->second, source)) {
+                return id;
+            }
         }
-        if (const auto* slot = client_sources_.longest_match(source); slot != nullptr && slot->has_value()) {
+        // Longest pattern first: one hash probe per prefix length, never a scan of the clients.
+        for (std::size_t length = identity.size() + 1; length-- > 0;) {
+            auto it = prefix_identities_.find(identity.substr(0, length));
+            if (it == prefix_identities_.end()) {
+                continue;
+            }
+            if (auto id = match_identity_group(it->second, source)) {
+                return id;
+            }
+        }
+    }
+    if (source) {
+        if (const auto* slot = client_sources_.longest_match(*source); slot != nullptr && slot->has_value()) {
             return *slot;
         }
     }

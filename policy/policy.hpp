@@ -20,9 +20,10 @@ struct diagnostic {
     std::string message;
 };
 
-// What the proxy knows about who is asking. Identities (mTLS names, proxy-auth users) join here later.
+// What the proxy knows about who is asking.
 struct client_facts {
-    std::optional<address> source;
+    std::optional<address> source = std::nullopt;
+    std::optional<std::string> identity = std::nullopt;  // proxy-authentication user or mTLS certificate name
 };
 
 class policy;
@@ -41,7 +42,9 @@ class policy {
 public:
     static compile_result compile(policy_spec spec);
 
-    // Client lookup: by source address (most specific CIDR wins, "default" catches the rest) or by name.
+    // Client lookup: by identity first (exact, then the longest "prefix*" pattern; a client that also lists
+    // sources needs the source to match too, the most specific one winning), then by source address among
+    // clients without identities (most specific CIDR wins), then "default". Or by name.
     std::optional<client_id> match_client(const client_facts& facts) const;
     std::optional<client_id> find_client(std::string_view name) const;
 
@@ -157,7 +160,12 @@ private:
     std::vector<std::uint32_t> client_groups_;
     std::unordered_map<std::string, client_id> clients_by_name_;
     std::optional<client_id> default_client_;
-    prefix_trie<std::optional<client_id>> client_sources_;
+    prefix_trie<std::optional<client_id>> client_sources_;  // clients without identities
+    // Identity specs: exact and prefix patterns, each to the clients that list it (with their sources).
+    std::unordered_map<std::string, std::vector<client_id>> exact_identities_;
+    std::unordered_map<std::string, std::vector<client_id>> prefix_identities_;
+    std::vector<std::vector<cidr>> identity_client_sources_;  // per client; empty: any source
+    std::optional<client_id> match_identity_group(const std::vector<client_id>& group, const std::optional<address>& source) const;
     domain_index allow_domains_;
     domain_index deny_domains_;
     prefix_trie<std::vector<cidr_entry>> allow_cidrs_;

@@ -68,10 +68,21 @@ struct located_cidr {
     source_location where;
 };
 
+// An identity a client answers to: an exact string ("alice", "spiffe://corp/ns/batch/sa/worker") or, ending in
+// "*", every identity starting with what comes before it ("spiffe://corp/ns/batch/*").
+struct identity_pattern {
+    std::string text;     // without the trailing "*"
+    bool prefix = false;
+    source_location where;
+};
+
 struct client_spec {
     std::string name;  // "default" matches clients no other client matches
     std::string description;
     std::vector<located_cidr> sources;
+    // Identities established by the proxy (proxy authentication user, mTLS certificate name). A client with both
+    // identities and sources needs both to match; with only identities, any source.
+    std::vector<identity_pattern> identities;
     std::vector<named_ref> groups;
     std::optional<mode> mode_override;
     source_location where;

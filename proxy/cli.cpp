@@ -27,7 +27,7 @@ Usage:
   egressd run --config PATH
   egressd config check PATH
   egressd policy check PATH
-  egressd policy explain PATH (--client NAME | --source IP) --dest HOST:PORT
+  egressd policy explain PATH (--client NAME | --source IP | --identity ID [--source IP]) --dest HOST:PORT
                          [--resolved IP ...] [--at TIME] [--json]
   egressd --version
   egressd --help
@@ -47,13 +47,14 @@ constexpr std::string_view policy_help = R"(Usage:
       Load the policy (a file, or a directory of *.yaml files merged), report every error
       and warning with file:line:column, and print a summary. Exit 0 valid, 1 invalid.
 
-  egressd policy explain PATH (--client NAME | --source IP) --dest HOST:PORT
+  egressd policy explain PATH (--client NAME | --source IP | --identity ID [--source IP]) --dest HOST:PORT
                          [--resolved IP ...] [--at TIME] [--json]
-      Show how the policy decides one connection: the client (named, or matched by source
-      address), the name phase (before DNS) and, for each --resolved address, the address
+      Show how the policy decides one connection: the client (named, or matched by identity and
+      source address), the name phase (before DNS) and, for each --resolved address, the address
       phase (after DNS). Prints the verdict and the deciding rule or the reason code.
         --client NAME     decide for the client with this name
         --source IP       decide for the client this source address matches
+        --identity ID     the identity the proxy established (proxy-auth user, certificate name)
         --dest HOST:PORT  destination, e.g. api.example.com:443, 192.0.2.1:80, [2001:db8::1]:443
         --resolved IP     an address the name resolved to (repeatable)
         --at TIME         RFC 3339 time to decide at (default: now), e.g. 2026-12-31T12:00:00Z
@@ -106,6 +107,7 @@ struct explain_request {
     std::string path;
     std::optional<std::string> client_name;
     std::optional<pol::address> source;
+    std::optional<std::string> identity;
     std::optional<pol::destination> dest;
     std::vector<pol::address> resolved;
     std::chrono::sys_seconds at;
@@ -208,6 +210,8 @@ std::optional<int> parse_explain_args(const std::vector<std::string>& args, expl
             if (!req.source) {
                 return usage_error(err, "--source '" + *v + "' is not an IP address");
             }
+        } else if (a == "--identity") {
+            req.identity = *v;
         } else if (a == "--dest") {
             auto d = pol::parse_destination(*v);
             if (!d.value) {
@@ -233,8 +237,8 @@ std::optional<int> parse_explain_args(const std::vector<std::string>& args, expl
     if (req.path.empty()) {
         return usage_error(err, "policy explain needs a policy PATH");
     }
-    if (req.client_name.has_value() == req.source.has_value()) {
-        return usage_error(err, "policy explain needs exactly one of --client NAME or --source IP");
+    if (req.client_name.has_value() == (req.source.has_value() || req.identity.has_value())) {
+        return usage_error(err, "policy explain needs --client NAME, or --source IP and/or --identity ID");
     }
     if (!req.dest) {
         return usage_error(err, "policy explain needs --dest HOST:PORT");
@@ -263,10 +267,14 @@ int policy_explain(const std::vector<std::string>& args, std::ostream& out, std:
         }
         matched_by = "name";
     } else {
-        client = p.match_client(pol::client_facts{req.source});
+        client = p.match_client(pol::client_facts{req.source, req.identity});
+        std::string facts = req.identity ? "identity " + *req.identity : std::string();
+        if (req.source) {
+            facts += (facts.empty() ? "source " : " and source ") + req.source->to_string();
+        }
         matched_by = !client                              ? "nothing"
-                     : p.client_name(*client) == "default" ? "default (no source matched)"
-                                                          : "source " + req.source->to_string();
+                     : p.client_name(*client) == "default" ? "default (nothing else matched)"
+                                                          : facts;
     }
     const auto& target = req.dest->target;
     auto port = req.dest->port;

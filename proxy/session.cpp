@@ -433,7 +433,7 @@ asio::awaitable<client_session::route> client_session::route_request(std::string
     route r;
     watchdog_.disarm();  // DNS has its own timeout; the head's deadline is spent
     auto snapshot = worker_.policy_snapshot();  // one snapshot for the whole request
-    auto client = snapshot->match_client(policy::client_facts{source_});
+    auto client = snapshot->match_client(policy::client_facts{.source = source_, .identity = identity_});
     r.snapshot = snapshot;
     r.client = client;
     client_name_ = client ? std::string(snapshot->client_name(*client)) : std::string();

@@ -100,6 +100,7 @@ private:
     boost::asio::ip::tcp::socket upstream_;
     policy::address source_;
     std::string source_text_;
+    std::optional<std::string> identity_;  // established by proxy authentication, per request
     connection_limiter::ticket ticket_;
     watchdog watchdog_;
     std::chrono::steady_clock::time_point started_;

@@ -59,7 +59,7 @@ TEST_P(config_example, decides_as_documented)
     ASSERT_NE(p, nullptr);
     auto source = pol::address::parse(c.source);
     ASSERT_TRUE(source.has_value()) << c.source;
-    auto client = p->match_client(pol::client_facts{source});
+    auto client = p->match_client(pol::client_facts{.source = source});
     if (c.client) {
         ASSERT_TRUE(client.has_value()) << c.source;
         EXPECT_EQ(p->client_name(*client), *c.client);

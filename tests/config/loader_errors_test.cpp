@@ -92,7 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
                    "expires, protocol"},
         error_case{"unknown_client_key",
                    client_policy({"    sources: [10.0.0.0/8]", "    groups: [web]", "    owner: team-a"}), 11, 5,
-                   "unknown key 'owner' in client 'app'; expected one of: description, sources, groups, mode"},
+                   "unknown key 'owner' in client 'app'; expected one of: description, sources, identities, groups, mode"},
         error_case{"unknown_deny_rule_key",
                    lines({"version: 1", "deny:", "  - destinations: [pastebin.com]", "    port: 443"}), 4, 5,
                    "unknown key 'port' in deny rule; expected one of:"},

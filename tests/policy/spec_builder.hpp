@@ -102,6 +102,11 @@ public:
         spec_.description = std::move(text);
         return *this;
     }
+    rule& tls(tls_mode m)
+    {
+        spec_.tls = m;
+        return *this;
+    }
     operator rule_spec() const { return spec_; }  // NOLINT: implicit so rule lists read as lists
 
 private:
@@ -149,6 +154,12 @@ public:
     spec_builder& default_mode(mode m)
     {
         spec_.default_mode = m;
+        return *this;
+    }
+
+    spec_builder& default_tls(tls_mode m)
+    {
+        spec_.default_tls = m;
         return *this;
     }
 

@@ -152,9 +152,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         usage_case{"client_and_source",
                    explain_args({"--client", "web", "--source", "10.30.1.1", "--dest", "a.example:443"}),
-                   "policy explain needs exactly one of --client NAME or --source IP"},
+                   "policy explain needs --client NAME, or --source IP and/or --identity ID"},
         usage_case{"neither_client_nor_source", explain_args({"--dest", "a.example:443"}),
-                   "policy explain needs exactly one of --client NAME or --source IP"},
+                   "policy explain needs --client NAME, or --source IP and/or --identity ID"},
         usage_case{"no_dest", explain_args({"--client", "web"}), "policy explain needs --dest HOST:PORT"},
         usage_case{"no_path", {"policy", "explain", "--client", "web", "--dest", "a.example:443"},
                    "policy explain needs a policy PATH"},
