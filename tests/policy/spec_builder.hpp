@@ -145,6 +145,18 @@ public:
         return *this;
     }
 
+    // Identities for the client added last: exact strings, or prefix patterns ending in "*".
+    spec_builder& identities(std::initializer_list<std::string_view> patterns)
+    {
+        for (auto p : patterns) {
+            identity_pattern id;
+            id.prefix = p.ends_with('*');
+            id.text = std::string(id.prefix ? p.substr(0, p.size() - 1) : p);
+            spec_.clients.back().identities.push_back(std::move(id));
+        }
+        return *this;
+    }
+
     spec_builder& deny(rule_spec r)
     {
         spec_.deny.push_back(std::move(r));
