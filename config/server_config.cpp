@@ -23,7 +23,8 @@ public:
             return;
         }
         r_.check_keys(root, "the configuration",
-                      {"version", "listeners", "policy", "workers", "dns", "timeouts", "limits", "logging"});
+                      {"version", "listeners", "policy", "workers", "dns", "timeouts", "limits", "logging",
+                       "proxy_auth"});
         if (const auto* v = r_.require(root, "version", "the configuration")) {
             if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != 1) {
                 r_.error(*v, "unsupported configuration version " + std::to_string(*version) + ": expected version 1");
@@ -56,6 +57,9 @@ public:
         }
         if (const auto* l = r_.find(root, "logging")) {
             read_logging(*l);
+        }
+        if (const auto* a = r_.find(root, "proxy_auth")) {
+            read_proxy_auth(*a);
         }
     }
 
@@ -300,6 +304,39 @@ private:
         set_integer(n, "max_bytes", f.max_bytes, 4096, std::int64_t{1} << 40);
         set_integer(n, "max_files", f.max_files, 1, 1000);
         return f;
+    }
+
+    void read_proxy_auth(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "proxy_auth settings")) {
+            return;
+        }
+        r_.check_keys(n, "proxy_auth", {"credentials", "realm", "required"});
+        proxy_auth_config auth;
+        if (const auto* c = r_.require(n, "credentials", "proxy_auth")) {
+            if (auto text = r_.string_value(*c, "the credentials file path")) {
+                std::filesystem::path path(*text);
+                auth.credentials = path.is_absolute() ? path : base_dir_ / path;
+            }
+        }
+        if (const auto* realm = r_.find(n, "realm")) {
+            auto text = r_.string_value(*realm, "a realm");
+            // The realm is sent back inside a quoted header parameter.
+            if (text && (text->empty() || text->find_first_of("\"\\\r\n") != std::string::npos)) {
+                r_.error(*realm, "invalid realm: expected a non-empty name without quotes, backslashes or line breaks");
+            } else if (text) {
+                auth.realm = *text;
+            }
+        }
+        if (const auto* req = r_.find(n, "required")) {
+            auto text = r_.string_value(*req, "required: true or false");
+            if (text && (*text == "true" || *text == "false")) {
+                auth.required = *text == "true";
+            } else if (text) {
+                r_.error(*req, "expected required: true or false, found '" + *text + "'");
+            }
+        }
+        out_.proxy_auth = std::move(auth);
     }
 
     void read_logging(const yaml_node& n)

@@ -63,6 +63,14 @@ struct logging_config {
     std::size_t queue_size = 8192;  // events waiting for the writer; beyond it the oldest are dropped and counted
 };
 
+// Proxy-Authorization: Basic against a credentials file (see certs/credentials.hpp). The user becomes the
+// client's identity in the policy.
+struct proxy_auth_config {
+    std::filesystem::path credentials;
+    std::string realm = "egressd";
+    bool required = false;  // true: a request without credentials gets 407; false: it is decided by its source
+};
+
 struct server_config {
     std::string file;  // where it was loaded from
     std::vector<listener_config> listeners;
@@ -72,6 +80,7 @@ struct server_config {
     timeouts_config timeouts;
     limits_config limits;
     logging_config logging;
+    std::optional<proxy_auth_config> proxy_auth;
 };
 
 struct loaded_server_config {

@@ -2,6 +2,7 @@
 
 #include "config/policy_loader.hpp"
 #include "config/rfc3339.hpp"
+#include "certs/credentials.hpp"
 #include "config/server_config.hpp"
 #include "proxy/event_log.hpp"
 #include "proxy/json.hpp"
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <ostream>
 #include <string_view>
 
@@ -26,6 +28,7 @@ constexpr std::string_view main_help = R"(egressd - an egress filtering HTTP/HTT
 Usage:
   egressd run --config PATH
   egressd config check PATH
+  egressd passwd USER            (reads the password on standard input)
   egressd policy check PATH
   egressd policy explain PATH (--client NAME | --source IP | --identity ID [--source IP]) --dest HOST:PORT
                          [--resolved IP ...] [--at TIME] [--json]
@@ -36,6 +39,7 @@ Commands:
   run       serve: an explicit HTTP proxy (absolute-form http:// and CONNECT) that lets each client reach
             only what its policy allows; stops gracefully on SIGTERM or SIGINT
   config    check a server configuration and the policy it names
+  passwd    print a line for the proxy_auth credentials file (PBKDF2-SHA256, random salt)
   policy    check a policy, or explain how it decides a destination
 
 Exit codes: 0 ok, 1 invalid policy, 2 usage error, 3 denied (policy explain).
@@ -327,6 +331,7 @@ void print_config_diagnostics(const config::loaded_server_config& loaded, std::o
 struct loaded_all {
     std::optional<config::server_config> config;
     std::shared_ptr<const pol::policy> policy;
+    std::shared_ptr<const certs::credential_store> credentials;
     std::size_t warnings = 0;
 };
 loaded_all load_all(const std::string& path, std::ostream& err)
@@ -341,6 +346,18 @@ loaded_all load_all(const std::string& path, std::ostream& err)
     print_diagnostics(policy, err);
     if (!policy.snapshot) {
         return result;
+    }
+    if (loaded.config->proxy_auth) {
+        const auto& file = loaded.config->proxy_auth->credentials;
+        auto [store, errors] = certs::credential_store::load(file);
+        for (const auto& e : errors) {
+            err << file.string() << (e.line > 0 ? ":" + std::to_string(e.line) : std::string()) << ": error: " << e.message
+                << '\n';
+        }
+        if (!store) {
+            return result;
+        }
+        result.credentials = std::make_shared<const certs::credential_store>(std::move(*store));
     }
     result.config = std::move(loaded.config);
     result.policy = std::move(policy.snapshot);
@@ -364,6 +381,27 @@ int config_command(const std::vector<std::string>& args, std::ostream& out, std:
     return exit_ok;
 }
 
+int passwd_command(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err)
+{
+    if (args.size() != 1 || args[0].starts_with("-")) {
+        return usage_error(err, "usage: egressd passwd USER  (the password is read from standard input)");
+    }
+    std::string password;
+    std::getline(in, password);
+    if (!password.empty() && password.back() == '\r') {
+        password.pop_back();
+    }
+    if (password.empty()) {
+        return usage_error(err, "passwd: no password on standard input");
+    }
+    try {
+        out << certs::credential_store::make_entry(args[0], password) << '\n';
+    } catch (const std::invalid_argument& e) {
+        return usage_error(err, std::string("passwd: ") + e.what());
+    }
+    return exit_ok;
+}
+
 int run_command(const std::vector<std::string>& args, std::ostream& err)
 {
     if (args.size() != 2 || args[0] != "--config") {
@@ -375,7 +413,7 @@ int run_command(const std::vector<std::string>& args, std::ostream& err)
     }
     try {
         event_log log(all.config->logging);
-        return serve(*all.config, all.policy, log);
+        return serve(*all.config, all.policy, log, all.credentials);
     } catch (const std::exception& e) {
         err << "egressd: cannot start: " << e.what() << '\n';
         return exit_invalid;
@@ -430,6 +468,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (args[0] == "run") {
         return run_command(rest, err);
+    }
+    if (args[0] == "passwd") {
+        return passwd_command(rest, std::cin, out, err);
     }
     return usage_error(err, "unknown command '" + args[0] + "'");
 }

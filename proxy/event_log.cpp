@@ -186,7 +186,11 @@ std::string event_log::format(const decision_event& e)
         j.field("rule_group", e.rule_group).number("rule_index", *e.rule_index);
         j.optional_field("rule_description", e.rule_description);
     }
-    j.optional_field("guard", e.guard).optional_field("sni", e.sni).optional_field("detail", e.detail);
+    j.optional_field("identity", e.identity)
+        .optional_field("identity_source", e.identity_source)
+        .optional_field("guard", e.guard)
+        .optional_field("sni", e.sni)
+        .optional_field("detail", e.detail);
     return j.done();
 }
 

@@ -41,6 +41,8 @@ struct decision_event {
     std::string_view rule_description;
     std::string_view guard;  // guarded set for address_guard
     std::string_view sni;    // tunnel phase: the ClientHello's server name, if any
+    std::string_view identity;         // who the client proved to be, if anyone
+    std::string_view identity_source;  // how: proxy_auth
     std::string_view detail; // extra words for errors that are not policy (dns status, parse error)
 };
 

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <functional>
 #include <random>
@@ -53,11 +54,18 @@ std::string endpoint_text(const tcp::endpoint& e)
 
 }  // namespace
 
-int serve(const config::server_config& config, std::shared_ptr<const policy::policy> snapshot, event_log& log)
+int serve(const config::server_config& config, std::shared_ptr<const policy::policy> snapshot, event_log& log,
+          std::shared_ptr<const certs::credential_store> credentials)
 {
     unsigned worker_count = config.workers != 0 ? config.workers : std::max(1u, std::thread::hardware_concurrency());
-    runtime rt{config, log, connection_limiter(config.limits.max_connections, config.limits.max_connections_per_client),
-               static_cast<std::uint32_t>(std::random_device{}())};
+    // Password checks (PBKDF2) run here, off the workers' event loops.
+    asio::thread_pool slow_work(std::max(1u, worker_count / 2));
+    runtime rt{config,
+               log,
+               connection_limiter(config.limits.max_connections, config.limits.max_connections_per_client),
+               static_cast<std::uint32_t>(std::random_device{}()),
+               std::move(credentials),
+               &slow_work};
     std::vector<std::unique_ptr<worker>> workers;
     for (unsigned i = 0; i < worker_count; ++i) {
         workers.push_back(std::make_unique<worker>(i, rt, snapshot));
@@ -143,6 +151,7 @@ int serve(const config::server_config& config, std::shared_ptr<const policy::pol
     for (auto& w : workers) {
         w->join();
     }
+    slow_work.join();
     log.notice("egressd.stop", {{"cut_connections", std::to_string(cut)}});
     log.flush();
     return 0;

@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
@@ -42,6 +43,8 @@ int status_for(failure f)
     case failure::connect_timeout:
     case failure::upstream_timeout:
         return 504;
+    case failure::proxy_auth:
+        return 407;
     }
     return 500;
 }
@@ -71,6 +74,8 @@ std::string_view to_string(failure f)
         return "bad_upstream_response";
     case failure::upstream_timeout:
         return "upstream_timeout";
+    case failure::proxy_auth:
+        return "proxy_auth";
     }
     return "internal";
 }
@@ -86,6 +91,8 @@ std::string_view reason_phrase(int status)
         return "Forbidden";
     case 408:
         return "Request Timeout";
+    case 407:
+        return "Proxy Authentication Required";
     case 414:
         return "URI Too Long";
     case 431:
@@ -274,6 +281,11 @@ asio::awaitable<bool> client_session::respond(failure f, std::string_view reason
         {"X-Egressd-Request-Id", request_id_.empty() ? std::string("-") : request_id_},
         {"X-Egressd-Reason", std::string(reason)},
     };
+    if (f == failure::proxy_auth) {
+        if (const auto* auth = worker_.authenticator()) {
+            headers.push_back({"Proxy-Authenticate", "Basic realm=\"" + auth->settings().realm + "\", charset=\"UTF-8\""});
+        }
+    }
     if (!keep_alive) {
         headers.push_back({"Connection", "close"});
     }
@@ -314,6 +326,50 @@ asio::awaitable<std::optional<failure>> client_session::read_request_head(http::
             co_return failure::header_timeout;
         }
     }
+}
+
+// nullopt: refused, close the connection. false: refused with 407, the connection may carry the retry.
+// true: go on (identity_ is set when credentials were verified).
+asio::awaitable<std::optional<bool>> client_session::authenticate(const http::request_head& head)
+{
+    identity_.reset();
+    auto* auth = worker_.authenticator();
+    if (auth == nullptr) {
+        co_return true;
+    }
+    auto checked = co_await auth->check(head.headers);
+    if (checked.state == proxy_authenticator::outcome::verified) {
+        identity_ = std::move(checked.user);
+        co_return true;
+    }
+    if (checked.state == proxy_authenticator::outcome::none && !auth->settings().required) {
+        co_return true;
+    }
+    bool failed = checked.state == proxy_authenticator::outcome::failed;
+    if (failed) {
+        if (auto delay = auth->failure_delay(source_); delay.count() > 0) {
+            asio::steady_timer pause(worker_.io(), delay);
+            co_await pause.async_wait(use_tuple);
+        }
+    }
+    std::string_view reason = failed ? "proxy_auth_failed" : "proxy_auth_required";
+    decision_event e;
+    e.event = "egress.deny";
+    e.request_id = request_id_;
+    e.source = source_text_;
+    e.method = head.method;
+    e.host = head.target;
+    e.reason = reason;
+    e.mode = "enforce";
+    worker_.events().decision(e);
+    http::parse_error err = http::parse_error::none;
+    auto framing = http::request_framing(head, err);
+    bool keep = framing && framing->type == http::body_framing::kind::none && head.version_minor >= 1;
+    bool written = co_await respond(failure::proxy_auth, reason, keep);
+    if (!keep || !written) {
+        co_return std::nullopt;
+    }
+    co_return false;
 }
 
 asio::awaitable<std::optional<std::string_view>> client_session::read_proxy_header()
@@ -398,6 +454,13 @@ asio::awaitable<void> client_session::run()
         host_.clear();
         port_ = 0;
         address_text_.clear();
+        if (auto go_on = co_await authenticate(head); !go_on || !*go_on) {
+            if (!go_on) {
+                cause = "proxy_auth";
+                break;
+            }
+            continue;
+        }
         if (head.method == "CONNECT") {
             co_await handle_connect(head);  // logs its own close event
             break;
@@ -530,11 +593,11 @@ asio::awaitable<std::optional<failure>> client_session::connect_upstream(const s
     co_return failure::connect_failed;
 }
 
-asio::awaitable<void> client_session::relay(tcp::socket& from, tcp::socket& to, std::uint64_t& counter, bool from_client)
+asio::awaitable<void> client_session::relay(tcp::socket& from, tcp::socket& to, std::uint64_t& counter, bool from_client,
+                                           bool wait_first)
 {
     boost::system::error_code ec;
     from.non_blocking(true, ec);
-    bool wait_first = false;
     for (;;) {
         // Wait for bytes before taking a buffer, so an idle tunnel holds none; while bytes keep coming,
         // read straight away and wait only when a read would block.
@@ -620,11 +683,12 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
     // Upstream to client flows from the start, so server-speaks-first protocols work under tls: allow.
     auto client_to_upstream = [&]() -> asio::awaitable<void> {
         if (r.tls != policy::tls_mode::off) {
-            if (r.tls == policy::tls_mode::require) {
-                watchdog_.expire_after(t.tls_peek);
-            }
             bool malformed = false;
-            auto start = co_await peek_tunnel_start(malformed);
+            std::optional<std::chrono::steady_clock::time_point> peek_deadline;
+            if (r.tls == policy::tls_mode::require) {
+                peek_deadline = std::chrono::steady_clock::now() + t.tls_peek;
+            }
+            auto start = co_await peek_tunnel_start(malformed, peek_deadline);
             auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
             auto d = r.snapshot->decide_tls(r.client, dest.value->target, dest.value->port, start, now);
             if (malformed && d.why == policy::reason::allowed) {
@@ -642,7 +706,6 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
                 cancel_io();
                 co_return;
             }
-            watchdog_.idle(t.idle, hard_limit);
         }
         if (!client_in_.empty()) {
             // Bytes that came with or after the CONNECT head (the ClientHello, usually) go first.
@@ -653,8 +716,10 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
                 co_return;
             }
         }
+        // A peek has just drained the socket: wait before the first read.
+        bool peeked = r.tls != policy::tls_mode::off;
         std::string().swap(client_in_);
-        co_await relay(client_, upstream_, up, true);
+        co_await relay(client_, upstream_, up, true, peeked);
     };
     co_await (client_to_upstream() && relay(upstream_, client_, down, false));
     bytes_from_client_ += up;
@@ -676,9 +741,16 @@ asio::awaitable<void> client_session::handle_connect(const http::request_head& h
 // key shares included), and the peek buffer must stay bounded.
 constexpr std::size_t max_client_hello = 16 * 1024;
 
-asio::awaitable<policy::tunnel_start> client_session::peek_tunnel_start(bool& malformed)
+asio::awaitable<policy::tunnel_start> client_session::peek_tunnel_start(
+    bool& malformed, std::optional<std::chrono::steady_clock::time_point> deadline)
 {
     policy::tunnel_start start;
+    // The peek's own deadline cuts only the peek short (the watchdog would end the whole tunnel, which report
+    // mode must keep).
+    asio::steady_timer peek_timer(worker_.io());
+    if (deadline) {
+        peek_timer.expires_at(*deadline);
+    }
     for (;;) {
         tls::client_hello hello;
         auto status = tls::parse_client_hello(client_in_, hello, max_client_hello);
@@ -698,7 +770,13 @@ asio::awaitable<policy::tunnel_start> client_session::peek_tunnel_start(bool& ma
         }
         // The client stopped (or the tls_peek deadline cut it off): no bytes is "not TLS", and a partial
         // ClientHello is not one either.
-        bool ok = co_await read_more(client_, client_in_);
+        bool ok = false;
+        if (deadline) {
+            auto raced = co_await (read_more(client_, client_in_) || peek_timer.async_wait(use_tuple));
+            ok = raced.index() == 0 && std::get<0>(raced);
+        } else {
+            ok = co_await read_more(client_, client_in_);
+        }
         if (!ok) {
             malformed = !client_in_.empty();
             co_return start;
@@ -731,6 +809,10 @@ void client_session::log_policy_decision(const policy::policy& snapshot, const p
     }
     e.sni = extras.sni;
     e.detail = extras.detail;
+    if (identity_) {
+        e.identity = *identity_;
+        e.identity_source = "proxy_auth";
+    }
     worker_.events().decision(e);
 }
 

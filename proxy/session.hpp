@@ -31,6 +31,7 @@ enum class failure : std::uint8_t {
     connect_timeout,        // 504
     bad_upstream_response,  // 502
     upstream_timeout,       // 504
+    proxy_auth,             // 407: credentials missing (when required) or wrong
 };
 int status_for(failure f);
 std::string_view to_string(failure f);
@@ -67,7 +68,8 @@ private:
     boost::asio::awaitable<std::optional<std::string_view>> read_proxy_header();
     boost::asio::awaitable<std::optional<failure>> read_request_head(http::request_head& head);
     boost::asio::awaitable<void> handle_connect(const http::request_head& head);
-    boost::asio::awaitable<policy::tunnel_start> peek_tunnel_start(bool& malformed);
+    boost::asio::awaitable<policy::tunnel_start> peek_tunnel_start(
+        bool& malformed, std::optional<std::chrono::steady_clock::time_point> deadline);
     struct decision_extras {
         std::string_view method;
         std::string_view address;
@@ -77,11 +79,13 @@ private:
     };
     void log_policy_decision(const policy::policy& snapshot, const policy::decision& d, const decision_extras& extras);
     boost::asio::awaitable<bool> handle_forward(const http::request_head& head, const http::absolute_target& target);
+    // Proxy authentication of one request: sets identity_, or answers 407. False: the connection must close.
+    boost::asio::awaitable<std::optional<bool>> authenticate(const http::request_head& head);
     boost::asio::awaitable<route> route_request(std::string_view method, const policy::host& host, std::uint16_t port);
     boost::asio::awaitable<std::optional<failure>> connect_upstream(const std::vector<policy::address>& addresses,
                                                                     std::uint16_t port);
     boost::asio::awaitable<void> relay(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
-                                       std::uint64_t& counter, bool from_client);
+                                       std::uint64_t& counter, bool from_client, bool wait_first = false);
     enum class upload_result : std::uint8_t { done, malformed, client_closed, upstream_closed };
     boost::asio::awaitable<upload_result> upload_body(const http::body_framing& framing);
     boost::asio::awaitable<std::optional<failure>> download_response(std::string_view method, bool& client_keep_alive,

@@ -106,6 +106,9 @@ worker::worker(unsigned index, runtime& rt, std::shared_ptr<const policy::policy
       resolver_(io_, resolver_settings(rt.config.dns)),
       events_(rt.log, [this] { asio::post(io_, [this] { events_.flush(); }); })
 {
+    if (rt.credentials && rt.config.proxy_auth) {
+        authenticator_.emplace(*rt.config.proxy_auth, rt.credentials, *rt.slow_work);
+    }
 }
 
 worker::~worker()

@@ -4,10 +4,12 @@
 #include "policy/policy.hpp"
 #include "proxy/dns/resolver.hpp"
 #include "proxy/event_log.hpp"
+#include "proxy/proxy_auth.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -66,6 +68,8 @@ struct runtime {
     event_log& log;
     connection_limiter limiter;
     std::uint32_t id_prefix;  // random per process, so request ids from restarts do not collide
+    std::shared_ptr<const certs::credential_store> credentials;  // null: no proxy authentication
+    boost::asio::thread_pool* slow_work = nullptr;               // password checks
 };
 
 // Fixed-size buffers reused by tunnels: a tunnel holds one only while bytes are in flight, so an idle tunnel
@@ -105,6 +109,7 @@ public:
     runtime& rt() { return rt_; }
     const std::shared_ptr<const policy::policy>& policy_snapshot() const { return policy_; }
     dns::resolver& resolver() { return resolver_; }
+    proxy_authenticator* authenticator() { return authenticator_ ? &*authenticator_ : nullptr; }
     event_batch& events() { return events_; }
     buffer_pool& buffers() { return buffers_; }
     std::string next_request_id();
@@ -134,6 +139,7 @@ private:
     boost::asio::io_context io_{1};
     std::shared_ptr<const policy::policy> policy_;
     dns::resolver resolver_;
+    std::optional<proxy_authenticator> authenticator_;
     event_batch events_;
     buffer_pool buffers_;
     std::vector<std::pair<std::unique_ptr<boost::asio::ip::tcp::acceptor>, const config::listener_config*>> acceptors_;

@@ -4,9 +4,11 @@
 //   egressd_load upstream  [--http-port P] [--echo-port E] [--bulk-port B] [--threads T] [--max-seconds S]
 //   egressd_load keepalive --proxy ADDR:PORT --url http://127.0.0.1:P/small [common options]
 //   egressd_load newconn   --proxy ADDR:PORT --url http://127.0.0.1:P/small [common options]
-//   egressd_load tunnels   --proxy ADDR:PORT --target 127.0.0.1:E [common options]
+//   egressd_load tunnels   --proxy ADDR:PORT --target 127.0.0.1:E [--connect-host NAME]
+//                          [--hello-sni NAME [--hello-size N] | --first-bytes-hex HEX] [common options]
 //   egressd_load bulk      (--proxy ADDR:PORT | --direct) --target 127.0.0.1:B [--tunnels N] [--bytes B] [...]
 //   egressd_load idle      --proxy ADDR:PORT --target 127.0.0.1:E --tunnels N [--parallel K] [--hold S]
+//   egressd_load hello     --sni NAME [--hello-size N]
 //   egressd_load freeport
 //
 // Common options: --connections C (default 32), --seconds S (3), --warmup W (0.5), --max-ops N (10,000,000),
@@ -49,6 +51,7 @@
 #include <memory>
 #include <optional>
 #include <poll.h>
+#include <random>
 #include <sys/resource.h>
 #include <set>
 #include <stdexcept>
@@ -226,6 +229,183 @@ std::string endpoint_text(const tcp::endpoint& e)
 {
     return e.address().is_v6() ? "[" + e.address().to_string() + "]:" + std::to_string(e.port())
                                : e.address().to_string() + ":" + std::to_string(e.port());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// First bytes of a tunnel: a synthesized TLS ClientHello, or raw bytes given in hex
+
+// Names a CONNECT may carry in this harness: only the reserved .test and .localhost domains (RFC 6761), which
+// never reach a public resolver's answers; the proxy resolves them through the DNS server run.sh starts.
+std::string reserved_name(std::string_view name)
+{
+    auto ends_with = [&](std::string_view suffix) {
+        return name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+    };
+    bool reserved = name == "localhost" || ends_with(".test") || ends_with(".localhost");
+    if (!reserved || name.size() > 253) {
+        throw std::runtime_error("refusing name " + std::string(name) + " (only names under .test or .localhost)");
+    }
+    std::size_t label = 0;
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+        if (!ok) {
+            throw std::runtime_error("bad name (lower-case letters, digits, '-' and '.'): " + std::string(name));
+        }
+        label = c == '.' ? 0 : label + 1;
+        if (label > 63) {
+            throw std::runtime_error("label over 63 bytes in " + std::string(name));
+        }
+    }
+    if (name.find("..") != std::string_view::npos || name.front() == '.') {
+        throw std::runtime_error("empty label in " + std::string(name));
+    }
+    return std::string(name);
+}
+
+void put_u8(std::string& out, std::size_t v) { out.push_back(static_cast<char>(v & 0xff)); }
+void put_u16(std::string& out, std::size_t v)
+{
+    put_u8(out, v >> 8);
+    put_u8(out, v);
+}
+void put_u24(std::string& out, std::size_t v)
+{
+    put_u8(out, v >> 16);
+    put_u16(out, v);
+}
+void put_random(std::string& out, std::size_t n, std::mt19937_64& rng)
+{
+    for (std::size_t i = 0; i < n; ++i) {
+        put_u8(out, rng());
+    }
+}
+// type, then the body with its 16-bit length
+void put_extension(std::string& out, std::size_t type, const std::string& body)
+{
+    put_u16(out, type);
+    put_u16(out, body.size());
+    out += body;
+}
+std::string u16_list(std::initializer_list<std::size_t> values)
+{
+    std::string out;
+    put_u16(out, values.size() * 2);
+    for (auto v : values) {
+        put_u16(out, v);
+    }
+    return out;
+}
+
+// A TLS 1.3 ClientHello shaped like curl's (OpenSSL 3): one handshake record (0x16 0x03 0x01), legacy_version
+// 0x0303, a random, a 32-byte legacy session id, TLS 1.3 and 1.2 AEAD suites, compression [null], then
+// server_name (the name), ec_point_formats, supported_groups, session_ticket, ALPN (h2, http/1.1),
+// encrypt_then_mac, extended_master_secret, signature_algorithms, supported_versions (1.3, 1.2),
+// psk_key_exchange_modes, key_share (x25519) and, last, padding so that the record payload is `record_size`
+// bytes (curl's is 512; 0: no padding). Every length is consistent and the hello ends exactly at the end of
+// its record, as egressd's parser demands.
+std::string client_hello(std::string_view sni, std::size_t record_size)
+{
+    std::mt19937_64 rng(std::random_device{}());
+    std::string extensions;
+    {
+        std::string entry;
+        put_u8(entry, 0);  // host_name
+        put_u16(entry, sni.size());
+        entry += sni;
+        std::string list;
+        put_u16(list, entry.size());
+        put_extension(extensions, 0, list + entry);  // server_name
+    }
+    put_extension(extensions, 11, std::string("\x03\x00\x01\x02", 4));            // ec_point_formats
+    put_extension(extensions, 10, u16_list({0x001d, 0x0017, 0x001e, 0x0019, 0x0018}));  // supported_groups
+    put_extension(extensions, 35, "");                                            // session_ticket
+    {
+        std::string names;
+        for (std::string_view p : {std::string_view("h2"), std::string_view("http/1.1")}) {
+            put_u8(names, p.size());
+            names += p;
+        }
+        std::string alpn;
+        put_u16(alpn, names.size());
+        put_extension(extensions, 16, alpn + names);  // application_layer_protocol_negotiation
+    }
+    put_extension(extensions, 22, "");  // encrypt_then_mac
+    put_extension(extensions, 23, "");  // extended_master_secret
+    put_extension(extensions, 13, u16_list({0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0804, 0x0805, 0x0806,
+                                            0x0401, 0x0501, 0x0601}));  // signature_algorithms
+    put_extension(extensions, 43, std::string("\x04\x03\x04\x03\x03", 5));  // supported_versions: 1.3, 1.2
+    put_extension(extensions, 45, std::string("\x01\x01", 2));              // psk_key_exchange_modes: psk_dhe_ke
+    {
+        std::string share;
+        put_u16(share, 0x001d);  // x25519
+        put_u16(share, 32);
+        put_random(share, 32, rng);
+        std::string shares;
+        put_u16(shares, share.size());
+        put_extension(extensions, 51, shares + share);  // key_share
+    }
+
+    std::string body;
+    put_u16(body, 0x0303);  // legacy_version
+    put_random(body, 32, rng);
+    put_u8(body, 32);  // legacy_session_id (middlebox compatibility mode)
+    put_random(body, 32, rng);
+    body += u16_list({0x1302, 0x1303, 0x1301, 0xc02c, 0xc030, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0x00ff});
+    put_u8(body, 1);  // compression_methods: [null]
+    put_u8(body, 0);
+    // Record payload = 4 (handshake header) + body + 2 (extensions length) + extensions (+ 4 + n of padding).
+    std::size_t unpadded = 4 + body.size() + 2 + extensions.size();
+    if (record_size > 0 && unpadded + 4 <= record_size) {
+        put_extension(extensions, 21, std::string(record_size - unpadded - 4, '\0'));  // padding
+    }
+    put_u16(body, extensions.size());
+    body += extensions;
+
+    std::string handshake;
+    put_u8(handshake, 1);  // client_hello
+    put_u24(handshake, body.size());
+    handshake += body;
+    if (handshake.size() > 16384) {
+        throw std::runtime_error("ClientHello larger than one TLS record");
+    }
+    std::string record("\x16\x03\x01", 3);
+    put_u16(record, handshake.size());
+    return record + handshake;
+}
+
+std::string from_hex(std::string_view hex)
+{
+    auto digit = [&](char c) -> unsigned {
+        if (c >= '0' && c <= '9') {
+            return static_cast<unsigned>(c - '0');
+        }
+        if (c >= 'a' && c <= 'f') {
+            return static_cast<unsigned>(c - 'a' + 10);
+        }
+        if (c >= 'A' && c <= 'F') {
+            return static_cast<unsigned>(c - 'A' + 10);
+        }
+        throw std::runtime_error("not a hex digit: " + std::string(1, c));
+    };
+    if (hex.empty() || hex.size() % 2 != 0 || hex.size() > 128 * 1024) {
+        throw std::runtime_error("hex: want an even number of digits, 2 to 131072");
+    }
+    std::string out;
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        out.push_back(static_cast<char>((digit(hex[i]) << 4) | digit(hex[i + 1])));
+    }
+    return out;
+}
+
+std::string to_hex(std::string_view bytes)
+{
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) {
+        out.push_back(digits[c >> 4]);
+        out.push_back(digits[c & 15]);
+    }
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -956,11 +1136,12 @@ awaitable<bool> open_tunnel(guarded_socket& g, const std::string& connect_reques
     co_return status >= 200 && status < 300;
 }
 
-std::string connect_request(const tcp::endpoint& target)
+std::string connect_request(const std::string& authority)
 {
-    auto authority = endpoint_text(target);
     return "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n";
 }
+
+std::string connect_request(const tcp::endpoint& target) { return connect_request(endpoint_text(target)); }
 
 std::string get_request(const url_parts& url, bool direct, bool close)
 {
@@ -1062,17 +1243,36 @@ int run_newconn(options& opt)
     return 0;
 }
 
-// tunnels: CONNECT to the echo port on a new connection, one 16-byte round trip, half-close, wait for the
-// upstream's close to come back through the tunnel, close.
+// tunnels: CONNECT to the echo port on a new connection, one round trip of the tunnel's first bytes (16 bytes, or
+// a TLS ClientHello with --hello-sni, or --first-bytes-hex), half-close, wait for the upstream's close to come
+// back through the tunnel, close. --connect-host NAME puts NAME:port (port of --target) in the CONNECT instead
+// of the address, for the proxy to resolve (only names under .test and .localhost).
 int run_tunnels(options& opt)
 {
     auto p = common_params(opt);
     auto target = parse_endpoint(opt.required("target"));
+    std::string first = "0123456789abcdef";
+    bool sni = opt.has("hello-sni");
+    bool hex = opt.has("first-bytes-hex");
+    if (sni && hex) {
+        throw std::runtime_error("--hello-sni and --first-bytes-hex exclude each other");
+    }
+    auto hello_size = opt.count("hello-size", 512);
+    if (opt.has("hello-size") && !sni) {
+        throw std::runtime_error("--hello-size goes with --hello-sni");
+    }
+    if (sni) {
+        first = client_hello(reserved_name(opt.required("hello-sni")), hello_size);
+    } else if (hex) {
+        first = from_hex(opt.required("first-bytes-hex"));
+    }
+    auto request = connect_request(target);
+    if (opt.has("connect-host")) {
+        request = connect_request(reserved_name(opt.required("connect-host")) + ":" + std::to_string(target.port()));
+    }
     opt.check_all_used();
     auto to = p.direct ? target : p.proxy;
-    auto request = connect_request(target);
     auto timeout = to_duration(p.op_timeout);
-    static const std::string ping = "0123456789abcdef";
     auto r = run_load(p, [&](load_state& state, load_slot_stats& stats) -> awaitable<void> {
         active_guard active(state);
         auto g = std::make_shared<guarded_socket>(co_await asio::this_coro::executor);
@@ -1085,15 +1285,15 @@ int run_tunnels(options& opt)
                 ok = co_await open_tunnel(*g, request);
             }
             if (ok) {
-                auto [ec, n] = co_await asio::async_write(g->socket, asio::buffer(ping), use_nothrow);
+                auto [ec, n] = co_await asio::async_write(g->socket, asio::buffer(first), use_nothrow);
                 ok = !ec;
                 if (ok) {
-                    ok = co_await g->in.ensure(ping.size());
+                    ok = co_await g->in.ensure(first.size());
                 }
-                ok = ok && g->in.data().substr(0, ping.size()) == ping;
+                ok = ok && g->in.data().substr(0, first.size()) == first;
             }
             if (ok) {
-                g->in.consume(ping.size());
+                g->in.consume(first.size());
                 boost::system::error_code sec;
                 g->socket.shutdown(tcp::socket::shutdown_send, sec);
                 ok = !sec && g->in.size() == 0;
@@ -1262,6 +1462,16 @@ int run_idle(options& opt)
     return opened.load() == n ? 0 : 1;
 }
 
+// hello: prints the ClientHello that tunnels --hello-sni sends, as hex (one line), for checking it elsewhere.
+int run_hello(options& opt)
+{
+    auto name = reserved_name(opt.required("sni"));
+    auto size = opt.count("hello-size", 512);
+    opt.check_all_used();
+    std::printf("%s\n", to_hex(client_hello(name, size)).c_str());
+    return 0;
+}
+
 // freeport: a loopback port that was free a moment ago (for Squid, which cannot take port 0).
 int run_freeport(options& opt)
 {
@@ -1277,10 +1487,12 @@ const char* usage =
     "  upstream  [--http-port P] [--echo-port E] [--bulk-port B] [--threads T] [--max-seconds S]\n"
     "  keepalive --proxy ADDR:PORT --url http://127.0.0.1:P/small [--direct] [common]\n"
     "  newconn   --proxy ADDR:PORT --url http://127.0.0.1:P/small [--direct] [common]\n"
-    "  tunnels   --proxy ADDR:PORT --target 127.0.0.1:E [--direct] [common]\n"
+    "  tunnels   --proxy ADDR:PORT --target 127.0.0.1:E [--direct] [--connect-host NAME]\n"
+    "            [--hello-sni NAME [--hello-size N] | --first-bytes-hex HEX] [common]\n"
     "  bulk      --proxy ADDR:PORT --target 127.0.0.1:B [--direct] [--tunnels N] [--bytes B] [--direction down|up]"
     " [common]\n"
     "  idle      --proxy ADDR:PORT --target 127.0.0.1:E [--tunnels N] [--parallel K] [--hold S] [--seconds S]\n"
+    "  hello     --sni NAME [--hello-size N]\n"
     "  freeport\n"
     "common: --connections C (32) --seconds S (3) --warmup W (0.5) --max-ops N --threads T (1) --op-timeout S (5)\n"
     "Only 127.0.0.1 and ::1 are accepted as addresses.\n";
@@ -1314,6 +1526,9 @@ int main(int argc, char** argv)
         }
         if (command == "idle") {
             return run_idle(opt);
+        }
+        if (command == "hello") {
+            return run_hello(opt);
         }
         if (command == "freeport") {
             return run_freeport(opt);

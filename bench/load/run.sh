@@ -3,6 +3,10 @@
 # egressd/Squid ratios. See bench/load/README.md.
 #
 #   bench/load/run.sh                       # after: cmake --preset release && cmake --build --preset release
+#   bench/load/run.sh squid                 # only the egressd/Squid comparison
+#   bench/load/run.sh sni                   # only the cost of the SNI check (tls: off | allow | require)
+#
+# The argument (or BENCH_SCENARIOS when there is none) is all (default), squid or sni.
 #
 # Environment (all optional):
 #   EGRESSD=path       egressd binary          (default build/release/proxy/egressd)
@@ -13,11 +17,13 @@
 #   BENCH_CONNECTIONS  concurrent connections for the request scenarios (default 32)
 #   BENCH_IDLE         idle tunnels for the memory scenario (default 1000)
 #   LOAD_THREADS       threads of the load generator (default 1)
+#   BENCH_SNI_WORKERS  workers of each egressd in the sni scenario (default 1)
 #   BENCH_KEEP=1       keep the temporary directory (configs, logs, raw results)
 #
-# Network rule: everything binds and connects to 127.0.0.1 only; egressd_load refuses any other address. Every
-# load run is bounded by BENCH_SECONDS; the origin exits by itself after 15 minutes. Only processes this
-# script started are stopped, by PID.
+# Network rule: everything binds and connects to 127.0.0.1 only; egressd_load refuses any other address, and the
+# only name a CONNECT carries (sni scenario) is bench.test, which egressd resolves through a DNS responder this
+# script runs on 127.0.0.1. Every load run is bounded by BENCH_SECONDS; the origin and the DNS responder exit by
+# themselves after 15 minutes. Only processes this script started are stopped, by PID.
 set -euo pipefail
 export LC_ALL=C
 
@@ -30,9 +36,18 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32}
 BENCH_IDLE=${BENCH_IDLE:-1000}
 LOAD_THREADS=${LOAD_THREADS:-1}
+BENCH_SNI_WORKERS=${BENCH_SNI_WORKERS:-1}
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
+
+what=${1:-${BENCH_SCENARIOS:-all}}
+case $what in
+all) run_squid=1 run_sni=1 ;;
+squid) run_squid=1 run_sni=0 ;;
+sni) run_squid=0 run_sni=1 ;;
+*) die "unknown scenario set '$what' (all, squid or sni)" ;;
+esac
 
 [[ -x $EGRESSD ]] || die "no egressd at $EGRESSD (build it: cmake --preset release && cmake --build --preset release)"
 [[ -x $LOAD ]] || die "no egressd_load at $LOAD (build it: cmake --build --preset release --target egressd_load)"
@@ -40,7 +55,7 @@ note() { echo "# $*" >&2; }
 # --- Squid, the Debian package -------------------------------------------------------------------------------
 SQUID=$(command -v squid || true)
 [[ -z $SQUID && -x /usr/sbin/squid ]] && SQUID=/usr/sbin/squid
-if [[ -z $SQUID ]]; then
+if [[ $run_squid == 1 && -z $SQUID ]]; then
     [[ $(id -u) -eq 0 ]] || die "squid is not installed; run: sudo apt-get install -y squid"
     note "installing squid (Debian package)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y squid >/dev/null
@@ -115,6 +130,105 @@ cpu_ns() {  # pid -> CPU time of all its threads so far, in nanoseconds (schedst
     echo "$total"
 }
 
+declare -A proxy_port proxy_pid
+# Per "scenario|target": sums over rounds of the rate, run counts, latencies, errors, work and proxy CPU seconds.
+declare -A sum count p50 errs work cpu
+
+start_egressd() {  # name: runs $tmp/name.yaml, fills proxy_pid[name] and proxy_port[name]
+    local name=$1 line
+    "$EGRESSD" config check "$tmp/$name.yaml" >"$tmp/$name.check" 2>&1 || die "egressd config check failed: $(cat "$tmp/$name.check")"
+    # >> (O_APPEND) so that the event file can be truncated between runs.
+    "$EGRESSD" run --config "$tmp/$name.yaml" >>"$tmp/$name.events" 2>"$tmp/$name.err" &
+    proxy_pid[$name]=$!
+    pids+=($!)
+    line=$(wait_for_line "$tmp/$name.events" '"egressd.listening"' 10) || die "$name did not start: $(cat "$tmp/$name.err")"
+    proxy_port[$name]=$(sed -n 's/.*"address":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' <<<"$line")
+    [[ -n ${proxy_port[$name]} ]] || die "no port in $line"
+}
+
+truncate_logs() {
+    local f
+    for f in "$tmp"/*.events "$tmp/squid/access.log"; do
+        [[ -f $f ]] && : >"$f"
+    done
+    return 0
+}
+
+# One load run against one target ("direct" or a proxy name), recorded under "sname|name" and in $raw.
+run_cell() {  # sname name args (a word list)
+    local sname=$1 name=$2 args=$3 pid c0 c1 u0 u1 t0 t1 out key w value e1 e2 e via
+    if [[ $name == direct ]]; then
+        via=(--direct)
+    else
+        via=(--proxy "127.0.0.1:${proxy_port[$name]}")
+    fi
+    pid=${proxy_pid[$name]:-}
+    [[ -n $pid ]] && c0=$(cpu_ns "$pid")
+    u0=$(cpu_ns "$origin_pid")
+    t0=$EPOCHREALTIME
+    # shellcheck disable=SC2086  # args is a word list by design
+    out=$("$LOAD" $args "${via[@]}" --seconds "$BENCH_SECONDS" --threads "$LOAD_THREADS" 2>>"$tmp/load.err" | grep '^result' || true)
+    t1=$EPOCHREALTIME
+    u1=$(cpu_ns "$origin_pid")
+    key="$sname|$name"
+    out="$out origin_cpu_util=$(awk -v a="$u0" -v b="$u1" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.2f", (b - a) / 1e9 / (t1 - t0)}')"
+    if [[ -n $pid ]]; then
+        c1=$(cpu_ns "$pid")
+        # Work over the whole invocation (warm-up included) against the proxy's CPU time over it.
+        w=$(field "$out" total_ops)
+        [[ -n $w ]] || w=$(awk -v b="$(field "$out" total_bytes)" 'BEGIN {print b / 1e6}')
+        work[$key]=$(awk -v s="${work[$key]:-0}" -v v="${w:-0}" 'BEGIN {print s + v}')
+        cpu[$key]=$(awk -v s="${cpu[$key]:-0}" -v a="$c0" -v b="$c1" 'BEGIN {print s + (b - a) / 1e9}')
+        out="$out proxy_cpu_s=$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')"
+        out="$out proxy_cpu_util=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.2f", (b - a) / 1e9 / (t1 - t0)}')"
+    fi
+    # Event lines written so far (up to 200 ms of them may still be queued): about 2 per tunnel or request.
+    [[ -f $tmp/$name.events ]] && out="$out event_lines=$(wc -l <"$tmp/$name.events")"
+    echo "$sname $name round=$round $out" >>"$raw"
+    value=$(field "$out" value)
+    [[ -n $value ]] || value=0
+    sum[$key]=$(awk -v s="${sum[$key]:-0}" -v v="$value" 'BEGIN {print s + v}')
+    count[$key]=$((${count[$key]:-0} + 1))
+    p50[$key]="${p50[$key]:-}$(field "$out" p50_us)/$(field "$out" p99_us) "
+    e1=$(field "$out" errors)
+    e2=$(field "$out" timeouts)
+    e=$((${e1:-1} + ${e2:-0}))  # no result line at all counts as an error
+    errs[$key]=$((${errs[$key]:-0} + e))
+    truncate_logs
+}
+
+# BENCH_ROUNDS rounds of one scenario over the targets; the order reverses every other round, so drift hits
+# every target alike.
+run_rounds() {  # sname args target...
+    local sname=$1 args=$2 i name
+    shift 2
+    local list=("$@") order
+    for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+        order=("${list[@]}")
+        if ((round % 2 == 0)); then
+            order=()
+            for ((i = ${#list[@]} - 1; i >= 0; i--)); do order+=("${list[i]}"); done
+        fi
+        for name in "${order[@]}"; do
+            run_cell "$sname" "$name" "$args"
+        done
+    done
+    note "done: $sname"
+}
+
+mean() { awk -v s="${sum[$1]:-0}" -v n="${count[$1]:-0}" 'BEGIN {if (n > 0) printf "%.1f", s / n; else print "n/a"}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a"}'; }
+per_cpu() { awk -v w="${work[$1]:-0}" -v c="${cpu[$1]:-0}" 'BEGIN {if (c > 0) printf "%.1f", w / c; else print "n/a"}'; }
+
+print_load_messages() {
+    if [[ -s $tmp/load.err ]]; then
+        echo
+        echo "load generator messages:"
+        sort "$tmp/load.err" | uniq -c | head -20
+        : >"$tmp/load.err"
+    fi
+}
+
 # --- The origin: HTTP, echo and bulk on 127.0.0.1 ----------------------------------------------------------
 "$LOAD" upstream --max-seconds 900 >"$tmp/upstream.out" 2>"$tmp/upstream.err" &
 pids+=($!)
@@ -124,133 +238,12 @@ http_port=$(field "$line" http)
 echo_port=$(field "$line" echo)
 bulk_port=$(field "$line" bulk)
 url="http://127.0.0.1:$http_port/small"
+round=0
 
-# --- egressd: one instance per worker count -----------------------------------------------------------------
-cat >"$tmp/policy.yaml" <<EOF
-version: 1
-groups:
-  bench-origin:
-    description: The loopback origin of the load benchmark
-    rules:
-      - description: HTTP origin
-        ports: [$http_port]
-        destinations: [127.0.0.1/32]
-      - description: Echo and bulk ports, reached through CONNECT
-        ports: [$echo_port, $bulk_port]
-        destinations: [127.0.0.1/32]
-clients:
-  bench:
-    description: The load generator
-    sources: [127.0.0.1/32]
-    groups: [bench-origin]
-EOF
+# =============================================================================================================
+# egressd against Squid (run.sh squid)
 
-declare -A proxy_port proxy_pid
-targets=(direct)
-for w in $EGRESSD_WORKERS; do
-    name="egressd-w$w"
-    cat >"$tmp/$name.yaml" <<EOF
-version: 1
-listeners: [127.0.0.1:0]
-policy: policy.yaml
-workers: $w
-dns:
-  servers: [127.0.0.1:53]   # never used: every destination is an IP literal
-timeouts:
-  shutdown_grace: 2s
-limits:
-  max_connections: 60000
-  max_connections_per_client: 60000
-logging:
-  stdout: true              # redirected to a file (one JSON line per decision and per close)
-EOF
-    "$EGRESSD" config check "$tmp/$name.yaml" >"$tmp/$name.check" 2>&1 || die "egressd config check failed: $(cat "$tmp/$name.check")"
-    # >> (O_APPEND) so that the event file can be truncated between runs.
-    "$EGRESSD" run --config "$tmp/$name.yaml" >>"$tmp/$name.events" 2>"$tmp/$name.err" &
-    proxy_pid[$name]=$!
-    pids+=($!)
-    line=$(wait_for_line "$tmp/$name.events" '"egressd.listening"' 10) || die "$name did not start: $(cat "$tmp/$name.err")"
-    proxy_port[$name]=$(sed -n 's/.*"address":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' <<<"$line")
-    [[ -n ${proxy_port[$name]} ]] || die "no port in $line"
-    targets+=("$name")
-done
-
-# --- Squid: same allow-list, caching off, one worker, foreground --------------------------------------------
-squid_port=$("$LOAD" freeport)
-mkdir -p "$tmp/squid"
-cat >"$tmp/squid/squid.conf" <<EOF
-http_port 127.0.0.1:$squid_port
-workers 1
-cache deny all
-cache_mem 0 MB
-access_log stdio:$tmp/squid/access.log
-cache_store_log none
-cache_log $tmp/squid/cache.log
-logfile_rotate 0
-pid_filename $tmp/squid/squid.pid
-coredump_dir $tmp/squid
-netdb_filename none
-pinger_enable off
-dns_nameservers 127.0.0.1
-visible_hostname egressd-load-bench
-shutdown_lifetime 1 seconds
-max_filedescriptors $fds
-
-acl bench_client src 127.0.0.1/32
-acl bench_origin dst 127.0.0.1/32
-acl CONNECT method CONNECT
-acl bench_http_ports port $http_port
-acl SSL_ports port $echo_port $bulk_port
-http_access allow bench_client bench_origin CONNECT SSL_ports
-http_access allow bench_client bench_origin !CONNECT bench_http_ports
-http_access deny all
-EOF
-if [[ $(id -u) -eq 0 ]]; then
-    # Squid drops root for cache_effective_user (Debian: proxy), which must write its logs here.
-    chown -R proxy:proxy "$tmp/squid"
-fi
-"$SQUID" -k parse -f "$tmp/squid/squid.conf" >"$tmp/squid/parse.log" 2>&1 || die "squid.conf: $(tail -5 "$tmp/squid/parse.log")"
-"$SQUID" -N -f "$tmp/squid/squid.conf" >"$tmp/squid/stdout.log" 2>&1 &
-proxy_pid[squid]=$!
-proxy_port[squid]=$squid_port
-pids+=($!)
-wait_for_line "$tmp/squid/cache.log" 'Accepting HTTP Socket connections' 20 >/dev/null ||
-    die "squid did not start: $(tail -5 "$tmp/squid/cache.log" 2>/dev/null; tail -5 "$tmp/squid/stdout.log")"
-targets+=(squid)
-
-truncate_logs() {
-    local name
-    for name in "${targets[@]}"; do
-        [[ $name == egressd-* ]] && : >"$tmp/$name.events"
-    done
-    [[ -f $tmp/squid/access.log ]] && : >"$tmp/squid/access.log"
-    return 0
-}
-
-# Every proxy must answer 200 before anything is measured.
-for name in "${targets[@]}"; do
-    [[ $name == direct ]] && continue
-    out=$("$LOAD" keepalive --proxy "127.0.0.1:${proxy_port[$name]}" --url "$url" --connections 1 --seconds 0.2 \
-        --warmup 0 --op-timeout 2)
-    [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not serve the origin: $out"
-    out=$("$LOAD" tunnels --proxy "127.0.0.1:${proxy_port[$name]}" --target "127.0.0.1:$echo_port" --connections 1 \
-        --seconds 0.2 --warmup 0 --op-timeout 2)
-    [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not tunnel to the origin: $out"
-done
-
-echo "origin (egressd_load upstream): http=$http_port echo=$echo_port bulk=$bulk_port"
-for name in "${targets[@]}"; do
-    [[ $name == direct ]] && continue
-    echo "$name: 127.0.0.1:${proxy_port[$name]} pid ${proxy_pid[$name]}"
-done
-echo "squid: $("$SQUID" -v | head -1); egressd: $("$EGRESSD" --version 2>/dev/null | head -1)"
-echo "cores: $(nproc); measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds per cell, ${BENCH_CONNECTIONS} connections, load threads ${LOAD_THREADS}"
-echo
-
-raw="$tmp/results.txt"
-: >"$raw"
-
-# --- Memory per idle tunnel (first, on fresh processes) -----------------------------------------------------
+# Memory per idle tunnel: the proxy's RSS with BENCH_IDLE idle tunnels open, minus its RSS just before.
 declare -A idle_kib idle_opened
 measure_idle() {  # name
     local name=$1 pid=${proxy_pid[$1]} port=${proxy_port[$1]} before after line result
@@ -287,144 +280,393 @@ measure_idle() {  # name
     note "idle $name: RSS ${before} -> ${after} KiB with ${opened:-0} tunnels"
     sleep 1  # let the closes finish
 }
-for name in "${targets[@]}"; do
-    [[ $name == direct ]] && continue
-    measure_idle "$name"
-done
-truncate_logs
 
-# --- Throughput scenarios, interleaved ----------------------------------------------------------------------
-# name|unit|subcommand and arguments (the proxy or --direct is added per target)
-scenarios=(
-    "keepalive|req/s|keepalive --url $url --connections $BENCH_CONNECTIONS"
-    "newconn|conn/s|newconn --url $url --connections $BENCH_CONNECTIONS"
-    "tunnels|tunnels/s|tunnels --target 127.0.0.1:$echo_port --connections $BENCH_CONNECTIONS"
-    "bulk x1|MB/s|bulk --target 127.0.0.1:$bulk_port --tunnels 1"
-    "bulk x8|MB/s|bulk --target 127.0.0.1:$bulk_port --tunnels 8"
-)
-declare -A sum count p50 errs work cpu
-for scenario in "${scenarios[@]}"; do
-    IFS='|' read -r sname unit args <<<"$scenario"
-    for ((round = 1; round <= BENCH_ROUNDS; round++)); do
-        order=("${targets[@]}")
-        if ((round % 2 == 0)); then  # reverse order every other round, so drift hits every target alike
-            order=()
-            for ((i = ${#targets[@]} - 1; i >= 0; i--)); do order+=("${targets[i]}"); done
-        fi
-        for name in "${order[@]}"; do
-            if [[ $name == direct ]]; then
-                via=(--direct)
-            else
-                via=(--proxy "127.0.0.1:${proxy_port[$name]}")
-            fi
-            pid=${proxy_pid[$name]:-}
-            [[ -n $pid ]] && c0=$(cpu_ns "$pid")
-            u0=$(cpu_ns "$origin_pid")
-            t0=$EPOCHREALTIME
-            # shellcheck disable=SC2086  # args is a word list by design
-            out=$("$LOAD" $args "${via[@]}" --seconds "$BENCH_SECONDS" --threads "$LOAD_THREADS" 2>>"$tmp/load.err" | grep '^result' || true)
-            t1=$EPOCHREALTIME
-            u1=$(cpu_ns "$origin_pid")
-            key="$sname|$name"
-            out="$out origin_cpu_util=$(awk -v a="$u0" -v b="$u1" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.2f", (b - a) / 1e9 / (t1 - t0)}')"
-            if [[ -n $pid ]]; then
-                c1=$(cpu_ns "$pid")
-                # Work over the whole invocation (warm-up included) against the proxy's CPU time over it.
-                w=$(field "$out" total_ops)
-                [[ -n $w ]] || w=$(awk -v b="$(field "$out" total_bytes)" 'BEGIN {print b / 1e6}')
-                work[$key]=$(awk -v s="${work[$key]:-0}" -v v="${w:-0}" 'BEGIN {print s + v}')
-                cpu[$key]=$(awk -v s="${cpu[$key]:-0}" -v a="$c0" -v b="$c1" 'BEGIN {print s + (b - a) / 1e9}')
-                out="$out proxy_cpu_s=$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')"
-                out="$out proxy_cpu_util=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.2f", (b - a) / 1e9 / (t1 - t0)}')"
-            fi
-            echo "$sname $name round=$round $out" >>"$raw"
-            value=$(field "$out" value)
-            [[ -n $value ]] || value=0
-            sum[$key]=$(awk -v s="${sum[$key]:-0}" -v v="$value" 'BEGIN {print s + v}')
-            count[$key]=$((${count[$key]:-0} + 1))
-            p50[$key]="${p50[$key]:-}$(field "$out" p50_us)/$(field "$out" p99_us) "
-            e1=$(field "$out" errors)
-            e2=$(field "$out" timeouts)
-            e=$((${e1:-1} + ${e2:-0}))  # no result line at all counts as an error
-            errs[$key]=$((${errs[$key]:-0} + e))
-            truncate_logs
-        done
+squid_comparison() {
+    # --- egressd: one instance per worker count -------------------------------------------------------------
+    cat >"$tmp/policy.yaml" <<EOF
+version: 1
+groups:
+  bench-origin:
+    description: The loopback origin of the load benchmark
+    rules:
+      - description: HTTP origin
+        ports: [$http_port]
+        destinations: [127.0.0.1/32]
+      - description: Echo and bulk ports, reached through CONNECT
+        ports: [$echo_port, $bulk_port]
+        destinations: [127.0.0.1/32]
+clients:
+  bench:
+    description: The load generator
+    sources: [127.0.0.1/32]
+    groups: [bench-origin]
+EOF
+
+    targets=(direct)
+    for w in $EGRESSD_WORKERS; do
+        name="egressd-w$w"
+        cat >"$tmp/$name.yaml" <<EOF
+version: 1
+listeners: [127.0.0.1:0]
+policy: policy.yaml
+workers: $w
+dns:
+  servers: [127.0.0.1:53]   # never used: every destination is an IP literal
+timeouts:
+  shutdown_grace: 2s
+limits:
+  max_connections: 60000
+  max_connections_per_client: 60000
+logging:
+  stdout: true              # redirected to a file (one JSON line per decision and per close)
+EOF
+        start_egressd "$name"
+        targets+=("$name")
     done
-    note "done: $sname"
-done
 
-# --- Report -------------------------------------------------------------------------------------------------
-mean() { awk -v s="${sum[$1]:-0}" -v n="${count[$1]:-0}" 'BEGIN {if (n > 0) printf "%.1f", s / n; else print "n/a"}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a"}'; }
-egressd_targets=()
-for name in "${targets[@]}"; do [[ $name == egressd-* ]] && egressd_targets+=("$name"); done
+    # --- Squid: same allow-list, caching off, one worker, foreground ----------------------------------------
+    squid_port=$("$LOAD" freeport)
+    mkdir -p "$tmp/squid"
+    cat >"$tmp/squid/squid.conf" <<EOF
+http_port 127.0.0.1:$squid_port
+workers 1
+cache deny all
+cache_mem 0 MB
+access_log stdio:$tmp/squid/access.log
+cache_store_log none
+cache_log $tmp/squid/cache.log
+logfile_rotate 0
+pid_filename $tmp/squid/squid.pid
+coredump_dir $tmp/squid
+netdb_filename none
+pinger_enable off
+dns_nameservers 127.0.0.1
+visible_hostname egressd-load-bench
+shutdown_lifetime 1 seconds
+max_filedescriptors $fds
 
-printf '%-10s %-10s' scenario unit
-for name in "${targets[@]}"; do printf ' %12s' "$name"; done
-for name in "${egressd_targets[@]}"; do printf ' %12s' "${name#egressd-}/squid"; done
-printf '\n'
-for scenario in "${scenarios[@]}"; do
-    IFS='|' read -r sname unit args <<<"$scenario"
-    printf '%-10s %-10s' "$sname" "$unit"
-    for name in "${targets[@]}"; do
-        m=$(mean "$sname|$name")
-        [[ ${errs[$sname|$name]:-0} -gt 0 ]] && m="$m*"
-        printf ' %12s' "$m"
-    done
-    for name in "${egressd_targets[@]}"; do
-        printf ' %12s' "$(ratio "$(mean "$sname|$name")" "$(mean "$sname|squid")")"
-    done
-    printf '\n'
-done
-printf '%-10s %-10s %12s' "idle" "KiB/tunnel" "-"
-for name in "${targets[@]}"; do [[ $name == direct ]] || printf ' %12s' "${idle_kib[$name]}"; done
-for name in "${egressd_targets[@]}"; do printf ' %12s' "$(ratio "${idle_kib[$name]}" "${idle_kib[squid]}")"; done
-printf '\n\n'
+acl bench_client src 127.0.0.1/32
+acl bench_origin dst 127.0.0.1/32
+acl CONNECT method CONNECT
+acl bench_http_ports port $http_port
+acl SSL_ports port $echo_port $bulk_port
+http_access allow bench_client bench_origin CONNECT SSL_ports
+http_access allow bench_client bench_origin !CONNECT bench_http_ports
+http_access deny all
+EOF
+    if [[ $(id -u) -eq 0 ]]; then
+        # Squid drops root for cache_effective_user (Debian: proxy), which must write its logs here.
+        chown -R proxy:proxy "$tmp/squid"
+    fi
+    "$SQUID" -k parse -f "$tmp/squid/squid.conf" >"$tmp/squid/parse.log" 2>&1 || die "squid.conf: $(tail -5 "$tmp/squid/parse.log")"
+    "$SQUID" -N -f "$tmp/squid/squid.conf" >"$tmp/squid/stdout.log" 2>&1 &
+    proxy_pid[squid]=$!
+    proxy_port[squid]=$squid_port
+    pids+=($!)
+    wait_for_line "$tmp/squid/cache.log" 'Accepting HTTP Socket connections' 20 >/dev/null ||
+        die "squid did not start: $(tail -5 "$tmp/squid/cache.log" 2>/dev/null; tail -5 "$tmp/squid/stdout.log")"
+    targets+=(squid)
 
-per_cpu() { awk -v w="${work[$1]:-0}" -v c="${cpu[$1]:-0}" 'BEGIN {if (c > 0) printf "%.1f", w / c; else print "n/a"}'; }
-echo "work per proxy CPU-second (the proxy's CPU time from /proc; steadier than raw rates on a shared machine):"
-printf '%-10s %-12s' scenario unit
-for name in "${targets[@]}"; do [[ $name == direct ]] || printf ' %12s' "$name"; done
-for name in "${egressd_targets[@]}"; do printf ' %12s' "${name#egressd-}/squid"; done
-printf '\n'
-for scenario in "${scenarios[@]}"; do
-    IFS='|' read -r sname unit args <<<"$scenario"
-    printf '%-10s %-12s' "$sname" "${unit%/s}/cpu-s"
-    for name in "${targets[@]}"; do [[ $name == direct ]] || printf ' %12s' "$(per_cpu "$sname|$name")"; done
-    for name in "${egressd_targets[@]}"; do
-        printf ' %12s' "$(ratio "$(per_cpu "$sname|$name")" "$(per_cpu "$sname|squid")")"
-    done
-    printf '\n'
-done
-echo
-
-echo "bulk through a tunnel, as a fraction of the direct loopback copy:"
-for sname in "bulk x1" "bulk x8"; do
-    printf '  %-8s' "$sname"
+    # Every proxy must answer 200 before anything is measured.
     for name in "${targets[@]}"; do
         [[ $name == direct ]] && continue
-        printf '  %s %s' "$name" "$(ratio "$(mean "$sname|$name")" "$(mean "$sname|direct")")"
+        out=$("$LOAD" keepalive --proxy "127.0.0.1:${proxy_port[$name]}" --url "$url" --connections 1 --seconds 0.2 \
+            --warmup 0 --op-timeout 2)
+        [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not serve the origin: $out"
+        out=$("$LOAD" tunnels --proxy "127.0.0.1:${proxy_port[$name]}" --target "127.0.0.1:$echo_port" --connections 1 \
+            --seconds 0.2 --warmup 0 --op-timeout 2)
+        [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not tunnel to the origin: $out"
     done
-    printf '\n'
-done
-echo
-echo "latency p50/p99 in microseconds, per round:"
-for sname in keepalive newconn tunnels; do
-    printf '  %-10s' "$sname"
-    for name in "${targets[@]}"; do printf '  %s: %s' "$name" "${p50[$sname|$name]% }"; done
-    printf '\n'
-done
-echo
-echo "idle tunnels opened: $(for n in "${!idle_opened[@]}"; do printf '%s=%s ' "$n" "${idle_opened[$n]}"; done)"
-echo "* = some runs had errors or timeouts (see the raw results)."
-echo "Ratios above 1 favour egressd, except KiB/tunnel, where below 1 favours egressd."
-echo "egressd logs one JSON line per decision and per close to a file (stdout redirected; batched per event-loop pass, flushed every 200 ms);"
-echo "Squid logs one access.log line per request (stdio module, buffered). Squid runs 1 worker; egressd as named."
-echo
-echo "raw results:"
-cat "$raw"
-if [[ -s $tmp/load.err ]]; then
+
+    echo "origin (egressd_load upstream): http=$http_port echo=$echo_port bulk=$bulk_port"
+    for name in "${targets[@]}"; do
+        [[ $name == direct ]] && continue
+        echo "$name: 127.0.0.1:${proxy_port[$name]} pid ${proxy_pid[$name]}"
+    done
+    echo "squid: $("$SQUID" -v | head -1); egressd: $("$EGRESSD" --version 2>/dev/null | head -1)"
+    echo "cores: $(nproc); measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds per cell, ${BENCH_CONNECTIONS} connections, load threads ${LOAD_THREADS}"
     echo
-    echo "load generator messages:"
-    sort "$tmp/load.err" | uniq -c | head -20
+
+    raw="$tmp/results.txt"
+    : >"$raw"
+
+    # --- Memory per idle tunnel (first, on fresh processes) -------------------------------------------------
+    for name in "${targets[@]}"; do
+        [[ $name == direct ]] && continue
+        measure_idle "$name"
+    done
+    truncate_logs
+
+    # --- Throughput scenarios, interleaved ------------------------------------------------------------------
+    # name|unit|subcommand and arguments (the proxy or --direct is added per target)
+    scenarios=(
+        "keepalive|req/s|keepalive --url $url --connections $BENCH_CONNECTIONS"
+        "newconn|conn/s|newconn --url $url --connections $BENCH_CONNECTIONS"
+        "tunnels|tunnels/s|tunnels --target 127.0.0.1:$echo_port --connections $BENCH_CONNECTIONS"
+        "bulk x1|MB/s|bulk --target 127.0.0.1:$bulk_port --tunnels 1"
+        "bulk x8|MB/s|bulk --target 127.0.0.1:$bulk_port --tunnels 8"
+    )
+    for scenario in "${scenarios[@]}"; do
+        IFS='|' read -r sname unit args <<<"$scenario"
+        run_rounds "$sname" "$args" "${targets[@]}"
+    done
+
+    # --- Report ---------------------------------------------------------------------------------------------
+    egressd_targets=()
+    for name in "${targets[@]}"; do [[ $name == egressd-* ]] && egressd_targets+=("$name"); done
+
+    printf '%-10s %-10s' scenario unit
+    for name in "${targets[@]}"; do printf ' %12s' "$name"; done
+    for name in "${egressd_targets[@]}"; do printf ' %12s' "${name#egressd-}/squid"; done
+    printf '\n'
+    for scenario in "${scenarios[@]}"; do
+        IFS='|' read -r sname unit args <<<"$scenario"
+        printf '%-10s %-10s' "$sname" "$unit"
+        for name in "${targets[@]}"; do
+            m=$(mean "$sname|$name")
+            [[ ${errs[$sname|$name]:-0} -gt 0 ]] && m="$m*"
+            printf ' %12s' "$m"
+        done
+        for name in "${egressd_targets[@]}"; do
+            printf ' %12s' "$(ratio "$(mean "$sname|$name")" "$(mean "$sname|squid")")"
+        done
+        printf '\n'
+    done
+    printf '%-10s %-10s %12s' "idle" "KiB/tunnel" "-"
+    for name in "${targets[@]}"; do [[ $name == direct ]] || printf ' %12s' "${idle_kib[$name]}"; done
+    for name in "${egressd_targets[@]}"; do printf ' %12s' "$(ratio "${idle_kib[$name]}" "${idle_kib[squid]}")"; done
+    printf '\n\n'
+
+    echo "work per proxy CPU-second (the proxy's CPU time from /proc; steadier than raw rates on a shared machine):"
+    printf '%-10s %-12s' scenario unit
+    for name in "${targets[@]}"; do [[ $name == direct ]] || printf ' %12s' "$name"; done
+    for name in "${egressd_targets[@]}"; do printf ' %12s' "${name#egressd-}/squid"; done
+    printf '\n'
+    for scenario in "${scenarios[@]}"; do
+        IFS='|' read -r sname unit args <<<"$scenario"
+        printf '%-10s %-12s' "$sname" "${unit%/s}/cpu-s"
+        for name in "${targets[@]}"; do [[ $name == direct ]] || printf ' %12s' "$(per_cpu "$sname|$name")"; done
+        for name in "${egressd_targets[@]}"; do
+            printf ' %12s' "$(ratio "$(per_cpu "$sname|$name")" "$(per_cpu "$sname|squid")")"
+        done
+        printf '\n'
+    done
+    echo
+
+    echo "bulk through a tunnel, as a fraction of the direct loopback copy:"
+    for sname in "bulk x1" "bulk x8"; do
+        printf '  %-8s' "$sname"
+        for name in "${targets[@]}"; do
+            [[ $name == direct ]] && continue
+            printf '  %s %s' "$name" "$(ratio "$(mean "$sname|$name")" "$(mean "$sname|direct")")"
+        done
+        printf '\n'
+    done
+    echo
+    echo "latency p50/p99 in microseconds, per round:"
+    for sname in keepalive newconn tunnels; do
+        printf '  %-10s' "$sname"
+        for name in "${targets[@]}"; do printf '  %s: %s' "$name" "${p50[$sname|$name]% }"; done
+        printf '\n'
+    done
+    echo
+    echo "idle tunnels opened: $(for n in "${!idle_opened[@]}"; do printf '%s=%s ' "$n" "${idle_opened[$n]}"; done)"
+    echo "* = some runs had errors or timeouts (see the raw results)."
+    echo "Ratios above 1 favour egressd, except KiB/tunnel, where below 1 favours egressd."
+    echo "egressd logs one JSON line per decision and per close to a file (stdout redirected; batched per event-loop pass, flushed every 200 ms);"
+    echo "Squid logs one access.log line per request (stdio module, buffered). Squid runs 1 worker; egressd as named."
+    echo
+    echo "raw results:"
+    cat "$raw"
+    print_load_messages
+}
+
+# =============================================================================================================
+# The cost of the SNI check (run.sh sni): three egressd instances that differ only in the policy's tls mode
+# (off, allow, require), each tunnel a CONNECT to bench.test:<echo> carrying a TLS ClientHello for bench.test
+# (517 bytes, shaped like curl's) as its first bytes, echoed back, then closed. egressd resolves bench.test
+# through a DNS responder on 127.0.0.1 that answers A 127.0.0.1 with TTL 300, so after each worker's first query
+# the resolver cache answers.
+sni_name=bench.test
+
+start_dns() {  # starts the responder, sets dns_port
+    cat >"$tmp/dns.py" <<'EOF'
+# A UDP DNS responder on 127.0.0.1 for the load benchmark: NAME A ADDRESS (TTL 300), NAME AAAA: no data,
+# anything else NXDOMAIN. One line per query on stdout. Exits after MAX_SECONDS or on SIGTERM.
+import signal, socket, struct, sys, time
+
+name, address, max_seconds = sys.argv[1].lower(), sys.argv[2], float(sys.argv[3])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", 0))
+sock.settimeout(0.5)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print(f"listening port={sock.getsockname()[1]}", flush=True)
+deadline = time.monotonic() + max_seconds
+while time.monotonic() < deadline:
+    try:
+        data, peer = sock.recvfrom(4096)
+    except socket.timeout:
+        continue
+    try:
+        qid, flags, qdcount = struct.unpack("!HHH", data[:6])
+        if qdcount != 1 or flags & 0x8000:
+            continue
+        i, labels = 12, []
+        while data[i] != 0:
+            labels.append(data[i + 1:i + 1 + data[i]].decode("ascii").lower())
+            i += 1 + data[i]
+        qtype, qclass = struct.unpack("!HH", data[i + 1:i + 5])
+        question = data[12:i + 5]
+    except (IndexError, struct.error, UnicodeDecodeError):
+        continue
+    qname = ".".join(labels)
+    answers = b""
+    rcode = 0 if qname == name else 3
+    if rcode == 0 and qtype == 1 and qclass == 1:
+        answers = struct.pack("!HHHIH", 0xC00C, 1, 1, 300, 4) + socket.inet_aton(address)
+    out_flags = 0x8000 | (flags & 0x7900) | 0x0400 | 0x0080 | rcode  # QR, opcode + RD copied, AA, RA
+    reply = struct.pack("!HHHHHH", qid, out_flags, 1, 1 if answers else 0, 0, 0) + question + answers
+    print(f"query {qname} type={qtype} rcode={rcode} answers={1 if answers else 0}", flush=True)
+    sock.sendto(reply, peer)
+EOF
+    python3 "$tmp/dns.py" "$sni_name" 127.0.0.1 900 >"$tmp/dns.out" 2>"$tmp/dns.err" &
+    pids+=($!)
+    local line
+    line=$(wait_for_line "$tmp/dns.out" '^listening' 10) || die "the DNS responder did not start: $(cat "$tmp/dns.err")"
+    dns_port=$(field "$line" port)
+}
+
+sni_check() {  # name expect(pass|refuse) tunnels-args...: one short run, which must pass or be refused entirely
+    local name=$1 expect=$2 out ops errors e1 e2
+    shift 2
+    out=$("$LOAD" tunnels --proxy "127.0.0.1:${proxy_port[$name]}" --target "127.0.0.1:$echo_port" \
+        --connect-host "$sni_name" --connections 1 --seconds 0.2 --warmup 0 --op-timeout 2 "$@")
+    ops=$(field "$out" ops)
+    e1=$(field "$out" errors)
+    e2=$(field "$out" timeouts)
+    errors=$((${e1:-1} + ${e2:-0}))
+    if [[ $expect == pass ]]; then
+        [[ $errors == 0 && $ops != 0 ]] || die "$name: tunnels $* should pass: $out"
+    else
+        [[ $ops == 0 && $errors != 0 ]] || die "$name: tunnels $* should be refused: $out"
+    fi
+}
+
+sni_cost() {
+    start_dns
+    local mode name sname args
+    sni_targets=(direct)
+    for mode in off allow require; do
+        name="sni-$mode"
+        cat >"$tmp/$name.policy.yaml" <<EOF
+version: 1
+tls: $mode
+groups:
+  bench-sni:
+    description: The echo port of the loopback origin, by name
+    rules:
+      - description: The name the CONNECT carries (and, under allow and require, the ClientHello's SNI)
+        ports: [$echo_port]
+        destinations: [$sni_name]
+      - description: The address $sni_name resolves to, which lifts the loopback address guard
+        ports: [$echo_port]
+        destinations: [127.0.0.1/32]
+clients:
+  bench:
+    description: The load generator
+    sources: [127.0.0.1/32]
+    groups: [bench-sni]
+EOF
+        cat >"$tmp/$name.yaml" <<EOF
+version: 1
+listeners: [127.0.0.1:0]
+policy: $name.policy.yaml
+workers: $BENCH_SNI_WORKERS
+dns:
+  servers: [127.0.0.1:$dns_port]   # the responder above: $sni_name A 127.0.0.1, TTL 300
+timeouts:
+  shutdown_grace: 2s
+limits:
+  max_connections: 60000
+  max_connections_per_client: 60000
+logging:
+  stdout: true              # redirected to a file (one JSON line per decision and per close)
+EOF
+        start_egressd "$name"
+        sni_targets+=("$name")
+    done
+
+    # Each instance does what its mode says before anything is measured: the ClientHello for bench.test
+    # passes everywhere; one for another name is refused (sni_mismatch) unless the check is off; 16 bytes that
+    # are not TLS are refused (not_tls) only under require.
+    sni_check sni-off pass --hello-sni "$sni_name"
+    sni_check sni-allow pass --hello-sni "$sni_name"
+    sni_check sni-require pass --hello-sni "$sni_name"
+    sni_check sni-off pass --hello-sni other.test
+    sni_check sni-allow refuse --hello-sni other.test
+    sni_check sni-require refuse --hello-sni other.test
+    sni_check sni-off pass
+    sni_check sni-allow pass
+    sni_check sni-require refuse
+    sleep 0.5  # egressd flushes its events every 200 ms
+    local reasons
+    reasons="sni-allow: $(grep -c '"reason":"sni_mismatch"' "$tmp/sni-allow.events" || true) sni_mismatch;"
+    reasons="$reasons sni-require: $(grep -c '"reason":"sni_mismatch"' "$tmp/sni-require.events" || true) sni_mismatch,"
+    reasons="$reasons $(grep -c '"reason":"not_tls"' "$tmp/sni-require.events" || true) not_tls"
+    [[ $(grep -c '"reason":"sni_' "$tmp/sni-off.events" || true) == 0 ]] || die "sni-off logged an SNI denial"
+    truncate_logs
+
+    echo "SNI check cost: CONNECT $sni_name:$echo_port (DNS 127.0.0.1:$dns_port) with a $(($("$LOAD" hello --sni "$sni_name" | wc -c) / 2))-byte ClientHello for $sni_name"
+    for name in "${sni_targets[@]}"; do
+        [[ $name == direct ]] && continue
+        echo "$name: 127.0.0.1:${proxy_port[$name]} pid ${proxy_pid[$name]}, tls: ${name#sni-}, workers $BENCH_SNI_WORKERS"
+    done
+    echo "egressd: $("$EGRESSD" --version 2>/dev/null | head -1); cores: $(nproc); measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds, ${BENCH_CONNECTIONS} connections, load threads ${LOAD_THREADS}"
+    echo "refusal checks passed (events: $reasons)"
+    echo
+
+    raw="$tmp/sni-results.txt"
+    : >"$raw"
+    sname="tunnels+hello"
+    args="tunnels --target 127.0.0.1:$echo_port --connect-host $sni_name --hello-sni $sni_name --connections $BENCH_CONNECTIONS"
+    run_rounds "$sname" "$args" "${sni_targets[@]}"
+
+    # --- Report
+    local m c off_m off_c us off_us
+    off_m=$(mean "$sname|sni-off")
+    off_c=$(per_cpu "$sname|sni-off")
+    off_us=$(awk -v c="$off_c" 'BEGIN {if (c + 0 > 0) printf "%.1f", 1e6 / c; else print "n/a"}')
+    printf '%-12s %12s %10s %14s %10s %12s %12s  %s\n' target tunnels/s "/off" tunnels/cpu-s "/off" "cpu-us/tun" "+us vs off" "p50/p99 us per round"
+    for name in "${sni_targets[@]}"; do
+        m=$(mean "$sname|$name")
+        [[ ${errs[$sname|$name]:-0} -gt 0 ]] && m="$m*"
+        if [[ $name == direct ]]; then
+            printf '%-12s %12s %10s %14s %10s %12s %12s  %s\n' "$name" "$m" - - - - - "${p50[$sname|$name]% }"
+            continue
+        fi
+        c=$(per_cpu "$sname|$name")
+        us=$(awk -v c="$c" 'BEGIN {if (c + 0 > 0) printf "%.1f", 1e6 / c; else print "n/a"}')
+        printf '%-12s %12s %10s %14s %10s %12s %12s  %s\n' "$name" "$m" "$(ratio "$(mean "$sname|$name")" "$off_m")" \
+            "$c" "$(ratio "$c" "$off_c")" "$us" \
+            "$(awk -v a="$us" -v b="$off_us" 'BEGIN {if (a != "n/a" && b != "n/a") printf "%+.1f", a - b; else print "n/a"}')" \
+            "${p50[$sname|$name]% }"
+    done
+    echo
+    echo "/off: the instance divided by tls: off (1.00 = the check costs nothing measurable; below 1 = slower)."
+    echo "cpu-us/tun: the proxy's CPU microseconds per tunnel (warm-up included); +us vs off: the check's share of it."
+    echo "DNS queries answered: $(grep -c '^query' "$tmp/dns.out" || true) (A and AAAA per worker and instance; the cache serves the rest)"
+    echo "* = some runs had errors or timeouts (see the raw results)."
+    echo
+    echo "raw results:"
+    cat "$raw"
+    print_load_messages
+}
+
+# =============================================================================================================
+if [[ $run_squid == 1 ]]; then
+    squid_comparison
+fi
+if [[ $run_sni == 1 ]]; then
+    [[ $run_squid == 1 ]] && echo
+    sni_cost
 fi

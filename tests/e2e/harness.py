@@ -625,6 +625,155 @@ class Sentinel:
             s.close()
 
 
+class RecordingServer:
+    """Raw TCP server on loopback that records every byte each connection sends, with its arrival time.
+
+    echo: send every byte back. banner: bytes sent as soon as a connection is accepted (a server that speaks
+    first, like SSH). A connection is closed once the client half-closes and what is pending went out.
+    `conns` holds one dict per accepted connection, in order: "accepted" (time.monotonic()), "chunks" (a list
+    of (arrival time, bytes), one per recv), "closed" (time of the EOF or error, None while open).
+    """
+
+    def __init__(self, host="127.0.0.1", port=0, echo=True, banner=b""):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, port))
+        self.listener.listen(256)
+        self.listener.setblocking(False)
+        self.host = host
+        self.port = self.listener.getsockname()[1]
+        self.echo = echo
+        self.banner = bytes(banner)
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.conns = []
+        self._state = {}  # socket -> [record, pending output, eof seen]
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self.listener, selectors.EVENT_READ, None)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="recorder-%d" % self.port, daemon=True)
+        self._thread.start()
+
+    @property
+    def connections(self):
+        with self.lock:
+            return len(self.conns)
+
+    def received(self, index=None):
+        """Every byte received on connection `index`, or on all connections together (None)."""
+        with self.lock:
+            conns = self.conns if index is None else [self.conns[index]]
+            return b"".join(data for c in conns for _, data in c["chunks"])
+
+    def chunks(self, index):
+        with self.lock:
+            return list(self.conns[index]["chunks"])
+
+    def wait_bytes(self, count, timeout=5.0):
+        """Waits until `count` bytes arrived in total; returns them (fewer on timeout)."""
+        deadline = time.monotonic() + timeout
+        for _ in range(100000):
+            data = self.received()
+            remaining = deadline - time.monotonic()
+            if len(data) >= count or remaining <= 0:
+                return data
+            with self.cond:
+                self.cond.wait(timeout=min(remaining, 0.05))
+        return self.received()
+
+    def wait_all_closed(self, timeout=5.0):
+        """True once every accepted connection has ended (so everything sent on it has been recorded)."""
+        deadline = time.monotonic() + timeout
+        for _ in range(100000):
+            with self.lock:
+                if all(c["closed"] is not None for c in self.conns):
+                    return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self.cond:
+                self.cond.wait(timeout=min(remaining, 0.05))
+        return False
+
+    def _end(self, s):
+        try:
+            self._sel.unregister(s)
+        except (KeyError, ValueError):
+            pass
+        state = self._state.pop(s, None)
+        s.close()
+        if state is not None:
+            with self.cond:
+                if state[0]["closed"] is None:
+                    state[0]["closed"] = time.monotonic()
+                self.cond.notify_all()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            for key, mask in self._sel.select(timeout=0.02):
+                s = key.fileobj
+                if s is self.listener:
+                    for _ in range(256):
+                        try:
+                            c, _ = self.listener.accept()
+                        except (BlockingIOError, OSError):
+                            break
+                        c.setblocking(False)
+                        record = {"accepted": time.monotonic(), "chunks": [], "closed": None}
+                        with self.cond:
+                            self.conns.append(record)
+                            self.cond.notify_all()
+                        self._state[c] = [record, bytearray(self.banner), False]
+                        self._sel.register(c, selectors.EVENT_READ | (selectors.EVENT_WRITE if self.banner else 0))
+                    continue
+                state = self._state.get(s)
+                if state is None:
+                    continue
+                record, out, _ = state
+                if mask & selectors.EVENT_READ and not state[2]:
+                    try:
+                        data = s.recv(65536)
+                    except BlockingIOError:
+                        data = None
+                    except OSError:
+                        self._end(s)
+                        continue
+                    if data == b"":
+                        state[2] = True
+                    elif data:
+                        with self.cond:
+                            record["chunks"].append((time.monotonic(), data))
+                            self.cond.notify_all()
+                        if self.echo:
+                            out += data
+                if out:
+                    try:
+                        n = s.send(out)
+                        del out[:n]
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        self._end(s)
+                        continue
+                if state[2] and not out:
+                    self._end(s)
+                    continue
+                events = (0 if state[2] else selectors.EVENT_READ) | (selectors.EVENT_WRITE if out else 0)
+                try:
+                    self._sel.modify(s, events or selectors.EVENT_WRITE, None)
+                except (KeyError, ValueError):
+                    pass
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for s in list(self._state):
+            s.close()
+        self.listener.close()
+        self._sel.close()
+
+
 def bind_pair_free(port):
     """True if `port` can also be bound on 127.0.0.2 (for the sentinel)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -646,6 +795,64 @@ def make_certificate(directory):
          "-subj", "/CN=allowed.test", "-addext", "subjectAltName=DNS:allowed.test,DNS:tls.test", "-days", "1"],
         check=True, capture_output=True, timeout=60)
     return cert, key
+
+
+def tls_hello_end(buf):
+    """Offset just past the TLS record that completes the first handshake message in buf, or None."""
+    message = b""
+    pos = 0
+    while pos + 5 <= len(buf):
+        size = int.from_bytes(buf[pos + 3:pos + 5], "big")
+        if pos + 5 + size > len(buf):
+            return None
+        message += buf[pos + 5:pos + 5 + size]
+        pos += 5 + size
+        if len(message) >= 4 and len(message) >= 4 + int.from_bytes(message[1:4], "big"):
+            return pos
+    return None
+
+
+def capture_client_hello(servername=None, extra=(), timeout=10.0):
+    """A real ClientHello: the first bytes `openssl s_client` sends, up to the end of the record completing its
+    ClientHello, captured on a loopback listener of our own that never answers. servername None: -noservername.
+    """
+    if shutil.which("openssl") is None:
+        raise unittest.SkipTest("no openssl command")
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(timeout)
+    port = listener.getsockname()[1]
+    args = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port]
+    args += ["-noservername"] if servername is None else ["-servername", servername]
+    client = subprocess.Popen(args + list(extra), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    buf = b""
+    end = None
+    try:
+        conn, _ = listener.accept()
+        conn.settimeout(timeout)
+        try:
+            for _ in range(1000):
+                end = tls_hello_end(buf)
+                if end is not None:
+                    break
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        finally:
+            conn.close()
+    finally:
+        listener.close()
+        try:
+            client.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            client.wait(timeout=5)
+    if end is None:
+        raise AssertionError("openssl s_client sent no complete ClientHello: %r" % buf[:64])
+    return buf[:end]
 
 
 # ---------------------------------------------------------------------------------------------------------

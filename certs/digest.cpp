@@ -1,0 +1,19 @@
+#include "certs/digest.hpp"
+
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
+namespace egressd::certs {
+
+std::array<unsigned char, 32> sha256(std::string_view data)
+{
+    std::array<unsigned char, 32> out{};
+    unsigned int length = 0;
+    if (EVP_Digest(data.data(), data.size(), out.data(), &length, EVP_sha256(), nullptr) != 1 || length != out.size()) {
+        throw std::runtime_error("OpenSSL SHA-256 failed");
+    }
+    return out;
+}
+
+}  // namespace egressd::certs

@@ -1,0 +1,88 @@
+#include "proxy/proxy_auth.hpp"
+
+#include "certs/digest.hpp"
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace egressd::proxy {
+namespace {
+
+constexpr auto cache_lifetime = std::chrono::minutes(5);
+constexpr std::size_t cache_limit = 10'000;
+constexpr auto failure_window = std::chrono::minutes(1);
+constexpr unsigned free_failures = 3;
+constexpr auto max_failure_delay = std::chrono::seconds(8);
+
+}  // namespace
+
+std::size_t proxy_authenticator::address_hash::operator()(const policy::address& a) const
+{
+    std::size_t h = a.is_v4() ? 4 : 6;
+    for (auto b : a.bytes()) {
+        h = h * 131 + b;
+    }
+    return h;
+}
+
+boost::asio::awaitable<proxy_authenticator::result> proxy_authenticator::check(const std::vector<http::header>& headers)
+{
+    const std::string* value = http::find_header(headers, "proxy-authorization");
+    if (value == nullptr) {
+        co_return result{};
+    }
+    auto credentials = certs::parse_basic_authorization(*value);
+    if (!credentials) {
+        co_return result{outcome::failed, {}};
+    }
+    auto& [user, password] = *credentials;
+    std::string secret = user;
+    secret.push_back('\0');
+    secret += password;
+    auto digest = certs::sha256(secret);
+    std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());
+    auto now = std::chrono::steady_clock::now();
+    if (auto it = verified_.find(key); it != verified_.end() && it->second.until > now) {
+        co_return result{outcome::verified, it->second.user};
+    }
+    // A plain callback on the pool, its result posted back to this worker. (A capturing coroutine lambda given to
+    // co_spawn is what GCC 12 miscompiles: its captures were destroyed twice.)
+    bool ok = co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(bool)>(
+        [this, &user, &password](auto handler) {
+            boost::asio::post(pool_, [store = store_, user, password, handler = std::move(handler)]() mutable {
+                bool verified = store->verify(user, password);
+                auto back = boost::asio::get_associated_executor(handler);
+                boost::asio::post(back, [handler = std::move(handler), verified]() mutable { std::move(handler)(verified); });
+            });
+        },
+        boost::asio::use_awaitable);
+    if (!ok) {
+        co_return result{outcome::failed, {}};
+    }
+    if (verified_.size() >= cache_limit) {
+        verified_.clear();  // a flood of distinct good credentials: start over rather than grow
+    }
+    verified_[key] = cached{user, now + cache_lifetime};
+    co_return result{outcome::verified, user};
+}
+
+std::chrono::milliseconds proxy_authenticator::failure_delay(const policy::address& source)
+{
+    auto now = std::chrono::steady_clock::now();
+    if (failures_.size() >= cache_limit) {
+        std::erase_if(failures_, [&](const auto& entry) { return now - entry.second.since > failure_window; });
+    }
+    auto& f = failures_[source];
+    if (now - f.since > failure_window) {
+        f = failures{0, now};
+    }
+    ++f.count;
+    if (f.count <= free_failures) {
+        return std::chrono::milliseconds(0);
+    }
+    auto delay = std::chrono::milliseconds(250) * (1u << std::min(f.count - free_failures, 6u));
+    return std::min<std::chrono::milliseconds>(delay, max_failure_delay);
+}
+
+}  // namespace egressd::proxy

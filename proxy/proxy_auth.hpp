@@ -1,0 +1,66 @@
+#pragma once
+
+#include "certs/credentials.hpp"
+#include "config/server_config.hpp"
+#include "policy/address.hpp"
+#include "proxy/http/message.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace egressd::proxy {
+
+// Proxy-Authorization: Basic for one worker. A password check is a quarter-second PBKDF2 run, so it happens
+// on a shared thread pool, never on the worker's event loop; a successful check is remembered for a few
+// minutes under the SHA-256 of the credentials (never the credentials themselves), so a keep-alive client does
+// not pay it per request. Failures from one source address are answered more and more slowly.
+// Thread contract: its worker's thread; the pool and the store are shared read-only.
+class proxy_authenticator {
+public:
+    proxy_authenticator(const config::proxy_auth_config& config, std::shared_ptr<const certs::credential_store> store,
+                        boost::asio::thread_pool& pool)
+        : config_(config), store_(std::move(store)), pool_(pool)
+    {
+    }
+
+    enum class outcome : std::uint8_t { none, verified, failed };
+    struct result {
+        outcome state = outcome::none;
+        std::string user;
+    };
+
+    // Reads Proxy-Authorization from the request head: none when absent, failed when malformed or wrong.
+    boost::asio::awaitable<result> check(const std::vector<http::header>& headers);
+    // Records a failure from source and says how long to wait before answering it.
+    std::chrono::milliseconds failure_delay(const policy::address& source);
+    const config::proxy_auth_config& settings() const { return config_; }
+
+private:
+    struct cached {
+        std::string user;
+        std::chrono::steady_clock::time_point until;
+    };
+    struct failures {
+        unsigned count = 0;
+        std::chrono::steady_clock::time_point since;
+    };
+    struct address_hash {
+        std::size_t operator()(const policy::address& a) const;
+    };
+
+    const config::proxy_auth_config& config_;
+    std::shared_ptr<const certs::credential_store> store_;
+    boost::asio::thread_pool& pool_;
+    std::unordered_map<std::string, cached> verified_;  // key: SHA-256 of user NUL password
+    std::unordered_map<policy::address, failures, address_hash> failures_;
+};
+
+}  // namespace egressd::proxy
