@@ -445,45 +445,31 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
     std::optional<std::size_t> mode_from;
     std::optional<std::size_t> guard_from;
     std::optional<std::size_t> tls_from;
+    // A policy-wide setting may be written in one file only; a second one names the first.
+    auto once = [&](std::size_t i, bool present, mark file_part::*where, std::optional<std::size_t>& first,
+                    std::string_view key, auto apply) {
+        if (!present) {
+            return;
+        }
+        if (first) {
+            const mark& at = parts[*first].*where;
+            result.errors.push_back({names[i], parts[i].*where,
+                                     std::string(key) + " is also set at " + names[*first] + ":" +
+                                         std::to_string(at.line) + ":" + std::to_string(at.column) +
+                                         ": set it in one file only"});
+            return;
+        }
+        first = i;
+        apply();
+    };
     for (std::size_t i = 0; i < parts.size(); ++i) {
         auto& part = parts[i];
         result.errors.insert(result.errors.end(), part.errors.begin(), part.errors.end());
-        if (part.has_mode) {
-            if (mode_from) {
-                result.errors.push_back({names[i], part.mode_mark,
-                                         "mode is also set at " + names[*mode_from] + ":" +
-                                             std::to_string(parts[*mode_from].mode_mark.line) + ":" +
-                                             std::to_string(parts[*mode_from].mode_mark.column) +
-                                             ": set it in one file only"});
-            } else {
-                mode_from = i;
-                merged.default_mode = part.spec.default_mode;
-            }
-        }
-        if (part.has_tls) {
-            if (tls_from) {
-                result.errors.push_back({names[i], part.tls_mark,
-                                         "tls is also set at " + names[*tls_from] + ":" +
-                                             std::to_string(parts[*tls_from].tls_mark.line) + ":" +
-                                             std::to_string(parts[*tls_from].tls_mark.column) +
-                                             ": set it in one file only"});
-            } else {
-                tls_from = i;
-                merged.default_tls = part.spec.default_tls;
-            }
-        }
-        if (part.has_guard) {
-            if (guard_from) {
-                result.errors.push_back({names[i], part.guard_mark,
-                                         "address_guard is also set at " + names[*guard_from] + ":" +
-                                             std::to_string(parts[*guard_from].guard_mark.line) + ":" +
-                                             std::to_string(parts[*guard_from].guard_mark.column) +
-                                             ": set it in one file only"});
-            } else {
-                guard_from = i;
-                merged.guarded = part.spec.guarded;
-            }
-        }
+        once(i, part.has_mode, &file_part::mode_mark, mode_from, "mode",
+             [&] { merged.default_mode = part.spec.default_mode; });
+        once(i, part.has_tls, &file_part::tls_mark, tls_from, "tls", [&] { merged.default_tls = part.spec.default_tls; });
+        once(i, part.has_guard, &file_part::guard_mark, guard_from, "address_guard",
+             [&] { merged.guarded = part.spec.guarded; });
         std::move(part.spec.groups.begin(), part.spec.groups.end(), std::back_inserter(merged.groups));
         std::move(part.spec.clients.begin(), part.spec.clients.end(), std::back_inserter(merged.clients));
         std::move(part.spec.deny.begin(), part.spec.deny.end(), std::back_inserter(merged.deny));

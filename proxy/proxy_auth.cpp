@@ -17,7 +17,7 @@ constexpr auto max_failure_delay = std::chrono::seconds(8);
 
 }  // namespace
 
-std::size_t proxy_authenticator::address_hash::operator()(const policy::address& a) const
+std::size_t auth_failures::address_hash::operator()(const policy::address& a) const
 {
     std::size_t h = a.is_v4() ? 4 : 6;
     for (auto b : a.bytes()) {
@@ -67,22 +67,30 @@ boost::asio::awaitable<proxy_authenticator::result> proxy_authenticator::check(c
     co_return result{outcome::verified, user};
 }
 
-std::chrono::milliseconds proxy_authenticator::failure_delay(const policy::address& source)
+std::chrono::milliseconds auth_failures::penalty(const policy::address& source)
 {
-    auto now = std::chrono::steady_clock::now();
-    if (failures_.size() >= cache_limit) {
-        std::erase_if(failures_, [&](const auto& entry) { return now - entry.second.since > failure_window; });
+    std::lock_guard lock(mutex_);
+    auto it = by_source_.find(source);
+    if (it == by_source_.end() || std::chrono::steady_clock::now() - it->second.since > failure_window ||
+        it->second.count < free_failures) {
+        return std::chrono::milliseconds(0);
     }
-    auto& f = failures_[source];
+    auto delay = std::chrono::milliseconds(250) * (1u << std::min(it->second.count - free_failures + 1, 6u));
+    return std::min<std::chrono::milliseconds>(delay, max_failure_delay);
+}
+
+void auth_failures::record(const policy::address& source)
+{
+    std::lock_guard lock(mutex_);
+    auto now = std::chrono::steady_clock::now();
+    if (by_source_.size() >= cache_limit) {
+        std::erase_if(by_source_, [&](const auto& entry) { return now - entry.second.since > failure_window; });
+    }
+    auto& f = by_source_[source];
     if (now - f.since > failure_window) {
         f = failures{0, now};
     }
     ++f.count;
-    if (f.count <= free_failures) {
-        return std::chrono::milliseconds(0);
-    }
-    auto delay = std::chrono::milliseconds(250) * (1u << std::min(f.count - free_failures, 6u));
-    return std::min<std::chrono::milliseconds>(delay, max_failure_delay);
 }
 
 }  // namespace egressd::proxy

@@ -11,12 +11,35 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace egressd::proxy {
+
+// Failed proxy logins per source address, for every worker together (a source's connections land on any
+// worker). Only failures take its lock. Thread contract: safe from any thread.
+class auth_failures {
+public:
+    // How long to hold a request from source before checking its credentials: nothing for the first few
+    // failures within a minute, then doubling up to 8 s. Checked before the (costly) password check, so a
+    // source that keeps failing cannot keep the checking threads busy.
+    std::chrono::milliseconds penalty(const policy::address& source);
+    void record(const policy::address& source);
+
+private:
+    struct failures {
+        unsigned count = 0;
+        std::chrono::steady_clock::time_point since;
+    };
+    struct address_hash {
+        std::size_t operator()(const policy::address& a) const;
+    };
+    std::mutex mutex_;
+    std::unordered_map<policy::address, failures, address_hash> by_source_;
+};
 
 // Proxy-Authorization: Basic for one worker. A password check is a quarter-second PBKDF2 run, so it happens
 // on a shared thread pool, never on the worker's event loop; a successful check is remembered for a few
@@ -26,8 +49,8 @@ namespace egressd::proxy {
 class proxy_authenticator {
 public:
     proxy_authenticator(const config::proxy_auth_config& config, std::shared_ptr<const certs::credential_store> store,
-                        boost::asio::thread_pool& pool)
-        : config_(config), store_(std::move(store)), pool_(pool)
+                        boost::asio::thread_pool& pool, auth_failures& failures)
+        : config_(config), store_(std::move(store)), pool_(pool), failures_(failures)
     {
     }
 
@@ -39,8 +62,7 @@ public:
 
     // Reads Proxy-Authorization from the request head: none when absent, failed when malformed or wrong.
     boost::asio::awaitable<result> check(const std::vector<http::header>& headers);
-    // Records a failure from source and says how long to wait before answering it.
-    std::chrono::milliseconds failure_delay(const policy::address& source);
+    auth_failures& failures() { return failures_; }
     const config::proxy_auth_config& settings() const { return config_; }
 
 private:
@@ -48,19 +70,11 @@ private:
         std::string user;
         std::chrono::steady_clock::time_point until;
     };
-    struct failures {
-        unsigned count = 0;
-        std::chrono::steady_clock::time_point since;
-    };
-    struct address_hash {
-        std::size_t operator()(const policy::address& a) const;
-    };
-
     const config::proxy_auth_config& config_;
     std::shared_ptr<const certs::credential_store> store_;
     boost::asio::thread_pool& pool_;
     std::unordered_map<std::string, cached> verified_;  // key: SHA-256 of user NUL password
-    std::unordered_map<policy::address, failures, address_hash> failures_;
+    auth_failures& failures_;
 };
 
 }  // namespace egressd::proxy

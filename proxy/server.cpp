@@ -60,12 +60,14 @@ int serve(const config::server_config& config, std::shared_ptr<const policy::pol
     unsigned worker_count = config.workers != 0 ? config.workers : std::max(1u, std::thread::hardware_concurrency());
     // Password checks (PBKDF2) run here, off the workers' event loops.
     asio::thread_pool slow_work(std::max(1u, worker_count / 2));
+    auth_failures login_failures;
     runtime rt{config,
                log,
                connection_limiter(config.limits.max_connections, config.limits.max_connections_per_client),
                static_cast<std::uint32_t>(std::random_device{}()),
                std::move(credentials),
-               &slow_work};
+               &slow_work,
+               &login_failures};
     std::vector<std::unique_ptr<worker>> workers;
     for (unsigned i = 0; i < worker_count; ++i) {
         workers.push_back(std::make_unique<worker>(i, rt, snapshot));

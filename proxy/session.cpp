@@ -328,6 +328,15 @@ asio::awaitable<std::optional<failure>> client_session::read_request_head(http::
     }
 }
 
+bool client_session::wants_keep_alive(const http::request_head& head) const
+{
+    if (worker_.draining()) {
+        return false;
+    }
+    return head.version_minor >= 1 ? !has_token(head.headers, "connection", "close")
+                                   : has_token(head.headers, "connection", "keep-alive");
+}
+
 // nullopt: refused, close the connection. false: refused with 407, the connection may carry the retry.
 // true: go on (identity_ is set when credentials were verified).
 asio::awaitable<std::optional<bool>> client_session::authenticate(const http::request_head& head)
@@ -336,6 +345,12 @@ asio::awaitable<std::optional<bool>> client_session::authenticate(const http::re
     auto* auth = worker_.authenticator();
     if (auth == nullptr) {
         co_return true;
+    }
+    // A source that keeps failing waits before its credentials are even checked.
+    watchdog_.disarm();
+    if (auto delay = auth->failures().penalty(source_); delay.count() > 0) {
+        asio::steady_timer pause(worker_.io(), delay);
+        co_await pause.async_wait(use_tuple);
     }
     auto checked = co_await auth->check(head.headers);
     if (checked.state == proxy_authenticator::outcome::verified) {
@@ -347,24 +362,36 @@ asio::awaitable<std::optional<bool>> client_session::authenticate(const http::re
     }
     bool failed = checked.state == proxy_authenticator::outcome::failed;
     if (failed) {
-        if (auto delay = auth->failure_delay(source_); delay.count() > 0) {
-            asio::steady_timer pause(worker_.io(), delay);
-            co_await pause.async_wait(use_tuple);
-        }
+        auth->failures().record(source_);
     }
     std::string_view reason = failed ? "proxy_auth_failed" : "proxy_auth_required";
+    // The event names the destination as every decision event does, never the raw target (its path and
+    // query may carry secrets).
+    if (head.method == "CONNECT") {
+        if (auto d = policy::parse_destination(head.target); d.value) {
+            host_ = d.value->target.to_string();
+            port_ = d.value->port;
+        }
+    } else {
+        http::target_error terr = http::target_error::none;
+        if (auto t = http::parse_absolute_target(head.target, terr)) {
+            host_ = t->host;
+            port_ = t->port;
+        }
+    }
     decision_event e;
     e.event = "egress.deny";
     e.request_id = request_id_;
     e.source = source_text_;
     e.method = head.method;
-    e.host = head.target;
+    e.host = host_.empty() ? std::string_view("-") : std::string_view(host_);
+    e.port = port_;
     e.reason = reason;
     e.mode = "enforce";
     worker_.events().decision(e);
     http::parse_error err = http::parse_error::none;
     auto framing = http::request_framing(head, err);
-    bool keep = framing && framing->type == http::body_framing::kind::none && head.version_minor >= 1;
+    bool keep = framing && framing->type == http::body_framing::kind::none && wants_keep_alive(head);
     bool written = co_await respond(failure::proxy_auth, reason, keep);
     if (!keep || !written) {
         co_return std::nullopt;
@@ -1044,11 +1071,7 @@ asio::awaitable<bool> client_session::handle_forward(const http::request_head& h
         co_return false;
     }
     bool has_body = framing->type != http::body_framing::kind::none;
-    bool client_keep_alive = head.version_minor >= 1 ? !has_token(head.headers, "connection", "close")
-                                                     : has_token(head.headers, "connection", "keep-alive");
-    if (worker_.draining()) {
-        client_keep_alive = false;
-    }
+    bool client_keep_alive = wants_keep_alive(head);
     auto r = co_await route_request(head.method, *parsed_host.value, target.port);
     if (r.refused) {
         // Without a body to skip, the connection can carry on: the next request is decided on its own.

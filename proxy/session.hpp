@@ -95,6 +95,7 @@ private:
     boost::asio::awaitable<bool> respond(failure f, std::string_view reason, bool keep_alive,
                                          std::string_view detail = {});
     void finish_request(std::string_view cause);
+    bool wants_keep_alive(const http::request_head& head) const;
     bool upstream_still_idle();
     void cancel_io();
 

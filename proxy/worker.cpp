@@ -107,7 +107,7 @@ worker::worker(unsigned index, runtime& rt, std::shared_ptr<const policy::policy
       events_(rt.log, [this] { asio::post(io_, [this] { events_.flush(); }); })
 {
     if (rt.credentials && rt.config.proxy_auth) {
-        authenticator_.emplace(*rt.config.proxy_auth, rt.credentials, *rt.slow_work);
+        authenticator_.emplace(*rt.config.proxy_auth, rt.credentials, *rt.slow_work, *rt.login_failures);
     }
 }
 

@@ -70,6 +70,7 @@ struct runtime {
     std::uint32_t id_prefix;  // random per process, so request ids from restarts do not collide
     std::shared_ptr<const certs::credential_store> credentials;  // null: no proxy authentication
     boost::asio::thread_pool* slow_work = nullptr;               // password checks
+    auth_failures* login_failures = nullptr;
 };
 
 // Fixed-size buffers reused by tunnels: a tunnel holds one only while bytes are in flight, so an idle tunnel

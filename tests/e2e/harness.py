@@ -1067,7 +1067,8 @@ def _yaml_list(items):
 class Egressd:
     """The real egressd binary, configured in a temporary directory, its JSON events collected."""
 
-    def __init__(self, directory, policy_text, dns_port, settings=None, start_timeout=10.0):
+    def __init__(self, directory, policy_text, dns_port, settings=None, start_timeout=10.0, extra_yaml=None):
+        """extra_yaml: optional text appended as is to egressd.yaml (top-level sections such as proxy_auth)."""
         self.directory = directory
         self.settings = {
             "workers": 2,
@@ -1096,6 +1097,8 @@ class Egressd:
             for k, v in self.settings[section].items():
                 lines.append("  %s: %s" % (k, v))
         lines += ["logging:", "  stdout: true", "  queue_size: 65536"]
+        if extra_yaml:
+            lines.append(extra_yaml.rstrip("\n"))
         self.config_path = os.path.join(directory, "egressd.yaml")
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -1321,11 +1324,11 @@ class ProxyTestCase(unittest.TestCase):
             self.addCleanup(self.echo6.stop)
         self.sentinel = Sentinel(sentinel_ports)
         self.addCleanup(self.sentinel.stop)
-        self.proxy = self.start_proxy(self.egressd_settings)
+        self.proxy = self.start_proxy(self.egressd_settings, extra_yaml=self.extra_yaml())
 
-    def start_proxy(self, settings=None, policy_text=None):
+    def start_proxy(self, settings=None, policy_text=None, extra_yaml=None):
         d = tempfile.mkdtemp(dir=self.tmp.name)
-        proxy = Egressd(d, policy_text or self.policy_text(), self.dns.port, settings)
+        proxy = Egressd(d, policy_text or self.policy_text(), self.dns.port, settings, extra_yaml=extra_yaml)
         self.addCleanup(self._stop_proxy, proxy)
         return proxy
 
@@ -1337,6 +1340,10 @@ class ProxyTestCase(unittest.TestCase):
 
     def dns_records(self):
         return default_records()
+
+    def extra_yaml(self):
+        """Top-level YAML appended to egressd.yaml for the proxy setUp starts (e.g. a proxy_auth block)."""
+        return None
 
     def web_ports(self):
         ports = [self.upstream.port, self.echo.port]
