@@ -4,6 +4,7 @@
 
 #include "config/server_config.hpp"
 #include "tests/config/policy_text.hpp"
+#include "tests/config/server_text.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -26,21 +27,14 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::lines;
+using test::server::base_dir;
+using test::server::file_name;
+using test::server::load;
+using test::server::minimal;
+using test::server::show;
+using test::server::with;
 using test::located;
 
-// A base directory that does not exist: loading the text never touches the file system, it only joins paths.
-const std::filesystem::path base_dir = "/etc/egressd";
-const std::string file_name = "egressd.yaml";
-
-loaded_server_config load(const std::string& text) { return load_server_config_text(file_name, text, base_dir); }
-
-std::string show(const loaded_server_config& loaded) { return "errors:\n" + test::show(loaded.errors, "error"); }
-
-// The smallest valid configuration: everything else takes its default.
-const std::string minimal = lines({"version: 1", "policy: policy.yaml"});
-
-// minimal followed by more lines: line 3 of the document is the first of `more`.
-std::string with(std::initializer_list<std::string_view> more) { return minimal + lines(more); }
 
 // --- the shipped example -----------------------------------------------------------------------------------
 

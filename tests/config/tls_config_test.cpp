@@ -6,6 +6,7 @@
 #include "config/policy_loader.hpp"
 #include "config/server_config.hpp"
 #include "tests/config/policy_text.hpp"
+#include "tests/config/server_text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -27,6 +28,12 @@ namespace pol = egressd::policy;
 
 using namespace std::chrono_literals;
 using test::lines;
+using test::server::base_dir;
+using test::server::file_name;
+using test::server::load;
+using test::server::minimal;
+using test::server::show;
+using test::server::with;
 using test::located;
 using test::rule_policy;
 using test::target;
@@ -316,17 +323,6 @@ TEST(config_tls_files, per_rule_tls_in_several_files_is_no_conflict)
 
 // --- server configuration: timeouts.tls_peek --------------------------------------------------------------------
 
-const std::filesystem::path base_dir = "/etc/egressd";
-const std::string file_name = "egressd.yaml";
-
-loaded_server_config load(const std::string& text) { return load_server_config_text(file_name, text, base_dir); }
-
-std::string show(const loaded_server_config& loaded) { return "errors:\n" + test::show(loaded.errors, "error"); }
-
-const std::string minimal = lines({"version: 1", "policy: policy.yaml"});
-
-// minimal followed by more lines: line 3 of the document is the first of `more`.
-std::string with(std::initializer_list<std::string_view> more) { return minimal + lines(more); }
 
 TEST(config_tls_peek, defaults_to_five_seconds)
 {
