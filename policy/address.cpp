@@ -199,10 +199,8 @@ std::string address::to_string() const
         return out;
     }
     // RFC 5952 section 5: IPv4-mapped addresses keep their dotted quad, as logs and operators expect.
-    if (std::all_of(bytes_.begin(), bytes_.begin() + 10, [](std::uint8_t b) { return b == 0; }) && bytes_[10] == 0xff &&
-        bytes_[11] == 0xff) {
-        return "::ffff:" + std::to_string(bytes_[12]) + "." + std::to_string(bytes_[13]) + "." +
-               std::to_string(bytes_[14]) + "." + std::to_string(bytes_[15]);
+    if (auto v4 = unmapped(); v4.is_v4()) {
+        return "::ffff:" + v4.to_string();
     }
     // RFC 5952: lower case, longest run (>= 2) of zero words compressed, leftmost on ties.
     std::array<unsigned, 8> words{};
@@ -242,6 +240,20 @@ std::string address::to_string() const
         }
     }
     return out;
+}
+
+std::string address::to_string(std::uint16_t port) const
+{
+    return (is_v4() ? to_string() : "[" + to_string() + "]") + ":" + std::to_string(port);
+}
+
+address address::unmapped() const
+{
+    bool mapped = !is_v4() && std::all_of(bytes_.begin(), bytes_.begin() + 10, [](std::uint8_t b) { return b == 0; }) &&
+                  bytes_[10] == 0xff && bytes_[11] == 0xff;
+    return mapped ? from_v4(std::uint32_t{bytes_[12]} << 24 | std::uint32_t{bytes_[13]} << 16 |
+                            std::uint32_t{bytes_[14]} << 8 | std::uint32_t{bytes_[15]})
+                  : *this;
 }
 
 std::optional<cidr> cidr::make(const address& base, int length)

@@ -2,7 +2,9 @@
 
 #include <array>
 #include <compare>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +35,10 @@ public:
     const std::array<std::uint8_t, 16>& bytes() const { return bytes_; }
 
     std::string to_string() const;
+    // "192.0.2.1:80", "[2001:db8::1]:80": how sources and endpoints appear in events.
+    std::string to_string(std::uint16_t port) const;
+    // ::ffff:a.b.c.d as the IPv4 address a.b.c.d (how a dual-stack socket reports IPv4 peers); others unchanged.
+    address unmapped() const;
 
     friend auto operator<=>(const address&, const address&) = default;
 
@@ -63,3 +69,16 @@ private:
 };
 
 }  // namespace egressd::policy
+
+// Addresses as keys of unordered containers (per-source counters in the proxy).
+template <>
+struct std::hash<egressd::policy::address> {
+    std::size_t operator()(const egressd::policy::address& a) const noexcept
+    {
+        std::size_t h = a.is_v4() ? 4 : 6;
+        for (auto b : a.bytes()) {
+            h = h * 131 + b;
+        }
+        return h;
+    }
+};

@@ -360,12 +360,8 @@ std::optional<client_id> policy::match_identity_group(const std::vector<client_i
 
 std::optional<client_id> policy::match_client(const client_facts& facts) const
 {
-    std::optional<address> source = facts.source;
-    embedded_v4 inner[2];
     // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; they match IPv4 sources.
-    if (source && embedded_addresses(*source, inner) == 1 && inner[0].form == embedding::ipv4_mapped) {
-        source = inner[0].v4;
-    }
+    std::optional<address> source = facts.source ? std::optional(facts.source->unmapped()) : std::nullopt;
     if (facts.identity) {
         const std::string& identity = *facts.identity;
         if (auto it = exact_identities_.find(identity); it != exact_identities_.end()) {

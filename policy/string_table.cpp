@@ -6,13 +6,6 @@ namespace egressd::policy {
 
 std::uint64_t string_table::hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
 
-void string_table::prefetch(std::uint64_t h) const
-{
-    if (!slots_.empty()) {
-        __builtin_prefetch(&slots_[h & (slots_.size() - 1)]);
-    }
-}
-
 std::optional<std::uint32_t> string_table::find(std::string_view s, std::uint64_t h) const
 {
     if (slots_.empty()) {

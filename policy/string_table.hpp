@@ -19,8 +19,6 @@ public:
     std::uint32_t intern(std::string_view s);
     std::optional<std::uint32_t> find(std::string_view s) const { return find(s, hash(s)); }
     std::optional<std::uint32_t> find(std::string_view s, std::uint64_t h) const;
-    // Hints the cache to load the slot find(s, h) will read first.
-    void prefetch(std::uint64_t h) const;
 
     std::string_view key(std::uint32_t id) const
     {

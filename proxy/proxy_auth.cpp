@@ -17,15 +17,6 @@ constexpr auto max_failure_delay = std::chrono::seconds(8);
 
 }  // namespace
 
-std::size_t auth_failures::address_hash::operator()(const policy::address& a) const
-{
-    std::size_t h = a.is_v4() ? 4 : 6;
-    for (auto b : a.bytes()) {
-        h = h * 131 + b;
-    }
-    return h;
-}
-
 boost::asio::awaitable<proxy_authenticator::result> proxy_authenticator::check(const std::vector<http::header>& headers)
 {
     const std::string* value = http::find_header(headers, "proxy-authorization");

@@ -34,11 +34,8 @@ private:
         unsigned count = 0;
         std::chrono::steady_clock::time_point since;
     };
-    struct address_hash {
-        std::size_t operator()(const policy::address& a) const;
-    };
     std::mutex mutex_;
-    std::unordered_map<policy::address, failures, address_hash> by_source_;
+    std::unordered_map<policy::address, failures> by_source_;
 };
 
 // Proxy-Authorization: Basic for one worker. A password check is a quarter-second PBKDF2 run, so it happens

@@ -401,11 +401,7 @@ asio::awaitable<std::optional<bool>> client_session::authenticate(const http::re
 
 asio::awaitable<std::optional<std::string_view>> client_session::read_proxy_header()
 {
-    auto unmapped = [](policy::address a) {
-        policy::embedded_v4 inner[2];
-        return policy::embedded_addresses(a, inner) == 1 && inner[0].form == policy::embedding::ipv4_mapped ? inner[0].v4 : a;
-    };
-    policy::address peer = unmapped(source_);
+    policy::address peer = source_.unmapped();
     bool trusted = std::any_of(listener_.proxy_protocol_trusted.begin(), listener_.proxy_protocol_trusted.end(),
                                [&](const policy::cidr& c) { return c.contains(peer); });
     watchdog_.expire_after(worker_.rt().config.timeouts.header);
@@ -426,9 +422,8 @@ asio::awaitable<std::optional<std::string_view>> client_session::read_proxy_head
             }
             client_in_.erase(0, header.size);
             if (!header.local && header.source) {
-                source_ = unmapped(*header.source);
-                source_text_ = source_.is_v4() ? source_.to_string() + ":" + std::to_string(header.source_port)
-                                               : "[" + source_.to_string() + "]:" + std::to_string(header.source_port);
+                source_ = header.source->unmapped();
+                source_text_ = source_.to_string(header.source_port);
             }
             co_return std::nullopt;
         }

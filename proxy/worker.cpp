@@ -27,15 +27,6 @@ connection_limiter::ticket::~ticket()
     }
 }
 
-std::size_t connection_limiter::address_hash::operator()(const policy::address& a) const
-{
-    std::size_t h = a.is_v4() ? 4 : 6;
-    for (auto b : a.bytes()) {
-        h = h * 131 + b;
-    }
-    return h;
-}
-
 std::optional<connection_limiter::ticket> connection_limiter::acquire(const policy::address& source)
 {
     std::lock_guard lock(mutex_);
@@ -214,8 +205,7 @@ asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, const config:
         }
         auto source = remote.address().is_v4() ? policy::address::from_v4(remote.address().to_v4().to_uint())
                                                 : policy::address::from_v6(remote.address().to_v6().to_bytes());
-        std::string source_text = source.is_v4() ? source.to_string() + ":" + std::to_string(remote.port())
-                                                 : "[" + source.to_string() + "]:" + std::to_string(remote.port());
+        std::string source_text = source.to_string(remote.port());
         auto ticket = rt_.limiter.acquire(source);
         if (!ticket) {
             asio::co_spawn(io_, refuse(std::move(socket), std::move(source_text)), asio::detached);

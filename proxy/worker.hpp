@@ -50,16 +50,13 @@ public:
     std::size_t active() const { return total_.load(std::memory_order_relaxed); }
 
 private:
-    struct address_hash {
-        std::size_t operator()(const policy::address& a) const;
-    };
     void release(const policy::address& source);
 
     std::size_t total_limit_;
     std::size_t per_source_limit_;
     std::atomic<std::size_t> total_{0};
     std::mutex mutex_;
-    std::unordered_map<policy::address, std::size_t, address_hash> per_source_;
+    std::unordered_map<policy::address, std::size_t> per_source_;
 };
 
 // What every worker shares: configuration, logging, limits. Immutable after start except the atomics.

@@ -343,3 +343,27 @@ TEST(cidr, make_refuses_host_bits_and_bad_lengths)
 
 }  // namespace
 }  // namespace egressd::policy
+
+namespace egressd::policy {
+namespace {
+
+TEST(address_text, with_port_brackets_ipv6_only)
+{
+    EXPECT_EQ(address::parse("192.0.2.1")->to_string(80), "192.0.2.1:80");
+    EXPECT_EQ(address::parse("2001:db8::1")->to_string(443), "[2001:db8::1]:443");
+    EXPECT_EQ(address::parse("::ffff:10.1.2.3")->to_string(8), "[::ffff:10.1.2.3]:8");
+}
+
+TEST(address_unmapped, only_ipv4_mapped_becomes_ipv4)
+{
+    EXPECT_EQ(address::parse("::ffff:10.1.2.3")->unmapped(), *address::parse("10.1.2.3"));
+    EXPECT_TRUE(address::parse("::ffff:10.1.2.3")->unmapped().is_v4());
+    // Other embeddings stay IPv6: only a dual-stack socket's mapped form means "this is an IPv4 peer".
+    EXPECT_EQ(address::parse("::ffff:0:10.1.2.3")->unmapped(), *address::parse("::ffff:0:10.1.2.3"));
+    EXPECT_EQ(address::parse("::10.1.2.3")->unmapped(), *address::parse("::10.1.2.3"));
+    EXPECT_EQ(address::parse("64:ff9b::10.1.2.3")->unmapped(), *address::parse("64:ff9b::10.1.2.3"));
+    EXPECT_EQ(address::parse("10.1.2.3")->unmapped(), *address::parse("10.1.2.3"));
+}
+
+}  // namespace
+}  // namespace egressd::policy
