@@ -3,7 +3,7 @@ find_package(PkgConfig QUIET)
 
 function(egressd_missing what apt_package)
   message(FATAL_ERROR "${what} not found. Install it with: apt-get install ${apt_package}  "
-                      "(or run scripts/install-deps.sh)")
+                      "(or run scripts/bootstrap deps)")
 endfunction()
 
 find_package(Boost 1.81 QUIET CONFIG)

@@ -33,7 +33,7 @@ public:
         if (const auto* l = r_.find(root, "listeners")) {
             read_listeners(*l);
         } else {
-            out_.listeners.push_back({"127.0.0.1", 3128, {}});
+            out_.listeners.push_back({"127.0.0.1", 3128, {}, {}});
         }
         if (const auto* p = r_.require(root, "policy", "the configuration")) {
             if (auto text = r_.string_value(*p, "the policy path (a file or a directory)"); text && text->empty()) {
@@ -71,13 +71,15 @@ private:
             return;
         }
         for (const auto& item : n.items) {
-            // A listener is an address, or a mapping with its address and PROXY protocol settings.
+            // A listener is an address, or a mapping with its address, PROXY protocol and TLS settings.
             const yaml_node* address = &item;
             const yaml_node* proxy_protocol = nullptr;
+            const yaml_node* tls = nullptr;
             if (item.is_map()) {
-                r_.check_keys(item, "a listener", {"address", "proxy_protocol"});
+                r_.check_keys(item, "a listener", {"address", "proxy_protocol", "tls"});
                 address = r_.require(item, "address", "a listener");
                 proxy_protocol = r_.find(item, "proxy_protocol");
+                tls = r_.find(item, "tls");
                 if (address == nullptr) {
                     continue;
                 }
@@ -94,6 +96,9 @@ private:
             }
             if (proxy_protocol != nullptr) {
                 read_proxy_protocol(*proxy_protocol, *listener);
+            }
+            if (tls != nullptr) {
+                read_listener_tls(*tls, *listener);
             }
             out_.listeners.push_back(std::move(*listener));
         }
@@ -124,6 +129,59 @@ private:
         }
     }
 
+    void read_listener_tls(const yaml_node& n, listener_config& listener)
+    {
+        if (!r_.expect_map(n, "tls settings (certificate, key, and optionally client_ca, crl, client_certificate)")) {
+            return;
+        }
+        r_.check_keys(n, "a listener's tls", {"certificate", "key", "client_ca", "crl", "client_certificate"});
+        config::listener_tls_config tls;
+        tls.where = n.where;
+        auto path_of = [&](const yaml_node& v, std::string_view what) -> std::optional<std::filesystem::path> {
+            auto text = r_.string_value(v, what);
+            if (text && text->empty()) {
+                r_.error(v, "empty path: expected " + std::string(what));
+                return std::nullopt;
+            }
+            if (!text) {
+                return std::nullopt;
+            }
+            std::filesystem::path path(*text);
+            return path.is_absolute() ? path : base_dir_ / path;
+        };
+        if (const auto* c = r_.require(n, "certificate", "a listener's tls")) {
+            tls.certificate = path_of(*c, "the server certificate file (PEM)").value_or("");
+        }
+        if (const auto* k = r_.require(n, "key", "a listener's tls")) {
+            tls.key = path_of(*k, "the server private key file (PEM)").value_or("");
+        }
+        if (const auto* ca = r_.find(n, "client_ca")) {
+            tls.client_ca = path_of(*ca, "the CA file (PEM) client certificates must chain to");
+        }
+        const auto* crl = r_.find(n, "crl");
+        if (crl != nullptr) {
+            tls.crl = path_of(*crl, "the CRL file (PEM) of revoked client certificates");
+        }
+        const auto* mode = r_.find(n, "client_certificate");
+        if (mode != nullptr) {
+            auto text = r_.string_value(*mode, "client_certificate: required or optional");
+            if (text && (*text == "required" || *text == "optional")) {
+                tls.require_client_certificate = *text == "required";
+            } else if (text) {
+                r_.error(*mode, "expected client_certificate: required or optional, found '" + *text + "'");
+            }
+        }
+        if (r_.find(n, "client_ca") == nullptr) {
+            // Without CAs no client certificate is asked for, so these settings could only mislead.
+            for (const auto* orphan : {crl, mode}) {
+                if (orphan != nullptr) {
+                    r_.error(*orphan, "needs client_ca: client certificates are only asked for when client_ca is set");
+                }
+            }
+        }
+        listener.tls = std::move(tls);
+    }
+
     static std::optional<listener_config> parse_listener(std::string_view text)
     {
         std::size_t colon = text.rfind(':');
@@ -146,7 +204,7 @@ private:
         if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535) {
             return std::nullopt;
         }
-        return listener_config{std::string(host), static_cast<std::uint16_t>(port), {}};
+        return listener_config{std::string(host), static_cast<std::uint16_t>(port), {}, {}};
     }
 
     // The forms the resolver accepts (parse_server in proxy/dns/resolver.cpp), so that a configuration that

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "config/schema.hpp"
+#include "config/yaml_tree.hpp"
 #include "policy/address.hpp"
 
 #include <chrono>
@@ -12,6 +13,17 @@
 
 namespace egressd::config {
 
+// A TLS listener: an HTTPS proxy (clients speak TLS to egressd), optionally verifying client certificates.
+// Paths are resolved against the configuration file's directory. The files are read at start and on SIGHUP.
+struct listener_tls_config {
+    std::filesystem::path certificate;  // PEM: server certificate, then intermediates
+    std::filesystem::path key;
+    std::optional<std::filesystem::path> client_ca;  // set: clients are asked for a certificate these CAs issued
+    std::optional<std::filesystem::path> crl;        // revoked client certificates (needs client_ca)
+    bool require_client_certificate = true;           // with client_ca; false: a client without one is let in
+    mark where;  // the listener's "tls" key, for errors found when the files are read
+};
+
 struct listener_config {
     std::string address;  // IP literal, as written ("127.0.0.1", "::1")
     std::uint16_t port = 3128;
@@ -19,6 +31,7 @@ struct listener_config {
     // header, whose source address then stands for the client; from any other source a PROXY header is refused.
     // Empty: no PROXY protocol on this listener.
     std::vector<policy::cidr> proxy_protocol_trusted;
+    std::optional<listener_tls_config> tls;
 };
 
 struct dns_config {

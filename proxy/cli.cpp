@@ -332,6 +332,7 @@ struct loaded_all {
     std::optional<config::server_config> config;
     std::shared_ptr<const pol::policy> policy;
     std::shared_ptr<const certs::credential_store> credentials;
+    std::vector<std::shared_ptr<boost::asio::ssl::context>> tls_contexts;  // per listener; null when plain
     std::size_t warnings = 0;
 };
 loaded_all load_all(const std::string& path, std::ostream& err)
@@ -358,6 +359,23 @@ loaded_all load_all(const std::string& path, std::ostream& err)
             return result;
         }
         result.credentials = std::make_shared<const certs::credential_store>(std::move(*store));
+    }
+    bool tls_ok = true;
+    for (const auto& listener : loaded.config->listeners) {
+        result.tls_contexts.emplace_back();
+        if (!listener.tls) {
+            continue;
+        }
+        auto tls = load_listener_tls(*listener.tls);
+        // Reported at the listener's tls key, so an editor jumps to the setting that names the file.
+        for (const auto& e : tls.errors) {
+            err << config::diagnostic{loaded.config->file, listener.tls->where, e}.format("error") << '\n';
+        }
+        tls_ok = tls_ok && tls.context != nullptr;
+        result.tls_contexts.back() = std::move(tls.context);
+    }
+    if (!tls_ok) {
+        return result;
     }
     result.config = std::move(loaded.config);
     result.policy = std::move(policy.snapshot);
@@ -413,7 +431,7 @@ int run_command(const std::vector<std::string>& args, std::ostream& err)
     }
     try {
         event_log log(all.config->logging);
-        return serve(*all.config, all.policy, log, all.credentials);
+        return serve(*all.config, all.policy, log, all.credentials, std::move(all.tls_contexts));
     } catch (const std::exception& e) {
         err << "egressd: cannot start: " << e.what() << '\n';
         return exit_invalid;

@@ -54,8 +54,15 @@ std::string endpoint_text(const tcp::endpoint& e)
 
 }  // namespace
 
+certs::tls_server_context load_listener_tls(const config::listener_tls_config& tls)
+{
+    return certs::make_tls_server_context({tls.certificate, tls.key, tls.client_ca, tls.crl,
+                                           tls.require_client_certificate});
+}
+
 int serve(const config::server_config& config, std::shared_ptr<const policy::policy> snapshot, event_log& log,
-          std::shared_ptr<const certs::credential_store> credentials)
+          std::shared_ptr<const certs::credential_store> credentials,
+          std::vector<std::shared_ptr<asio::ssl::context>> tls_contexts)
 {
     unsigned worker_count = config.workers != 0 ? config.workers : std::max(1u, std::thread::hardware_concurrency());
     // Password checks (PBKDF2) run here, off the workers' event loops.
@@ -72,33 +79,77 @@ int serve(const config::server_config& config, std::shared_ptr<const policy::pol
     for (unsigned i = 0; i < worker_count; ++i) {
         workers.push_back(std::make_unique<worker>(i, rt, snapshot));
     }
-    for (const auto& listener : config.listeners) {
+    std::vector<std::unique_ptr<tls_context_slot>> tls_slots(config.listeners.size());
+    std::vector<std::string> listener_names(config.listeners.size());
+    for (std::size_t l = 0; l < config.listeners.size(); ++l) {
+        const auto& listener = config.listeners[l];
+        if (listener.tls) {
+            if (l >= tls_contexts.size() || !tls_contexts[l]) {
+                throw std::runtime_error("no TLS context for listener " + listener.address);
+            }
+            tls_slots[l] = std::make_unique<tls_context_slot>(tls_contexts[l]);
+        }
         tcp::endpoint endpoint(asio::ip::make_address(listener.address), listener.port);
         // The first bind settles the port (port 0 asks the kernel for one); the others join it.
         auto first = bind_listener(workers[0]->io(), endpoint);
         endpoint = first.local_endpoint();
-        workers[0]->add_acceptor(std::move(first), listener);
+        workers[0]->add_acceptor(std::move(first), listener, tls_slots[l].get());
         for (unsigned i = 1; i < worker_count; ++i) {
-            workers[i]->add_acceptor(bind_listener(workers[i]->io(), endpoint), listener);
+            workers[i]->add_acceptor(bind_listener(workers[i]->io(), endpoint), listener, tls_slots[l].get());
         }
-        log.notice("egressd.listening", {{"address", endpoint_text(endpoint)},
-                                         {"proxy_protocol", listener.proxy_protocol_trusted.empty() ? "off" : "on"}});
+        listener_names[l] = endpoint_text(endpoint);
+        log.notice("egressd.listening",
+                   {{"address", listener_names[l]},
+                    {"proxy_protocol", listener.proxy_protocol_trusted.empty() ? "off" : "on"},
+                    {"tls", !listener.tls                           ? "off"
+                            : !listener.tls->client_ca              ? "on"
+                            : listener.tls->require_client_certificate ? "client_certificate_required"
+                                                                       : "client_certificate_optional"}});
     }
     log.notice("egressd.start", {{"workers", std::to_string(worker_count)},
                                  {"policy", config.policy_path.string()},
                                  {"pid", std::to_string(::getpid())}});
     // Before the workers start, so that a signal arriving during start-up is not lost.
     asio::io_context control;
-    asio::signal_set signals(control, SIGINT, SIGTERM);
+    asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
     for (auto& w : workers) {
         w->start();
     }
     std::string stop_signal;
-    signals.async_wait([&](boost::system::error_code ec, int number) {
-        if (!ec) {
-            stop_signal = number == SIGTERM ? "SIGTERM" : "SIGINT";
+    auto reload = [&] {
+        for (std::size_t l = 0; l < config.listeners.size(); ++l) {
+            if (!tls_slots[l]) {
+                continue;
+            }
+            auto loaded = load_listener_tls(*config.listeners[l].tls);
+            if (loaded.context) {
+                tls_slots[l]->replace(std::move(loaded.context));
+                log.notice("egressd.reload", {{"listener", listener_names[l]}, {"tls", "reloaded"}});
+            } else {
+                std::string errors;
+                for (const auto& e : loaded.errors) {
+                    errors += (errors.empty() ? "" : "; ") + e;
+                }
+                log.notice("egressd.reload_failed",
+                           {{"listener", listener_names[l]}, {"tls", "kept the running files"}, {"errors", errors}},
+                           true);
+            }
         }
-    });
+    };
+    std::function<void()> wait_signal = [&] {
+        signals.async_wait([&](boost::system::error_code ec, int number) {
+            if (ec) {
+                return;
+            }
+            if (number == SIGHUP) {
+                reload();
+                wait_signal();
+                return;
+            }
+            stop_signal = number == SIGTERM ? "SIGTERM" : "SIGINT";
+        });
+    };
+    wait_signal();
     // Sinks buffer; they are flushed here, so events reach their files within 200 ms. Log-queue overruns
     // surface as a warning event and are never silent.
     std::uint64_t reported_drops = 0;

@@ -1,5 +1,6 @@
 #include "proxy/session.hpp"
 
+#include "certs/tls.hpp"
 #include "proxy/proxy_protocol/proxy_protocol.hpp"
 #include "proxy/tls/client_hello.hpp"
 
@@ -12,6 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <type_traits>
 #include <cerrno>
 #include <sys/socket.h>
 
@@ -121,6 +123,21 @@ std::string_view event_name(policy::verdict v)
 
 std::string address_text(const policy::address& a) { return a.to_string(); }
 
+tcp::socket& socket_of(tcp::socket& s) { return s; }
+tcp::socket& socket_of(client_stream& s) { return s.socket(); }
+bool is_tls(tcp::socket&) { return false; }
+bool is_tls(client_stream& s) { return s.tls() != nullptr; }
+
+// Passes an end of stream on to the other side while it may still answer. TLS has no half-close that clients
+// expect through a proxy: false, and the caller ends the whole tunnel.
+bool half_close(tcp::socket& s)
+{
+    boost::system::error_code ignored;
+    s.shutdown(tcp::socket::shutdown_send, ignored);
+    return true;
+}
+bool half_close(client_stream& s) { return s.tls() == nullptr && half_close(s.socket()); }
+
 tcp::endpoint endpoint_of(const policy::address& a, std::uint16_t port)
 {
     if (a.is_v4()) {
@@ -176,11 +193,13 @@ std::optional<failure> parse_failure(http::parse_error e)
 }  // namespace
 
 client_session::client_session(worker& owner, tcp::socket socket, policy::address source, std::string source_text,
-                               connection_limiter::ticket ticket, const config::listener_config& listener)
+                               connection_limiter::ticket ticket, const config::listener_config& listener,
+                               std::shared_ptr<asio::ssl::context> tls_context)
     : worker_(owner),
       listener_(listener),
       client_(std::move(socket)),
       upstream_(owner.io()),
+      tls_context_(std::move(tls_context)),
       source_(source),
       source_text_(std::move(source_text)),
       ticket_(std::move(ticket)),
@@ -205,7 +224,7 @@ void client_session::start()
 void client_session::cancel_io()
 {
     boost::system::error_code ignored;
-    client_.cancel(ignored);
+    client_.socket().cancel(ignored);
     upstream_.cancel(ignored);
 }
 
@@ -241,7 +260,8 @@ void client_session::finish_request(std::string_view cause)
     worker_.events().close(e);
 }
 
-asio::awaitable<bool> client_session::read_more(tcp::socket& from, std::string& into)
+template <typename Stream>
+asio::awaitable<bool> client_session::read_more(Stream& from, std::string& into)
 {
     // A request head is usually a few hundred bytes: start small, so a thousand tunnels opening at once do
     // not each leave an 8 KiB block behind in the allocator; grow for bodies.
@@ -250,16 +270,17 @@ asio::awaitable<bool> client_session::read_more(tcp::socket& from, std::string& 
     into.resize(old + chunk);
     auto [ec, n] = co_await from.async_read_some(asio::buffer(into.data() + old, chunk), use_tuple);
     into.resize(old + n);
-    if (&from == &client_) {
+    if constexpr (std::is_same_v<Stream, client_stream>) {
         bytes_from_client_ += n;
     }
     co_return !ec;
 }
 
-asio::awaitable<bool> client_session::write_all(tcp::socket& to, std::string_view data)
+template <typename Stream>
+asio::awaitable<bool> client_session::write_all(Stream& to, std::string_view data)
 {
     auto [ec, n] = co_await asio::async_write(to, asio::buffer(data), use_tuple);
-    if (&to == &client_) {
+    if constexpr (std::is_same_v<Stream, client_stream>) {
         bytes_to_client_ += n;
     }
     watchdog_.touch();
@@ -341,6 +362,11 @@ bool client_session::wants_keep_alive(const http::request_head& head) const
 // true: go on (identity_ is set when credentials were verified).
 asio::awaitable<std::optional<bool>> client_session::authenticate(const http::request_head& head)
 {
+    if (certificate_identity_) {
+        // A verified client certificate names the client for the whole connection; a Proxy-Authorization
+        // beside it is not asked for, and never forwarded.
+        co_return true;
+    }
     identity_.reset();
     auto* auth = worker_.authenticator();
     if (auth == nullptr) {
@@ -355,6 +381,7 @@ asio::awaitable<std::optional<bool>> client_session::authenticate(const http::re
     auto checked = co_await auth->check(head.headers);
     if (checked.state == proxy_authenticator::outcome::verified) {
         identity_ = std::move(checked.user);
+        identity_source_ = "proxy_auth";
         co_return true;
     }
     if (checked.state == proxy_authenticator::outcome::none && !auth->settings().required) {
@@ -399,38 +426,106 @@ asio::awaitable<std::optional<bool>> client_session::authenticate(const http::re
     co_return false;
 }
 
+// Reads the header and not one byte more (peek, then consume what belongs to it): on a TLS listener the bytes
+// after it are the TLS handshake's.
 asio::awaitable<std::optional<std::string_view>> client_session::read_proxy_header()
 {
     policy::address peer = source_.unmapped();
     bool trusted = std::any_of(listener_.proxy_protocol_trusted.begin(), listener_.proxy_protocol_trusted.end(),
                                [&](const policy::cidr& c) { return c.contains(peer); });
     watchdog_.expire_after(worker_.rt().config.timeouts.header);
+    auto& socket = client_.socket();
+    std::string consumed;  // a prefix of the header (while the parser says incomplete, every byte is one)
+    std::array<char, proxy_protocol::v2_fixed_size + proxy_protocol::max_v2_length> peeked{};
     for (;;) {
+        auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_read, use_tuple);
+        if (wait_ec) {
+            co_return watchdog_.expired() ? "header_timeout" : "client_closed";
+        }
+        ssize_t n = ::recv(socket.native_handle(), peeked.data(), peeked.size() - consumed.size(), MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            continue;
+        }
+        if (n <= 0) {
+            co_return "client_closed";
+        }
+        std::string data = consumed + std::string(peeked.data(), static_cast<std::size_t>(n));
         proxy_protocol::header header;
-        auto status = proxy_protocol::parse(client_in_, header);
+        auto status = proxy_protocol::parse(data, header);
         if (status == proxy_protocol::status::not_proxy) {
+            // What was taken for a header's start is the request's: the HTTP reader gets it back. (On a TLS
+            // listener it is lost, and the handshake fails: such bytes could not have started one anyway.)
+            client_in_ = std::move(consumed);
             // A direct client on a PROXY listener is itself; a load balancer must say whom it speaks for.
             co_return trusted ? std::optional<std::string_view>("missing_proxy_header") : std::nullopt;
         }
         if (status == proxy_protocol::status::malformed) {
             co_return "bad_proxy_header";
         }
+        if (status == proxy_protocol::status::complete && !trusted) {
+            // Anyone can write a PROXY header; only the configured load balancers are believed.
+            co_return "untrusted_proxy_header";
+        }
+        std::size_t take = status == proxy_protocol::status::complete ? header.size - consumed.size()
+                                                                        : static_cast<std::size_t>(n);
+        // The bytes were peeked, so they are there to be read now.
+        ssize_t got = ::recv(socket.native_handle(), peeked.data(), take, MSG_DONTWAIT);
+        if (got != static_cast<ssize_t>(take)) {
+            co_return "client_closed";
+        }
+        consumed.append(peeked.data(), take);
         if (status == proxy_protocol::status::complete) {
-            if (!trusted) {
-                // Anyone can write a PROXY header; only the configured load balancers are believed.
-                co_return "untrusted_proxy_header";
-            }
-            client_in_.erase(0, header.size);
             if (!header.local && header.source) {
                 source_ = header.source->unmapped();
                 source_text_ = source_.to_string(header.source_port);
             }
             co_return std::nullopt;
         }
-        if (!co_await read_more(client_, client_in_)) {
-            co_return watchdog_.expired() ? "header_timeout" : "client_closed";
-        }
     }
+}
+
+asio::awaitable<std::optional<std::string_view>> client_session::accept_tls(std::shared_ptr<asio::ssl::context> context)
+{
+    auto& tls = client_.start_tls(std::move(context));
+    watchdog_.expire_after(worker_.rt().config.timeouts.header);
+    auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, use_tuple);
+    if (ec) {
+        if (watchdog_.expired()) {
+            log_connection_refusal("tls_handshake_failed", "handshake timeout");
+            co_return "header_timeout";
+        }
+        auto why = certs::why_handshake_failed(tls.native_handle(), static_cast<unsigned long>(ec.value()),
+                                               ec.message());
+        log_connection_refusal(certs::to_string(why.kind), why.detail);
+        co_return certs::to_string(why.kind);
+    }
+    auto id = certs::identity_of(tls.native_handle());
+    if (!id.error.empty()) {
+        log_connection_refusal("client_identity_invalid", id.error);
+        co_return "client_identity_invalid";
+    }
+    if (id.value) {
+        certificate_identity_ = std::move(id.value);
+        identity_ = certificate_identity_;
+        identity_source_ = "mtls";
+    }
+    co_return std::nullopt;
+}
+
+// A connection refused before any request (its TLS handshake or client certificate) is a denial too.
+void client_session::log_connection_refusal(std::string_view reason, std::string_view detail)
+{
+    request_id_ = worker_.next_request_id();
+    decision_event e;
+    e.event = "egress.deny";
+    e.request_id = request_id_;
+    e.source = source_text_;
+    e.method = "-";
+    e.host = "-";
+    e.reason = reason;
+    e.mode = "enforce";
+    e.detail = detail;
+    worker_.events().decision(e);
 }
 
 asio::awaitable<void> client_session::run()
@@ -442,10 +537,20 @@ asio::awaitable<void> client_session::run()
         if (auto why = co_await read_proxy_header()) {
             cause = *why;
             refused = true;
-            if (*why != "client_closed" && *why != "header_timeout") {
+            // A TLS client would read a plain-text answer as garbage: it only sees the connection close.
+            if (*why != "client_closed" && *why != "header_timeout" && !tls_context_) {
                 request_id_ = worker_.next_request_id();
                 co_await respond(failure::bad_request, *why, false);
             }
+        }
+    }
+    bool tls_established = false;
+    if (!refused && tls_context_) {
+        if (auto why = co_await accept_tls(std::move(tls_context_))) {
+            cause = *why;
+            refused = true;
+        } else {
+            tls_established = true;
         }
     }
     while (!closing_ && !refused) {
@@ -505,11 +610,17 @@ asio::awaitable<void> client_session::run()
         }
     }
     finish_request(cause);
-    watchdog_.stop();
     boost::system::error_code ignored;
-    client_.shutdown(tcp::socket::shutdown_both, ignored);
-    client_.close(ignored);
     upstream_.close(ignored);
+    if (tls_established && !closing_) {
+        // close_notify tells the client the end was meant, not a cut; a client may never answer it, so the
+        // wait is short.
+        watchdog_.expire_after(std::chrono::seconds(1));
+        co_await client_.tls()->async_shutdown(use_tuple);
+    }
+    watchdog_.stop();
+    client_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    client_.socket().close(ignored);
 }
 
 asio::awaitable<client_session::route> client_session::route_request(std::string_view method, const policy::host& host,
@@ -615,36 +726,56 @@ asio::awaitable<std::optional<failure>> client_session::connect_upstream(const s
     co_return failure::connect_failed;
 }
 
-asio::awaitable<void> client_session::relay(tcp::socket& from, tcp::socket& to, std::uint64_t& counter, bool from_client,
+template <typename From, typename To>
+asio::awaitable<void> client_session::relay(From& from, To& to, std::uint64_t& counter, bool from_client,
                                            bool wait_first)
 {
     boost::system::error_code ec;
-    from.non_blocking(true, ec);
+    auto& from_socket = socket_of(from);
+    // TLS may hold decrypted bytes that the socket no longer shows as readable, so a TLS side is read the
+    // ordinary way, holding a buffer while it waits.
+    bool tls = is_tls(from);
+    if (!tls) {
+        from_socket.non_blocking(true, ec);
+    }
     for (;;) {
-        // Wait for bytes before taking a buffer, so an idle tunnel holds none; while bytes keep coming,
-        // read straight away and wait only when a read would block.
-        if (wait_first) {
-            auto [wait_ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
-            if (wait_ec) {
-                break;
+        std::unique_ptr<char[]> buffer;
+        std::size_t n = 0;
+        if (tls) {
+            buffer = worker_.buffers().take();
+            auto [read_ec, read] = co_await from.async_read_some(asio::buffer(buffer.get(), buffer_pool::buffer_size),
+                                                                 use_tuple);
+            n = read;
+            // A client that closes without close_notify has still ended its side.
+            ec = read_ec == asio::ssl::error::stream_truncated ? asio::error::eof : read_ec;
+        } else {
+            // Wait for bytes before taking a buffer, so an idle tunnel holds none; while bytes keep coming,
+            // read straight away and wait only when a read would block.
+            if (wait_first) {
+                auto [wait_ec] = co_await from_socket.async_wait(tcp::socket::wait_read, use_tuple);
+                if (wait_ec) {
+                    break;
+                }
             }
+            buffer = worker_.buffers().take();
+            n = from_socket.read_some(asio::buffer(buffer.get(), buffer_pool::buffer_size), ec);
+            if (ec == asio::error::would_block) {
+                worker_.buffers().give(std::move(buffer));
+                wait_first = true;
+                continue;
+            }
+            wait_first = n < buffer_pool::buffer_size;
         }
-        auto buffer = worker_.buffers().take();
-        std::size_t n = from.read_some(asio::buffer(buffer.get(), buffer_pool::buffer_size), ec);
-        if (ec == asio::error::would_block) {
-            worker_.buffers().give(std::move(buffer));
-            wait_first = true;
-            continue;
-        }
-        wait_first = n < buffer_pool::buffer_size;
         if (ec == asio::error::eof) {
             worker_.buffers().give(std::move(buffer));
-            // Half-close: the other side learns this direction is done and may still answer.
             if (!client_eof_first_ && !upstream_eof_first_) {
                 (from_client ? client_eof_first_ : upstream_eof_first_) = true;
             }
-            to.shutdown(tcp::socket::shutdown_send, ec);
-            co_return;
+            // Half-close: the other side learns this direction is done and may still answer.
+            if (half_close(to)) {
+                co_return;
+            }
+            break;
         }
         if (ec) {
             worker_.buffers().give(std::move(buffer));
@@ -833,7 +964,7 @@ void client_session::log_policy_decision(const policy::policy& snapshot, const p
     e.detail = extras.detail;
     if (identity_) {
         e.identity = *identity_;
-        e.identity_source = "proxy_auth";
+        e.identity_source = identity_source_;
     }
     worker_.events().decision(e);
 }

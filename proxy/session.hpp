@@ -1,6 +1,7 @@
 #pragma once
 
 #include "policy/policy.hpp"
+#include "proxy/client_stream.hpp"
 #include "proxy/http/message.hpp"
 #include "proxy/watchdog.hpp"
 #include "proxy/worker.hpp"
@@ -41,8 +42,10 @@ std::string_view to_string(failure f);
 // Thread contract: every member runs on the worker's thread; the worker's registry calls close().
 class client_session : public std::enable_shared_from_this<client_session> {
 public:
+    // tls_context: set on a TLS listener (the context current when the connection was accepted).
     client_session(worker& owner, boost::asio::ip::tcp::socket socket, policy::address source,
-                   std::string source_text, connection_limiter::ticket ticket, const config::listener_config& listener);
+                   std::string source_text, connection_limiter::ticket ticket, const config::listener_config& listener,
+                   std::shared_ptr<boost::asio::ssl::context> tls_context);
     ~client_session();
 
     void start();
@@ -66,6 +69,10 @@ private:
     // On a PROXY protocol listener: reads the header (trusted sources must send one, others must not).
     // Returns the close cause on refusal, nothing when the session may go on.
     boost::asio::awaitable<std::optional<std::string_view>> read_proxy_header();
+    // On a TLS listener: the handshake, and the identity of the client certificate. Returns the close cause on
+    // refusal (after logging it), nothing when the session may go on.
+    boost::asio::awaitable<std::optional<std::string_view>> accept_tls(std::shared_ptr<boost::asio::ssl::context> context);
+    void log_connection_refusal(std::string_view reason, std::string_view detail);
     boost::asio::awaitable<std::optional<failure>> read_request_head(http::request_head& head);
     boost::asio::awaitable<void> handle_connect(const http::request_head& head);
     boost::asio::awaitable<policy::tunnel_start> peek_tunnel_start(
@@ -84,14 +91,17 @@ private:
     boost::asio::awaitable<route> route_request(std::string_view method, const policy::host& host, std::uint16_t port);
     boost::asio::awaitable<std::optional<failure>> connect_upstream(const std::vector<policy::address>& addresses,
                                                                     std::uint16_t port);
-    boost::asio::awaitable<void> relay(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
-                                       std::uint64_t& counter, bool from_client, bool wait_first = false);
+    template <typename From, typename To>
+    boost::asio::awaitable<void> relay(From& from, To& to, std::uint64_t& counter, bool from_client,
+                                       bool wait_first = false);
     enum class upload_result : std::uint8_t { done, malformed, client_closed, upstream_closed };
     boost::asio::awaitable<upload_result> upload_body(const http::body_framing& framing);
     boost::asio::awaitable<std::optional<failure>> download_response(std::string_view method, bool& client_keep_alive,
                                                                      bool& upstream_reusable);
-    boost::asio::awaitable<bool> read_more(boost::asio::ip::tcp::socket& from, std::string& into);
-    boost::asio::awaitable<bool> write_all(boost::asio::ip::tcp::socket& to, std::string_view data);
+    template <typename Stream>
+    boost::asio::awaitable<bool> read_more(Stream& from, std::string& into);
+    template <typename Stream>
+    boost::asio::awaitable<bool> write_all(Stream& to, std::string_view data);
     boost::asio::awaitable<bool> respond(failure f, std::string_view reason, bool keep_alive,
                                          std::string_view detail = {});
     void finish_request(std::string_view cause);
@@ -101,11 +111,14 @@ private:
 
     worker& worker_;
     const config::listener_config& listener_;
-    boost::asio::ip::tcp::socket client_;
+    client_stream client_;
     boost::asio::ip::tcp::socket upstream_;
+    std::shared_ptr<boost::asio::ssl::context> tls_context_;  // until the handshake starts
     policy::address source_;
     std::string source_text_;
-    std::optional<std::string> identity_;  // established by proxy authentication, per request
+    std::optional<std::string> identity_;  // established by proxy authentication (per request) or mTLS
+    std::string_view identity_source_;     // "proxy_auth" or "mtls"
+    std::optional<std::string> certificate_identity_;  // mTLS: for the whole connection
     connection_limiter::ticket ticket_;
     watchdog watchdog_;
     std::chrono::steady_clock::time_point started_;

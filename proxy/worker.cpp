@@ -108,15 +108,15 @@ worker::~worker()
     events_.flush();  // the thread is gone: whatever it left is written from here
 }
 
-void worker::add_acceptor(tcp::acceptor acceptor, const config::listener_config& listener)
+void worker::add_acceptor(tcp::acceptor acceptor, const config::listener_config& listener, const tls_context_slot* tls)
 {
-    acceptors_.emplace_back(std::make_unique<tcp::acceptor>(std::move(acceptor)), &listener);
+    acceptors_.push_back({std::make_unique<tcp::acceptor>(std::move(acceptor)), &listener, tls});
 }
 
 void worker::start()
 {
-    for (auto& [acceptor, listener] : acceptors_) {
-        asio::co_spawn(io_, accept_loop(*acceptor, *listener), asio::detached);
+    for (const auto& where : acceptors_) {
+        asio::co_spawn(io_, accept_loop(where), asio::detached);
     }
     // The resolver's timers come and go; the guard keeps the worker alive between connections.
     thread_ = std::thread([this] {
@@ -147,7 +147,7 @@ void worker::begin_shutdown()
         draining_ = true;
         for (auto& entry : acceptors_) {
             boost::system::error_code ignored;
-            entry.first->close(ignored);
+            entry.acceptor->close(ignored);
         }
         // Copy: closing may unregister sessions while we iterate.
         std::vector<client_session*> idle;
@@ -185,8 +185,9 @@ std::string worker::next_request_id()
     return buffer;
 }
 
-asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, const config::listener_config& listener)
+asio::awaitable<void> worker::accept_loop(const listening& where)
 {
+    auto& acceptor = *where.acceptor;
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
         if (ec) {
@@ -208,25 +209,29 @@ asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, const config:
         std::string source_text = source.to_string(remote.port());
         auto ticket = rt_.limiter.acquire(source);
         if (!ticket) {
-            asio::co_spawn(io_, refuse(std::move(socket), std::move(source_text)), asio::detached);
+            asio::co_spawn(io_, refuse(std::move(socket), std::move(source_text), where.tls != nullptr), asio::detached);
             continue;
         }
         socket.set_option(tcp::no_delay(true), endpoint_ec);
         auto session = std::make_shared<client_session>(*this, std::move(socket), source, std::move(source_text),
-                                                        std::move(*ticket), listener);
+                                                        std::move(*ticket), *where.config,
+                                                        where.tls ? where.tls->current() : nullptr);
         session->start();
     }
 }
 
-asio::awaitable<void> worker::refuse(tcp::socket socket, std::string source)
+asio::awaitable<void> worker::refuse(tcp::socket socket, std::string source, bool tls)
 {
     static constexpr std::string_view response =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 37\r\nConnection: close\r\n\r\n"
         "egressd: too many connections (503)\r\n";
     // A client that does not read gets a second, then the socket closes anyway.
-    asio::steady_timer limit(io_, std::chrono::seconds(1));
-    co_await (asio::async_write(socket, asio::buffer(response), asio::as_tuple(asio::use_awaitable)) ||
-              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+    // A TLS client could not read a plain-text answer, and a handshake would cost what the limit protects.
+    if (!tls) {
+        asio::steady_timer limit(io_, std::chrono::seconds(1));
+        co_await (asio::async_write(socket, asio::buffer(response), asio::as_tuple(asio::use_awaitable)) ||
+                  limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+    }
     boost::system::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);

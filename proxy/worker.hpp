@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
@@ -59,6 +60,28 @@ private:
     std::unordered_map<policy::address, std::size_t> per_source_;
 };
 
+// The TLS context of one TLS listener, replaced on SIGHUP. A connection takes the context that is current when
+// it is accepted and keeps it, so a reload never touches an established connection.
+// Thread contract: safe from any thread; one short lock per accepted TLS connection.
+class tls_context_slot {
+public:
+    explicit tls_context_slot(std::shared_ptr<boost::asio::ssl::context> context) : context_(std::move(context)) {}
+    std::shared_ptr<boost::asio::ssl::context> current() const
+    {
+        std::lock_guard lock(mutex_);
+        return context_;
+    }
+    void replace(std::shared_ptr<boost::asio::ssl::context> context)
+    {
+        std::lock_guard lock(mutex_);
+        context_.swap(context);
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<boost::asio::ssl::context> context_;
+};
+
 // What every worker shares: configuration, logging, limits. Immutable after start except the atomics.
 struct runtime {
     const config::server_config& config;
@@ -92,7 +115,9 @@ public:
     ~worker();
 
     boost::asio::io_context& io() { return io_; }
-    void add_acceptor(boost::asio::ip::tcp::acceptor acceptor, const config::listener_config& listener);
+    // tls: the listener's TLS context, null for plain HTTP.
+    void add_acceptor(boost::asio::ip::tcp::acceptor acceptor, const config::listener_config& listener,
+                      const tls_context_slot* tls);
     void start();
     void join();
 
@@ -128,9 +153,13 @@ public:
     void stop();
 
 private:
-    boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
-                                             const config::listener_config& listener);
-    boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket, std::string source);
+    struct listening {
+        std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+        const config::listener_config* config;
+        const tls_context_slot* tls;
+    };
+    boost::asio::awaitable<void> accept_loop(const listening& where);
+    boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket, std::string source, bool tls);
 
     unsigned index_;
     runtime& rt_;
@@ -140,7 +169,7 @@ private:
     std::optional<proxy_authenticator> authenticator_;
     event_batch events_;
     buffer_pool buffers_;
-    std::vector<std::pair<std::unique_ptr<boost::asio::ip::tcp::acceptor>, const config::listener_config*>> acceptors_;
+    std::vector<listening> acceptors_;
     std::unordered_set<client_session*> sessions_;
     std::atomic<std::size_t> live_sessions_{0};
     std::uint64_t request_counter_ = 0;

@@ -1,0 +1,243 @@
+#include "certs/tls.hpp"
+
+#include <boost/asio/ssl/context.hpp>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <system_error>
+
+namespace egressd::certs {
+namespace {
+
+// OpenSSL's reason for the last failure, and the error queue emptied so the next call starts clean.
+std::string openssl_reason()
+{
+    unsigned long code = ERR_peek_last_error();
+    std::string reason = code != 0 && ERR_reason_error_string(code) != nullptr ? ERR_reason_error_string(code)
+                                                                                : std::string("unknown error");
+    ERR_clear_error();
+    return reason;
+}
+
+struct bio_closer {
+    void operator()(BIO* b) const { BIO_free(b); }
+};
+
+// A file that is missing or unreadable is named as such, not as an OpenSSL parse failure.
+bool readable(const std::filesystem::path& file, std::string_view what, std::vector<std::string>& errors)
+{
+    std::unique_ptr<BIO, bio_closer> bio(BIO_new_file(file.c_str(), "r"));
+    if (!bio) {
+        ERR_clear_error();
+        std::error_code ec(errno, std::generic_category());
+        errors.push_back(file.string() + ": cannot read the " + std::string(what) + ": " + ec.message());
+        return false;
+    }
+    return true;
+}
+
+std::size_t add_crls(X509_STORE* store, const std::filesystem::path& file, std::vector<std::string>& errors)
+{
+    std::unique_ptr<BIO, bio_closer> bio(BIO_new_file(file.c_str(), "r"));
+    std::size_t count = 0;
+    for (;;) {
+        X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr);
+        if (crl == nullptr) {
+            break;
+        }
+        bool added = X509_STORE_add_crl(store, crl) == 1;
+        X509_CRL_free(crl);
+        if (!added) {
+            errors.push_back(file.string() + ": cannot use a CRL: " + openssl_reason());
+            return count;
+        }
+        ++count;
+    }
+    // The loop ends on "no more PEM blocks" after the last CRL; anything else is a broken file.
+    unsigned long code = ERR_peek_last_error();
+    if (code != 0 && !(ERR_GET_LIB(code) == ERR_LIB_PEM && ERR_GET_REASON(code) == PEM_R_NO_START_LINE)) {
+        errors.push_back(file.string() + ": not a PEM CRL file: " + openssl_reason());
+        return count;
+    }
+    ERR_clear_error();
+    if (count == 0) {
+        errors.push_back(file.string() + ": no CRL in the file: expected PEM blocks \"-----BEGIN X509 CRL-----\"");
+    }
+    return count;
+}
+
+// The same rule the policy applies to identities it names, so a certificate name either can match a
+// client or is refused outright: printable ASCII without spaces, at most 2048 bytes.
+bool usable_identity(std::string_view text)
+{
+    return !text.empty() && text.size() <= 2048 &&
+           std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f; });
+}
+
+std::string asn1_text(const ASN1_STRING* s)
+{
+    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                       static_cast<std::size_t>(ASN1_STRING_length(s)));
+}
+
+struct general_names_closer {
+    void operator()(GENERAL_NAMES* names) const { GENERAL_NAMES_free(names); }
+};
+
+}  // namespace
+
+tls_server_context make_tls_server_context(const tls_server_files& files)
+{
+    tls_server_context result;
+    auto& errors = result.errors;
+    auto context = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);
+    SSL_CTX* ctx = context->native_handle();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    // Renegotiation would let a client change its certificate mid-connection, after its identity was taken.
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_TICKET);
+    // No resumption: a resumed session skips the certificate check, so a CRL reloaded since would not apply.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+
+    if (readable(files.certificate, "certificate", errors) &&
+        SSL_CTX_use_certificate_chain_file(ctx, files.certificate.c_str()) != 1) {
+        errors.push_back(files.certificate.string() + ": not a PEM certificate chain: " + openssl_reason());
+    }
+    bool key_loaded = false;
+    if (readable(files.key, "private key", errors)) {
+        key_loaded = SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) == 1;
+        if (!key_loaded) {
+            errors.push_back(files.key.string() + ": not a PEM private key: " + openssl_reason());
+        }
+    }
+    if (errors.empty() && key_loaded && SSL_CTX_check_private_key(ctx) != 1) {
+        errors.push_back(files.key.string() + ": the private key does not match the certificate in " +
+                         files.certificate.string());
+        ERR_clear_error();
+    }
+    if (files.client_ca) {
+        const auto& ca = *files.client_ca;
+        if (readable(ca, "client CA file", errors)) {
+            if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1) {
+                errors.push_back(ca.string() + ": not a PEM CA certificate file: " + openssl_reason());
+            } else if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str())) {
+                // Told to the client in the CertificateRequest, so it can pick a certificate these CAs issued.
+                SSL_CTX_set_client_CA_list(ctx, names);
+            } else {
+                errors.push_back(ca.string() + ": no CA certificate in the file");
+                ERR_clear_error();
+            }
+        }
+        int mode = SSL_VERIFY_PEER | (files.require_client_certificate ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+        SSL_CTX_set_verify(ctx, mode, nullptr);
+        SSL_CTX_set_verify_depth(ctx, 8);
+        if (files.crl && readable(*files.crl, "CRL file", errors)) {
+            X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+            if (add_crls(store, *files.crl, errors) > 0) {
+                X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+            }
+        }
+    } else if (files.crl) {
+        errors.push_back(files.crl->string() + ": a CRL needs client_ca: without it no client certificate is asked for");
+    }
+    if (errors.empty()) {
+        result.context = std::move(context);
+    }
+    return result;
+}
+
+std::string_view to_string(identity_field f)
+{
+    switch (f) {
+    case identity_field::uri_san:
+        return "uri_san";
+    case identity_field::dns_san:
+        return "dns_san";
+    case identity_field::common_name:
+        return "common_name";
+    }
+    return "common_name";
+}
+
+peer_identity identity_of(ssl_st* ssl)
+{
+    peer_identity id;
+    X509* cert = SSL_get0_peer_certificate(ssl);
+    if (cert == nullptr) {
+        return id;
+    }
+    auto take = [&](std::string text, identity_field field) {
+        id.field = field;
+        if (usable_identity(text)) {
+            id.value = std::move(text);
+        } else {
+            id.error = "the certificate's " + std::string(to_string(field)) +
+                       " is not usable as an identity (expected printable ASCII without spaces, at most 2048 bytes)";
+        }
+        return id;
+    };
+    std::unique_ptr<GENERAL_NAMES, general_names_closer> names(
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+    for (int wanted : {GEN_URI, GEN_DNS}) {
+        for (int i = 0; names && i < sk_GENERAL_NAME_num(names.get()); ++i) {
+            const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
+            if (name->type == wanted) {
+                return take(asn1_text(wanted == GEN_URI ? name->d.uniformResourceIdentifier : name->d.dNSName),
+                            wanted == GEN_URI ? identity_field::uri_san : identity_field::dns_san);
+            }
+        }
+    }
+    const X509_NAME* subject = X509_get_subject_name(cert);
+    int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    if (index < 0) {
+        id.error = "the certificate has no URI SAN, DNS SAN or common name";
+        return id;
+    }
+    unsigned char* utf8 = nullptr;
+    int length = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index)));
+    if (length < 0) {
+        ERR_clear_error();
+        id.error = "the certificate's common name cannot be read";
+        return id;
+    }
+    std::string cn(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(length));
+    OPENSSL_free(utf8);
+    return take(std::move(cn), identity_field::common_name);
+}
+
+std::string_view to_string(handshake_refusal r)
+{
+    switch (r) {
+    case handshake_refusal::client_cert_missing:
+        return "client_cert_missing";
+    case handshake_refusal::client_cert_rejected:
+        return "client_cert_rejected";
+    case handshake_refusal::tls_handshake_failed:
+        return "tls_handshake_failed";
+    }
+    return "tls_handshake_failed";
+}
+
+handshake_failure why_handshake_failed(ssl_st* ssl, unsigned long error_value, std::string_view message)
+{
+    handshake_failure f;
+    if (long verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
+        f.kind = handshake_refusal::client_cert_rejected;
+        f.detail = X509_verify_cert_error_string(verify);
+        return f;
+    }
+    if (ERR_GET_LIB(error_value) == ERR_LIB_SSL &&
+        ERR_GET_REASON(error_value) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        f.kind = handshake_refusal::client_cert_missing;
+        f.detail = "no client certificate";
+        return f;
+    }
+    f.detail = std::string(message);
+    return f;
+}
+
+}  // namespace egressd::certs

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace boost::asio::ssl {
+class context;
+}
+struct ssl_st;
+
+namespace egressd::certs {
+
+// What the TLS listener (an HTTPS proxy) serves and how it checks its clients.
+struct tls_server_files {
+    std::filesystem::path certificate;  // PEM: the server certificate, then any intermediates
+    std::filesystem::path key;          // PEM private key
+    std::optional<std::filesystem::path> client_ca;  // PEM CA certificates that client certificates must chain to
+    std::optional<std::filesystem::path> crl;        // PEM CRLs (one or more): revoked client certificates
+    bool require_client_certificate = true;           // with client_ca: no certificate, no connection
+};
+
+struct tls_server_context {
+    std::shared_ptr<boost::asio::ssl::context> context;  // null when there is any error
+    std::vector<std::string> errors;                      // each names the file and what is wrong with it
+};
+
+// Builds a server context: TLS 1.2 and 1.3 only, the key must match the certificate, client certificates
+// are verified against client_ca and checked against every CRL (for each certificate of the chain, so an
+// intermediate CA without a CRL fails closed). Reads the files now: call again to pick up changed files.
+tls_server_context make_tls_server_context(const tls_server_files& files);
+
+// Where a client's identity came from: the first URI SAN (a SPIFFE id, say), else the first DNS SAN, else
+// the subject CN.
+enum class identity_field : unsigned char { uri_san, dns_san, common_name };
+std::string_view to_string(identity_field f);
+
+struct peer_identity {
+    std::optional<std::string> value;  // nothing: no certificate, or one without a usable name
+    identity_field field = identity_field::common_name;
+    std::string error;  // set when the preferred name is unusable (control characters, NUL, empty, too long)
+};
+
+// The identity of the verified peer certificate of a finished handshake.
+peer_identity identity_of(ssl_st* ssl);
+
+// Why a server-side handshake failed, for the refusal event.
+enum class handshake_refusal : unsigned char {
+    client_cert_missing,   // a certificate is required and the client sent none
+    client_cert_rejected,  // the certificate did not verify: detail says why ("certificate revoked")
+    tls_handshake_failed,  // anything else: not TLS, no common version or cipher, a cut connection
+};
+std::string_view to_string(handshake_refusal r);
+struct handshake_failure {
+    handshake_refusal kind = handshake_refusal::tls_handshake_failed;
+    std::string detail;  // in OpenSSL's words
+};
+// error_value: the failed handshake's error code value (an OpenSSL error, or 0 with the message given).
+handshake_failure why_handshake_failed(ssl_st* ssl, unsigned long error_value, std::string_view message);
+
+}  // namespace egressd::certs
