@@ -150,16 +150,20 @@ private:
             return path.is_absolute() ? path : base_dir_ / path;
         };
         if (const auto* c = r_.require(n, "certificate", "a listener's tls")) {
+            tls.certificate_at = c->where;
             tls.certificate = path_of(*c, "the server certificate file (PEM)").value_or("");
         }
         if (const auto* k = r_.require(n, "key", "a listener's tls")) {
+            tls.key_at = k->where;
             tls.key = path_of(*k, "the server private key file (PEM)").value_or("");
         }
         if (const auto* ca = r_.find(n, "client_ca")) {
+            tls.client_ca_at = ca->where;
             tls.client_ca = path_of(*ca, "the CA file (PEM) client certificates must chain to");
         }
         const auto* crl = r_.find(n, "crl");
         if (crl != nullptr) {
+            tls.crl_at = crl->where;
             tls.crl = path_of(*crl, "the CRL file (PEM) of revoked client certificates");
         }
         const auto* mode = r_.find(n, "client_certificate");

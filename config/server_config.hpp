@@ -21,7 +21,9 @@ struct listener_tls_config {
     std::optional<std::filesystem::path> client_ca;  // set: clients are asked for a certificate these CAs issued
     std::optional<std::filesystem::path> crl;        // revoked client certificates (needs client_ca)
     bool require_client_certificate = true;           // with client_ca; false: a client without one is let in
-    mark where;  // the listener's "tls" key, for errors found when the files are read
+    mark where;  // the listener's "tls" settings, for errors found when the files are read
+    // Where each file is named, so an error about a file points at the setting that names it.
+    mark certificate_at, key_at, client_ca_at, crl_at;
 };
 
 struct listener_config {

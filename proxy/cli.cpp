@@ -327,6 +327,24 @@ void print_config_diagnostics(const config::loaded_server_config& loaded, std::o
     }
 }
 
+// A TLS file error starts with the file's path: it is reported where the configuration names that file, so an
+// editor jumps to the setting to fix.
+config::mark where_named(const config::listener_tls_config& tls, std::string_view error)
+{
+    std::pair<const std::optional<std::filesystem::path>, config::mark> named[] = {
+        {tls.certificate, tls.certificate_at},
+        {tls.key, tls.key_at},
+        {tls.client_ca, tls.client_ca_at},
+        {tls.crl, tls.crl_at},
+    };
+    for (const auto& [path, at] : named) {
+        if (path && error.starts_with(path->string() + ":")) {
+            return at;
+        }
+    }
+    return tls.where;
+}
+
 // Loads the server configuration and its policy; prints every diagnostic. Both or neither.
 struct loaded_all {
     std::optional<config::server_config> config;
@@ -367,9 +385,8 @@ loaded_all load_all(const std::string& path, std::ostream& err)
             continue;
         }
         auto tls = load_listener_tls(*listener.tls);
-        // Reported at the listener's tls key, so an editor jumps to the setting that names the file.
         for (const auto& e : tls.errors) {
-            err << config::diagnostic{loaded.config->file, listener.tls->where, e}.format("error") << '\n';
+            err << config::diagnostic{loaded.config->file, where_named(*listener.tls, e), e}.format("error") << '\n';
         }
         tls_ok = tls_ok && tls.context != nullptr;
         result.tls_contexts.back() = std::move(tls.context);
