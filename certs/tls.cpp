@@ -13,10 +13,11 @@
 namespace egressd::certs {
 namespace {
 
-// OpenSSL's reason for the last failure, and the error queue emptied so the next call starts clean.
+// OpenSSL's reason for a failure: the first error queued is the cause ("no start line"), later ones wrap it
+// ("PEM lib"). The queue is emptied so the next call starts clean.
 std::string openssl_reason()
 {
-    unsigned long code = ERR_peek_last_error();
+    unsigned long code = ERR_peek_error();
     std::string reason = code != 0 && ERR_reason_error_string(code) != nullptr ? ERR_reason_error_string(code)
                                                                                 : std::string("unknown error");
     ERR_clear_error();
@@ -28,19 +29,20 @@ struct bio_closer {
 };
 
 // A file that is missing or unreadable is named as such, not as an OpenSSL parse failure.
-bool readable(const std::filesystem::path& file, std::string_view what, std::vector<std::string>& errors)
+bool readable(const std::filesystem::path& file, tls_file role, std::string_view what,
+              std::vector<tls_file_error>& errors)
 {
     std::unique_ptr<BIO, bio_closer> bio(BIO_new_file(file.c_str(), "r"));
     if (!bio) {
         ERR_clear_error();
         std::error_code ec(errno, std::generic_category());
-        errors.push_back(file.string() + ": cannot read the " + std::string(what) + ": " + ec.message());
+        errors.push_back({role, file.string() + ": cannot read the " + std::string(what) + ": " + ec.message()});
         return false;
     }
     return true;
 }
 
-std::size_t add_crls(X509_STORE* store, const std::filesystem::path& file, std::vector<std::string>& errors)
+std::size_t add_crls(X509_STORE* store, const std::filesystem::path& file, std::vector<tls_file_error>& errors)
 {
     std::unique_ptr<BIO, bio_closer> bio(BIO_new_file(file.c_str(), "r"));
     std::size_t count = 0;
@@ -52,7 +54,7 @@ std::size_t add_crls(X509_STORE* store, const std::filesystem::path& file, std::
         bool added = X509_STORE_add_crl(store, crl) == 1;
         X509_CRL_free(crl);
         if (!added) {
-            errors.push_back(file.string() + ": cannot use a CRL: " + openssl_reason());
+            errors.push_back({tls_file::crl, file.string() + ": cannot use a CRL: " + openssl_reason()});
             return count;
         }
         ++count;
@@ -60,12 +62,13 @@ std::size_t add_crls(X509_STORE* store, const std::filesystem::path& file, std::
     // The loop ends on "no more PEM blocks" after the last CRL; anything else is a broken file.
     unsigned long code = ERR_peek_last_error();
     if (code != 0 && !(ERR_GET_LIB(code) == ERR_LIB_PEM && ERR_GET_REASON(code) == PEM_R_NO_START_LINE)) {
-        errors.push_back(file.string() + ": not a PEM CRL file: " + openssl_reason());
+        errors.push_back({tls_file::crl, file.string() + ": not a PEM CRL file: " + openssl_reason()});
         return count;
     }
     ERR_clear_error();
     if (count == 0) {
-        errors.push_back(file.string() + ": no CRL in the file: expected PEM blocks \"-----BEGIN X509 CRL-----\"");
+        errors.push_back(
+            {tls_file::crl, file.string() + ": no CRL in the file: expected PEM blocks \"-----BEGIN X509 CRL-----\""});
     }
     return count;
 }
@@ -103,46 +106,54 @@ tls_server_context make_tls_server_context(const tls_server_files& files)
     // No resumption: a resumed session skips the certificate check, so a CRL reloaded since would not apply.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 
-    if (readable(files.certificate, "certificate", errors) &&
+    if (readable(files.certificate, tls_file::certificate, "certificate", errors) &&
         SSL_CTX_use_certificate_chain_file(ctx, files.certificate.c_str()) != 1) {
-        errors.push_back(files.certificate.string() + ": not a PEM certificate chain: " + openssl_reason());
+        errors.push_back(
+            {tls_file::certificate, files.certificate.string() + ": not a PEM certificate chain: " + openssl_reason()});
     }
+    std::string mismatch = files.key.string() + ": the private key does not match the certificate in " +
+                           files.certificate.string();
     bool key_loaded = false;
-    if (readable(files.key, "private key", errors)) {
+    if (readable(files.key, tls_file::key, "private key", errors)) {
         key_loaded = SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) == 1;
-        if (!key_loaded) {
-            errors.push_back(files.key.string() + ": not a PEM private key: " + openssl_reason());
+        // A key of the certificate's type is checked against it as it loads; one of another type only below.
+        unsigned long code = ERR_peek_last_error();
+        if (!key_loaded && ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            errors.push_back({tls_file::key, mismatch});
+        } else if (!key_loaded) {
+            errors.push_back({tls_file::key, files.key.string() + ": not a PEM private key: " + openssl_reason()});
         }
     }
     if (errors.empty() && key_loaded && SSL_CTX_check_private_key(ctx) != 1) {
-        errors.push_back(files.key.string() + ": the private key does not match the certificate in " +
-                         files.certificate.string());
+        errors.push_back({tls_file::key, mismatch});
         ERR_clear_error();
     }
     if (files.client_ca) {
         const auto& ca = *files.client_ca;
-        if (readable(ca, "client CA file", errors)) {
+        if (readable(ca, tls_file::client_ca, "client CA file", errors)) {
             if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1) {
-                errors.push_back(ca.string() + ": not a PEM CA certificate file: " + openssl_reason());
+                errors.push_back({tls_file::client_ca, ca.string() + ": not a PEM CA certificate file: " + openssl_reason()});
             } else if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str())) {
                 // Told to the client in the CertificateRequest, so it can pick a certificate these CAs issued.
                 SSL_CTX_set_client_CA_list(ctx, names);
             } else {
-                errors.push_back(ca.string() + ": no CA certificate in the file");
+                errors.push_back({tls_file::client_ca, ca.string() + ": no CA certificate in the file"});
                 ERR_clear_error();
             }
         }
         int mode = SSL_VERIFY_PEER | (files.require_client_certificate ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
         SSL_CTX_set_verify(ctx, mode, nullptr);
         SSL_CTX_set_verify_depth(ctx, 8);
-        if (files.crl && readable(*files.crl, "CRL file", errors)) {
+        if (files.crl && readable(*files.crl, tls_file::crl, "CRL file", errors)) {
             X509_STORE* store = SSL_CTX_get_cert_store(ctx);
             if (add_crls(store, *files.crl, errors) > 0) {
                 X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
             }
         }
     } else if (files.crl) {
-        errors.push_back(files.crl->string() + ": a CRL needs client_ca: without it no client certificate is asked for");
+        errors.push_back({tls_file::crl, files.crl->string() +
+                                             ": a CRL needs client_ca: without it no client certificate is asked for"});
     }
     if (errors.empty()) {
         result.context = std::move(context);

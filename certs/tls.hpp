@@ -23,9 +23,18 @@ struct tls_server_files {
     bool require_client_certificate = true;           // with client_ca: no certificate, no connection
 };
 
+// Which of the files an error is about, so a caller can point at the setting that names it (two settings may
+// name the same file: a certificate and its key in one PEM, say).
+enum class tls_file : unsigned char { certificate, key, client_ca, crl };
+
+struct tls_file_error {
+    tls_file file;
+    std::string message;  // starts with the file's path, then what is wrong with it
+};
+
 struct tls_server_context {
     std::shared_ptr<boost::asio::ssl::context> context;  // null when there is any error
-    std::vector<std::string> errors;                      // each names the file and what is wrong with it
+    std::vector<tls_file_error> errors;
 };
 
 // Builds a server context: TLS 1.2 and 1.3 only, the key must match the certificate, client certificates

@@ -85,22 +85,22 @@ private:
                 }
             }
             auto text = r_.string_value(*address, "a listener address like 127.0.0.1:3128 or [::1]:3128");
-            if (!text) {
-                continue;
-            }
-            auto listener = parse_listener(*text);
-            if (!listener) {
+            auto listener = text ? parse_listener(*text) : std::nullopt;
+            if (text && !listener) {
                 r_.error(*address, "invalid listener '" + *text +
                                        "': expected an IP address and port, like 127.0.0.1:3128 or [::1]:3128");
-                continue;
             }
+            // Read even under a bad address, so that their mistakes are reported in the same run.
+            listener_config settings = listener.value_or(listener_config{});
             if (proxy_protocol != nullptr) {
-                read_proxy_protocol(*proxy_protocol, *listener);
+                read_proxy_protocol(*proxy_protocol, settings);
             }
             if (tls != nullptr) {
-                read_listener_tls(*tls, *listener);
+                read_listener_tls(*tls, settings);
             }
-            out_.listeners.push_back(std::move(*listener));
+            if (listener) {
+                out_.listeners.push_back(std::move(settings));
+            }
         }
     }
 

@@ -327,20 +327,18 @@ void print_config_diagnostics(const config::loaded_server_config& loaded, std::o
     }
 }
 
-// A TLS file error starts with the file's path: it is reported where the configuration names that file, so an
-// editor jumps to the setting to fix.
-config::mark where_named(const config::listener_tls_config& tls, std::string_view error)
+// Where the configuration names the file a TLS error is about, so an editor jumps to the setting to fix.
+config::mark where_named(const config::listener_tls_config& tls, certs::tls_file file)
 {
-    std::pair<const std::optional<std::filesystem::path>, config::mark> named[] = {
-        {tls.certificate, tls.certificate_at},
-        {tls.key, tls.key_at},
-        {tls.client_ca, tls.client_ca_at},
-        {tls.crl, tls.crl_at},
-    };
-    for (const auto& [path, at] : named) {
-        if (path && error.starts_with(path->string() + ":")) {
-            return at;
-        }
+    switch (file) {
+    case certs::tls_file::certificate:
+        return tls.certificate_at;
+    case certs::tls_file::key:
+        return tls.key_at;
+    case certs::tls_file::client_ca:
+        return tls.client_ca_at;
+    case certs::tls_file::crl:
+        return tls.crl_at;
     }
     return tls.where;
 }
@@ -361,11 +359,11 @@ loaded_all load_all(const std::string& path, std::ostream& err)
     if (!loaded.config) {
         return result;
     }
+    // The policy, the credentials and the TLS files are independent: every problem with any of them is
+    // reported in one run.
     auto policy = config::load_policy(loaded.config->policy_path);
     print_diagnostics(policy, err);
-    if (!policy.snapshot) {
-        return result;
-    }
+    bool ok = policy.snapshot != nullptr;
     if (loaded.config->proxy_auth) {
         const auto& file = loaded.config->proxy_auth->credentials;
         auto [store, errors] = certs::credential_store::load(file);
@@ -373,12 +371,11 @@ loaded_all load_all(const std::string& path, std::ostream& err)
             err << file.string() << (e.line > 0 ? ":" + std::to_string(e.line) : std::string()) << ": error: " << e.message
                 << '\n';
         }
-        if (!store) {
-            return result;
+        ok = ok && store.has_value();
+        if (store) {
+            result.credentials = std::make_shared<const certs::credential_store>(std::move(*store));
         }
-        result.credentials = std::make_shared<const certs::credential_store>(std::move(*store));
     }
-    bool tls_ok = true;
     for (const auto& listener : loaded.config->listeners) {
         result.tls_contexts.emplace_back();
         if (!listener.tls) {
@@ -386,13 +383,14 @@ loaded_all load_all(const std::string& path, std::ostream& err)
         }
         auto tls = load_listener_tls(*listener.tls);
         for (const auto& e : tls.errors) {
-            err << config::diagnostic{loaded.config->file, where_named(*listener.tls, e), e}.format("error") << '\n';
+            err << config::diagnostic{loaded.config->file, where_named(*listener.tls, e.file), e.message}.format("error")
+                << '\n';
         }
-        tls_ok = tls_ok && tls.context != nullptr;
+        ok = ok && tls.context != nullptr;
         result.tls_contexts.back() = std::move(tls.context);
     }
-    if (!tls_ok) {
-        return result;
+    if (!ok) {
+        return {};
     }
     result.config = std::move(loaded.config);
     result.policy = std::move(policy.snapshot);

@@ -128,7 +128,7 @@ int serve(const config::server_config& config, std::shared_ptr<const policy::pol
             } else {
                 std::string errors;
                 for (const auto& e : loaded.errors) {
-                    errors += (errors.empty() ? "" : "; ") + e;
+                    errors += (errors.empty() ? "" : "; ") + e.message;
                 }
                 log.notice("egressd.reload_failed",
                            {{"listener", listener_names[l]}, {"tls", "kept the running files"}, {"errors", errors}},

@@ -161,7 +161,7 @@ TEST(config_example_file, loads_without_errors_or_warnings)
     EXPECT_EQ(loaded.files, std::vector<std::string>{example_path});
 
     auto s = loaded.snapshot->stats();
-    EXPECT_EQ(s.clients, 5u);
+    EXPECT_EQ(s.clients, 6u);
     EXPECT_EQ(s.groups, 4u);
     EXPECT_EQ(s.rules, 7u);
     EXPECT_EQ(s.deny_rules, 1u);
@@ -180,6 +180,22 @@ TEST(config_example_file, names_the_clients_it_documents)
             << name;
     }
     EXPECT_FALSE(p->find_client("default").has_value());
+}
+
+// The identity client that README's client-certificate walk-through relies on: a SPIFFE id under the batch
+// namespace is batch-jobs from any source; one outside it falls back to the source's client.
+TEST(config_example_file, matches_batch_jobs_by_spiffe_id)
+{
+    auto p = load_example();
+    ASSERT_NE(p, nullptr);
+    auto source = pol::address::parse("127.0.0.1");
+    ASSERT_TRUE(source.has_value());
+    auto batch = p->match_client({.source = *source, .identity = "spiffe://example.org/ns/batch/sa/worker"});
+    ASSERT_TRUE(batch.has_value());
+    EXPECT_EQ(p->client_name(*batch), "batch-jobs");
+    auto other = p->match_client({.source = *source, .identity = "spiffe://example.org/ns/web/sa/frontend"});
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(p->client_name(*other), "local-trial");
 }
 
 }  // namespace

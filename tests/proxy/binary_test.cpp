@@ -81,7 +81,7 @@ TEST(cli_binary, checks_the_example_policy)
     auto r = run_binary(dir, {"policy", "check", test::example_path});
     EXPECT_EQ(r.status, 0) << show(r);
     EXPECT_TRUE(contains(r.out, test::example_path + ": valid (1 file(s), mode enforce)\n")) << show(r);
-    EXPECT_TRUE(contains(r.out, "clients:     5\n")) << show(r);
+    EXPECT_TRUE(contains(r.out, "clients:     6\n")) << show(r);
     EXPECT_TRUE(r.err.empty()) << show(r);
 }
 

@@ -199,7 +199,7 @@ TEST(cli_check, the_example_is_valid)
     auto r = run({"policy", "check", example_path});
     EXPECT_EQ(r.code, exit_ok) << show(r);
     EXPECT_TRUE(contains(r.out, example_path + ": valid (1 file(s), mode enforce)")) << show(r);
-    EXPECT_TRUE(contains(r.out, "clients:     5\n")) << show(r);
+    EXPECT_TRUE(contains(r.out, "clients:     6\n")) << show(r);
     EXPECT_TRUE(contains(r.out, "groups:      4\n")) << show(r);
     EXPECT_TRUE(contains(r.out, "rules:       7 (9 domain patterns, 1 CIDRs)\n")) << show(r);
     EXPECT_TRUE(contains(r.out, "deny rules:  1\n")) << show(r);
