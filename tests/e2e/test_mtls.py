@@ -6,8 +6,9 @@ and broken) and bad TLS files at start-up.
 
 Clients are curl (--proxy https://...) and Python's ssl module. The PKI comes from certs/egressd-certs (made
 once per class, copied for every test so that a test may revoke or break files); a second CA plays the
-stranger, and a certificate whose CN holds a space is made with the openssl command. Whenever a connection is
-refused, the upstreams behind it must have seen nothing, and DNS no query for the name asked for.
+stranger; what the script will not make (unusable names, an intermediate CA) is made with the openssl command.
+Whenever a connection is refused, the upstreams behind it must have seen nothing, and DNS no query for the
+name asked for.
 """
 
 import base64
@@ -17,10 +18,12 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
 import unittest
+import warnings
 
 import harness
 
@@ -43,6 +46,8 @@ CLIENTS = {
     "alice": ["--uri", ALICE_ID],
 }
 REQUEST_TIMEOUT = 5.0
+BANNER = b"SSH-2.0-e2e-upstream\r\n"
+LONG_URI = BATCH_PREFIX + "sa/" + "l" * (2048 - len(BATCH_PREFIX + "sa/"))  # 2048 bytes
 
 
 def run_certs(*args):
@@ -52,28 +57,55 @@ def run_certs(*args):
     return r
 
 
+def openssl_sign(directory, name, subject, ext_text, ca_pem, ca_key, serial, days=2):
+    """directory/NAME.key and directory/NAME.pem (the leaf only), signed by ca_pem/ca_key with the openssl
+    command: for what egressd-certs will not make (a CN with a space, an intermediate CA and its leaves)."""
+    key, csr, pem, ext = (os.path.join(directory, name + s) for s in (".key", ".csr", ".pem", ".ext"))
+    with open(ext, "w") as f:
+        f.write(ext_text)
+    for cmd in (["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", key, "-subj", subject, "-out", csr],
+                ["openssl", "x509", "-req", "-in", csr, "-CA", ca_pem, "-CAkey", ca_key, "-set_serial", serial,
+                 "-days", str(days), "-sha256", "-extfile", ext, "-out", pem]):
+        r = subprocess.run(cmd, capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("%s failed: %r" % (" ".join(cmd[:2]), r))
+    return pem, key
+
+
+CLIENT_EXT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+
+
 def make_pki(directory):
-    """The class's PKI in directory/pki (CA, server "proxy", CLIENTS, a revoked one, one CN with a space) and a
-    stranger CA in directory/other with a client whose URI would match the batch client."""
+    """The class's PKI in directory/pki (CA, server "proxy", CLIENTS, a revoked one, one CN with a space, a leaf
+    of an intermediate CA) and a stranger CA in directory/other with a client whose URI would match the batch
+    client."""
     pki = os.path.join(directory, "pki")
     run_certs("ca", pki)
     run_certs("server", pki, "proxy")
     for name, flags in CLIENTS.items():
         run_certs("client", pki, name, *flags)
     run_certs("revoke", pki, "revoked")
+    ca_pem, ca_key = os.path.join(pki, "ca.pem"), os.path.join(pki, "ca.key")
     # A CN with a space and no SAN: signed by the class's CA, so only its identity is wrong.
-    ext = os.path.join(directory, "spaced.ext")
-    with open(ext, "w") as f:
-        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
-    key, csr, pem = (os.path.join(pki, "spaced" + s) for s in (".key", ".csr", ".pem"))
-    for cmd in (["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", key, "-subj", "/CN=bad name", "-out", csr],
-                ["openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(pki, "ca.pem"), "-CAkey",
-                 os.path.join(pki, "ca.key"), "-set_serial", "0x5e2e0001", "-days", "2", "-sha256",
-                 "-extfile", ext, "-out", pem]):
-        r = subprocess.run(cmd, capture_output=True, timeout=60)
-        if r.returncode != 0:
-            raise AssertionError("%s failed: %r" % (" ".join(cmd[:2]), r))
+    openssl_sign(pki, "spaced", "/CN=bad name", CLIENT_EXT, ca_pem, ca_key, "0x5e2e0001")
+    # URI SANs that the batch prefix would match, were they usable identities: one with a space, one of 2049
+    # bytes (one too many); and one of exactly 2048 bytes, the longest usable.
+    uris = {"space-uri": BATCH_PREFIX + "sa/a b", "uri-2049": LONG_URI + "x", "uri-2048": LONG_URI}
+    for i, (name, uri) in enumerate(sorted(uris.items())):
+        openssl_sign(pki, name, "/CN=" + name, CLIENT_EXT + "subjectAltName=URI:%s\n" % uri, ca_pem, ca_key,
+                     "0x5e2e001%d" % i)
+    # An intermediate CA (no CRL of its own anywhere) and a client it issued; chained.pem holds leaf and
+    # intermediate, so the client sends the whole chain.
+    int_pem, int_key = openssl_sign(
+        pki, "intermediate", "/CN=e2e intermediate CA",
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n", ca_pem, ca_key, "0x5e2e0002")
+    leaf_pem, _ = openssl_sign(pki, "chained", "/CN=chained",
+                               CLIENT_EXT + "subjectAltName=URI:%ssa/chained\n" % BATCH_PREFIX,
+                               int_pem, int_key, "0x5e2e0003")
+    with open(leaf_pem, "a") as out, open(int_pem) as f:
+        out.write(f.read())
     other = os.path.join(directory, "other")
     run_certs("ca", other)
     run_certs("client", other, "stranger", "--uri", BATCH_PREFIX + "sa/stranger")
@@ -98,6 +130,11 @@ def v1_header(src, sport, dst="127.0.0.1", dport=3128):
     return ("PROXY TCP4 %s %s %d %d\r\n" % (src, dst, sport, dport)).encode()
 
 
+def v2_header(src, sport, dst="127.0.0.1", dport=3128):
+    block = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x11" + struct.pack("!H", len(block)) + block
+
+
 class MtlsTest(harness.ProxyTestCase):
     needs_tls = True  # a TLS upstream (self.tls, certificate self.cert for tls.test) for tunnels to carry TLS
 
@@ -117,6 +154,8 @@ class MtlsTest(harness.ProxyTestCase):
         self.ca = os.path.join(self.pki, "ca.pem")
         self.rec = harness.RecordingServer()  # records every byte, echoes it back; named by the policy
         self.addCleanup(self.rec.stop)
+        self.banner = harness.RecordingServer(banner=BANNER)  # speaks first, then echoes
+        self.addCleanup(self.banner.stop)
         self.egressd_settings = {"listeners": [tls_listener(self.pki)]}
         super().setUp()
 
@@ -127,7 +166,7 @@ class MtlsTest(harness.ProxyTestCase):
         return records
 
     def policy_text(self):
-        web = harness._yaml_list([self.upstream.port, self.echo.port, self.rec.port])
+        web = harness._yaml_list([self.upstream.port, self.echo.port, self.rec.port, self.banner.port])
         tunnels = harness._yaml_list([self.tls.port, self.rec.port])
 
         def group(name, host):
@@ -185,25 +224,39 @@ clients:
 """)
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def cert(self, name, pki=None):
+    def cert_files(self, name, pki=None):
         base = os.path.join(pki or self.pki, name)
         return base + ".pem", base + ".key"
 
-    def client_context(self, cert=None, pki=None):
+    def client_context(self, cert=None, pki=None, max_version=None):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(self.ca)  # egressd's server certificate, for 127.0.0.1
+        if max_version is not None:
+            ctx.maximum_version = max_version
         if cert is not None:
-            ctx.load_cert_chain(*self.cert(cert, pki))
+            ctx.load_cert_chain(*self.cert_files(cert, pki))
         return ctx
 
-    def tls_conn(self, cert=None, pki=None, source=None, proxy=None, header=b"", ragged_eofs_ok=True):
+    def open_tls(self, c, cert, pki, header, context, session, cork, ragged_eofs_ok=True):
+        """Sends the PROXY header (if any) on the connection c, then makes it TLS. cork: the header and the
+        ClientHello leave in one TCP segment (held back by TCP_CORK until the handshake waits to read)."""
+        if cork:
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        if header:
+            c.send(header)
+        ctx = context or self.client_context(cert, pki)
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1", suppress_ragged_eofs=ragged_eofs_ok,
+                                 session=session)
+        if cork:
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+
+    def tls_conn(self, cert=None, pki=None, source=None, proxy=None, header=b"", ragged_eofs_ok=True, port=None,
+                 context=None, session=None, cork=False):
         """A connection to the TLS listener (a PROXY header first, in plain text, if given), handshake done."""
-        c = (proxy or self.proxy).connect(source=source, timeout=REQUEST_TIMEOUT)
+        proxy = proxy or self.proxy
+        c = harness.HttpConn(port or proxy.port, proxy.host, timeout=REQUEST_TIMEOUT, source=source)
         try:
-            if header:
-                c.send(header)
-            c.sock = self.client_context(cert, pki).wrap_socket(c.sock, server_hostname="127.0.0.1",
-                                                                suppress_ragged_eofs=ragged_eofs_ok)
+            self.open_tls(c, cert, pki, header, context, session, cork, ragged_eofs_ok)
         except BaseException:
             c.close()
             raise
@@ -212,36 +265,56 @@ clients:
     def url(self, host, path="/hello", port=None):
         return "http://%s:%d%s" % (host, port or self.upstream.port, path)
 
-    def fetch(self, host, cert="worker", source=None, proxy=None, header=b"", headers=()):
-        """One GET for host over a fresh TLS connection presenting cert; returns the response."""
-        with self.tls_conn(cert, source=source, proxy=proxy, header=header) as c:
-            return self.get(self.url(host), headers=headers, conn=c)
+    def fetch(self, host, cert="worker", source=None, proxy=None, header=b"", headers=(), pki=None, port=None,
+              cork=False):
+        """One GET for host over a fresh TLS connection presenting cert; returns the response and the
+        connection's own address ("ip:port", what an event's source is without a PROXY header)."""
+        with self.tls_conn(cert, pki=pki, source=source, proxy=proxy, header=header, port=port, cork=cork) as c:
+            own = "%s:%d" % c.sock.getsockname()[:2]
+            return self.get(self.url(host), headers=headers, conn=c), own
 
     def assert_fetched(self, host, client, identity, cert="worker", source=None, proxy=None, header=b"",
-                       event_source=None):
-        resp = self.fetch(host, cert=cert, source=source, proxy=proxy, header=header)
+                       event_source=None, headers=(), pki=None, port=None, cork=False,
+                       identity_source="mtls"):
+        """A 200 from the upstream for a GET over a fresh TLS connection, and its egress.allow event for this
+        client and identity (event_source: the source the event must name; default the connection's own)."""
+        proxy = proxy or self.proxy
+        resp, own = self.fetch(host, cert=cert, source=source, proxy=proxy, header=header, headers=headers,
+                               pki=pki, port=port, cork=cork)
         self.assertEqual((resp.status, resp.body), (200, b"hello"), resp)
-        rid = resp.header("X-Egressd-Request-Id")
-        ev = (proxy or self.proxy).wait_event(event="egress.allow", request_id=rid)
+        ev = proxy.wait_event(event="egress.allow", source=event_source or own)
         self.assertEqual((ev["client"], ev["host"], ev["method"]), (client, host, "GET"), ev)
         if identity is None:
             self.assertNotIn("identity", ev)
             self.assertNotIn("identity_source", ev)
         else:
-            self.assertEqual((ev.get("identity"), ev.get("identity_source")), (identity, "mtls"), ev)
-        if event_source is not None:
-            self.assertEqual(ev["source"], event_source, ev)
+            self.assertEqual((ev.get("identity"), ev.get("identity_source")), (identity, identity_source), ev)
         return ev
 
-    def attempt_refused(self, cert=None, pki=None, source=None, proxy=None, header=b"", host="batch.test"):
+    def assert_fetch_denied(self, host, client, identity, cert="worker", source=None, proxy=None,
+                            reason="no_matching_rule", pki=None):
+        """egressd's own 403 for a GET over a fresh TLS connection, and its egress.deny event."""
+        proxy = proxy or self.proxy
+        queries = self.dns.count(host)
+        resp, _ = self.fetch(host, cert=cert, source=source, proxy=proxy, pki=pki)
+        self.assertEqual((resp.status, resp.header("X-Egressd-Reason")), (403, reason), resp)
+        ev = proxy.wait_event(event="egress.deny", request_id=resp.header("X-Egressd-Request-Id"))
+        self.assertEqual((ev["client"], ev["host"], ev["reason"]), (client, host, reason), ev)
+        if identity is None:
+            self.assertNotIn("identity", ev)
+        else:
+            self.assertEqual((ev.get("identity"), ev.get("identity_source")), (identity, "mtls"), ev)
+        self.assertEqual(self.dns.count(host), queries)  # refused in the name phase, before DNS
+        return ev
+
+    def attempt_refused(self, cert=None, pki=None, source=None, proxy=None, header=b"", host="batch.test",
+                        context=None, session=None, port=None):
         """A TLS connection presenting cert that egressd must refuse: its handshake fails, or the connection
         ends without a single byte of answer to the request sent on it. Returns what the client saw."""
-        c = (proxy or self.proxy).connect(source=source, timeout=REQUEST_TIMEOUT)
-        with c:
-            if header:
-                c.send(header)
+        proxy = proxy or self.proxy
+        with harness.HttpConn(port or proxy.port, proxy.host, timeout=REQUEST_TIMEOUT, source=source) as c:
             try:
-                c.sock = self.client_context(cert, pki).wrap_socket(c.sock, server_hostname="127.0.0.1")
+                self.open_tls(c, cert, pki, header, context, session, cork=False)
                 # TLS 1.3: the client's handshake ends before the server has checked the certificate; the
                 # refusal (an alert, or the connection closing) comes with the first read.
                 c.send("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.url(host), host))
@@ -283,7 +356,7 @@ clients:
     def curl_tls(self, *args, cert="worker", proxy=None):
         flags = ["--proxy", "https://127.0.0.1:%d" % (proxy or self.proxy).port, "--proxy-cacert", self.ca]
         if cert is not None:
-            pem, key = self.cert(cert)
+            pem, key = self.cert_files(cert)
             flags += ["--proxy-cert", pem, "--proxy-key", key]
         return harness.curl(*flags, *args)
 
@@ -336,20 +409,12 @@ clients:
 
     def test_identity_and_source_must_both_match(self):
         # alice from 127.0.0.1: neither alice client (127.0.0.2, 203.0.113.0/24) matches, so the source does.
-        resp = self.fetch("office.test", cert="alice")
-        self.assertEqual(resp.status, 403, resp)
-        self.assertEqual(resp.header("X-Egressd-Reason"), "no_matching_rule", resp)
-        deny = self.proxy.wait_event(event="egress.deny", request_id=resp.header("X-Egressd-Request-Id"))
-        self.assertEqual((deny["client"], deny["identity"], deny["identity_source"]), ("local", ALICE_ID, "mtls"))
-        self.assertEqual(self.dns.count("office.test"), 0)
+        self.assert_fetch_denied("office.test", "local", ALICE_ID, cert="alice")
         self.assert_upstreams_untouched()
         # From 127.0.0.2: the office client.
         self.assert_fetched("office.test", "office", ALICE_ID, cert="alice", source="127.0.0.2")
         # And the source alone does not make anyone alice: worker from 127.0.0.2 is batch, not office.
-        resp = self.fetch("office.test", cert="worker", source="127.0.0.2")
-        self.assertEqual(resp.status, 403, resp)
-        deny = self.proxy.wait_event(event="egress.deny", request_id=resp.header("X-Egressd-Request-Id"))
-        self.assertEqual((deny["client"], deny["identity"]), ("batch", WORKER_ID))
+        self.assert_fetch_denied("office.test", "batch", WORKER_ID, source="127.0.0.2")
         self.assertEqual(len(self.upstream.requests), 1)
 
     # -- refusals --------------------------------------------------------------------------------------
@@ -375,11 +440,80 @@ clients:
         # The CRL does not refuse the CA's other certificates.
         self.assert_fetched("batch.test", "batch", WORKER_ID)
 
-    def test_certificate_name_with_a_space_is_an_invalid_identity(self):
-        self.attempt_refused("spaced")
-        (ev,) = self.assert_connection_refused("client_identity_invalid")
-        self.assertIn("common_name", ev["detail"], ev)
+    def test_unusable_certificate_names_are_invalid_identities(self):
+        # Each is signed by the right CA, and the two URIs start with the batch prefix: only the name is wrong.
+        cases = (("spaced", "common_name"), ("space-uri", "uri_san"), ("uri-2049", "uri_san"))
+        for cert, field in cases:
+            with self.subTest(cert=cert):
+                self.attempt_refused(cert)
+        evs = self.assert_connection_refused("client_identity_invalid", count=len(cases))
+        for ev, (cert, field) in zip(evs, cases):
+            self.assertIn(field, ev["detail"], (cert, ev))
         self.assert_nothing_reached()
+        # 2048 bytes is still an identity.
+        self.assert_fetched("batch.test", "batch", LONG_URI, cert="uri-2048")
+
+    def test_server_certificate_as_client_certificate_refused(self):
+        # The CA's own server certificate (EKU serverAuth only) names no client.
+        self.attempt_refused("proxy")
+        self.assert_connection_refused("client_cert_rejected", detail="unsuitable certificate purpose")
+        self.assert_nothing_reached()
+
+    def test_intermediate_ca_without_a_crl_fails_closed(self):
+        # CRL_CHECK_ALL: the intermediate has no CRL, so its leaves cannot be checked and are refused...
+        self.attempt_refused("chained")
+        self.assert_connection_refused("client_cert_rejected", detail="unable to get certificate CRL")
+        self.assert_nothing_reached()
+        # ... while without a CRL configured, the same chain verifies (so the CRL check is what refused it).
+        proxy = self.start_proxy({"listeners": [tls_listener(self.pki, crl=False)]})
+        self.assert_fetched("batch.test", "batch", BATCH_PREFIX + "sa/chained", cert="chained", proxy=proxy)
+        # Without a CRL, the revoked certificate is just a certificate: the refusal above came from the CRL.
+        self.assert_fetched("batch.test", "batch", BATCH_PREFIX + "sa/revoked", cert="revoked", proxy=proxy)
+
+    def test_handshake_must_finish_within_the_header_timeout(self):
+        hello = harness.capture_client_hello(servername="127.0.0.1")
+        for name, data in (("silent", b""), ("half a ClientHello", hello[:len(hello) // 2])):
+            with self.subTest(client=name):
+                with self.proxy.connect(timeout=10) as c:
+                    own = "%s:%d" % c.sock.getsockname()[:2]
+                    t0 = time.monotonic()
+                    if data:
+                        c.send(data)
+                    rest = c.read_until_close(timeout=8)
+                    elapsed = time.monotonic() - t0
+                    self.assertTrue(c.eof, "still open")
+                self.assertEqual(rest, b"")
+                self.assertGreater(elapsed, 0.5)   # timeouts.header is 1s
+                self.assertLess(elapsed, 4)
+                deny = self.proxy.wait_event(event="egress.deny", source=own)
+                self.assertEqual((deny["reason"], deny["detail"], deny["method"]),
+                                 ("tls_handshake_failed", "handshake timeout", "-"), deny)
+                close = self.proxy.wait_event(event="egress.close", source=own)
+                self.assertIn(close["cause"], ("header_timeout", "tls_handshake_failed"), close)
+        self.assert_nothing_reached()
+
+    def test_tls12_works_and_older_versions_are_refused(self):
+        ctx = self.client_context("worker", max_version=ssl.TLSVersion.TLSv1_2)
+        with self.tls_conn(context=ctx) as c:
+            self.assertEqual(c.sock.version(), "TLSv1.2")
+            resp = self.get(self.url("batch.test"), conn=c)
+            self.assertEqual((resp.status, resp.body), (200, b"hello"), resp)
+        ev = self.proxy.wait_event(event="egress.allow")
+        self.assertEqual((ev["client"], ev["identity"], ev["identity_source"]), ("batch", WORKER_ID, "mtls"), ev)
+        # Under TLS 1.2 a revoked certificate fails the client's own handshake.
+        seen = self.attempt_refused(context=self.client_context("revoked", max_version=ssl.TLSVersion.TLSv1_2))
+        self.assertIn("SSLError", seen)
+        self.assert_connection_refused("client_cert_rejected", detail="certificate revoked")
+        # TLS 1.1 (allowed on our side for the test only) is refused by egressd.
+        old = self.client_context("worker")
+        old.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            old.minimum_version = ssl.TLSVersion.TLSv1_1
+            old.maximum_version = ssl.TLSVersion.TLSv1_1
+        self.attempt_refused(context=old)
+        self.assert_connection_refused("tls_handshake_failed")
+        self.assertEqual(len(self.upstream.requests), 1)
 
     def test_plain_http_to_the_tls_port_gets_no_plain_text(self):
         request = ("GET %s HTTP/1.1\r\nHost: batch.test\r\n\r\n" % self.url("batch.test")).encode()
@@ -389,7 +523,8 @@ clients:
         self.assertTrue(data == b"" or data[:1] == b"\x15", "not a TLS alert: %r" % data)  # at most an alert
         self.assert_connection_refused("tls_handshake_failed")
         # A CONNECT in plain text, likewise.
-        data = self.proxy.send_raw_bytes(b"CONNECT batch.test:%d HTTP/1.1\r\nHost: batch.test\r\n\r\n" % self.echo.port)
+        data = self.proxy.send_raw_bytes(b"CONNECT batch.test:%d HTTP/1.1\r\nHost: batch.test\r\n\r\n"
+                                         % self.echo.port)
         self.assertNotIn(b"HTTP/", data)
         self.assert_connection_refused("tls_handshake_failed", count=2)
         self.assert_nothing_reached()
@@ -400,11 +535,7 @@ clients:
         self.assertEqual(proxy.wait_event(event="egressd.listening")["tls"], "client_certificate_optional")
         # No certificate: decided by the source, with no identity.
         self.assert_fetched("intranet", "local", None, cert=None, proxy=proxy)
-        resp = self.fetch("batch.test", cert=None, proxy=proxy)
-        self.assertEqual(resp.status, 403, resp)
-        deny = proxy.wait_event(event="egress.deny", request_id=resp.header("X-Egressd-Request-Id"))
-        self.assertEqual((deny["client"], deny["reason"]), ("local", "no_matching_rule"), deny)
-        self.assertNotIn("identity", deny)
+        self.assert_fetch_denied("batch.test", "local", None, cert=None, proxy=proxy)
         # A certificate: decided by its identity.
         self.assert_fetched("batch.test", "batch", WORKER_ID, proxy=proxy)
         # Optional does not mean unchecked: a foreign or revoked certificate is still refused.
@@ -412,6 +543,9 @@ clients:
         self.attempt_refused("revoked", proxy=proxy)
         evs = self.assert_connection_refused("client_cert_rejected", proxy=proxy, count=2)
         self.assertIn("certificate revoked", [e["detail"] for e in evs])
+        # And a certificate whose name is unusable is refused, not taken for no certificate.
+        self.attempt_refused("spaced", proxy=proxy)
+        self.assert_connection_refused("client_identity_invalid", proxy=proxy)
         self.assertEqual(len(proxy.events(event="egress.allow")), 2)
         self.assertEqual(len(self.upstream.requests), 2)
 
@@ -435,17 +569,31 @@ clients:
                             header=v1_header("203.0.113.7", 40000), event_source="203.0.113.7:40000")
         self.assert_fetched("batch.test", "batch", WORKER_ID, proxy=proxy, header=v1_header("203.0.113.8", 40001),
                             event_source="203.0.113.8:40001")
+        # The header and the ClientHello in one TCP segment (egressd must not read past the header), and a
+        # v2 header likewise.
+        self.assert_fetched("lb.test", "office-lb", ALICE_ID, cert="alice", proxy=proxy, cork=True,
+                            header=v1_header("203.0.113.10", 40010), event_source="203.0.113.10:40010")
+        self.assert_fetched("lb.test", "office-lb", ALICE_ID, cert="alice", proxy=proxy, cork=True,
+                            header=v2_header("203.0.113.11", 40011), event_source="203.0.113.11:40011")
         # An untrusted source without a header is itself: alice from 127.0.0.2 is office.
         self.assert_fetched("office.test", "office", ALICE_ID, cert="alice", proxy=proxy, source="127.0.0.2")
-        # A trusted source that starts with TLS instead of the header: refused, and nothing in plain text.
+        self.assertEqual(len(proxy.events(event="egress.allow")), 5)
+        self.assertEqual(len(self.upstream.requests), 5)
+        # Refusals of the header are silent on a TLS listener: a trusted source that starts with TLS instead
+        # of the header, and an untrusted source that sends one.
         hello = harness.capture_client_hello(servername="127.0.0.1")
-        with proxy.connect() as c:
-            c.send(hello)
-            self.assertEqual(c.read_until_close(timeout=REQUEST_TIMEOUT), b"")
-        close = proxy.wait_event(event="egress.close", cause="missing_proxy_header")
-        self.assertTrue(close["source"].startswith("127.0.0.1:"), close)
-        self.assertEqual(len(proxy.events(event="egress.allow")), 3)
-        self.assertEqual(len(self.upstream.requests), 3)
+        for cause, source, data in (("missing_proxy_header", None, hello),
+                                    ("untrusted_proxy_header", "127.0.0.2", v1_header("203.0.113.99", 40099) + hello)):
+            with self.subTest(cause=cause):
+                with proxy.connect(source=source) as c:
+                    own = "%s:%d" % c.sock.getsockname()[:2]
+                    c.send(data)
+                    self.assertEqual(c.read_until_close(timeout=REQUEST_TIMEOUT), b"")
+                close = proxy.wait_event(event="egress.close", source=own)
+                self.assertEqual(close["cause"], cause, close)
+        self.assertEqual(len(proxy.events(event="egress.allow")), 5)
+        self.assertEqual(len(self.upstream.requests), 5)
+        self.assertEqual(proxy.events(lambda e: "203.0.113.99" in e.get("source", "")), [])
 
     def test_certificate_stands_in_for_proxy_authentication(self):
         r = subprocess.run([harness.egressd_binary(), "passwd", "carol"], input=(PASSWORD + "\n").encode(),
@@ -455,9 +603,11 @@ clients:
         with open(users, "w") as f:
             f.write(r.stdout.decode())
         auth_yaml = "proxy_auth:\n  credentials: %s\n  realm: e2e\n  required: true\n" % json.dumps(users)
-        proxy = self.start_proxy({"listeners": [tls_listener(self.pki), "127.0.0.1:0"]}, extra_yaml=auth_yaml)
-        plain = proxy.wait_event(event="egressd.listening", tls="off")
-        plain_port = int(plain["address"].rpartition(":")[2])
+        proxy = self.start_proxy({"listeners": [tls_listener(self.pki), "127.0.0.1:0",
+                                                tls_listener(self.pki, mode="optional")]}, extra_yaml=auth_yaml)
+        plain_port = int(proxy.wait_event(event="egressd.listening", tls="off")["address"].rpartition(":")[2])
+        optional_port = int(proxy.wait_event(event="egressd.listening",
+                                             tls="client_certificate_optional")["address"].rpartition(":")[2])
         # Authentication is on: the plain listener asks for it.
         with harness.HttpConn(plain_port) as c:
             resp = self.get(self.url("batch.test"), conn=c)
@@ -466,19 +616,24 @@ clients:
         self.assert_fetched("batch.test", "batch", WORKER_ID, proxy=proxy)
         # Credentials beside a certificate change nothing, and are never forwarded.
         basic = "Basic " + base64.b64encode(("carol:" + PASSWORD).encode()).decode()
-        resp = self.fetch("batch.test", proxy=proxy, headers=[("Proxy-Authorization", basic)])
-        self.assertEqual((resp.status, resp.body), (200, b"hello"), resp)
-        ev = proxy.wait_event(event="egress.allow", request_id=resp.header("X-Egressd-Request-Id"))
-        self.assertEqual((ev["client"], ev["identity"], ev["identity_source"]), ("batch", WORKER_ID, "mtls"), ev)
+        self.assert_fetched("batch.test", "batch", WORKER_ID, proxy=proxy, headers=[("Proxy-Authorization", basic)])
         # curl -p: CONNECT without credentials.
         r = self.curl_tls("-p", self.url("batch.test"), proxy=proxy)
         self.assertEqual((r.returncode, r.stdout), (0, b"hello"), r.stderr)
         self.assertEqual(proxy.events(reason="proxy_auth_required", method="CONNECT"), [])
+        self.assertEqual(len(self.upstream.requests), 3)
+        # On the optional listener, a client without a certificate must authenticate.
+        with self.tls_conn(None, proxy=proxy, port=optional_port) as c:
+            resp = self.get(self.url("intranet"), conn=c)
+        self.assertEqual((resp.status, resp.header("X-Egressd-Reason")), (407, "proxy_auth_required"), resp)
+        self.assert_fetched("intranet", "local", "carol", cert=None, proxy=proxy, port=optional_port,
+                            headers=[("Proxy-Authorization", basic)], identity_source="proxy_auth")
+        self.assert_fetched("batch.test", "batch", WORKER_ID, proxy=proxy, port=optional_port)
+        self.assertEqual(len(proxy.events(event="egress.deny")), 2)
         reqs = self.upstream.requests
-        self.assertEqual(len(reqs), 3, reqs)
+        self.assertEqual(len(reqs), 5, reqs)
         for req in reqs:
             self.assertNotIn("proxy-authorization", [k.lower() for k, _ in req["headers"]], req)
-        self.assertEqual(len(proxy.events(event="egress.deny")), 1)
 
     def test_sni_enforced_in_tunnels_over_tls(self):
         # curl: CONNECT tls.test over the TLS listener, then TLS for tls.test inside: passes.
@@ -525,6 +680,40 @@ clients:
         self.assertEqual(self.rec.wait_bytes(len(right)), right)
         self.assertEqual(len(self.proxy.events(event="egress.deny")), 2)
 
+    def test_tunnel_over_tls_relays_both_ways(self):
+        # A server that speaks first: its banner must come through while egressd still waits for the client's
+        # first bytes (tls: allow peeks at them).
+        authority = "batch.test:%d" % self.banner.port
+        with self.tls_conn("worker") as c:
+            c.send("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority))
+            self.assertEqual(c.read_head(), b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.assertEqual(c.recv_exact(len(BANNER)), BANNER)
+            c.send(b"SSH-2.0-e2e-client\r\n")
+            self.assertEqual(c.recv_exact(20), b"SSH-2.0-e2e-client\r\n")
+        # A mebibyte each way through the echo, sent while reading (backpressure on both TLS directions).
+        data = bytes(range(256)) * 4096
+        authority = "batch.test:%d" % self.echo.port
+        with self.tls_conn("worker") as c:
+            c.send("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority))
+            self.assertEqual(c.read_head(), b"HTTP/1.1 200 Connection established\r\n\r\n")
+            got = bytearray()
+            deadline = time.monotonic() + 20
+            for offset in range(0, len(data), 65536):
+                c.send(data[offset:offset + 65536])
+                for _ in range(1000):  # keep at most 256 KiB in flight
+                    if offset + 65536 - len(got) <= 262144 or time.monotonic() > deadline:
+                        break
+                    chunk = c.sock.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            got += c.recv_exact(len(data) - len(got), timeout=20)
+            self.assertTrue(bytes(got) == data, "the echoed bytes differ (%d of %d)" % (len(got), len(data)))
+        close = self.proxy.wait_event(event="egress.close", method="CONNECT", port=self.echo.port)
+        established = len(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        # (The echo may also have sent its "BYE\n" after our close.)
+        self.assertGreaterEqual(close["bytes_to_client"], established + len(data), close)
+
     def test_connection_end_sends_close_notify(self):
         with self.tls_conn("worker", ragged_eofs_ok=False) as c:
             resp = self.get(self.url("batch.test"), headers=[("Connection", "close")], conn=c)
@@ -537,28 +726,43 @@ clients:
             resp = self.get(self.url("intranet"), headers=[("Connection", "close")], conn=c)
             self.assertEqual(resp.status, 403, resp)
             self.assertEqual(c.read_until_close(timeout=REQUEST_TIMEOUT), b"")
-        authority = "batch.test:%d" % self.echo.port
+        authority = "batch.test:%d" % self.rec.port
         with self.tls_conn("worker", ragged_eofs_ok=False) as c:
             c.send("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority))
             self.assertEqual(c.read_head(), b"HTTP/1.1 200 Connection established\r\n\r\n")
             c.send(b"ping")
             self.assertEqual(c.recv_exact(4), b"ping")
-            # The half-close goes through as TLS close_notify from us; the echo answers BYE and closes.
-            c.sock = c.sock.unwrap()  # sends our close_notify and waits for egressd's
+            # Our close_notify is the tunnel's half-close: the recorder sees EOF and closes, and egressd ends
+            # the connection with its own close_notify, which unwrap() waits for (a bare TCP close, or data
+            # after it, raises).
+            c.sock.settimeout(REQUEST_TIMEOUT)
+            c.sock = c.sock.unwrap()
             self.assertEqual(c.read_until_close(timeout=REQUEST_TIMEOUT), b"")
+        self.assertTrue(self.rec.wait_all_closed(timeout=REQUEST_TIMEOUT))
+        self.assertEqual(self.rec.received(), b"ping")
+        self.proxy.wait_event(event="egress.close", method="CONNECT")
 
     # -- SIGHUP ----------------------------------------------------------------------------------------
     def test_revocation_takes_effect_at_sighup(self):
         self.assert_fetched("batch.test", "batch", BATCH_PREFIX + "sa/worker2", cert="worker2")
+        # A TLS 1.2 session of worker2, offered again: never resumed (a resumed session skips the certificate
+        # check, and with it the CRL).
+        tls12 = self.client_context("worker2", max_version=ssl.TLSVersion.TLSv1_2)
+        with self.tls_conn(context=tls12) as c:
+            session = c.sock.session
+        self.assertIsNotNone(session)
+        with self.tls_conn(context=tls12, session=session) as c:
+            self.assertFalse(c.sock.session_reused)
         with self.tls_conn("worker2") as established:
             resp = self.get(self.url("batch.test"), conn=established)
             self.assertEqual(resp.status, 200, resp)
             run_certs("revoke", self.pki, "worker2")
             ev = self.reload()
             self.assertEqual((ev["event"], ev["tls"]), ("egressd.reload", "reloaded"), ev)
-            # New connections with it are refused...
+            # New connections with it are refused, also when they offer the old session...
             self.attempt_refused("worker2")
-            self.assert_connection_refused("client_cert_rejected", detail="certificate revoked")
+            self.attempt_refused(context=tls12, session=session)
+            self.assert_connection_refused("client_cert_rejected", detail="certificate revoked", count=2)
             # ... the established one is untouched...
             resp = self.get(self.url("batch.test"), conn=established)
             self.assertEqual(resp.status, 200, resp)
@@ -566,7 +770,7 @@ clients:
         self.assert_fetched("batch.test", "batch", WORKER_ID)
         r = self.curl_tls(self.url("batch.test"), cert="worker2")
         self.assertNotEqual(r.returncode, 0, r)
-        self.assert_connection_refused("client_cert_rejected", detail="certificate revoked", count=2)
+        self.assert_connection_refused("client_cert_rejected", detail="certificate revoked", count=3)
         self.assertEqual(len(self.upstream.requests), 4)
 
     def test_tunnel_survives_sighup_and_broken_files_keep_the_old_ones(self):
@@ -603,8 +807,42 @@ clients:
             self.assert_fetched("batch.test", "batch", WORKER_ID)
             tunnel.send(b"still here")
             self.assertEqual(tunnel.recv_exact(10), b"still here")
+            # Files fixed: the next reload takes them.
+            os.rename(os.path.join(self.pki, "proxy.key.gone"), os.path.join(self.pki, "proxy.key"))
+            run_certs("crl", self.pki)
+            ev = self.reload()
+            self.assertEqual(ev["event"], "egressd.reload", ev)
+            self.attempt_refused("revoked")
+            self.assert_connection_refused("client_cert_rejected", detail="certificate revoked", count=2)
+            self.assert_fetched("batch.test", "batch", WORKER_ID)
         self.assertEqual(self.rec.connections, 1)
-        self.assertEqual(self.rec.wait_bytes(78), b"before the reload;after the reload;after the failed reloadstill here")
+        sent = b"before the reload;after the reload;after the failed reloadstill here"
+        self.assertEqual(self.rec.wait_bytes(len(sent)), sent)
+
+    def test_sighup_reloads_server_certificate_client_cas_and_crls(self):
+        with self.tls_conn("worker") as c:
+            self.assertEqual(c.sock.getpeercert()["subject"], ((("commonName", "proxy"),),))
+        self.attempt_refused("stranger", pki=self.other_pki)
+        self.assert_connection_refused("client_cert_rejected")
+        # A new server certificate, the stranger CA added to the client CAs, and its CRL to the CRL file.
+        run_certs("server", self.pki, "proxy2")
+        for ext in (".pem", ".key"):
+            shutil.copyfile(os.path.join(self.pki, "proxy2" + ext), os.path.join(self.pki, "proxy" + ext))
+        for name in ("ca.pem", "crl.pem"):
+            with open(os.path.join(self.pki, name), "a") as out, open(os.path.join(self.other_pki, name)) as f:
+                out.write(f.read())
+        ev = self.reload()
+        self.assertEqual(ev["event"], "egressd.reload", ev)
+        with self.tls_conn("worker") as c:
+            self.assertEqual(c.sock.getpeercert()["subject"], ((("commonName", "proxy2"),),))
+            resp = self.get(self.url("batch.test"), conn=c)
+            self.assertEqual(resp.status, 200, resp)
+        self.assert_fetched("batch.test", "batch", BATCH_PREFIX + "sa/stranger", cert="stranger", pki=self.other_pki)
+        # The first CA's CRL still counts.
+        self.attempt_refused("revoked")
+        evs = self.assert_connection_refused("client_cert_rejected", count=2)
+        self.assertEqual([e["detail"] for e in evs],
+                         ["unable to get local issuer certificate", "certificate revoked"])
 
 
 class MtlsStartupTest(unittest.TestCase):
@@ -630,7 +868,7 @@ class MtlsStartupTest(unittest.TestCase):
         cls.class_tmp.cleanup()
 
     def write_config(self, tls_lines):
-        """egressd.yaml with one TLS listener whose `tls:` key is at line 4, column 5; paths relative to it."""
+        """egressd.yaml with one TLS listener, its settings from line 5 on (paths relative to the file)."""
         text = ("version: 1\nlisteners:\n  - address: 127.0.0.1:0\n    tls:\n" +
                 "".join("      %s\n" % line for line in tls_lines) +
                 'policy: policy.yaml\nworkers: 1\ndns:\n  servers: ["127.0.0.1:9"]\n')
@@ -639,6 +877,14 @@ class MtlsStartupTest(unittest.TestCase):
             f.write(text)
         return path
 
+    @staticmethod
+    def value_at(tls_lines, key):
+        """line:column of the value of `key` among tls_lines, as write_config lays them out."""
+        for i, line in enumerate(tls_lines):
+            if line.startswith(key + ": "):
+                return "%d:%d" % (5 + i, 7 + len(key) + 2)
+        raise KeyError(key)
+
     def egressd(self, *args):
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
         # From another directory: relative paths are the config file's, not the working directory's. A process
@@ -646,16 +892,24 @@ class MtlsStartupTest(unittest.TestCase):
         return subprocess.run([harness.egressd_binary(), *args], capture_output=True, timeout=10, env=env,
                               stdin=subprocess.DEVNULL, cwd="/")
 
-    def assert_refused_at_start(self, tls_lines, *messages):
+    def assert_refused_at_start(self, tls_lines, *expected):
+        """`run` and `config check` both exit 1 without serving, with each (key, message) of expected reported
+        at the value of that key: CONFIG:LINE:COL: error: MESSAGE. Returns the stderr of `run`."""
         path = self.write_config(tls_lines)
+        errs = []
         for args in (["run", "--config", path], ["config", "check", path]):
             with self.subTest(command=args[0]):
                 r = self.egressd(*args)
                 self.assertEqual(r.returncode, 1, r)
                 self.assertNotIn(b"egressd.listening", r.stdout)
                 err = r.stderr.decode()
-                for m in messages:
-                    self.assertIn("%s:4:5: error: %s" % (path, m), err)
+                for key, message in expected:
+                    self.assertIn("%s:%s: error: %s" % (path, self.value_at(tls_lines, key), message), err)
+                errs.append(err)
+        return errs[0]
+
+    def pki(self, name):
+        return os.path.join(self.dir, "pki", name)
 
     def test_good_files_with_relative_paths_pass_the_check(self):
         path = self.write_config(["certificate: pki/proxy.pem", "key: pki/proxy.key", "client_ca: pki/ca.pem",
@@ -666,25 +920,34 @@ class MtlsStartupTest(unittest.TestCase):
     def test_missing_key(self):
         self.assert_refused_at_start(
             ["certificate: pki/proxy.pem", "key: pki/missing.key", "client_ca: pki/ca.pem"],
-            os.path.join(self.dir, "pki/missing.key") + ": cannot read the private key: No such file or directory")
+            ("key", self.pki("missing.key") + ": cannot read the private key: No such file or directory"))
+
+    def test_missing_certificate(self):
+        self.assert_refused_at_start(
+            ["certificate: pki/nothing.pem", "key: pki/proxy.key"],
+            ("certificate", self.pki("nothing.pem") + ": cannot read the certificate: No such file or directory"))
 
     def test_key_not_matching_certificate(self):
-        path = self.write_config(["certificate: pki/proxy.pem", "key: pki/worker.key"])
-        for args in (["run", "--config", path], ["config", "check", path]):
-            with self.subTest(command=args[0]):
-                r = self.egressd(*args)
-                self.assertEqual(r.returncode, 1, r)
-                self.assertNotIn(b"egressd.listening", r.stdout)
-                err = r.stderr.decode()
-                self.assertIn("%s:4:5: error: %s" % (path, os.path.join(self.dir, "pki/worker.key")), err)
+        # Well-formed PEM keys of other certificates: the problem is the mismatch, not the file's format. An EC
+        # key like the certificate's, and an RSA key (which OpenSSL loads beside the EC certificate unchecked).
+        rsa = self.pki("rsa.key")
+        if not os.path.exists(rsa):
+            r = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                                "-out", rsa], capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r)
+        for key in ("worker.key", "rsa.key"):
+            with self.subTest(key=key):
+                err = self.assert_refused_at_start(["certificate: pki/proxy.pem", "key: pki/" + key],
+                                                   ("key", self.pki(key) + ": "))
                 self.assertIn("does not match the certificate", err)
+                self.assertNotIn("not a PEM private key", err)
 
     def test_missing_ca_and_broken_crl_both_reported(self):
         self.assert_refused_at_start(
             ["certificate: pki/proxy.pem", "key: pki/proxy.key", "client_ca: pki/nowhere.pem",
              "crl: pki/garbage.pem"],
-            os.path.join(self.dir, "pki/nowhere.pem") + ": cannot read the client CA file: No such file or directory",
-            os.path.join(self.dir, "pki/garbage.pem") + ": no CRL in the file")
+            ("client_ca", self.pki("nowhere.pem") + ": cannot read the client CA file: No such file or directory"),
+            ("crl", self.pki("garbage.pem") + ": no CRL in the file"))
 
 
 if __name__ == "__main__":
