@@ -490,6 +490,9 @@ asio::awaitable<std::optional<std::string_view>> client_session::accept_tls(std:
     watchdog_.expire_after(worker_.rt().config.timeouts.header);
     auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (ec) {
+        if (closing_) {
+            co_return "shutdown";  // cut short by egressd itself: not the client's failure
+        }
         if (watchdog_.expired()) {
             log_connection_refusal("tls_handshake_failed", "handshake timeout");
             co_return "header_timeout";
