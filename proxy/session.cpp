@@ -736,18 +736,28 @@ asio::awaitable<void> client_session::relay(From& from, To& to, std::uint64_t& c
     boost::system::error_code ec;
     auto& from_socket = socket_of(from);
     // TLS may hold decrypted bytes that the socket no longer shows as readable, so a TLS side is read the
-    // ordinary way, holding a buffer while it waits.
+    // ordinary way, into a buffer it holds while it waits: its own, of one record's size (a TLS read returns at
+    // most one record, 16 KiB), not a 64 KiB one from the pool.
     bool tls = is_tls(from);
-    if (!tls) {
+    constexpr std::size_t tls_record_size = 16 * 1024;
+    std::unique_ptr<char[]> tls_buffer;
+    if (tls) {
+        tls_buffer = std::make_unique<char[]>(tls_record_size);
+    } else {
         from_socket.non_blocking(true, ec);
     }
+    std::unique_ptr<char[]> pooled;
+    auto give_back = [&] {
+        if (pooled) {
+            worker_.buffers().give(std::move(pooled));
+        }
+    };
     for (;;) {
-        std::unique_ptr<char[]> buffer;
+        char* data = nullptr;
         std::size_t n = 0;
         if (tls) {
-            buffer = worker_.buffers().take();
-            auto [read_ec, read] = co_await from.async_read_some(asio::buffer(buffer.get(), buffer_pool::buffer_size),
-                                                                 use_tuple);
+            data = tls_buffer.get();
+            auto [read_ec, read] = co_await from.async_read_some(asio::buffer(data, tls_record_size), use_tuple);
             n = read;
             // A client that closes without close_notify has still ended its side.
             ec = read_ec == asio::ssl::error::stream_truncated ? asio::error::eof : read_ec;
@@ -760,17 +770,18 @@ asio::awaitable<void> client_session::relay(From& from, To& to, std::uint64_t& c
                     break;
                 }
             }
-            buffer = worker_.buffers().take();
-            n = from_socket.read_some(asio::buffer(buffer.get(), buffer_pool::buffer_size), ec);
+            pooled = worker_.buffers().take();
+            data = pooled.get();
+            n = from_socket.read_some(asio::buffer(data, buffer_pool::buffer_size), ec);
             if (ec == asio::error::would_block) {
-                worker_.buffers().give(std::move(buffer));
+                give_back();
                 wait_first = true;
                 continue;
             }
             wait_first = n < buffer_pool::buffer_size;
         }
         if (ec == asio::error::eof) {
-            worker_.buffers().give(std::move(buffer));
+            give_back();
             if (!client_eof_first_ && !upstream_eof_first_) {
                 (from_client ? client_eof_first_ : upstream_eof_first_) = true;
             }
@@ -781,12 +792,12 @@ asio::awaitable<void> client_session::relay(From& from, To& to, std::uint64_t& c
             break;
         }
         if (ec) {
-            worker_.buffers().give(std::move(buffer));
+            give_back();
             break;
         }
         watchdog_.touch();
-        auto [write_ec, written] = co_await asio::async_write(to, asio::buffer(buffer.get(), n), use_tuple);
-        worker_.buffers().give(std::move(buffer));
+        auto [write_ec, written] = co_await asio::async_write(to, asio::buffer(data, n), use_tuple);
+        give_back();
         counter += written;
         if (write_ec) {
             break;
