@@ -42,6 +42,27 @@ bool readable(const std::filesystem::path& file, tls_file role, std::string_view
     return true;
 }
 
+std::string bio_text(BIO* bio)
+{
+    char* data = nullptr;
+    long size = BIO_get_mem_data(bio, &data);
+    return size > 0 ? std::string(data, static_cast<std::size_t>(size)) : std::string();
+}
+
+std::string time_text(const ASN1_TIME* t)
+{
+    std::unique_ptr<BIO, bio_closer> bio(BIO_new(BIO_s_mem()));
+    ASN1_TIME_print(bio.get(), t);
+    return bio_text(bio.get());
+}
+
+std::string name_text(const X509_NAME* name)
+{
+    std::unique_ptr<BIO, bio_closer> bio(BIO_new(BIO_s_mem()));
+    X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
+    return bio_text(bio.get());
+}
+
 std::size_t add_crls(X509_STORE* store, const std::filesystem::path& file, std::vector<tls_file_error>& errors)
 {
     std::unique_ptr<BIO, bio_closer> bio(BIO_new_file(file.c_str(), "r"));
@@ -50,6 +71,14 @@ std::size_t add_crls(X509_STORE* store, const std::filesystem::path& file, std::
         X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr);
         if (crl == nullptr) {
             break;
+        }
+        // An expired CRL fails every handshake it covers ("CRL has expired"): refused here, so a reload keeps
+        // the running files instead of turning into an outage.
+        if (const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl); next != nullptr && X509_cmp_current_time(next) < 0) {
+            errors.push_back({tls_file::crl, file.string() + ": the CRL of " + name_text(X509_CRL_get_issuer(crl)) +
+                                                 " expired on " + time_text(next) + ": issue a new one"});
+            X509_CRL_free(crl);
+            return count;
         }
         bool added = X509_STORE_add_crl(store, crl) == 1;
         X509_CRL_free(crl);
@@ -71,6 +100,20 @@ std::size_t add_crls(X509_STORE* store, const std::filesystem::path& file, std::
             {tls_file::crl, file.string() + ": no CRL in the file: expected PEM blocks \"-----BEGIN X509 CRL-----\""});
     }
     return count;
+}
+
+// PKCS#8 "ENCRYPTED PRIVATE KEY" or a traditional key with a "Proc-Type: 4,ENCRYPTED" header.
+bool encrypted_key(const std::filesystem::path& file)
+{
+    std::unique_ptr<BIO, bio_closer> bio(BIO_new_file(file.c_str(), "r"));
+    char line[256];
+    for (int i = 0; bio && i < 4 && BIO_gets(bio.get(), line, sizeof line) > 0; ++i) {
+        std::string_view text(line);
+        if (text.find("ENCRYPTED") != std::string_view::npos) {
+            return true;
+        }
+    }
+    return false;
 }
 
 // The same rule the policy applies to identities it names, so a certificate name either can match a
@@ -104,7 +147,11 @@ tls_server_context make_tls_server_context(const tls_server_files& files)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_NO_TICKET);
     // No resumption: a resumed session skips the certificate check, so a CRL reloaded since would not apply.
+    // (Under TLS 1.3, SSL_OP_NO_TICKET only stops stateful tickets: no tickets at all is num_tickets 0.)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    // OpenSSL's default would ask for a passphrase on the terminal, hanging start-up or a SIGHUP reload.
+    SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
 
     if (readable(files.certificate, tls_file::certificate, "certificate", errors) &&
         SSL_CTX_use_certificate_chain_file(ctx, files.certificate.c_str()) != 1) {
@@ -118,9 +165,14 @@ tls_server_context make_tls_server_context(const tls_server_files& files)
         key_loaded = SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) == 1;
         // A key of the certificate's type is checked against it as it loads; one of another type only below.
         unsigned long code = ERR_peek_last_error();
-        if (!key_loaded && ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH) {
+        if (!key_loaded && ERR_GET_LIB(code) == ERR_LIB_X509 && ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH) {
             ERR_clear_error();
             errors.push_back({tls_file::key, mismatch});
+        } else if (!key_loaded && encrypted_key(files.key)) {
+            ERR_clear_error();
+            errors.push_back({tls_file::key, files.key.string() +
+                                                 ": the private key is encrypted: egressd reads unencrypted keys only "
+                                                 "(protect the file with its permissions)"});
         } else if (!key_loaded) {
             errors.push_back({tls_file::key, files.key.string() + ": not a PEM private key: " + openssl_reason()});
         }
@@ -229,6 +281,8 @@ std::string_view to_string(handshake_refusal r)
         return "client_cert_rejected";
     case handshake_refusal::tls_handshake_failed:
         return "tls_handshake_failed";
+    case handshake_refusal::client_closed:
+        return "client_closed";
     }
     return "tls_handshake_failed";
 }
@@ -236,6 +290,11 @@ std::string_view to_string(handshake_refusal r)
 handshake_failure why_handshake_failed(ssl_st* ssl, unsigned long error_value, std::string_view message)
 {
     handshake_failure f;
+    if (BIO* received = SSL_get_rbio(ssl); received != nullptr && BIO_number_read(received) == 0) {
+        f.kind = handshake_refusal::client_closed;
+        f.detail = std::string(message);
+        return f;
+    }
     if (long verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
         f.kind = handshake_refusal::client_cert_rejected;
         f.detail = X509_verify_cert_error_string(verify);

@@ -61,6 +61,7 @@ enum class handshake_refusal : unsigned char {
     client_cert_missing,   // a certificate is required and the client sent none
     client_cert_rejected,  // the certificate did not verify: detail says why ("certificate revoked")
     tls_handshake_failed,  // anything else: not TLS, no common version or cipher, a cut connection
+    client_closed,         // not a refusal: the client left before sending a byte (a health check, a port probe)
 };
 std::string_view to_string(handshake_refusal r);
 struct handshake_failure {

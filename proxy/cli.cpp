@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <iostream>
 #include <ostream>
 #include <string_view>
@@ -440,6 +441,9 @@ int run_command(const std::vector<std::string>& args, std::ostream& err)
     if (args.size() != 2 || args[0] != "--config") {
         return usage_error(err, "usage: egressd run --config PATH");
     }
+    // Until the server handles it, a SIGHUP (a supervisor's reload) would end the process: it is ignored
+    // while starting; the files are being read then anyway.
+    std::signal(SIGHUP, SIG_IGN);
     auto all = load_all(args[1], err);
     if (!all.config) {
         return exit_invalid;

@@ -21,6 +21,9 @@ public:
     using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>;
 
     explicit client_stream(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+    // The TLS stream refers to socket_: a moved or copied client_stream would leave it pointing elsewhere.
+    client_stream(const client_stream&) = delete;
+    client_stream& operator=(const client_stream&) = delete;
 
     executor_type get_executor() { return socket_.get_executor(); }
     boost::asio::ip::tcp::socket& socket() { return socket_; }

@@ -499,7 +499,9 @@ asio::awaitable<std::optional<std::string_view>> client_session::accept_tls(std:
         }
         auto why = certs::why_handshake_failed(tls.native_handle(), static_cast<unsigned long>(ec.value()),
                                                ec.message());
-        log_connection_refusal(certs::to_string(why.kind), why.detail);
+        if (why.kind != certs::handshake_refusal::client_closed) {
+            log_connection_refusal(certs::to_string(why.kind), why.detail);
+        }
         co_return certs::to_string(why.kind);
     }
     auto id = certs::identity_of(tls.native_handle());

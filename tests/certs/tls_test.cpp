@@ -1149,5 +1149,84 @@ TEST(certs_tls_script, dev_pki_files_work_and_revocation_bites)
     EXPECT_TRUE(h.server_ok) << h.server_message;
 }
 
+// --- refused at load because they would fail every handshake, or hang -------------------------------------
+
+TEST(certs_tls_context_refuses, an_expired_crl)
+{
+    pki p;
+    auto crl = make_crl(p.ca);
+    std::unique_ptr<ASN1_TIME, freer<ASN1_TIME_free>> past(X509_gmtime_adj(nullptr, -60));
+    ASSERT_EQ(X509_CRL_set1_nextUpdate(crl.get(), past.get()), 1);
+    ASSERT_GT(X509_CRL_sign(crl.get(), p.ca.key.get(), EVP_sha256()), 0);
+    auto file = p.dir.write("expired-crl.pem", pem(crl.get()));
+    auto files = p.mtls();
+    files.crl = file;
+    auto made = make_tls_server_context(files);
+    EXPECT_FALSE(made.context);
+    ASSERT_EQ(made.errors.size(), 1u);
+    EXPECT_EQ(made.errors[0].file, tls_file::crl);
+    EXPECT_TRUE(made.errors[0].message.starts_with(file.string() + ": the CRL of CN=egressd test CA,O=egressd tests expired on "))
+        << made.errors[0].message;
+    EXPECT_TRUE(made.errors[0].message.ends_with(" GMT: issue a new one")) << made.errors[0].message;
+    EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
+TEST(certs_tls_context_refuses, an_encrypted_key_without_asking_for_a_passphrase)
+{
+    // OpenSSL's default would prompt on the terminal and block: the load must come back with an error.
+    pki p;
+    std::string encrypted = pem_of([&](BIO* b) {
+        return PEM_write_bio_PKCS8PrivateKey(b, p.server.key.get(), EVP_aes_256_cbc(), nullptr, 0, nullptr,
+                                             const_cast<char*>("secret"));
+    });
+    ASSERT_NE(encrypted.find("ENCRYPTED PRIVATE KEY"), std::string::npos);
+    auto files = p.mtls();
+    files.key = p.dir.write("encrypted.key", encrypted);
+    auto made = make_tls_server_context(files);
+    EXPECT_FALSE(made.context);
+    ASSERT_EQ(made.errors.size(), 1u);
+    EXPECT_EQ(made.errors[0].file, tls_file::key);
+    EXPECT_EQ(made.errors[0].message, files.key.string() +
+                                          ": the private key is encrypted: egressd reads unencrypted keys only "
+                                          "(protect the file with its permissions)");
+    EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
+TEST(certs_tls_context, offers_no_tls13_tickets)
+{
+    pki p;
+    auto context = context_of(p.mtls());
+    ASSERT_TRUE(context);
+    EXPECT_EQ(SSL_CTX_get_num_tickets(context->native_handle()), 0u);
+}
+
+// A client that connects and leaves without a byte (a load balancer's health check) is not a refusal; one that
+// started a handshake and broke it off is.
+TEST(certs_tls_refusal_other, nothing_received_is_client_closed)
+{
+    pki p;
+    auto context = context_of(p.mtls());
+    ASSERT_TRUE(context);
+    ssl_ptr server(SSL_new(context->native_handle()));
+    BIO* inside = nullptr;
+    BIO* outside = nullptr;
+    ASSERT_EQ(BIO_new_bio_pair(&inside, 0, &outside, 0), 1);
+    bio_ptr outside_owner(outside);
+    SSL_set_bio(server.get(), inside, inside);
+    EXPECT_EQ(SSL_accept(server.get()), -1);  // waits for a ClientHello that never comes
+    ERR_clear_error();
+    auto why = why_handshake_failed(server.get(), 0, "stream truncated");
+    EXPECT_EQ(why.kind, handshake_refusal::client_closed) << show(why);
+    EXPECT_EQ(to_string(why.kind), "client_closed");
+
+    // Half a ClientHello, then nothing: a broken handshake.
+    const unsigned char partial[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01};
+    ASSERT_EQ(BIO_write(outside, partial, sizeof partial), static_cast<int>(sizeof partial));
+    EXPECT_EQ(SSL_accept(server.get()), -1);
+    ERR_clear_error();
+    why = why_handshake_failed(server.get(), 0, "stream truncated");
+    EXPECT_EQ(why.kind, handshake_refusal::tls_handshake_failed) << show(why);
+}
+
 }  // namespace
 }  // namespace egressd::certs

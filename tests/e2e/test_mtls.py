@@ -529,6 +529,19 @@ clients:
         self.assert_connection_refused("tls_handshake_failed", count=2)
         self.assert_nothing_reached()
 
+    def test_connect_and_close_is_not_a_denial(self):
+        # A load balancer's health check or a port probe: no byte, so no handshake was refused.
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5):
+            pass
+        close = self.proxy.wait_event(event="egress.close", cause="client_closed", timeout=REQUEST_TIMEOUT)
+        self.assertEqual((close["requests"], close["bytes_from_client"]), (0, 0), close)
+        self.assertEqual(self.proxy.events(event="egress.deny"), [])
+        # Half a ClientHello and then the end is a broken handshake, and is reported.
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as c:
+            c.sendall(b"\x16\x03\x01\x02\x00\x01")
+        self.assert_connection_refused("tls_handshake_failed")
+        self.assert_nothing_reached()
+
     # -- optional certificates and server-only TLS -----------------------------------------------------
     def test_optional_client_certificate(self):
         proxy = self.start_proxy({"listeners": [tls_listener(self.pki, mode="optional")]})
