@@ -21,6 +21,7 @@ import ssl
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import warnings
@@ -929,6 +930,49 @@ class MtlsStartupTest(unittest.TestCase):
                                   "crl: pki/crl.pem"])
         r = self.egressd("config", "check", path)
         self.assertEqual(r.returncode, 0, r)
+
+    def test_sighup_while_starting_does_not_kill(self):
+        # A supervisor may reload as soon as it started egressd: until the server handles SIGHUP, its default
+        # action would end the process. A policy of 500,000 names keeps egressd loading for a good while; SIGHUPs
+        # go out every few milliseconds from 0.25 s after the start (time to get into main) until it serves.
+        rules = "".join("      - ports: [443]\n        destinations: [%s]\n" %
+                        ", ".join("h%d-%d.example" % (r, i) for i in range(100)) for r in range(5000))
+        with open(os.path.join(self.dir, "big-policy.yaml"), "w") as f:
+            f.write("version: 1\ngroups:\n  g:\n    rules:\n" + rules +
+                    "clients:\n  c:\n    sources: [127.0.0.1/32]\n    groups: [g]\n")
+        path = os.path.join(self.dir, "egressd-sighup.yaml")
+        with open(path, "w") as f:
+            f.write("version: 1\nlisteners:\n  - address: 127.0.0.1:0\n    tls: {certificate: pki/proxy.pem, "
+                    "key: pki/proxy.key, client_ca: pki/ca.pem, crl: pki/crl.pem}\npolicy: big-policy.yaml\n"
+                    "workers: 1\n")
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        proc = subprocess.Popen([harness.egressd_binary(), "run", "--config", path], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader.start()
+        sent = 0
+        try:
+            time.sleep(0.25)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                if any(b"egressd.start" in line for line in lines):
+                    break
+                proc.send_signal(signal.SIGHUP)
+                sent += 1
+                time.sleep(0.005)
+            self.assertIsNone(proc.poll(), "egressd died of SIGHUP number %d while starting: %r" %
+                              (sent, proc.returncode))
+            self.assertGreater(sent, 10, "egressd started too fast for this test to mean anything")
+            self.assertTrue(any(b"egressd.listening" in line for line in lines), lines)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(timeout=30)
+            reader.join(timeout=5)
+            proc.stdout.close()
+            proc.stderr.close()
+        self.assertEqual(proc.returncode, 0)
 
     def test_missing_key(self):
         self.assert_refused_at_start(
