@@ -362,7 +362,7 @@ bool client_session::wants_keep_alive(const http::request_head& head) const
 // true: go on (identity_ is set when credentials were verified).
 asio::awaitable<std::optional<bool>> client_session::authenticate(const http::request_head& head)
 {
-    if (certificate_identity_) {
+    if (identity_source_ == "mtls") {
         // A verified client certificate names the client for the whole connection; a Proxy-Authorization
         // beside it is not asked for, and never forwarded.
         co_return true;
@@ -510,8 +510,7 @@ asio::awaitable<std::optional<std::string_view>> client_session::accept_tls(std:
         co_return "client_identity_invalid";
     }
     if (id.value) {
-        certificate_identity_ = std::move(id.value);
-        identity_ = certificate_identity_;
+        identity_ = std::move(id.value);
         identity_source_ = "mtls";
     }
     co_return std::nullopt;

@@ -116,9 +116,8 @@ private:
     std::shared_ptr<boost::asio::ssl::context> tls_context_;  // until the handshake starts
     policy::address source_;
     std::string source_text_;
-    std::optional<std::string> identity_;  // established by proxy authentication (per request) or mTLS
+    std::optional<std::string> identity_;  // by proxy authentication (per request) or mTLS (the whole connection)
     std::string_view identity_source_;     // "proxy_auth" or "mtls"
-    std::optional<std::string> certificate_identity_;  // mTLS: for the whole connection
     connection_limiter::ticket ticket_;
     watchdog watchdog_;
     std::chrono::steady_clock::time_point started_;
