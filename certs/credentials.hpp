@@ -56,6 +56,9 @@ public:
     bool verify(std::string_view user, std::string_view password) const noexcept;
 
     std::size_t size() const noexcept { return entries_.size(); }
+    // Whether the file names this user: an identity proven against an earlier store is revoked when its user
+    // is gone from a reloaded one.
+    bool has_user(std::string_view user) const noexcept { return entries_.find(user) != entries_.end(); }
 
     // A new line for a credentials file, without a line break: a random 16-byte salt (RAND_bytes) and the
     // hash. Start-up/tooling code, so it throws: std::invalid_argument for a user name parse() would refuse

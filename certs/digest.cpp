@@ -1,5 +1,6 @@
 #include "certs/digest.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <stdexcept>
@@ -14,6 +15,11 @@ std::array<unsigned char, 32> sha256(std::string_view data)
         throw std::runtime_error("OpenSSL SHA-256 failed");
     }
     return out;
+}
+
+bool same_digest(const std::array<unsigned char, 32>& a, const std::array<unsigned char, 32>& b)
+{
+    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace egressd::certs

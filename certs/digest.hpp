@@ -8,4 +8,7 @@ namespace egressd::certs {
 // SHA-256 of data (OpenSSL EVP). Used to key caches by secrets without keeping the secrets.
 std::array<unsigned char, 32> sha256(std::string_view data);
 
+// Equal digests, in time that does not depend on where they differ (CRYPTO_memcmp).
+bool same_digest(const std::array<unsigned char, 32>& a, const std::array<unsigned char, 32>& b);
+
 }  // namespace egressd::certs

@@ -226,6 +226,28 @@ std::string_view to_string(identity_field f)
     return "common_name";
 }
 
+std::string verify_peer_again(ssl_st* ssl, boost::asio::ssl::context& context)
+{
+    X509* cert = SSL_get0_peer_certificate(ssl);
+    if (cert == nullptr) {
+        return {};
+    }
+    // The chain the client sent (without its leaf on the server side); the store brings the trusted CAs and
+    // CRLs, with the flags the context was built with (CRL_CHECK | CRL_CHECK_ALL).
+    STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl);
+    std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> check(X509_STORE_CTX_new(), &X509_STORE_CTX_free);
+    if (!check || X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(context.native_handle()), cert, sent) != 1) {
+        ERR_clear_error();
+        return "cannot set up the certificate check";
+    }
+    X509_STORE_CTX_set_purpose(check.get(), X509_PURPOSE_SSL_CLIENT);
+    if (X509_verify_cert(check.get()) == 1) {
+        return {};
+    }
+    ERR_clear_error();
+    return X509_verify_cert_error_string(X509_STORE_CTX_get_error(check.get()));
+}
+
 peer_identity identity_of(ssl_st* ssl)
 {
     peer_identity id;

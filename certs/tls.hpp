@@ -56,6 +56,11 @@ struct peer_identity {
 // The identity of the verified peer certificate of a finished handshake.
 peer_identity identity_of(ssl_st* ssl);
 
+// Verifies the client certificate of an established connection again, against the CAs and CRLs of another
+// (reloaded) server context: a certificate revoked since the handshake fails here. Empty when it still
+// verifies (or the connection has no client certificate); otherwise why not, in OpenSSL's words.
+std::string verify_peer_again(ssl_st* ssl, boost::asio::ssl::context& context);
+
 // Why a server-side handshake failed, for the refusal event.
 enum class handshake_refusal : unsigned char {
     client_cert_missing,   // a certificate is required and the client sent none

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <streambuf>
 #include <thread>
 #include <tuple>
 
@@ -24,9 +25,23 @@ struct file_part {
     mark mode_mark;
     mark guard_mark;
     mark tls_mark;
+    mark revoke_mark;
     bool has_mode = false;
     bool has_guard = false;
     bool has_tls = false;
+    bool has_revoke = false;
+};
+
+// An istream over text already in memory, without the copy std::istringstream makes: policies run to
+// hundreds of megabytes, and loaded_policy::sources keeps the text anyway.
+class text_buffer : public std::streambuf {
+public:
+    explicit text_buffer(const std::string& text)
+    {
+        // The get area is never written through: std::streambuf only takes non-const pointers.
+        char* begin = const_cast<char*>(text.data());
+        setg(begin, begin, begin + text.size());
+    }
 };
 
 bool valid_name(std::string_view name)
@@ -52,7 +67,8 @@ public:
         if (!r_.expect_map(root, "a policy document")) {
             return;
         }
-        r_.check_keys(root, "the policy", {"version", "mode", "tls", "address_guard", "groups", "clients", "deny"});
+        r_.check_keys(root, "the policy",
+                      {"version", "mode", "tls", "address_guard", "groups", "clients", "deny", "on_revoke"});
         if (const auto* v = r_.require(root, "version", "the policy")) {
             if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != supported_version) {
                 r_.error(*v, "unsupported policy version " + std::to_string(*version) + ": expected version 1");
@@ -70,6 +86,13 @@ public:
             part_.tls_mark = t->where;
             if (auto m = read_tls(*t)) {
                 part_.spec.default_tls = *m;
+            }
+        }
+        if (const auto* o = r_.find(root, "on_revoke")) {
+            part_.has_revoke = true;
+            part_.revoke_mark = o->where;
+            if (auto action = read_revoke(*o)) {
+                part_.spec.on_revoke = *action;
             }
         }
         if (const auto* g = r_.find(root, "address_guard")) {
@@ -120,6 +143,19 @@ private:
         return m;
     }
 
+    std::optional<pol::revoke_action> read_revoke(const yaml_node& n)
+    {
+        auto text = r_.string_value(n, "on_revoke: close or keep");
+        if (!text) {
+            return std::nullopt;
+        }
+        auto action = pol::parse_revoke_action(*text);
+        if (!action) {
+            r_.error(n, "unknown on_revoke action '" + *text + "': expected close or keep");
+        }
+        return action;
+    }
+
     void read_guard(const yaml_node& n)
     {
         if (!r_.expect_map(n, "address_guard settings")) {
@@ -152,6 +188,11 @@ private:
         if (!valid_name(key.value)) {
             r_.error(key, "invalid " + std::string(what) + " name '" + key.value +
                               "': expected 1 to 128 letters, digits, '-', '_' or '.'");
+            return false;
+        }
+        if (what == "client" && key.value == "-") {
+            // Metrics label decisions for no client with "-"; a client of that name would merge with them.
+            r_.error(key, "the client name '-' is reserved (it stands for no client)");
             return false;
         }
         return true;
@@ -437,14 +478,17 @@ void for_each_parallel(std::size_t count, const std::function<void(std::size_t)>
     }
 }
 
-loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file_part> parts)
+loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file_part> parts,
+                                std::vector<std::pair<std::string, std::string>> sources)
 {
     loaded_policy result;
+    result.sources = std::move(sources);
     pol::policy_spec merged;
     merged.files = names;
     std::optional<std::size_t> mode_from;
     std::optional<std::size_t> guard_from;
     std::optional<std::size_t> tls_from;
+    std::optional<std::size_t> revoke_from;
     // A policy-wide setting may be written in one file only; a second one names the first.
     auto once = [&](std::size_t i, bool present, mark file_part::*where, std::optional<std::size_t>& first,
                     std::string_view key, auto apply) {
@@ -470,6 +514,8 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
         once(i, part.has_tls, &file_part::tls_mark, tls_from, "tls", [&] { merged.default_tls = part.spec.default_tls; });
         once(i, part.has_guard, &file_part::guard_mark, guard_from, "address_guard",
              [&] { merged.guarded = part.spec.guarded; });
+        once(i, part.has_revoke, &file_part::revoke_mark, revoke_from, "on_revoke",
+             [&] { merged.on_revoke = part.spec.on_revoke; });
         std::move(part.spec.groups.begin(), part.spec.groups.end(), std::back_inserter(merged.groups));
         std::move(part.spec.clients.begin(), part.spec.clients.end(), std::back_inserter(merged.clients));
         std::move(part.spec.deny.begin(), part.spec.deny.end(), std::back_inserter(merged.deny));
@@ -536,15 +582,23 @@ loaded_policy load_policy(const std::filesystem::path& path)
         return result;
     }
     std::vector<file_part> parts(names.size());
+    std::vector<std::pair<std::string, std::string>> sources(names.size());
     for_each_parallel(names.size(), [&](std::size_t i) {
+        sources[i].first = names[i];
         std::ifstream in(names[i], std::ios::binary);
         if (!in) {
             parts[i].errors.push_back({names[i], mark{}, "cannot open the policy file"});
             return;
         }
-        parts[i] = read_file(static_cast<std::uint32_t>(i), names[i], in);
+        // Read whole, then parsed from memory: the bytes parsed are then exactly the bytes kept in sources.
+        std::ostringstream text;
+        text << in.rdbuf();
+        sources[i].second = std::move(text).str();
+        text_buffer buffer(sources[i].second);
+        std::istream view(&buffer);
+        parts[i] = read_file(static_cast<std::uint32_t>(i), names[i], view);
     });
-    return merge_and_compile(std::move(names), std::move(parts));
+    return merge_and_compile(std::move(names), std::move(parts), std::move(sources));
 }
 
 loaded_policy load_policy_texts(const std::vector<std::pair<std::string, std::string>>& files)
@@ -553,10 +607,11 @@ loaded_policy load_policy_texts(const std::vector<std::pair<std::string, std::st
     std::vector<file_part> parts;
     for (std::size_t i = 0; i < files.size(); ++i) {
         names.push_back(files[i].first);
-        std::istringstream in(files[i].second);
+        text_buffer buffer(files[i].second);
+        std::istream in(&buffer);
         parts.push_back(read_file(static_cast<std::uint32_t>(i), files[i].first, in));
     }
-    return merge_and_compile(std::move(names), std::move(parts));
+    return merge_and_compile(std::move(names), std::move(parts), files);
 }
 
 }  // namespace egressd::config

@@ -16,6 +16,10 @@ struct loaded_policy {
     std::vector<diagnostic> errors;
     std::vector<diagnostic> warnings;
     std::vector<std::string> files;  // the files read, in merge order
+    // Each file's name and the exact bytes that were parsed, in merge order (one per entry of files), so that a
+    // caller can fingerprint what it applied without reading the files again: they may have changed since.
+    // A file that could not be read has empty text (and the load has an error).
+    std::vector<std::pair<std::string, std::string>> sources;
 };
 
 // A policy file, or a directory whose *.yaml and *.yml files are merged in name order

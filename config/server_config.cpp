@@ -24,7 +24,7 @@ public:
         }
         r_.check_keys(root, "the configuration",
                       {"version", "listeners", "policy", "workers", "dns", "timeouts", "limits", "logging",
-                       "proxy_auth"});
+                       "proxy_auth", "admin", "reload"});
         if (const auto* v = r_.require(root, "version", "the configuration")) {
             if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != 1) {
                 r_.error(*v, "unsupported configuration version " + std::to_string(*version) + ": expected version 1");
@@ -61,6 +61,12 @@ public:
         if (const auto* a = r_.find(root, "proxy_auth")) {
             read_proxy_auth(*a);
         }
+        if (const auto* a = r_.find(root, "admin")) {
+            read_admin(*a);
+        }
+        if (const auto* rl = r_.find(root, "reload")) {
+            read_reload(*rl);
+        }
     }
 
 private:
@@ -96,7 +102,7 @@ private:
                 read_proxy_protocol(*proxy_protocol, settings);
             }
             if (tls != nullptr) {
-                read_listener_tls(*tls, settings);
+                settings.tls = read_tls(*tls, tls_owner::listener);
             }
             if (listener) {
                 out_.listeners.push_back(std::move(settings));
@@ -129,31 +135,46 @@ private:
         }
     }
 
-    void read_listener_tls(const yaml_node& n, listener_config& listener)
+    // A path setting, resolved against the configuration file's directory; an empty one is an error.
+    std::optional<std::filesystem::path> path_of(const yaml_node& v, std::string_view what)
     {
-        if (!r_.expect_map(n, "tls settings (certificate, key, and optionally client_ca, crl, client_certificate)")) {
-            return;
+        auto text = r_.string_value(v, what);
+        if (text && text->empty()) {
+            r_.error(v, "empty path: expected " + std::string(what));
+            return std::nullopt;
         }
-        r_.check_keys(n, "a listener's tls", {"certificate", "key", "client_ca", "crl", "client_certificate"});
+        if (!text) {
+            return std::nullopt;
+        }
+        std::filesystem::path path(*text);
+        return path.is_absolute() ? path : base_dir_ / path;
+    }
+
+    // The admin endpoint's tls is a listener's without client_certificate: a caller that may reload the policy
+    // is never let in without a certificate once client_ca is set.
+    enum class tls_owner : std::uint8_t { listener, admin };
+
+    std::optional<listener_tls_config> read_tls(const yaml_node& n, tls_owner owner)
+    {
+        const bool admin = owner == tls_owner::admin;
+        const std::string_view where = admin ? "admin.tls" : "a listener's tls";
+        if (!r_.expect_map(n, admin ? "admin tls settings (certificate, key, and optionally client_ca, crl)"
+                                    : "tls settings (certificate, key, and optionally client_ca, crl, "
+                                      "client_certificate)")) {
+            return std::nullopt;
+        }
+        if (admin) {
+            r_.check_keys(n, where, {"certificate", "key", "client_ca", "crl"});
+        } else {
+            r_.check_keys(n, where, {"certificate", "key", "client_ca", "crl", "client_certificate"});
+        }
         config::listener_tls_config tls;
         tls.where = n.where;
-        auto path_of = [&](const yaml_node& v, std::string_view what) -> std::optional<std::filesystem::path> {
-            auto text = r_.string_value(v, what);
-            if (text && text->empty()) {
-                r_.error(v, "empty path: expected " + std::string(what));
-                return std::nullopt;
-            }
-            if (!text) {
-                return std::nullopt;
-            }
-            std::filesystem::path path(*text);
-            return path.is_absolute() ? path : base_dir_ / path;
-        };
-        if (const auto* c = r_.require(n, "certificate", "a listener's tls")) {
+        if (const auto* c = r_.require(n, "certificate", where)) {
             tls.certificate_at = c->where;
             tls.certificate = path_of(*c, "the server certificate file (PEM)").value_or("");
         }
-        if (const auto* k = r_.require(n, "key", "a listener's tls")) {
+        if (const auto* k = r_.require(n, "key", where)) {
             tls.key_at = k->where;
             tls.key = path_of(*k, "the server private key file (PEM)").value_or("");
         }
@@ -166,7 +187,7 @@ private:
             tls.crl_at = crl->where;
             tls.crl = path_of(*crl, "the CRL file (PEM) of revoked client certificates");
         }
-        const auto* mode = r_.find(n, "client_certificate");
+        const auto* mode = admin ? nullptr : r_.find(n, "client_certificate");
         if (mode != nullptr) {
             auto text = r_.string_value(*mode, "client_certificate: required or optional");
             if (text && (*text == "required" || *text == "optional")) {
@@ -183,7 +204,103 @@ private:
                 }
             }
         }
-        listener.tls = std::move(tls);
+        return tls;
+    }
+
+    // Loopback only: 127.0.0.0/8 or ::1. Not ::ffff:127.0.0.1, nor 0.0.0.0 or ::, which reach every interface.
+    static bool is_loopback(std::string_view address)
+    {
+        auto a = policy::address::parse(address);
+        if (!a) {
+            return false;
+        }
+        if (a->is_v4()) {
+            return a->bytes()[0] == 127;
+        }
+        return *a == *policy::address::parse_v6("::1");
+    }
+
+    void read_admin(const yaml_node& n)
+    {
+        if (n.is_scalar() && n.value == "off") {
+            out_.admin.reset();
+            return;
+        }
+        if (!n.is_map()) {
+            std::string found = n.is_scalar() ? "'" + n.value + "'" : n.is_sequence() ? "a list" : "nothing";
+            r_.error(n, "expected admin: off, or a mapping with listen, token_file and tls; found " + found);
+            return;
+        }
+        r_.check_keys(n, "admin", {"listen", "token_file", "tls"});
+        admin_config admin;
+        admin.where = n.where;
+        const auto* listen = r_.find(n, "listen");
+        bool listen_valid = false;
+        if (listen != nullptr) {
+            auto text = r_.string_value(*listen, "the admin listen address, like 127.0.0.1:9090 or [::1]:9090");
+            auto parsed = text ? parse_listener(*text) : std::nullopt;
+            if (parsed) {
+                admin.address = parsed->address;
+                admin.port = parsed->port;
+                listen_valid = true;
+            } else if (text) {
+                r_.error(*listen, "invalid admin listen address '" + *text +
+                                      "': expected an IP address and port, like 127.0.0.1:9090 or [::1]:9090");
+            }
+        }
+        const auto* token = r_.find(n, "token_file");
+        if (token != nullptr) {
+            admin.token_file_at = token->where;
+            admin.token_file = path_of(*token, "the file holding the admin token");
+        }
+        const auto* tls = r_.find(n, "tls");
+        if (tls != nullptr) {
+            admin.tls = read_tls(*tls, tls_owner::admin);
+        }
+        // Anyone who reaches the port may reload the policy and read every client's activity. Whether the
+        // settings are present counts, not whether they were valid: a bad token_file is its own error.
+        bool authenticated =
+            token != nullptr || (tls != nullptr && tls->is_map() && r_.find(*tls, "client_ca") != nullptr);
+        if (listen_valid && !authenticated && !is_loopback(admin.address)) {
+            r_.error(*listen, "admin listen address '" + listen->value +
+                                  "' is not loopback (127.0.0.0/8 or ::1): set token_file or tls.client_ca so that "
+                                  "only authorized callers reach the admin endpoint");
+        }
+        out_.admin = std::move(admin);
+    }
+
+    std::optional<bool> boolean(const yaml_node& n, std::string_view key)
+    {
+        auto text = r_.string_value(n, std::string(key) + ": true or false");
+        if (text && (*text == "true" || *text == "false")) {
+            return *text == "true";
+        }
+        if (text) {
+            r_.error(n, "expected " + std::string(key) + ": true or false, found '" + *text + "'");
+        }
+        return std::nullopt;
+    }
+
+    void read_reload(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "reload settings")) {
+            return;
+        }
+        r_.check_keys(n, "reload", {"watch", "debounce"});
+        if (const auto* w = r_.find(n, "watch")) {
+            out_.reload.watch = boolean(*w, "watch").value_or(out_.reload.watch);
+        }
+        if (const auto* d = r_.find(n, "debounce")) {
+            // Zero is let through to the range check, whose message gives the bounds.
+            auto value = duration(*d, "debounce", true);
+            if (value && (*value < std::chrono::milliseconds(50) || *value > std::chrono::minutes(1))) {
+                r_.error(*d, "reload.debounce must be from 50ms to 1m, found '" + d->value +
+                                 "': shorter splits one save into several reloads, longer leaves a change "
+                                 "unapplied that long");
+            } else if (value) {
+                out_.reload.debounce = *value;
+            }
+        }
     }
 
     static std::optional<listener_config> parse_listener(std::string_view text)
@@ -240,14 +357,14 @@ private:
         return colon == std::string_view::npos || valid_port(text.substr(colon + 1));
     }
 
-    // TTL settings may be 0 (cache nothing); every timeout must be positive.
-    std::optional<std::chrono::milliseconds> duration(const yaml_node& n, std::string_view what)
+    // TTL settings may be 0 (cache nothing), and so may drain_delay (close at once); every timeout must be
+    // positive.
+    std::optional<std::chrono::milliseconds> duration(const yaml_node& n, std::string_view what, bool zero_allowed)
     {
         auto text = r_.string_value(n, std::string(what) + " (a duration like 500ms, 10s, 5m or 24h)");
         if (!text) {
             return std::nullopt;
         }
-        bool zero_allowed = what.ends_with("ttl");
         auto d = parse_duration(*text);
         // A year bounds every setting: deadlines are computed as now + duration, which must not overflow.
         if (d && *d > std::chrono::hours(24 * 365)) {
@@ -263,10 +380,10 @@ private:
     }
 
     template <typename Duration>
-    void set_duration(const yaml_node& map, std::string_view key, Duration& out)
+    void set_duration(const yaml_node& map, std::string_view key, Duration& out, bool zero_allowed = false)
     {
         if (const auto* n = r_.find(map, key)) {
-            if (auto d = duration(*n, key)) {
+            if (auto d = duration(*n, key, zero_allowed)) {
                 if constexpr (std::is_same_v<Duration, std::chrono::seconds>) {
                     if (d->count() % 1000 != 0) {
                         r_.error(*n, std::string(key) + " must be whole seconds");
@@ -309,9 +426,9 @@ private:
             r_.error(*t, "dns.timeout is longer than a minute: a lookup that slow is a failure");
         }
         set_integer(n, "tries", out_.dns.tries, 1, 10);
-        set_duration(n, "min_ttl", out_.dns.min_ttl);
-        set_duration(n, "max_ttl", out_.dns.max_ttl);
-        set_duration(n, "negative_ttl", out_.dns.negative_ttl);
+        set_duration(n, "min_ttl", out_.dns.min_ttl, true);
+        set_duration(n, "max_ttl", out_.dns.max_ttl, true);
+        set_duration(n, "negative_ttl", out_.dns.negative_ttl, true);
         set_integer(n, "cache_entries", out_.dns.cache_entries, 1, 10'000'000);
         if (out_.dns.min_ttl > out_.dns.max_ttl) {
             r_.error(n, "dns.min_ttl is longer than dns.max_ttl");
@@ -325,7 +442,7 @@ private:
         }
         r_.check_keys(n, "timeouts",
                       {"header", "connect", "idle", "tunnel_lifetime", "upstream_response", "tls_peek",
-                       "shutdown_grace"});
+                       "shutdown_grace", "drain_delay"});
         set_duration(n, "header", out_.timeouts.header);
         set_duration(n, "connect", out_.timeouts.connect);
         set_duration(n, "idle", out_.timeouts.idle);
@@ -333,6 +450,12 @@ private:
         set_duration(n, "upstream_response", out_.timeouts.upstream_response);
         set_duration(n, "tls_peek", out_.timeouts.tls_peek);
         set_duration(n, "shutdown_grace", out_.timeouts.shutdown_grace);
+        set_duration(n, "drain_delay", out_.timeouts.drain_delay, true);
+        const auto* drain = r_.find(n, "drain_delay");
+        if (drain != nullptr && out_.timeouts.drain_delay > std::chrono::minutes(10)) {
+            r_.error(*drain, "timeouts.drain_delay is longer than 10m: SIGTERM would wait that long before the "
+                             "listeners close, and an orchestrator kills a process that slow to stop");
+        }
     }
 
     void read_limits(const yaml_node& n)

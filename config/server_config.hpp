@@ -54,6 +54,10 @@ struct timeouts_config {
     std::chrono::milliseconds upstream_response{60'000};    // upstream response head after the request
     std::chrono::milliseconds tls_peek{5'000};  // CONNECT: the client's ClientHello after "200 Connection established"
     std::chrono::milliseconds shutdown_grace{30'000};  // SIGTERM: in-flight work may finish within this
+    // SIGTERM: readiness turns 503 at once, but the listeners keep accepting for this long before they close, so
+    // that a load balancer (or a Kubernetes endpoint controller) stops sending before connections are refused.
+    // 0: close at once. At most 10 minutes. shutdown_grace starts after it.
+    std::chrono::milliseconds drain_delay{0};
 };
 
 struct limits_config {
@@ -86,6 +90,30 @@ struct proxy_auth_config {
     bool required = false;  // true: a request without credentials gets 407; false: it is decided by its source
 };
 
+// The admin endpoint: health, readiness, status, metrics and reload over HTTP(S). Only on loopback unless callers
+// must authenticate (a bearer token from token_file, or a client certificate from tls.client_ca).
+struct admin_config {
+    std::string address = "127.0.0.1";  // IP literal, as written, without brackets
+    std::uint16_t port = 9090;           // 0: a free port, logged at start
+    // A file holding the bearer token callers must send. Resolved against the configuration file's directory;
+    // read by the loader at start and on reload (not here), so errors about it point at token_file_at.
+    std::optional<std::filesystem::path> token_file;
+    mark token_file_at;
+    // HTTPS on the admin port; with client_ca, callers need a certificate those CAs issued (always required:
+    // there is no client_certificate: optional for the admin endpoint).
+    std::optional<listener_tls_config> tls;
+    mark where;  // the admin setting; nothing when it was left out and these defaults apply
+};
+
+// Reloading the policy (and the files the configuration names) when they change on disk, besides SIGHUP and
+// the admin endpoint's reload.
+struct reload_config {
+    bool watch = true;  // watch the policy files (inotify) and reload on change
+    // Changes are gathered until none has come for this long, then reloaded once: an editor's save or a
+    // ConfigMap update is a burst of events, and a policy directory is often rewritten file by file.
+    std::chrono::milliseconds debounce{500};  // 50ms to 1m
+};
+
 struct server_config {
     std::string file;  // where it was loaded from
     std::vector<listener_config> listeners;
@@ -96,6 +124,8 @@ struct server_config {
     limits_config limits;
     logging_config logging;
     std::optional<proxy_auth_config> proxy_auth;
+    std::optional<admin_config> admin = admin_config{};  // nullopt: "admin: off"
+    reload_config reload;
 };
 
 struct loaded_server_config {

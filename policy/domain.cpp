@@ -170,39 +170,6 @@ parsed<host> host::parse(std::string_view text)
     return result;
 }
 
-parsed<destination> parse_destination(std::string_view text)
-{
-    parsed<destination> result;
-    std::size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos || (text.front() == '[' && colon < text.find(']'))) {
-        result.error = "missing port: expected host:port";
-        return result;
-    }
-    std::string_view port_text = text.substr(colon + 1);
-    unsigned port = 0;
-    bool digits_only = !port_text.empty() && port_text.size() <= 5 && port_text[0] != '0';
-    for (char c : port_text) {
-        digits_only = digits_only && c >= '0' && c <= '9';
-        port = port * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (!digits_only || port == 0 || port > 65535) {
-        result.error = "invalid port '" + std::string(port_text) + "': expected 1 to 65535";
-        return result;
-    }
-    std::string_view host_text = text.substr(0, colon);
-    if (host_text.find(':') != std::string_view::npos && host_text.front() != '[') {
-        result.error = "IPv6 literal without brackets: expected [address]:port";
-        return result;
-    }
-    auto h = host::parse(host_text);
-    if (!h.value) {
-        result.error = std::move(h.error);
-        return result;
-    }
-    result.value = destination{std::move(*h.value), static_cast<std::uint16_t>(port)};
-    return result;
-}
-
 std::string host::to_string() const
 {
     if (const auto* a = literal()) {

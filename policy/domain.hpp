@@ -52,12 +52,11 @@ private:
     std::variant<std::string, address> value_;
 };
 
-// "host:port" as in a CONNECT request or the CLI: name, dotted quad or [IPv6], and a port 1-65535.
+// A destination as a CONNECT request or the command line names it (protocol::parse_destination reads one).
 struct destination {
     host target;
     std::uint16_t port = 0;
 };
-parsed<destination> parse_destination(std::string_view text);
 
 // Shared by patterns and hosts: checks and lower-cases a dotted name; error says what is wrong.
 std::optional<std::string> normalize_domain_name(std::string_view text, std::string& error);

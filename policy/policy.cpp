@@ -33,6 +33,7 @@ compile_result policy::compile(policy_spec spec)
     p->files_ = std::move(spec.files);
     p->default_mode_ = spec.default_mode;
     p->default_tls_ = spec.default_tls;
+    p->on_revoke_ = spec.on_revoke;
     p->guarded_ = spec.guarded;
 
     std::vector<std::vector<cidr>> rule_cidrs;  // per compiled allow rule, in group order, for the shadow check

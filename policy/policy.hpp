@@ -89,6 +89,8 @@ public:
     counts stats() const { return counts_; }
     mode default_mode() const { return default_mode_; }
     tls_mode default_tls() const { return default_tls_; }
+    // Whether connections this snapshot no longer allows are closed when it replaces an older one.
+    revoke_action on_revoke() const { return on_revoke_; }
     guard_set guarded() const { return guarded_; }
 
 private:
@@ -151,6 +153,7 @@ private:
     std::vector<std::string> files_;
     mode default_mode_ = mode::enforce;
     tls_mode default_tls_ = tls_mode::allow;
+    revoke_action on_revoke_ = revoke_action::close;
     guard_set guarded_ = guard_set::all();
     std::vector<port_range> ports_;  // every rule's ranges after its first, sliced by rule_terms::more_ports_*
     std::vector<compiled_group> groups_;

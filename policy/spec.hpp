@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace egressd::policy {
@@ -23,6 +24,25 @@ enum class mode : std::uint8_t { enforce, report };
 //   allow    TLS or not; but a TLS SNI, when present, must agree as for require
 //   off      no check
 enum class tls_mode : std::uint8_t { require, allow, off };
+
+// What happens to an open connection (a CONNECT tunnel, a keep-alive connection) that a reloaded policy no
+// longer allows:
+//   close  it is closed (the default: a revoked permission takes effect at once, not when the client leaves)
+//   keep   it runs on under the permission it was opened with; only new requests see the new policy
+enum class revoke_action : std::uint8_t { close, keep };
+
+// Defined here rather than with the other names in decision.cpp so that the enum and its names stay together.
+inline std::string_view to_string(revoke_action a) { return a == revoke_action::keep ? "keep" : "close"; }
+
+inline std::optional<revoke_action> parse_revoke_action(std::string_view name)
+{
+    for (auto a : {revoke_action::close, revoke_action::keep}) {
+        if (to_string(a) == name) {
+            return a;
+        }
+    }
+    return std::nullopt;
+}
 
 // Where a definition came from, so that every diagnostic can name file:line:column.
 // file indexes policy_spec::files; line and column are 1-based; 0 means unknown.
@@ -92,6 +112,7 @@ struct policy_spec {
     std::vector<std::string> files;  // indexed by source_location::file
     mode default_mode = mode::enforce;
     tls_mode default_tls = tls_mode::allow;
+    revoke_action on_revoke = revoke_action::close;
     guard_set guarded = guard_set::all();
     std::vector<group_spec> groups;
     std::vector<client_spec> clients;

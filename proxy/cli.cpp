@@ -1,12 +1,15 @@
 #include "proxy/cli.hpp"
 
 #include "config/policy_loader.hpp"
+#include "policy/connection.hpp"
 #include "config/rfc3339.hpp"
 #include "certs/credentials.hpp"
 #include "config/server_config.hpp"
 #include "proxy/event_log.hpp"
 #include "proxy/json.hpp"
+#include "protocol/host_port.hpp"
 #include "proxy/server.hpp"
+#include "proxy/startup/loader.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -218,7 +221,7 @@ std::optional<int> parse_explain_args(const std::vector<std::string>& args, expl
         } else if (a == "--identity") {
             req.identity = *v;
         } else if (a == "--dest") {
-            auto d = pol::parse_destination(*v);
+            auto d = protocol::parse_destination(*v);
             if (!d.value) {
                 return usage_error(err, "--dest '" + *v + "': " + d.error);
             }
@@ -284,17 +287,10 @@ int policy_explain(const std::vector<std::string>& args, std::ostream& out, std:
     const auto& target = req.dest->target;
     auto port = req.dest->port;
     auto name_decision = p.decide_name(client, target, port, req.at);
-    std::vector<pol::decision> address_decisions;
-    for (const auto& addr : req.resolved) {
-        address_decisions.push_back(p.decide_address(client, target, port, addr, req.at));
-    }
-    // A connection goes ahead when the name phase lets it, and, if addresses were given, at least one
-    // of them passes: the proxy connects only to addresses that passed.
-    bool allowed = name_decision.allows_traffic();
-    if (allowed && !address_decisions.empty()) {
-        allowed = std::any_of(address_decisions.begin(), address_decisions.end(),
-                              [](const pol::decision& d) { return d.allows_traffic(); });
-    }
+    auto vetting = pol::vet_addresses(p, client, target, port, req.resolved, req.at);
+    const auto& address_decisions = vetting.decisions;
+    // Without addresses the name phase is the whole answer.
+    bool allowed = name_decision.allows_traffic() && (req.resolved.empty() || vetting.allowed());
     std::string client_text = client ? std::string(p.client_name(*client)) : std::string("(none)");
     std::string dest_text = target.to_string() + ":" + std::to_string(port);
     if (req.json) {
@@ -321,82 +317,21 @@ int policy_explain(const std::vector<std::string>& args, std::ostream& out, std:
     return allowed ? exit_ok : exit_denied;
 }
 
-void print_config_diagnostics(const config::loaded_server_config& loaded, std::ostream& err)
+// Loads the server configuration and everything it names through the one loading path; prints every
+// diagnostic.
+std::optional<startup::loaded_state> load_all(const std::string& path, std::ostream& err, std::size_t* warnings = nullptr)
 {
+    auto loaded = startup::load(path);
     for (const auto& e : loaded.errors) {
-        err << e.format("error") << '\n';
+        err << e << '\n';
     }
-}
-
-// Where the configuration names the file a TLS error is about, so an editor jumps to the setting to fix.
-config::mark where_named(const config::listener_tls_config& tls, certs::tls_file file)
-{
-    switch (file) {
-    case certs::tls_file::certificate:
-        return tls.certificate_at;
-    case certs::tls_file::key:
-        return tls.key_at;
-    case certs::tls_file::client_ca:
-        return tls.client_ca_at;
-    case certs::tls_file::crl:
-        return tls.crl_at;
+    for (const auto& w : loaded.warnings) {
+        err << w << '\n';
     }
-    return tls.where;
-}
-
-// Loads the server configuration and its policy; prints every diagnostic. Both or neither.
-struct loaded_all {
-    std::optional<config::server_config> config;
-    std::shared_ptr<const pol::policy> policy;
-    std::shared_ptr<const certs::credential_store> credentials;
-    std::vector<std::shared_ptr<boost::asio::ssl::context>> tls_contexts;  // per listener; null when plain
-    std::size_t warnings = 0;
-};
-loaded_all load_all(const std::string& path, std::ostream& err)
-{
-    loaded_all result;
-    auto loaded = config::load_server_config(path);
-    print_config_diagnostics(loaded, err);
-    if (!loaded.config) {
-        return result;
+    if (warnings != nullptr) {
+        *warnings = loaded.warnings.size();
     }
-    // The policy, the credentials and the TLS files are independent: every problem with any of them is
-    // reported in one run.
-    auto policy = config::load_policy(loaded.config->policy_path);
-    print_diagnostics(policy, err);
-    bool ok = policy.snapshot != nullptr;
-    if (loaded.config->proxy_auth) {
-        const auto& file = loaded.config->proxy_auth->credentials;
-        auto [store, errors] = certs::credential_store::load(file);
-        for (const auto& e : errors) {
-            err << file.string() << (e.line > 0 ? ":" + std::to_string(e.line) : std::string()) << ": error: " << e.message
-                << '\n';
-        }
-        ok = ok && store.has_value();
-        if (store) {
-            result.credentials = std::make_shared<const certs::credential_store>(std::move(*store));
-        }
-    }
-    for (const auto& listener : loaded.config->listeners) {
-        result.tls_contexts.emplace_back();
-        if (!listener.tls) {
-            continue;
-        }
-        auto tls = load_listener_tls(*listener.tls);
-        for (const auto& e : tls.errors) {
-            err << config::diagnostic{loaded.config->file, where_named(*listener.tls, e.file), e.message}.format("error")
-                << '\n';
-        }
-        ok = ok && tls.context != nullptr;
-        result.tls_contexts.back() = std::move(tls.context);
-    }
-    if (!ok) {
-        return {};
-    }
-    result.config = std::move(loaded.config);
-    result.policy = std::move(policy.snapshot);
-    result.warnings = policy.warnings.size();
-    return result;
+    return std::move(loaded.state);
 }
 
 int config_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
@@ -404,14 +339,15 @@ int config_command(const std::vector<std::string>& args, std::ostream& out, std:
     if (args.size() != 2 || args[0] != "check") {
         return usage_error(err, "usage: egressd config check PATH");
     }
-    auto all = load_all(args[1], err);
-    if (!all.config) {
+    std::size_t warnings = 0;
+    auto all = load_all(args[1], err, &warnings);
+    if (!all) {
         out << args[1] << ": invalid\n";
         return exit_invalid;
     }
-    out << args[1] << ": valid (" << all.config->listeners.size() << " listener(s), policy "
-        << all.config->policy_path.string() << ": " << all.policy->stats().clients << " clients, "
-        << all.policy->stats().rules << " rules, " << all.warnings << " warning(s))\n";
+    out << args[1] << ": valid (" << all->config->listeners.size() << " listener(s), policy "
+        << all->config->policy_path.string() << ": " << all->policy->stats().clients << " clients, "
+        << all->policy->stats().rules << " rules, " << warnings << " warning(s))\n";
     return exit_ok;
 }
 
@@ -445,12 +381,12 @@ int run_command(const std::vector<std::string>& args, std::ostream& err)
     // while starting; the files are being read then anyway.
     std::signal(SIGHUP, SIG_IGN);
     auto all = load_all(args[1], err);
-    if (!all.config) {
+    if (!all) {
         return exit_invalid;
     }
     try {
-        event_log log(all.config->logging);
-        return serve(*all.config, all.policy, log, all.credentials, std::move(all.tls_contexts));
+        event_log log(all->config->logging);
+        return serve(args[1], std::move(*all), log);
     } catch (const std::exception& e) {
         err << "egressd: cannot start: " << e.what() << '\n';
         return exit_invalid;

@@ -93,6 +93,14 @@ public:
         out_ += ":null";
         return *this;
     }
+    json_line& raw(std::string_view name, std::string_view json)
+    {
+        out_ += ',';
+        append_json_string(out_, name);
+        out_ += ':';
+        out_ += json;
+        return *this;
+    }
     std::string done() { return std::move(out_) + "}"; }
 
 private:
@@ -178,16 +186,18 @@ json_line& request_fields(json_line& j, const Event& e)
 
 std::string event_log::format(const decision_event& e)
 {
-    json_line j(e.event);
+    json_line j(observe::to_string(e.event));
     request_fields(j, e)
-        .field("reason", e.reason)
+        .field("reason", observe::to_string(e.reason))
         .field("mode", e.mode);
     if (!e.rule_group.empty() && e.rule_index) {
         j.field("rule_group", e.rule_group).number("rule_index", *e.rule_index);
         j.optional_field("rule_description", e.rule_description);
     }
     j.optional_field("identity", e.identity)
-        .optional_field("identity_source", e.identity_source)
+        .optional_field("identity_source", e.identity_source == observe::identity_source::none
+                                               ? std::string_view()
+                                               : observe::to_string(e.identity_source))
         .optional_field("guard", e.guard)
         .optional_field("sni", e.sni)
         .optional_field("detail", e.detail);
@@ -196,13 +206,35 @@ std::string event_log::format(const decision_event& e)
 
 std::string event_log::format(const close_event& e)
 {
-    json_line j("egress.close");
+    json_line j(observe::to_string(observe::event_kind::close));
     request_fields(j, e)
         .number("bytes_from_client", e.bytes_from_client)
         .number("bytes_to_client", e.bytes_to_client)
         .number("duration_ms", static_cast<std::uint64_t>(e.duration.count()))
         .number("requests", e.requests)
-        .field("cause", e.cause);
+        .field("cause", observe::to_string(e.cause));
+    return j.done();
+}
+
+std::string event_log::format(const revoke_event& e)
+{
+    json_line j(observe::to_string(e.kind));
+    request_fields(j, e)
+        .field("cause", observe::to_string(e.cause))
+        .field("reason", e.reason)
+        .field("action", observe::to_string(e.action))
+        .number("policy_version", e.policy_version)
+        .number("previous_version", e.previous_version);
+    if (!e.rule_group.empty() && e.rule_index) {
+        j.field("rule_group", e.rule_group).number("rule_index", *e.rule_index);
+        j.optional_field("rule_description", e.rule_description);
+    }
+    j.optional_field("identity", e.identity)
+        .optional_field("identity_source", e.identity_source == observe::identity_source::none
+                                               ? std::string_view()
+                                               : observe::to_string(e.identity_source))
+        .optional_field("sni", e.sni)
+        .optional_field("detail", e.detail);
     return j.done();
 }
 
@@ -242,12 +274,12 @@ void event_batch::flush()
     deny_lines_.clear();
 }
 
-void event_log::notice(std::string_view event, const std::vector<std::pair<std::string_view, std::string>>& fields,
+void event_log::notice(std::string_view event, const std::vector<std::pair<std::string_view, json_value>>& fields,
                        bool warning)
 {
     json_line j(event);
     for (const auto& [name, value] : fields) {
-        j.field(name, value);
+        j.raw(name, value.text());
     }
     if (warning) {
         main_->warn(j.done());

@@ -1,6 +1,8 @@
 #pragma once
 
 #include "config/server_config.hpp"
+#include "proxy/json.hpp"
+#include "proxy/observe/codes.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -26,7 +28,7 @@ namespace egressd::proxy {
 //   egress.close                                  one per closed client connection or tunnel
 //   egressd.*                                     start, listening, stop, reload, log drops
 struct decision_event {
-    std::string_view event;  // egress.allow / egress.deny / egress.would_deny
+    observe::event_kind event = observe::event_kind::deny;  // allow, deny or would_deny
     std::string_view request_id;
     std::string_view client;  // empty: unknown client
     std::string_view source;  // ip:port
@@ -34,15 +36,15 @@ struct decision_event {
     std::string_view host;
     std::uint16_t port = 0;
     std::string_view address;  // resolved or literal address decided on; empty in the name phase
-    std::string_view reason;
+    observe::reason reason = observe::reason::allowed;
     std::string_view mode;
     std::string_view rule_group;  // empty: no rule
     std::optional<std::uint32_t> rule_index;
     std::string_view rule_description;
     std::string_view guard;  // guarded set for address_guard
     std::string_view sni;    // tunnel phase: the ClientHello's server name, if any
-    std::string_view identity;         // who the client proved to be, if anyone
-    std::string_view identity_source;  // how: proxy_auth
+    std::string_view identity;  // who the client proved to be, if anyone
+    observe::identity_source identity_source = observe::identity_source::none;  // how; none: not written
     std::string_view detail; // extra words for errors that are not policy (dns status, parse error)
 };
 
@@ -57,8 +59,32 @@ struct close_event {
     std::uint64_t bytes_from_client = 0;
     std::uint64_t bytes_to_client = 0;
     std::chrono::milliseconds duration{0};
-    std::string_view cause;  // client_closed, upstream_closed, idle_timeout, lifetime, denied, error, shutdown...
+    observe::close_cause cause = observe::close_cause::error;
     std::uint64_t requests = 0;
+};
+
+// An established connection decided again (after a reload, or at a rule's expiry) and no longer allowed.
+struct revoke_event {
+    observe::event_kind kind = observe::event_kind::revoke;  // revoke, or would_revoke (report mode, on_revoke: keep)
+    std::string_view request_id;  // the connection's last request
+    std::string_view client;
+    std::string_view source;
+    std::string_view method;
+    std::string host;
+    std::uint16_t port = 0;
+    std::string address;
+    std::string_view sni;
+    std::string_view identity;
+    observe::identity_source identity_source = observe::identity_source::none;
+    observe::close_cause cause = observe::close_cause::policy_revoked;
+    std::string_view reason;  // the new policy's reason code, or why the certificate or user no longer holds
+    std::string_view detail;
+    observe::revoke_outcome action = observe::revoke_outcome::closed;
+    std::uint64_t policy_version = 0;    // the one that decided now
+    std::uint64_t previous_version = 0;  // the one in force before the reload (the same at an expiry)
+    std::string_view rule_group;
+    std::optional<std::uint32_t> rule_index;
+    std::string_view rule_description;
 };
 
 // Asynchronous JSON-lines logger: callers format and enqueue, a writer thread does the I/O, the queue is
@@ -72,14 +98,15 @@ public:
     event_log(const event_log&) = delete;
     event_log& operator=(const event_log&) = delete;
 
-    void decision(const decision_event& e) { write(format(e), e.event != "egress.allow"); }
+    void decision(const decision_event& e) { write(format(e), e.event != observe::event_kind::allow); }
     void close(const close_event& e) { write(format(e), false); }
     // Several events at once, each part holding whole lines joined by '\n': one queue entry for all of them.
     void write_lines(const std::string& lines, const std::string& deny_lines);
     static std::string format(const decision_event& e);
     static std::string format(const close_event& e);
+    static std::string format(const revoke_event& e);
     // An operational event: egressd.start, egressd.listening, ... with string fields.
-    void notice(std::string_view event, const std::vector<std::pair<std::string_view, std::string>>& fields,
+    void notice(std::string_view event, const std::vector<std::pair<std::string_view, json_value>>& fields,
                 bool warning = false);
 
     std::uint64_t dropped() const;
@@ -104,8 +131,10 @@ public:
     {
     }
 
-    void decision(const decision_event& e) { add(event_log::format(e), e.event != "egress.allow"); }
+    void decision(const decision_event& e) { add(event_log::format(e), e.event != observe::event_kind::allow); }
     void close(const close_event& e) { add(event_log::format(e), false); }
+    // Revocations go to the deny file too: an operator who watches denials wants to see them.
+    void revoke(const revoke_event& e) { add(event_log::format(e), true); }
     void flush();
 
 private:

@@ -85,3 +85,20 @@ std::string json_string(std::string_view s)
 }
 
 }  // namespace egressd::proxy
+
+namespace egressd::proxy {
+
+json_value::json_value(const std::vector<std::string>& list) : json_("[")
+{
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        if (i > 0) {
+            json_ += ',';
+        }
+        append_json_string(json_, list[i]);
+    }
+    json_ += ']';
+}
+
+json_value json_value::raw(std::string json) { return json_value(raw_tag{}, std::move(json)); }
+
+}  // namespace egressd::proxy

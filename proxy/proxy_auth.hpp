@@ -3,7 +3,7 @@
 #include "certs/credentials.hpp"
 #include "config/server_config.hpp"
 #include "policy/address.hpp"
-#include "proxy/http/message.hpp"
+#include "protocol/http/message.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -18,6 +18,8 @@
 #include <vector>
 
 namespace egressd::proxy {
+
+namespace http = protocol::http;
 
 // Failed proxy logins per source address, for every worker together (a source's connections land on any
 // worker). Only failures take its lock. Thread contract: safe from any thread.
@@ -67,7 +69,7 @@ private:
         std::string user;
         std::chrono::steady_clock::time_point until;
     };
-    const config::proxy_auth_config& config_;
+    config::proxy_auth_config config_;  // a copy: a reload may free the configuration it came from
     std::shared_ptr<const certs::credential_store> store_;
     boost::asio::thread_pool& pool_;
     std::unordered_map<std::string, cached> verified_;  // key: SHA-256 of user NUL password

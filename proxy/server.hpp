@@ -1,28 +1,24 @@
 #pragma once
 
-#include "certs/credentials.hpp"
-#include "certs/tls.hpp"
-#include "config/server_config.hpp"
-#include "policy/policy.hpp"
 #include "proxy/event_log.hpp"
+#include "proxy/startup/loader.hpp"
 
-#include <memory>
-#include <vector>
+#include <filesystem>
 
 namespace egressd::proxy {
 
-// Reads a TLS listener's certificate, key, CAs and CRLs (at start, and again on SIGHUP).
-certs::tls_server_context load_listener_tls(const config::listener_tls_config& tls);
-
-// Runs egressd: binds the listeners, starts the workers, and handles signals. SIGTERM or SIGINT stops
-// accepting, lets in-flight work finish within timeouts.shutdown_grace, then closes what is left. SIGHUP
-// reloads the TLS listeners' files: new connections use them, established ones keep what they started with;
-// files that fail to load leave the running ones in place.
+// Runs egressd with what startup::load read from config_path: binds the listeners (each address exclusively
+// this process's), starts the workers, the admin listener and the file watch, and handles signals.
+//
+// Reload (SIGHUP, POST /reload, or a change of the policy's files): startup::load runs again off the event
+// loops; a result with any error changes nothing and is reported (egressd.reload_failed); a good one gets the
+// next policy version, and every worker swaps it in and decides its established connections again, closing
+// those the new policy, CRL or credentials no longer allow. Settings that only apply at start are reported as
+// needing a restart.
+//
+// SIGTERM or SIGINT: readiness turns 503, listeners keep accepting for timeouts.drain_delay, then stop;
+// in-flight work may finish within timeouts.shutdown_grace, and what is left is closed.
 // Returns the process exit code. Throws std::runtime_error at start-up (a listener cannot bind, ...).
-// credentials: the loaded proxy-authentication store when config.proxy_auth is set, else null.
-// tls_contexts: one per listener, in config.listeners' order; null for a plain listener.
-int serve(const config::server_config& config, std::shared_ptr<const policy::policy> snapshot, event_log& log,
-          std::shared_ptr<const certs::credential_store> credentials,
-          std::vector<std::shared_ptr<boost::asio::ssl::context>> tls_contexts);
+int serve(const std::filesystem::path& config_path, startup::loaded_state initial, event_log& log);
 
 }  // namespace egressd::proxy

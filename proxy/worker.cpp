@@ -1,6 +1,8 @@
 #include "proxy/worker.hpp"
 
-#include "proxy/session.hpp"
+#include "certs/tls.hpp"
+#include "policy/connection.hpp"
+#include "proxy/session/session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -90,15 +92,26 @@ dns::resolver_config resolver_settings(const config::dns_config& c)
 
 }  // namespace
 
-worker::worker(unsigned index, runtime& rt, std::shared_ptr<const policy::policy> snapshot)
+worker::worker(unsigned index, runtime& rt, std::shared_ptr<const live_state> live, observe::worker_metrics& metrics)
     : index_(index),
       rt_(rt),
-      policy_(std::move(snapshot)),
+      live_(std::move(live)),
+      metrics_(metrics),
       resolver_(io_, resolver_settings(rt.config.dns)),
       events_(rt.log, [this] { asio::post(io_, [this] { events_.flush(); }); })
 {
-    if (rt.credentials && rt.config.proxy_auth) {
-        authenticator_.emplace(*rt.config.proxy_auth, rt.credentials, *rt.slow_work, *rt.login_failures);
+    make_authenticator();
+    metrics_.use_policy(live_->policy);
+}
+
+// A new authenticator (and with it an empty cache of verified passwords) for every credentials file read:
+// a password changed in the file must not keep working from the cache.
+void worker::make_authenticator()
+{
+    authenticator_.reset();
+    if (live_->credentials && live_->config->proxy_auth) {
+        authenticator_ = std::make_shared<proxy_authenticator>(*live_->config->proxy_auth, live_->credentials,
+                                                               *rt_.slow_work, *rt_.login_failures);
     }
 }
 
@@ -108,9 +121,9 @@ worker::~worker()
     events_.flush();  // the thread is gone: whatever it left is written from here
 }
 
-void worker::add_acceptor(tcp::acceptor acceptor, const config::listener_config& listener, const tls_context_slot* tls)
+void worker::add_acceptor(tcp::acceptor acceptor, std::size_t listener, const tls_context_slot* tls)
 {
-    acceptors_.push_back({std::make_unique<tcp::acceptor>(std::move(acceptor)), &listener, tls});
+    acceptors_.push_back({std::make_unique<tcp::acceptor>(std::move(acceptor)), listener, tls});
 }
 
 void worker::start()
@@ -118,6 +131,8 @@ void worker::start()
     for (const auto& where : acceptors_) {
         asio::co_spawn(io_, accept_loop(where), asio::detached);
     }
+    expiry_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    asio::co_spawn(io_, watch_expiries(), asio::detached);
     // The resolver's timers come and go; the guard keeps the worker alive between connections.
     thread_ = std::thread([this] {
         auto guard = asio::make_work_guard(io_);
@@ -157,7 +172,7 @@ void worker::begin_shutdown()
             }
         }
         for (auto* s : idle) {
-            s->close("shutdown");
+            s->close(observe::close_cause::shutdown);
         }
     });
 }
@@ -167,14 +182,192 @@ void worker::force_close()
     asio::post(io_, [this] {
         std::vector<client_session*> all(sessions_.begin(), sessions_.end());
         for (auto* s : all) {
-            s->close("shutdown");
+            s->close(observe::close_cause::shutdown);
         }
     });
 }
 
-void worker::set_policy(std::shared_ptr<const policy::policy> snapshot)
+void worker::apply(std::shared_ptr<const live_state> next)
 {
-    asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable { policy_ = std::move(snapshot); });
+    asio::post(io_, [this, next = std::move(next)]() mutable {
+        auto previous = live_->policy_version;
+        bool credentials_changed = next->credentials != live_->credentials || next->config->proxy_auth.has_value() !=
+                                                                                  live_->config->proxy_auth.has_value();
+        live_ = std::move(next);
+        if (credentials_changed || live_->config->proxy_auth) {
+            make_authenticator();
+        }
+        metrics_.use_policy(live_->policy);
+        revalidate(recheck_trigger::reload, previous);
+    });
+}
+
+void worker::connection_established(client_session& s)
+{
+    const auto* auth = s.established();
+    if (established_.emplace(&s, auth->tunnel).second && auth->tunnel) {
+        live_tunnels_.store(live_tunnels_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    // A connection allowed by a snapshot older than the one now in force is decided again at once: the reload
+    // that replaced it ran before this connection was established, so it could not see it.
+    if (auth->snapshot != live_->policy) {
+        asio::post(io_, [this] { revalidate(recheck_trigger::reload, live_->policy_version); });
+        return;
+    }
+    auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    if (auto expires = policy::expiry_of(*auth->snapshot, auth->facts(), now)) {
+        arm_expiry(*expires);
+    }
+}
+
+void worker::connection_released(client_session& s)
+{
+    auto it = established_.find(&s);
+    if (it == established_.end()) {
+        return;
+    }
+    if (it->second) {
+        live_tunnels_.store(live_tunnels_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    }
+    established_.erase(it);
+}
+
+void worker::arm_expiry(policy::time_point at)
+{
+    if (next_expiry_ && *next_expiry_ <= at) {
+        return;
+    }
+    next_expiry_ = at;
+    // The rule stops matching at `at` itself (expires is exclusive), on the wall clock the policy speaks; the
+    // timer runs on the steady clock, so a wall-clock step can only make it fire early, and an early firing
+    // finds the rule still valid and re-arms. Re-arming cancels the wait in watch_expiries, which waits again.
+    auto delay = at - std::chrono::system_clock::now();
+    expiry_timer_.expires_after(std::max(delay, std::chrono::system_clock::duration::zero()));
+}
+
+asio::awaitable<void> worker::watch_expiries()
+{
+    for (;;) {
+        auto [ec] = co_await expiry_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec == asio::error::operation_aborted) {
+            continue;  // re-armed for an earlier expiry
+        }
+        next_expiry_.reset();
+        expiry_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        revalidate(recheck_trigger::expiry, live_->policy_version);
+    }
+}
+
+// Decides every connection again with the facts it was allowed on: the client certificate against the CAs
+// and CRLs now in force, the proxy-auth user against the credentials now in force, and the established
+// upstream connection against the policy now in force and the clock.
+void worker::revalidate(recheck_trigger trigger, std::uint64_t previous_version)
+{
+    auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    const auto& p = *live_->policy;
+    std::optional<policy::time_point> earliest;
+    // Copy: revoking closes sessions, which unregister themselves.
+    std::vector<client_session*> all(sessions_.begin(), sessions_.end());
+    for (auto* s : all) {
+        if (!sessions_.contains(s)) {
+            continue;
+        }
+        if (trigger == recheck_trigger::reload) {
+            if (auto* ssl = s->tls_handle(); ssl != nullptr && s->identity_from() == observe::identity_source::mtls) {
+                const auto& context = live_->listener_tls[s->listener_index()];
+                if (context) {
+                    if (auto why = certs::verify_peer_again(ssl, *context); !why.empty()) {
+                        revoke(*s, observe::close_cause::certificate_revoked, "client_cert_rejected", why, nullptr,
+                               previous_version);
+                        continue;
+                    }
+                }
+            }
+            if (s->identity_from() == observe::identity_source::proxy_auth && s->identity() &&
+                (!live_->credentials || !live_->config->proxy_auth || !live_->credentials->has_user(*s->identity()))) {
+                revoke(*s, observe::close_cause::credentials_revoked, "proxy_auth_failed",
+                       "the user is no longer in the credentials file", nullptr, previous_version);
+                continue;
+            }
+        }
+        const auto* auth = s->established();
+        if (auth == nullptr || !established_.contains(s)) {
+            continue;
+        }
+        auto facts = auth->facts();
+        auto d = policy::decide_established(p, facts, now);
+        if (d.why == policy::reason::allowed) {
+            if (auto expires = policy::expiry_of(p, facts, now); expires && (!earliest || *expires < *earliest)) {
+                earliest = expires;
+            }
+            continue;
+        }
+        auto cause = d.why == policy::reason::expired ? observe::close_cause::rule_expired
+                                                      : observe::close_cause::policy_revoked;
+        revoke(*s, cause, policy::to_string(d.why), {}, &d, previous_version);
+    }
+    if (earliest) {
+        arm_expiry(*earliest);
+    }
+}
+
+void worker::revoke(client_session& s, observe::close_cause cause, std::string_view reason, std::string_view detail,
+                    const policy::decision* d, std::uint64_t previous_version)
+{
+    // Report mode (the client's or the policy's) and on_revoke: keep log what would be closed, and close nothing.
+    bool report = d != nullptr && d->outcome == policy::verdict::would_deny;
+    bool keep = live_->policy->on_revoke() == policy::revoke_action::keep;
+    auto action = report ? observe::revoke_outcome::would_close
+                  : keep ? observe::revoke_outcome::kept
+                         : observe::revoke_outcome::closed;
+    revoke_event e;
+    e.kind = action == observe::revoke_outcome::closed ? observe::event_kind::revoke : observe::event_kind::would_revoke;
+    e.request_id = s.request_id();
+    e.source = s.source_text();
+    e.method = "-";
+    e.host = "-";
+    e.cause = cause;
+    e.reason = reason;
+    e.detail = detail;
+    e.action = action;
+    e.policy_version = live_->policy_version;
+    e.previous_version = previous_version;
+    if (const auto* auth = s.established()) {
+        e.client = auth->client_name;
+        e.method = auth->tunnel ? "CONNECT" : "-";
+        e.host = auth->target.to_string();
+        e.port = auth->port;
+        if (auth->connected) {
+            e.address = auth->connected->to_string();
+        }
+        if (auth->client_hello && auth->client_hello->sni) {
+            e.sni = *auth->client_hello->sni;
+        }
+    }
+    if (s.identity()) {
+        e.identity = *s.identity();
+        e.identity_source = s.identity_from();
+    }
+    if (d != nullptr && d->rule) {
+        auto view = live_->policy->describe(*d->rule);
+        e.rule_group = view.group;
+        e.rule_index = view.index;
+        e.rule_description = view.description;
+    }
+    events_.revoke(e);
+    metrics_.revocation(cause, action);
+    if (action != observe::revoke_outcome::closed) {
+        return;
+    }
+    const auto* auth = s.established();
+    if (auth != nullptr && !auth->tunnel && cause != observe::close_cause::certificate_revoked &&
+        cause != observe::close_cause::credentials_revoked) {
+        // A keep-alive client connection is decided again at its next request anyway: only its pooled upstream,
+        // which the new policy no longer allows, goes.
+        s.drop_pooled_upstream();
+        return;
+    }
+    s.close(cause);
 }
 
 std::string worker::next_request_id()
@@ -209,12 +402,13 @@ asio::awaitable<void> worker::accept_loop(const listening& where)
         std::string source_text = source.to_string(remote.port());
         auto ticket = rt_.limiter.acquire(source);
         if (!ticket) {
+            metrics_.connection_limit_refused();
             asio::co_spawn(io_, refuse(std::move(socket), std::move(source_text), where.tls != nullptr), asio::detached);
             continue;
         }
         socket.set_option(tcp::no_delay(true), endpoint_ec);
         auto session = std::make_shared<client_session>(*this, std::move(socket), source, std::move(source_text),
-                                                        std::move(*ticket), *where.config,
+                                                        std::move(*ticket), rt_.config.listeners[where.listener], where.listener,
                                                         where.tls ? where.tls->current() : nullptr);
         session->start();
     }
@@ -240,7 +434,7 @@ asio::awaitable<void> worker::refuse(tcp::socket socket, std::string source, boo
     e.source = source;
     e.method = "-";
     e.host = "-";
-    e.cause = "over_limit";
+    e.cause = observe::close_cause::over_limit;
     events_.close(e);
 }
 

@@ -4,12 +4,14 @@
 #include "policy/policy.hpp"
 #include "proxy/dns/resolver.hpp"
 #include "proxy/event_log.hpp"
+#include "proxy/observe/metrics.hpp"
 #include "proxy/proxy_auth.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
@@ -33,6 +35,13 @@ class client_session;
 class connection_limiter {
 public:
     connection_limiter(std::size_t total, std::size_t per_source) : total_limit_(total), per_source_limit_(per_source) {}
+    // A reload's new limits apply to connections accepted from then on; none is closed for them.
+    void set_limits(std::size_t total, std::size_t per_source)
+    {
+        std::lock_guard lock(mutex_);
+        total_limit_ = total;
+        per_source_limit_ = per_source;
+    }
 
     // Holds one connection's slot; releases it when destroyed.
     class ticket {
@@ -82,15 +91,25 @@ private:
     std::shared_ptr<boost::asio::ssl::context> context_;
 };
 
-// What every worker shares: configuration, logging, limits. Immutable after start except the atomics.
+// What every worker shares for the process's life: the start-up configuration (its listeners; what may change
+// on reload comes through live_state), logging, limits. Immutable after start except the limiter.
 struct runtime {
     const config::server_config& config;
     event_log& log;
     connection_limiter limiter;
     std::uint32_t id_prefix;  // random per process, so request ids from restarts do not collide
-    std::shared_ptr<const certs::credential_store> credentials;  // null: no proxy authentication
-    boost::asio::thread_pool* slow_work = nullptr;               // password checks
+    boost::asio::thread_pool* slow_work = nullptr;  // password checks
     auth_failures* login_failures = nullptr;
+};
+
+// What a reload replaces: built whole on the control thread, then handed to every worker, which swaps it in on
+// its own thread. Immutable; shared by pointer.
+struct live_state {
+    std::shared_ptr<const config::server_config> config;  // timeouts, limits, proxy_auth settings
+    std::shared_ptr<const policy::policy> policy;
+    std::uint64_t policy_version = 0;  // monotonic from 1, per process
+    std::shared_ptr<const certs::credential_store> credentials;  // null: no proxy authentication
+    std::vector<std::shared_ptr<boost::asio::ssl::context>> listener_tls;  // per listener: CAs and CRLs now
 };
 
 // Fixed-size buffers reused by tunnels: a tunnel holds one only while bytes are in flight, so an idle tunnel
@@ -108,16 +127,15 @@ private:
 // One thread, one io_context, its own acceptors (SO_REUSEPORT), resolver, policy snapshot and sessions.
 // Nothing on a worker is shared with another worker, so the data path takes no lock.
 // Thread contract: constructed and started by the server; everything else runs on the worker's thread,
-// reached from outside only through post().
+// reached from outside only through post() (the members documented "from any thread" do that).
 class worker {
 public:
-    worker(unsigned index, runtime& rt, std::shared_ptr<const policy::policy> snapshot);
+    worker(unsigned index, runtime& rt, std::shared_ptr<const live_state> live, observe::worker_metrics& metrics);
     ~worker();
 
     boost::asio::io_context& io() { return io_; }
-    // tls: the listener's TLS context, null for plain HTTP.
-    void add_acceptor(boost::asio::ip::tcp::acceptor acceptor, const config::listener_config& listener,
-                      const tls_context_slot* tls);
+    // listener: index into rt.config.listeners. tls: the listener's TLS context, null for plain HTTP.
+    void add_acceptor(boost::asio::ip::tcp::acceptor acceptor, std::size_t listener, const tls_context_slot* tls);
     void start();
     void join();
 
@@ -125,15 +143,21 @@ public:
     void begin_shutdown();
     // From any thread: close every connection now.
     void force_close();
-    // From any thread: later connections and requests decide with this snapshot.
-    void set_policy(std::shared_ptr<const policy::policy> snapshot);
+    // From any thread: later connections and requests use this state; then every connection is decided again
+    // and those the new policy, CRLs or credentials no longer allow are revoked.
+    void apply(std::shared_ptr<const live_state> next);
 
     // Worker thread only.
     runtime& rt() { return rt_; }
-    const std::shared_ptr<const policy::policy>& policy_snapshot() const { return policy_; }
+    const live_state& live() const { return *live_; }
+    const config::server_config& config() const { return *live_->config; }
+    const std::shared_ptr<const policy::policy>& policy_snapshot() const { return live_->policy; }
+    std::uint64_t policy_version() const { return live_->policy_version; }
     dns::resolver& resolver() { return resolver_; }
-    proxy_authenticator* authenticator() { return authenticator_ ? &*authenticator_ : nullptr; }
+    // Shared: a password check in flight keeps the authenticator it started with across a reload.
+    std::shared_ptr<proxy_authenticator> authenticator() { return authenticator_; }
     event_batch& events() { return events_; }
+    observe::worker_metrics& metrics() { return metrics_; }
     buffer_pool& buffers() { return buffers_; }
     std::string next_request_id();
     bool draining() const { return draining_; }
@@ -145,33 +169,57 @@ public:
     void unregister_session(client_session* s)
     {
         sessions_.erase(s);
+        connection_released(*s);
         live_sessions_.store(sessions_.size(), std::memory_order_relaxed);
     }
-    // From any thread: how many connections this worker still serves.
+    // A session has an upstream connection that its authorization allowed (a tunnel after its first bytes
+    // were checked, or a forwarded request's upstream): from now on reloads and rule expiry decide it again.
+    void connection_established(client_session& s);
+    // That upstream is gone (the tunnel ended, the pooled upstream closed).
+    void connection_released(client_session& s);
+    // An exception escaped one of the sessions' coroutines: a bug, already logged by the session.
+    void session_exception() { metrics_.session_exception(); }
+
+    // From any thread: how many connections and tunnels this worker serves.
     std::size_t live_sessions() const { return live_sessions_.load(std::memory_order_relaxed); }
+    std::size_t live_tunnels() const { return live_tunnels_.load(std::memory_order_relaxed); }
     // From any thread: after force_close, end the worker's thread.
     void stop();
 
 private:
     struct listening {
         std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
-        const config::listener_config* config;
+        std::size_t listener;
         const tls_context_slot* tls;
     };
+    // Why revalidate() runs: a new live_state, or the clock reaching a rule's expiry.
+    enum class recheck_trigger : std::uint8_t { reload, expiry };
     boost::asio::awaitable<void> accept_loop(const listening& where);
     boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket, std::string source, bool tls);
+    void make_authenticator();
+    void revalidate(recheck_trigger trigger, std::uint64_t previous_version);
+    void revoke(client_session& s, observe::close_cause cause, std::string_view reason, std::string_view detail,
+                const policy::decision* d, std::uint64_t previous_version);
+    void arm_expiry(policy::time_point at);
+    boost::asio::awaitable<void> watch_expiries();
 
     unsigned index_;
     runtime& rt_;
     boost::asio::io_context io_{1};
-    std::shared_ptr<const policy::policy> policy_;
+    std::shared_ptr<const live_state> live_;
+    observe::worker_metrics& metrics_;
     dns::resolver resolver_;
-    std::optional<proxy_authenticator> authenticator_;
+    std::shared_ptr<proxy_authenticator> authenticator_;
     event_batch events_;
     buffer_pool buffers_;
     std::vector<listening> acceptors_;
     std::unordered_set<client_session*> sessions_;
+    std::unordered_map<client_session*, bool> established_;  // value: a tunnel (else a forwarded request's upstream)
     std::atomic<std::size_t> live_sessions_{0};
+    std::atomic<std::size_t> live_tunnels_{0};
+    // One timer for every rule expiry that matters to an established connection: the earliest.
+    boost::asio::steady_timer expiry_timer_{io_};
+    std::optional<policy::time_point> next_expiry_;
     std::uint64_t request_counter_ = 0;
     bool draining_ = false;
     std::thread thread_;

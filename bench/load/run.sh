@@ -5,11 +5,13 @@
 #   bench/load/run.sh                       # after: cmake --preset release && cmake --build --preset release
 #   bench/load/run.sh squid                 # only the egressd/Squid comparison
 #   bench/load/run.sh sni                   # only the cost of the SNI check (tls: off | allow | require)
+#   EGRESSD_BASELINE=old/egressd bench/load/run.sh ab   # A/B: the egressd scenarios, old binary against new
 #
-# The argument (or BENCH_SCENARIOS when there is none) is all (default), squid or sni.
+# The argument (or BENCH_SCENARIOS when there is none) is all (default: squid and sni), squid, sni or ab.
 #
 # Environment (all optional):
-#   EGRESSD=path       egressd binary          (default build/release/proxy/egressd)
+#   EGRESSD=path       egressd binary          (default build/release/proxy/egressd; "new" in ab)
+#   EGRESSD_BASELINE=path  the egressd binary to compare against in ab ("baseline"; required there)
 #   LOAD=path          egressd_load binary     (default build/release/bench/load/egressd_load)
 #   EGRESSD_WORKERS    egressd instances to compare, by worker count (default "2 1")
 #   BENCH_SECONDS      measured seconds per run (default 3; each run also has a 0.5 s warm-up)
@@ -18,12 +20,17 @@
 #   BENCH_IDLE         idle tunnels for the memory scenario (default 1000)
 #   LOAD_THREADS       threads of the load generator (default 1)
 #   BENCH_SNI_WORKERS  workers of each egressd in the sni scenario (default 1)
+#   BENCH_AB_WORKERS   workers of both egressd instances in ab (default: the first of EGRESSD_WORKERS, i.e. 2)
 #   BENCH_KEEP=1       keep the temporary directory (configs, logs, raw results)
 #
 # Network rule: everything binds and connects to 127.0.0.1 only; egressd_load refuses any other address, and the
 # only name a CONNECT carries (sni scenario) is bench.test, which egressd resolves through a DNS responder this
 # script runs on 127.0.0.1. Every load run is bounded by BENCH_SECONDS; the origin and the DNS responder exit by
 # themselves after 15 minutes. Only processes this script started are stopped, by PID.
+#
+# egressd binaries with an admin endpoint (on by default at 127.0.0.1:9090) get admin: {listen: "127.0.0.1:0"} in
+# the configs written here, so that several instances do not collide; older binaries refuse that key (strict
+# config), so each binary is asked first with `config check` on a small config that has it.
 set -euo pipefail
 export LC_ALL=C
 
@@ -37,20 +44,30 @@ BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32}
 BENCH_IDLE=${BENCH_IDLE:-1000}
 LOAD_THREADS=${LOAD_THREADS:-1}
 BENCH_SNI_WORKERS=${BENCH_SNI_WORKERS:-1}
+read -r ab_default _ <<<"${EGRESSD_WORKERS:-2}" || true
+BENCH_AB_WORKERS=${BENCH_AB_WORKERS:-${ab_default:-2}}
+EGRESSD_BASELINE=${EGRESSD_BASELINE:-}
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
 
 what=${1:-${BENCH_SCENARIOS:-all}}
+run_ab=0
 case $what in
 all) run_squid=1 run_sni=1 ;;
 squid) run_squid=1 run_sni=0 ;;
 sni) run_squid=0 run_sni=1 ;;
-*) die "unknown scenario set '$what' (all, squid or sni)" ;;
+ab) run_squid=0 run_sni=0 run_ab=1 ;;
+*) die "unknown scenario set '$what' (all, squid, sni or ab)" ;;
 esac
 
 [[ -x $EGRESSD ]] || die "no egressd at $EGRESSD (build it: cmake --preset release && cmake --build --preset release)"
 [[ -x $LOAD ]] || die "no egressd_load at $LOAD (build it: cmake --build --preset release --target egressd_load)"
+if [[ $run_ab == 1 ]]; then
+    [[ -n $EGRESSD_BASELINE ]] || die "ab needs EGRESSD_BASELINE=/path/to/old/egressd (see bench/load/README.md)"
+    [[ -x $EGRESSD_BASELINE ]] || die "no egressd at EGRESSD_BASELINE=$EGRESSD_BASELINE"
+    [[ $BENCH_AB_WORKERS =~ ^[1-9][0-9]*$ ]] || die "BENCH_AB_WORKERS must be one worker count, not '$BENCH_AB_WORKERS'"
+fi
 
 # --- Squid, the Debian package -------------------------------------------------------------------------------
 SQUID=$(command -v squid || true)
@@ -131,14 +148,84 @@ cpu_ns() {  # pid -> CPU time of all its threads so far, in nanoseconds (schedst
 }
 
 declare -A proxy_port proxy_pid
-# Per "scenario|target": sums over rounds of the rate, run counts, latencies, errors, work and proxy CPU seconds.
-declare -A sum count p50 errs work cpu
+# Per "scenario|target": sums over rounds of the rate, run counts, each round's rate, latencies, errors, work and
+# proxy CPU seconds.
+declare -A sum count vals p50 errs work cpu
 
-start_egressd() {  # name: runs $tmp/name.yaml, fills proxy_pid[name] and proxy_port[name]
-    local name=$1 line
-    "$EGRESSD" config check "$tmp/$name.yaml" >"$tmp/$name.check" 2>&1 || die "egressd config check failed: $(cat "$tmp/$name.check")"
+# Whether an egressd binary knows the admin key (newer binaries: an admin endpoint, on by default at
+# 127.0.0.1:9090, which two instances would both bind). Asked once per binary with `config check` on a small
+# config that has the key: exit 0 means it is known. If the same config without the key fails too, the probe
+# itself is wrong and the script stops rather than guess.
+declare -A admin_known
+admin_supported() {  # binary -> status 0 when the binary accepts "admin:"
+    local bin=$1 dir=$tmp/probe
+    if [[ -z ${admin_known[$bin]:-} ]]; then
+        mkdir -p "$dir"
+        cat >"$dir/policy.yaml" <<'EOF'
+version: 1
+groups:
+  probe:
+    description: Only for the config check
+    rules:
+      - ports: [80]
+        destinations: [127.0.0.1/32]
+clients:
+  probe:
+    sources: [127.0.0.1/32]
+    groups: [probe]
+EOF
+        cat >"$dir/plain.yaml" <<'EOF'
+version: 1
+listeners: [127.0.0.1:0]
+policy: policy.yaml
+workers: 1
+dns:
+  servers: [127.0.0.1:53]
+EOF
+        { cat "$dir/plain.yaml"; echo 'admin: {listen: "127.0.0.1:0"}'; } >"$dir/admin.yaml"
+        if "$bin" config check "$dir/admin.yaml" >"$dir/admin.check" 2>&1; then
+            admin_known[$bin]=1
+        elif "$bin" config check "$dir/plain.yaml" >"$dir/plain.check" 2>&1; then
+            admin_known[$bin]=0
+        else
+            die "$bin config check refuses even the probe config without admin: $(cat "$dir/plain.check")"
+        fi
+    fi
+    [[ ${admin_known[$bin]} == 1 ]]
+}
+admin_text() { if admin_supported "$1"; then echo "admin on 127.0.0.1:0"; else echo "no admin key"; fi; }
+
+# The config of one egressd instance, $tmp/name.yaml; the admin endpoint (where the binary has one) on a free port.
+write_egressd_config() {  # name binary workers policy dns-servers dns-comment
+    local name=$1 bin=$2
+    cat >"$tmp/$name.yaml" <<EOF
+version: 1
+listeners: [127.0.0.1:0]
+policy: $4
+workers: $3
+dns:
+  servers: [$5]   # $6
+timeouts:
+  shutdown_grace: 2s
+limits:
+  max_connections: 60000
+  max_connections_per_client: 60000
+logging:
+  stdout: true              # redirected to a file (one JSON line per decision and per close)
+EOF
+    if admin_supported "$bin"; then
+        # This binary has an admin endpoint, by default on 127.0.0.1:9090: any free port instead.
+        echo 'admin: {listen: "127.0.0.1:0"}' >>"$tmp/$name.yaml"
+    fi
+}
+
+declare -A proxy_bin
+start_egressd() {  # name [binary]: runs $tmp/name.yaml, fills proxy_pid[name] and proxy_port[name]
+    local name=$1 bin=${2:-$EGRESSD} line
+    proxy_bin[$name]=$bin
+    "$bin" config check "$tmp/$name.yaml" >"$tmp/$name.check" 2>&1 || die "$name: egressd config check failed: $(cat "$tmp/$name.check")"
     # >> (O_APPEND) so that the event file can be truncated between runs.
-    "$EGRESSD" run --config "$tmp/$name.yaml" >>"$tmp/$name.events" 2>"$tmp/$name.err" &
+    "$bin" run --config "$tmp/$name.yaml" >>"$tmp/$name.events" 2>"$tmp/$name.err" &
     proxy_pid[$name]=$!
     pids+=($!)
     line=$(wait_for_line "$tmp/$name.events" '"egressd.listening"' 10) || die "$name did not start: $(cat "$tmp/$name.err")"
@@ -189,6 +276,7 @@ run_cell() {  # sname name args (a word list)
     [[ -n $value ]] || value=0
     sum[$key]=$(awk -v s="${sum[$key]:-0}" -v v="$value" 'BEGIN {print s + v}')
     count[$key]=$((${count[$key]:-0} + 1))
+    vals[$key]="${vals[$key]:-}$value "
     p50[$key]="${p50[$key]:-}$(field "$out" p50_us)/$(field "$out" p99_us) "
     e1=$(field "$out" errors)
     e2=$(field "$out" timeouts)
@@ -281,8 +369,7 @@ measure_idle() {  # name
     sleep 1  # let the closes finish
 }
 
-squid_comparison() {
-    # --- egressd: one instance per worker count -------------------------------------------------------------
+write_bench_policy() {  # $tmp/policy.yaml: the load generator may reach the three origin ports
     cat >"$tmp/policy.yaml" <<EOF
 version: 1
 groups:
@@ -301,25 +388,41 @@ clients:
     sources: [127.0.0.1/32]
     groups: [bench-origin]
 EOF
+}
 
+check_serves() {  # name...: every proxy must answer 200 and open a tunnel before anything is measured
+    local name out
+    for name in "$@"; do
+        [[ $name == direct ]] && continue
+        out=$("$LOAD" keepalive --proxy "127.0.0.1:${proxy_port[$name]}" --url "$url" --connections 1 --seconds 0.2 \
+            --warmup 0 --op-timeout 2)
+        [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not serve the origin: $out"
+        out=$("$LOAD" tunnels --proxy "127.0.0.1:${proxy_port[$name]}" --target "127.0.0.1:$echo_port" --connections 1 \
+            --seconds 0.2 --warmup 0 --op-timeout 2)
+        [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not tunnel to the origin: $out"
+    done
+}
+
+# The throughput scenarios of the egressd/Squid comparison and of ab.
+# name|unit|subcommand and arguments (the proxy or --direct is added per target)
+set_scenarios() {
+    scenarios=(
+        "keepalive|req/s|keepalive --url $url --connections $BENCH_CONNECTIONS"
+        "newconn|conn/s|newconn --url $url --connections $BENCH_CONNECTIONS"
+        "tunnels|tunnels/s|tunnels --target 127.0.0.1:$echo_port --connections $BENCH_CONNECTIONS"
+        "bulk x1|MB/s|bulk --target 127.0.0.1:$bulk_port --tunnels 1"
+        "bulk x8|MB/s|bulk --target 127.0.0.1:$bulk_port --tunnels 8"
+    )
+}
+
+squid_comparison() {
+    # --- egressd: one instance per worker count -------------------------------------------------------------
+    write_bench_policy
     targets=(direct)
     for w in $EGRESSD_WORKERS; do
         name="egressd-w$w"
-        cat >"$tmp/$name.yaml" <<EOF
-version: 1
-listeners: [127.0.0.1:0]
-policy: policy.yaml
-workers: $w
-dns:
-  servers: [127.0.0.1:53]   # never used: every destination is an IP literal
-timeouts:
-  shutdown_grace: 2s
-limits:
-  max_connections: 60000
-  max_connections_per_client: 60000
-logging:
-  stdout: true              # redirected to a file (one JSON line per decision and per close)
-EOF
+        write_egressd_config "$name" "$EGRESSD" "$w" policy.yaml 127.0.0.1:53 \
+            "never used: every destination is an IP literal"
         start_egressd "$name"
         targets+=("$name")
     done
@@ -367,23 +470,14 @@ EOF
         die "squid did not start: $(tail -5 "$tmp/squid/cache.log" 2>/dev/null; tail -5 "$tmp/squid/stdout.log")"
     targets+=(squid)
 
-    # Every proxy must answer 200 before anything is measured.
-    for name in "${targets[@]}"; do
-        [[ $name == direct ]] && continue
-        out=$("$LOAD" keepalive --proxy "127.0.0.1:${proxy_port[$name]}" --url "$url" --connections 1 --seconds 0.2 \
-            --warmup 0 --op-timeout 2)
-        [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not serve the origin: $out"
-        out=$("$LOAD" tunnels --proxy "127.0.0.1:${proxy_port[$name]}" --target "127.0.0.1:$echo_port" --connections 1 \
-            --seconds 0.2 --warmup 0 --op-timeout 2)
-        [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not tunnel to the origin: $out"
-    done
+    check_serves "${targets[@]}"
 
     echo "origin (egressd_load upstream): http=$http_port echo=$echo_port bulk=$bulk_port"
     for name in "${targets[@]}"; do
         [[ $name == direct ]] && continue
         echo "$name: 127.0.0.1:${proxy_port[$name]} pid ${proxy_pid[$name]}"
     done
-    echo "squid: $("$SQUID" -v | head -1); egressd: $("$EGRESSD" --version 2>/dev/null | head -1)"
+    echo "squid: $("$SQUID" -v | head -1); egressd: $("$EGRESSD" --version 2>/dev/null | head -1) ($(admin_text "$EGRESSD"))"
     echo "cores: $(nproc); measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds per cell, ${BENCH_CONNECTIONS} connections, load threads ${LOAD_THREADS}"
     echo
 
@@ -398,14 +492,7 @@ EOF
     truncate_logs
 
     # --- Throughput scenarios, interleaved ------------------------------------------------------------------
-    # name|unit|subcommand and arguments (the proxy or --direct is added per target)
-    scenarios=(
-        "keepalive|req/s|keepalive --url $url --connections $BENCH_CONNECTIONS"
-        "newconn|conn/s|newconn --url $url --connections $BENCH_CONNECTIONS"
-        "tunnels|tunnels/s|tunnels --target 127.0.0.1:$echo_port --connections $BENCH_CONNECTIONS"
-        "bulk x1|MB/s|bulk --target 127.0.0.1:$bulk_port --tunnels 1"
-        "bulk x8|MB/s|bulk --target 127.0.0.1:$bulk_port --tunnels 8"
-    )
+    set_scenarios
     for scenario in "${scenarios[@]}"; do
         IFS='|' read -r sname unit args <<<"$scenario"
         run_rounds "$sname" "$args" "${targets[@]}"
@@ -577,21 +664,8 @@ clients:
     sources: [127.0.0.1/32]
     groups: [bench-sni]
 EOF
-        cat >"$tmp/$name.yaml" <<EOF
-version: 1
-listeners: [127.0.0.1:0]
-policy: $name.policy.yaml
-workers: $BENCH_SNI_WORKERS
-dns:
-  servers: [127.0.0.1:$dns_port]   # the responder above: $sni_name A 127.0.0.1, TTL 300
-timeouts:
-  shutdown_grace: 2s
-limits:
-  max_connections: 60000
-  max_connections_per_client: 60000
-logging:
-  stdout: true              # redirected to a file (one JSON line per decision and per close)
-EOF
+        write_egressd_config "$name" "$EGRESSD" "$BENCH_SNI_WORKERS" "$name.policy.yaml" "127.0.0.1:$dns_port" \
+            "the responder above: $sni_name A 127.0.0.1, TTL 300"
         start_egressd "$name"
         sni_targets+=("$name")
     done
@@ -621,7 +695,7 @@ EOF
         [[ $name == direct ]] && continue
         echo "$name: 127.0.0.1:${proxy_port[$name]} pid ${proxy_pid[$name]}, tls: ${name#sni-}, workers $BENCH_SNI_WORKERS"
     done
-    echo "egressd: $("$EGRESSD" --version 2>/dev/null | head -1); cores: $(nproc); measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds, ${BENCH_CONNECTIONS} connections, load threads ${LOAD_THREADS}"
+    echo "egressd: $("$EGRESSD" --version 2>/dev/null | head -1) ($(admin_text "$EGRESSD")); cores: $(nproc); measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds, ${BENCH_CONNECTIONS} connections, load threads ${LOAD_THREADS}"
     echo "refusal checks passed (events: $reasons)"
     echo
 
@@ -663,10 +737,106 @@ EOF
 }
 
 # =============================================================================================================
+# A/B (run.sh ab): the egressd scenarios of the Squid comparison, run against two egressd binaries, the baseline
+# (EGRESSD_BASELINE, e.g. built from the commit before a change) and the new one (EGRESSD), both with
+# BENCH_AB_WORKERS workers and the same config apart from the admin key. Rounds alternate the order (baseline,
+# new | new, baseline | ...: A B B A), so drift over the run hits both alike. No Squid, no direct runs.
+
+median_of() {  # "v1 v2 ..." -> the median
+    tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+round_ratios() {  # key-new key-base -> each round's new/base, space-separated (run r of each is round r)
+    awk -v a="${vals[$1]:-}" -v b="${vals[$2]:-}" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= n; i++) printf "%s%s", (i > 1 ? " " : ""), (y[i] + 0 > 0 ? sprintf("%.2f", x[i] / y[i]) : "n/a")
+    }'
+}
+bin_id() {  # binary -> size, mtime and the start of its SHA-256, to tell the two apart
+    printf '%s bytes, %s, sha256 %s' "$(stat -c %s "$1")" "$(date -r "$1" '+%Y-%m-%d %H:%M')" "$(sha256sum "$1" | cut -c1-12)"
+}
+
+ab_comparison() {
+    local w=$BENCH_AB_WORKERS name sname unit args m rb rn
+    write_bench_policy
+    # Each instance is started and checked before the next: both use their own free ports.
+    write_egressd_config base "$EGRESSD_BASELINE" "$w" policy.yaml 127.0.0.1:53 "never used: every destination is an IP literal"
+    start_egressd base "$EGRESSD_BASELINE"
+    write_egressd_config new "$EGRESSD" "$w" policy.yaml 127.0.0.1:53 "never used: every destination is an IP literal"
+    start_egressd new "$EGRESSD"
+    local ab_targets=(base new)
+    check_serves "${ab_targets[@]}"
+
+    echo "A/B: baseline against new egressd, $w worker(s) each"
+    echo "origin (egressd_load upstream): http=$http_port echo=$echo_port bulk=$bulk_port"
+    for name in "${ab_targets[@]}"; do
+        echo "$name: ${proxy_bin[$name]}"
+        echo "      $("${proxy_bin[$name]}" --version 2>/dev/null | head -1); $(bin_id "${proxy_bin[$name]}"); $(admin_text "${proxy_bin[$name]}"); 127.0.0.1:${proxy_port[$name]} pid ${proxy_pid[$name]}"
+    done
+    [[ $(realpath "$EGRESSD") == $(realpath "$EGRESSD_BASELINE") ]] && echo "(the same binary on both sides: the ratios show the noise of this machine)"
+    echo "cores: $(nproc); measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds per cell (order: base new | new base | ...), ${BENCH_CONNECTIONS} connections, load threads ${LOAD_THREADS}"
+    echo
+
+    raw="$tmp/ab-results.txt"
+    : >"$raw"
+
+    # Memory per idle tunnel first, on fresh processes.
+    for name in "${ab_targets[@]}"; do
+        measure_idle "$name"
+    done
+    truncate_logs
+
+    set_scenarios
+    for scenario in "${scenarios[@]}"; do
+        IFS='|' read -r sname unit args <<<"$scenario"
+        run_rounds "$sname" "$args" "${ab_targets[@]}"
+    done
+
+    # --- Report
+    ab_row() { printf '%-10s %-14s %12s %12s %12s   %s\n' "$@" | sed 's/ *$//'; }
+    ab_row scenario unit baseline new new/baseline "per round new/baseline; medians base/new"
+    for scenario in "${scenarios[@]}"; do
+        IFS='|' read -r sname unit args <<<"$scenario"
+        rb=$(mean "$sname|base")
+        rn=$(mean "$sname|new")
+        m=$(ratio "$rn" "$rb")
+        [[ ${errs[$sname|base]:-0} -gt 0 ]] && rb="$rb*"
+        [[ ${errs[$sname|new]:-0} -gt 0 ]] && rn="$rn*"
+        ab_row "$sname" "$unit" "$rb" "$rn" "$m" \
+            "$(round_ratios "$sname|new" "$sname|base"); $(median_of "${vals[$sname|base]:-}")/$(median_of "${vals[$sname|new]:-}")"
+    done
+    ab_row idle KiB/tunnel "${idle_kib[base]}" "${idle_kib[new]}" "$(ratio "${idle_kib[new]}" "${idle_kib[base]}")" \
+        "one measurement each, $BENCH_IDLE tunnels (opened: base ${idle_opened[base]}, new ${idle_opened[new]})"
+    echo
+    echo "work per proxy CPU-second (the proxy's CPU time from /proc; steadier than raw rates on a shared machine):"
+    ab_row scenario unit baseline new new/baseline ""
+    for scenario in "${scenarios[@]}"; do
+        IFS='|' read -r sname unit args <<<"$scenario"
+        ab_row "$sname" "${unit%/s}/cpu-s" "$(per_cpu "$sname|base")" "$(per_cpu "$sname|new")" \
+            "$(ratio "$(per_cpu "$sname|new")" "$(per_cpu "$sname|base")")" ""
+    done
+    echo
+    echo "latency p50/p99 in microseconds, per round:"
+    for sname in keepalive newconn tunnels; do
+        printf '  %-10s  base: %s  new: %s\n' "$sname" "${p50[$sname|base]% }" "${p50[$sname|new]% }"
+    done
+    echo
+    echo "baseline and new: means over the rounds; new/baseline above 1 favours new, except KiB/tunnel, where below 1 does."
+    echo "Read a ratio against the spread of the per-round ratios (or an A/A run: EGRESSD_BASELINE=\$EGRESSD)."
+    echo "* = some runs had errors or timeouts (see the raw results)."
+    echo
+    echo "raw results:"
+    cat "$raw"
+    print_load_messages
+}
+
+# =============================================================================================================
 if [[ $run_squid == 1 ]]; then
     squid_comparison
 fi
 if [[ $run_sni == 1 ]]; then
     [[ $run_squid == 1 ]] && echo
     sni_cost
+fi
+if [[ $run_ab == 1 ]]; then
+    ab_comparison
 fi

@@ -1,5 +1,7 @@
 #include "proxy/dns/resolver.hpp"
 
+#include "protocol/host_port.hpp"
+
 #include <ares.h>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -58,15 +60,13 @@ struct server_address {
     throw std::runtime_error("dns server \"" + std::string(text) + "\": " + std::string(why));
 }
 
-std::uint16_t parse_port(std::string_view server, std::string_view text)
+std::uint16_t server_port(std::string_view server, std::string_view text)
 {
-    unsigned value = 0;
-    const auto* end = text.data() + text.size();
-    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-    if (text.empty() || text.size() > 5 || ec != std::errc{} || ptr != end || value == 0 || value > 65535) {
+    auto port = protocol::parse_port(text);
+    if (!port) {
         bad_server(server, "the port must be a number from 1 to 65535");
     }
-    return static_cast<std::uint16_t>(value);
+    return *port;
 }
 
 // "1.2.3.4", "1.2.3.4:53", "[2001:db8::1]:53", "[2001:db8::1]" or a bare "2001:db8::1". Addresses are read
@@ -75,43 +75,20 @@ server_address parse_server(std::string_view text)
 {
     constexpr std::string_view expected =
         "expected an IP address with an optional port: 192.0.2.53, 192.0.2.53:53, [2001:db8::53]:53";
-    server_address out;
-    if (!text.empty() && text.front() == '[') {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos) {
-            bad_server(text, "missing ']' after the IPv6 address");
-        }
-        const auto v6 = policy::address::parse_v6(text.substr(1, close - 1));
-        if (!v6) {
-            bad_server(text, "not an IPv6 address between the brackets");
-        }
-        out.address = *v6;
-        const auto rest = text.substr(close + 1);
-        if (!rest.empty()) {
-            if (rest.front() != ':') {
-                bad_server(text, expected);
-            }
-            out.port = parse_port(text, rest.substr(1));
-        }
-        return out;
-    }
-    const auto colons = std::count(text.begin(), text.end(), ':');
-    if (colons > 1) {
-        const auto v6 = policy::address::parse_v6(text);
-        if (!v6) {
-            bad_server(text, expected);
-        }
-        out.address = *v6;
-        return out;
-    }
-    const auto colon = text.find(':');
-    const auto v4 = policy::address::parse_v4(text.substr(0, colon));
-    if (!v4) {
+    auto split = protocol::split_host_port(text);
+    if (!split) {
         bad_server(text, expected);
     }
-    out.address = *v4;
-    if (colon != std::string_view::npos) {
-        out.port = parse_port(text, text.substr(colon + 1));
+    auto address = split->bracketed        ? policy::address::parse_v6(split->host.substr(1, split->host.size() - 2))
+                   : split->unbracketed_v6 ? policy::address::parse_v6(split->host)
+                                           : policy::address::parse_v4(split->host);
+    if (!address) {
+        bad_server(text, expected);
+    }
+    server_address out;
+    out.address = *address;
+    if (split->port) {
+        out.port = server_port(text, *split->port);
     }
     return out;
 }

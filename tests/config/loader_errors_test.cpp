@@ -81,7 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         error_case{"unknown_top_level_key", lines({"version: 1", "logging: verbose"}), 2, 1,
                    "unknown key 'logging' in the policy; expected one of: version, mode, tls, address_guard, groups, "
-                   "clients, deny"},
+                   "clients, deny, on_revoke"},
         error_case{"unknown_group_key",
                    lines({"version: 1", "groups:", "  web:", "    owner: platform", "    rules:",
                           "      - ports: [443]", "        destinations: [api.example.com]", "clients:", "  app:",
@@ -254,6 +254,23 @@ INSTANTIATE_TEST_SUITE_P(
     case_name);
 
 INSTANTIATE_TEST_SUITE_P(
+    on_revoke, config_loader_error,
+    ::testing::Values(
+        // "on_revoke: " is 11 characters: the value starts at column 12.
+        error_case{"unknown_action", lines({"version: 1", "on_revoke: drop"}), 2, 12,
+                   "unknown on_revoke action 'drop': expected close or keep"},
+        // Names, not YAML booleans: "true" says nothing about which way.
+        error_case{"a_boolean", lines({"version: 1", "on_revoke: true"}), 2, 12,
+                   "unknown on_revoke action 'true': expected close or keep"},
+        error_case{"upper_case", lines({"version: 1", "on_revoke: Close"}), 2, 12,
+                   "unknown on_revoke action 'Close': expected close or keep"},
+        error_case{"a_list", lines({"version: 1", "on_revoke: [close]"}), 2, 12,
+                   "expected on_revoke: close or keep, found a list"},
+        error_case{"a_mapping", lines({"version: 1", "on_revoke: {tunnels: keep}"}), 2, 12,
+                   "expected on_revoke: close or keep, found a mapping"}),
+    case_name);
+
+INSTANTIATE_TEST_SUITE_P(
     address_guard, config_loader_error,
     ::testing::Values(
         // "  except: [documentation, " is 26 characters: the unknown name starts at column 27.
@@ -282,6 +299,9 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"client_empty",
                    lines({"version: 1", "clients:", "  \"\":", "    sources: [10.0.0.0/8]", "    groups: []"}), 3, 3,
                    "invalid client name '': expected 1 to 128 letters"},
+        error_case{"client_named_dash",
+                   lines({"version: 1", "clients:", "  \"-\":", "    sources: [10.0.0.0/8]", "    groups: []"}), 3, 3,
+                   "the client name '-' is reserved (it stands for no client)"},
         error_case{"client_source_not_cidr", client_policy({"    sources: [10.0.0.0/8, office]", "    groups: [web]"}),
                    9, 27, "'office' is not a CIDR"}),
     case_name);
@@ -374,6 +394,11 @@ INSTANTIATE_TEST_SUITE_P(
                         {{"a.yaml", lines({"version: 1", "address_guard:", "  except: [documentation]"})},
                          {"b.yaml", lines({"version: 1", "address_guard:", "  except: [benchmarking]"})}},
                         {"b.yaml", 3, 3, "address_guard is also set at a.yaml:3:3"},
+                        "set it in one file only"},
+        multi_file_case{"on_revoke_in_two_files",
+                        {{"a.yaml", lines({"version: 1", "on_revoke: keep"})},
+                         {"b.yaml", lines({"version: 1", "on_revoke: keep"})}},
+                        {"b.yaml", 2, 12, "on_revoke is also set at a.yaml:2:12"},
                         "set it in one file only"},
         multi_file_case{"schema_error_in_second_file",
                         {{"a.yaml", base_file()}, {"b.yaml", lines({"version: 1", "grups: {}"})}},

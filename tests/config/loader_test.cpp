@@ -179,6 +179,36 @@ TEST(config_loader, modes_and_client_override)
     EXPECT_EQ(strict.outcome, pol::verdict::deny);
 }
 
+TEST(config_loader, on_revoke_defaults_to_close)
+{
+    auto loaded = load_policy_texts({{"policy.yaml", rule_policy("[443]", "[api.example.com]")}});
+    ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
+    EXPECT_EQ(loaded.snapshot->on_revoke(), pol::revoke_action::close);
+    EXPECT_EQ(pol::to_string(loaded.snapshot->on_revoke()), "close");
+}
+
+TEST(config_loader, on_revoke_close_and_keep)
+{
+    for (auto want : {pol::revoke_action::close, pol::revoke_action::keep}) {
+        std::string action(pol::to_string(want));
+        auto loaded = load_policy_texts({{"policy.yaml", "on_revoke: " + action + "\n" +
+                                                             rule_policy("[443]", "[api.example.com]")}});
+        ASSERT_NE(loaded.snapshot, nullptr) << action << "\n" << test::show(loaded);
+        EXPECT_EQ(loaded.snapshot->on_revoke(), want) << action;
+        EXPECT_EQ(pol::parse_revoke_action(action), want);
+    }
+    EXPECT_EQ(pol::parse_revoke_action("drop"), std::nullopt);
+}
+
+TEST(config_loader, on_revoke_from_any_one_file_of_several)
+{
+    // Set in the last file: the setting applies to the merged policy, whichever file holds it.
+    auto loaded = load_policy_texts({{"a.yaml", rule_policy("[443]", "[api.example.com]")},
+                                     {"b.yaml", lines({"version: 1", "on_revoke: keep"})}});
+    ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
+    EXPECT_EQ(loaded.snapshot->on_revoke(), pol::revoke_action::keep);
+}
+
 TEST(config_loader, deny_rules_apply_to_every_port_unless_narrowed)
 {
     auto loaded = load_policy_texts({{"policy.yaml",
@@ -410,6 +440,86 @@ TEST(config_loader_files, a_single_file)
     ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
     EXPECT_EQ(loaded.files, std::vector<std::string>{file.string()});
     expect_decision(*loaded.snapshot, "api.example.com", 443, pol::reason::allowed);
+}
+
+// --- the bytes that were parsed ---------------------------------------------------------------------------
+
+TEST(config_loader_sources, texts_are_kept_as_given_in_merge_order)
+{
+    std::vector<std::pair<std::string, std::string>> files = {
+        {"b-groups.yaml", lines({"version: 1", "groups:", "  web:", "    rules:", "      - ports: [443]",
+                                 "        destinations: [api.example.com]"})},
+        {"a-clients.yaml", "version: 1\r\nclients:\r\n  app:\r\n    sources: [10.0.0.0/8]\r\n    groups: [web]"}};
+    auto loaded = load_policy_texts(files);
+    ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
+    // The order given is the merge order (load_policy_texts does not sort), and the bytes are untouched.
+    EXPECT_EQ(loaded.sources, files);
+}
+
+TEST(config_loader_sources, kept_even_when_the_policy_has_errors)
+{
+    auto loaded = load_policy_texts({{"policy.yaml", lines({"version: 1", "mode: loud"})}});
+    EXPECT_EQ(loaded.snapshot, nullptr);
+    ASSERT_EQ(loaded.sources.size(), 1u);
+    EXPECT_EQ(loaded.sources[0].second, "version: 1\nmode: loud\n");
+}
+
+TEST(config_loader_sources, a_directory_gives_each_file_in_name_order_byte_for_byte)
+{
+    test_support::temp_dir dir;
+    // No final newline, CRLF line ends, a BOM-free UTF-8 comment: whatever was on disk, exactly.
+    std::string clients = "version: 1\r\nclients:\r\n  app:\r\n    sources: [10.0.0.0/8]\r\n    groups: [web]";
+    std::string groups = lines({"# Gruppen f\xc3\xbcr das Web", "version: 1", "groups:", "  web:", "    rules:",
+                                "      - ports: [443]", "        destinations: [api.example.com]"});
+    dir.write("20-clients.yml", clients);
+    dir.write("10-groups.yaml", groups);
+    dir.write("notes.txt", "not a policy file\n");
+    auto loaded = load_policy(dir.path());
+    ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
+    auto name = [&](std::string_view file) { return (dir.path() / file).string(); };
+    EXPECT_EQ(loaded.sources, (std::vector<std::pair<std::string, std::string>>{{name("10-groups.yaml"), groups},
+                                                                                 {name("20-clients.yml"), clients}}));
+    ASSERT_EQ(loaded.files.size(), loaded.sources.size());
+    for (std::size_t i = 0; i < loaded.files.size(); ++i) {
+        EXPECT_EQ(loaded.files[i], loaded.sources[i].first);
+    }
+}
+
+TEST(config_loader_sources, a_single_file_and_a_missing_one)
+{
+    test_support::temp_dir dir;
+    std::string text = rule_policy("[443]", "[api.example.com]");
+    auto file = dir.write("policy.yaml", text);
+    auto loaded = load_policy(file);
+    ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
+    EXPECT_EQ(loaded.sources, (std::vector<std::pair<std::string, std::string>>{{file.string(), text}}));
+
+    // What a later change to the file does not alter: the text is what was parsed, not what is there now.
+    dir.write("policy.yaml", "version: 2\n");
+    EXPECT_EQ(loaded.sources[0].second, text);
+
+    // A file that cannot be read is listed with no text (and the load fails, so nothing is fingerprinted).
+    auto missing = dir.path() / "nowhere.yaml";
+    loaded = load_policy(missing);
+    EXPECT_EQ(loaded.snapshot, nullptr);
+    EXPECT_EQ(loaded.sources, (std::vector<std::pair<std::string, std::string>>{{missing.string(), ""}}));
+}
+
+TEST(config_loader_sources, a_large_policy_is_parsed_from_its_kept_text)
+{
+    // Enough rules that the text spans many stream buffers' worth: the in-memory stream must hand the parser
+    // every byte, and the positions it reports must still be right at the end.
+    std::string text = lines({"version: 1", "groups:", "  web:", "    rules:"});
+    constexpr int rules = 5000;
+    for (int i = 0; i < rules; ++i) {
+        text += "      - ports: [443]\n        destinations: [h" + std::to_string(i) + ".example.com]\n";
+    }
+    text += lines({"clients:", "  app:", "    sources: [10.0.0.0/8]", "    groups: [web]", "    mode: loud"});
+    auto loaded = load_policy_texts({{"big.yaml", text}});
+    ASSERT_EQ(loaded.errors.size(), 1u) << test::show(loaded);
+    // 4 header lines, 2 per rule, then clients, app, sources, groups: mode is on line 4 + 2 * rules + 5.
+    test::expect_diagnostic(loaded.errors[0], located{"big.yaml", 4 + 2 * rules + 5, 11, "unknown mode 'loud'"});
+    EXPECT_EQ(loaded.sources[0].second.size(), text.size());
 }
 
 TEST(config_loader_files, errors_name_the_file_path)

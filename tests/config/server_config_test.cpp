@@ -16,6 +16,7 @@
 #include <ostream>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #ifndef EGRESSD_SOURCE_DIR
@@ -78,6 +79,14 @@ TEST(config_server_example, loads_with_two_listeners_and_a_policy_next_to_it)
     EXPECT_FALSE(c.logging.deny_file);
     EXPECT_FALSE(c.logging.syslog_ident);
     EXPECT_EQ(c.logging.queue_size, 8192u);
+    EXPECT_EQ(c.timeouts.drain_delay, 0s);
+    ASSERT_TRUE(c.admin);
+    EXPECT_EQ(c.admin->address, "127.0.0.1");
+    EXPECT_EQ(c.admin->port, 9090);
+    EXPECT_FALSE(c.admin->token_file);
+    EXPECT_FALSE(c.admin->tls);
+    EXPECT_TRUE(c.reload.watch);
+    EXPECT_EQ(c.reload.debounce, 500ms);
 }
 
 TEST(config_server_example, missing_file_is_one_error_without_a_position)
@@ -147,6 +156,18 @@ TEST(config_server_defaults, absent_keys_take_the_header_defaults)
     EXPECT_FALSE(c.logging.deny_file);
     EXPECT_FALSE(c.logging.syslog_ident);
     EXPECT_EQ(c.logging.queue_size, 8192u);
+
+    // SIGTERM closes the listeners at once unless a drain delay is asked for.
+    EXPECT_EQ(c.timeouts.drain_delay, 0s);
+    // No admin key: the admin endpoint is on, on loopback, without a token (only local callers reach it).
+    ASSERT_TRUE(c.admin);
+    EXPECT_EQ(c.admin->address, "127.0.0.1");
+    EXPECT_EQ(c.admin->port, 9090);
+    EXPECT_FALSE(c.admin->token_file);
+    EXPECT_FALSE(c.admin->tls);
+    EXPECT_EQ(c.admin->where.line, 0u);
+    EXPECT_TRUE(c.reload.watch);
+    EXPECT_EQ(c.reload.debounce, 500ms);
 }
 
 TEST(config_server_defaults, absolute_policy_path_is_kept)
@@ -251,6 +272,147 @@ TEST(config_server_defaults, equal_ttls_are_accepted)
         auto loaded = load(with({"dns:", "  min_ttl: " + std::string(ttl), "  max_ttl: " + std::string(ttl)}));
         ASSERT_TRUE(loaded.config) << ttl << "\n" << show(loaded);
         EXPECT_EQ(loaded.config->dns.min_ttl, loaded.config->dns.max_ttl);
+    }
+}
+
+// --- admin, reload and drain_delay --------------------------------------------------------------------------
+
+TEST(config_server_admin, off_turns_it_off)
+{
+    for (const char* off : {"admin: off", "admin: 'off'"}) {
+        auto loaded = load(with({off}));
+        ASSERT_TRUE(loaded.config) << off << "\n" << show(loaded);
+        EXPECT_FALSE(loaded.config->admin) << off;
+    }
+}
+
+TEST(config_server_admin, an_empty_mapping_takes_the_defaults)
+{
+    auto loaded = load(with({"admin: {}"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    ASSERT_TRUE(loaded.config->admin);
+    const auto& a = *loaded.config->admin;
+    EXPECT_EQ(a.address, "127.0.0.1");
+    EXPECT_EQ(a.port, 9090);
+    EXPECT_FALSE(a.token_file);
+    EXPECT_FALSE(a.tls);
+    EXPECT_EQ(a.where.line, 3u);
+    EXPECT_EQ(a.where.column, 8u);
+}
+
+TEST(config_server_admin, every_setting_written_out)
+{
+    auto loaded = load(with({
+        "admin:",
+        "  listen: '[2001:db8::9]:0'",
+        "  token_file: secrets/admin.token",
+        "  tls:",
+        "    certificate: pki/admin.pem",
+        "    key: /etc/pki/admin.key",
+        "    client_ca: pki/ca.pem",
+        "    crl: pki/ca.crl",
+    }));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    ASSERT_TRUE(loaded.config->admin);
+    const auto& a = *loaded.config->admin;
+    // The brackets are syntax; port 0 asks for a free port, as for listeners.
+    EXPECT_EQ(a.address, "2001:db8::9");
+    EXPECT_EQ(a.port, 0);
+    // Relative paths start from the configuration's directory, like the listeners' tls paths.
+    EXPECT_EQ(a.token_file, base_dir / "secrets/admin.token");
+    EXPECT_EQ(a.token_file_at.line, 5u);
+    EXPECT_EQ(a.token_file_at.column, 15u);
+    ASSERT_TRUE(a.tls);
+    EXPECT_EQ(a.tls->certificate, base_dir / "pki/admin.pem");
+    EXPECT_EQ(a.tls->key, std::filesystem::path("/etc/pki/admin.key"));
+    EXPECT_EQ(a.tls->client_ca, base_dir / "pki/ca.pem");
+    EXPECT_EQ(a.tls->crl, base_dir / "pki/ca.crl");
+    // With client_ca, a caller without a certificate is never let in.
+    EXPECT_TRUE(a.tls->require_client_certificate);
+    EXPECT_EQ(a.tls->where.line, 7u);
+    EXPECT_EQ(a.tls->where.column, 5u);
+    EXPECT_EQ(a.tls->certificate_at.line, 7u);
+    EXPECT_EQ(a.tls->key_at.line, 8u);
+    EXPECT_EQ(a.tls->client_ca_at.line, 9u);
+    EXPECT_EQ(a.tls->crl_at.line, 10u);
+    EXPECT_EQ(a.where.line, 4u);
+}
+
+TEST(config_server_admin, tls_without_client_ca_is_https_only)
+{
+    auto loaded = load(with({"admin:", "  tls: {certificate: admin.pem, key: admin.key}"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    ASSERT_TRUE(loaded.config->admin && loaded.config->admin->tls);
+    EXPECT_FALSE(loaded.config->admin->tls->client_ca);
+    EXPECT_FALSE(loaded.config->admin->tls->crl);
+    EXPECT_EQ(loaded.config->admin->tls->certificate, base_dir / "admin.pem");
+}
+
+TEST(config_server_admin, loopback_needs_no_credentials_and_other_addresses_need_one)
+{
+    struct accepted {
+        std::vector<std::string> admin;
+        std::string address;
+        std::uint16_t port;
+    };
+    const std::vector<accepted> cases = {
+        // All of 127.0.0.0/8 is loopback, and so is ::1.
+        {{"  listen: 127.0.0.1:9090"}, "127.0.0.1", 9090},
+        {{"  listen: 127.45.6.7:1"}, "127.45.6.7", 1},
+        {{"  listen: '[::1]:9090'"}, "::1", 9090},
+        // Elsewhere a token or client certificates make up for it.
+        {{"  listen: 0.0.0.0:9090", "  token_file: admin.token"}, "0.0.0.0", 9090},
+        {{"  listen: '[::]:9443'", "  tls: {certificate: a.pem, key: a.key, client_ca: ca.pem}"}, "::", 9443},
+        {{"  listen: 10.1.2.3:65535", "  token_file: t", "  tls: {certificate: a.pem, key: a.key}"}, "10.1.2.3",
+         65535},
+    };
+    for (const auto& c : cases) {
+        std::string text = minimal + "admin:\n";
+        for (const auto& l : c.admin) {
+            text += l + "\n";
+        }
+        auto loaded = load(text);
+        ASSERT_TRUE(loaded.config) << text << show(loaded);
+        ASSERT_TRUE(loaded.config->admin);
+        EXPECT_EQ(loaded.config->admin->address, c.address) << text;
+        EXPECT_EQ(loaded.config->admin->port, c.port) << text;
+    }
+}
+
+TEST(config_server_admin, the_token_file_is_not_read_here)
+{
+    // The loader reads it (and reports a missing one at token_file_at); the configuration only names it.
+    auto loaded = load(with({"admin: {listen: 192.0.2.1:9090, token_file: /nonexistent/admin.token}"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    EXPECT_EQ(loaded.config->admin->token_file, std::filesystem::path("/nonexistent/admin.token"));
+}
+
+TEST(config_server_reload, written_out_and_at_the_bounds)
+{
+    const std::vector<std::pair<std::string, std::chrono::milliseconds>> cases = {
+        {"50ms", 50ms}, {"1m", 1min}, {"2s", 2s}};
+    for (const auto& [text, want] : cases) {
+        auto loaded = load(with({"reload:", "  watch: false", "  debounce: " + text}));
+        ASSERT_TRUE(loaded.config) << text << "\n" << show(loaded);
+        EXPECT_FALSE(loaded.config->reload.watch);
+        EXPECT_EQ(loaded.config->reload.debounce, want) << text;
+    }
+    auto loaded = load(with({"reload: {watch: true}"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    EXPECT_TRUE(loaded.config->reload.watch);
+    EXPECT_EQ(loaded.config->reload.debounce, 500ms);
+}
+
+TEST(config_server_drain_delay, zero_and_up_to_ten_minutes)
+{
+    const std::vector<std::pair<std::string, std::chrono::milliseconds>> cases = {
+        {"0s", 0ms}, {"15s", 15s}, {"10m", 10min}};
+    for (const auto& [text, want] : cases) {
+        auto loaded = load(with({"timeouts:", "  drain_delay: " + text}));
+        ASSERT_TRUE(loaded.config) << text << "\n" << show(loaded);
+        EXPECT_EQ(loaded.config->timeouts.drain_delay, want) << text;
+        // shutdown_grace is a separate setting, untouched.
+        EXPECT_EQ(loaded.config->timeouts.shutdown_grace, 30s);
     }
 }
 
@@ -484,6 +646,92 @@ INSTANTIATE_TEST_SUITE_P(
                    "expected logging settings (a mapping), found a list"}),
     test::param_name<error_case>);
 
+INSTANTIATE_TEST_SUITE_P(
+    admin, config_server_error,
+    ::testing::Values(
+        // Only the word off turns it off: "on", "false" or nothing are mistakes, not shortcuts.
+        error_case{"on", with({"admin: on"}), 3, 8,
+                   "expected admin: off, or a mapping with listen, token_file and tls; found 'on'"},
+        error_case{"false", with({"admin: false"}), 3, 8, "found 'false'"},
+        error_case{"a_list", with({"admin: [off]"}), 3, 8, "expected admin: off, or a mapping"},
+        error_case{"unknown_key", with({"admin:", "  port: 9090"}), 4, 3,
+                   "unknown key 'port' in admin; expected one of: listen, token_file, tls"},
+        error_case{"listen_a_name", with({"admin:", "  listen: localhost:9090"}), 4, 11,
+                   "invalid admin listen address 'localhost:9090': expected an IP address and port, like "
+                   "127.0.0.1:9090 or [::1]:9090"},
+        error_case{"listen_without_port", with({"admin:", "  listen: 127.0.0.1"}), 4, 11,
+                   "invalid admin listen address '127.0.0.1'"},
+        error_case{"listen_port_70000", with({"admin:", "  listen: 127.0.0.1:70000"}), 4, 11,
+                   "invalid admin listen address '127.0.0.1:70000'"},
+        error_case{"listen_a_list", with({"admin:", "  listen: [127.0.0.1:9090]"}), 4, 11,
+                   "expected the admin listen address, like 127.0.0.1:9090 or [::1]:9090, found a list"},
+        // Reported at the address: that is the setting that opened the endpoint to the network.
+        error_case{"every_interface_without_credentials", with({"admin:", "  listen: 0.0.0.0:9090"}), 4, 11,
+                   "admin listen address '0.0.0.0:9090' is not loopback (127.0.0.0/8 or ::1): set token_file or "
+                   "tls.client_ca"},
+        error_case{"v6_any_without_credentials", with({"admin:", "  listen: '[::]:9090'"}), 4, 11,
+                   "admin listen address '[::]:9090' is not loopback"},
+        // An IPv4-mapped loopback address is not taken for loopback: only the two forms the rule names are.
+        error_case{"mapped_loopback", with({"admin:", "  listen: '[::ffff:127.0.0.1]:9090'"}), 4, 11,
+                   "is not loopback"},
+        // TLS alone encrypts but lets anyone in: only client certificates count.
+        error_case{"tls_without_client_ca", with({"admin:", "  listen: 10.0.0.1:9090",
+                                                  "  tls: {certificate: a.pem, key: a.key}"}),
+                   4, 11, "admin listen address '10.0.0.1:9090' is not loopback"},
+        // One mistake, one error: the empty token file is the mistake, not the address.
+        error_case{"empty_token_file", with({"admin:", "  listen: 10.0.0.1:9090", "  token_file: ''"}), 5, 15,
+                   "empty path: expected the file holding the admin token"},
+        error_case{"tls_without_key", with({"admin:", "  tls: {certificate: a.pem}"}), 4, 8,
+                   "missing required key 'key' in admin.tls"},
+        error_case{"tls_without_certificate", with({"admin:", "  tls:", "    key: a.key"}), 5, 5,
+                   "missing required key 'certificate' in admin.tls"},
+        // "  tls: {certificate: a.pem, key: a.key, crl: " is 45 characters: the CRL path starts at column 46.
+        error_case{"crl_without_client_ca", with({"admin:", "  tls: {certificate: a.pem, key: a.key, crl: c.crl}"}),
+                   4, 46, "needs client_ca"},
+        // The admin endpoint always requires the certificate once client_ca is set: no optional mode.
+        error_case{"tls_client_certificate_optional",
+                   with({"admin:", "  tls:", "    certificate: a.pem", "    key: a.key", "    client_ca: ca.pem",
+                         "    client_certificate: optional"}),
+                   8, 5,
+                   "unknown key 'client_certificate' in admin.tls; expected one of: certificate, key, client_ca, crl"},
+        error_case{"tls_a_scalar", with({"admin:", "  tls: on"}), 4, 8,
+                   "expected admin tls settings (certificate, key, and optionally client_ca, crl) (a mapping), found a "
+                   "scalar"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    reload, config_server_error,
+    ::testing::Values(
+        error_case{"a_scalar", with({"reload: true"}), 3, 9, "expected reload settings (a mapping), found a scalar"},
+        error_case{"unknown_key", with({"reload:", "  interval: 1s"}), 4, 3,
+                   "unknown key 'interval' in reload; expected one of: watch, debounce"},
+        error_case{"watch_yes", with({"reload:", "  watch: yes"}), 4, 10, "expected watch: true or false, found 'yes'"},
+        error_case{"watch_a_list", with({"reload:", "  watch: [true]"}), 4, 10,
+                   "expected watch: true or false, found a list"},
+        error_case{"debounce_10ms", with({"reload:", "  debounce: 10ms"}), 4, 13,
+                   "reload.debounce must be from 50ms to 1m, found '10ms'"},
+        error_case{"debounce_49ms", with({"reload:", "  debounce: 49ms"}), 4, 13,
+                   "reload.debounce must be from 50ms to 1m, found '49ms'"},
+        error_case{"debounce_zero", with({"reload:", "  debounce: 0s"}), 4, 13,
+                   "reload.debounce must be from 50ms to 1m, found '0s'"},
+        error_case{"debounce_61s", with({"reload:", "  debounce: 61s"}), 4, 13,
+                   "reload.debounce must be from 50ms to 1m, found '61s'"},
+        error_case{"debounce_no_unit", with({"reload:", "  debounce: 500"}), 4, 13,
+                   "invalid duration '500' for debounce: expected a whole number with ms, s, m or h"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    drain_delay, config_server_error,
+    ::testing::Values(
+        error_case{"over_ten_minutes", with({"timeouts:", "  drain_delay: 601s"}), 4, 16,
+                   "timeouts.drain_delay is longer than 10m"},
+        error_case{"negative", with({"timeouts:", "  drain_delay: -1s"}), 4, 16,
+                   "invalid duration '-1s' for drain_delay: expected a whole number"},
+        error_case{"no_unit", with({"timeouts:", "  drain_delay: 5"}), 4, 16, "invalid duration '5' for drain_delay"},
+        error_case{"longer_than_a_year", with({"timeouts:", "  drain_delay: 9000h"}), 4, 16,
+                   "is longer than a year"}),
+    test::param_name<error_case>);
+
 // --- several mistakes, all reported --------------------------------------------------------------------------
 
 TEST(config_server_errors, every_mistake_is_reported_in_one_run)
@@ -517,6 +765,34 @@ TEST(config_server_errors, every_mistake_is_reported_in_one_run)
                                          p{12, 15}, p{13, 3}}))
         << show(loaded);
     EXPECT_EQ(loaded.errors.size(), 9u) << show(loaded);
+}
+
+TEST(config_server_errors, admin_reload_and_drain_mistakes_are_reported_together)
+{
+    auto loaded = load(lines({
+        "version: 1",
+        "policy: policy.yaml",
+        "timeouts:",
+        "  drain_delay: 1h",  // 4:16
+        "admin:",
+        "  listen: 0.0.0.0:9090",  // 6:11 not loopback (tls below has no client_ca)
+        "  tls:",  // 7:3 missing key (reported at the mapping, 8:5)
+        "    certificate: a.pem",
+        "    crl: c.crl",  // 9:10 needs client_ca
+        "  colour: true",  // 10:3
+        "reload:",
+        "  watch: maybe",  // 12:10
+        "  debounce: 2m",  // 13:13
+    }));
+    EXPECT_FALSE(loaded.config);
+    std::vector<std::tuple<std::uint32_t, std::uint32_t>> positions;
+    for (const auto& e : loaded.errors) {
+        positions.emplace_back(e.where.line, e.where.column);
+    }
+    std::sort(positions.begin(), positions.end());
+    using p = std::tuple<std::uint32_t, std::uint32_t>;
+    EXPECT_EQ(positions, (std::vector<p>{p{4, 16}, p{6, 11}, p{8, 5}, p{9, 10}, p{10, 3}, p{12, 10}, p{13, 13}}))
+        << show(loaded);
 }
 
 TEST(config_server_errors, diagnostics_format_as_file_line_column)

@@ -8,10 +8,12 @@ reach any other address: see isolate_network(). Set EGRESSD_E2E_NETNS=off to run
 Only the Python 3 standard library is used. Every loop is bounded in count and in time.
 """
 
+import datetime
 import fcntl
 import http.server
 import json
 import os
+import re
 import resource
 import selectors
 import shutil
@@ -1052,7 +1054,8 @@ class HttpConn:
 def egressd_binary():
     env = os.environ.get("EGRESSD_BINARY")
     if env:
-        return env
+        # Absolute: egressd runs in its temporary directory, where a relative path would name nothing.
+        return os.path.abspath(env)
     for cand in ("build/e2e/proxy/egressd", "build/dev/proxy/egressd", "build/debug/proxy/egressd"):
         p = os.path.join(REPO, cand)
         if os.path.exists(p):
@@ -1067,8 +1070,11 @@ def _yaml_list(items):
 class Egressd:
     """The real egressd binary, configured in a temporary directory, its JSON events collected."""
 
-    def __init__(self, directory, policy_text, dns_port, settings=None, start_timeout=10.0, extra_yaml=None):
-        """extra_yaml: optional text appended as is to egressd.yaml (top-level sections such as proxy_auth)."""
+    def __init__(self, directory, policy_text, dns_port, settings=None, start_timeout=10.0, extra_yaml=None,
+                 policy_files=None):
+        """extra_yaml: optional text appended as is to egressd.yaml (top-level sections such as proxy_auth).
+        policy_files: {file name: text}; if given, the policy is the directory `policy.d` holding these files
+        (policy_text is then not used, and policy_path names the directory)."""
         self.directory = directory
         self.settings = {
             "workers": 2,
@@ -1084,11 +1090,20 @@ class Egressd:
                 self.settings.setdefault(k, {}).update(v)
             else:
                 self.settings[k] = v
-        self.policy_path = os.path.join(directory, "policy.yaml")
-        with open(self.policy_path, "w") as f:
-            f.write(policy_text)
+        if policy_files is None:
+            policy_setting = "policy.yaml"
+            self.policy_path = os.path.join(directory, "policy.yaml")
+            with open(self.policy_path, "w") as f:
+                f.write(policy_text)
+        else:
+            policy_setting = "policy.d"
+            self.policy_path = os.path.join(directory, policy_setting)
+            os.mkdir(self.policy_path)
+            for name, text in policy_files.items():
+                with open(os.path.join(self.policy_path, name), "w") as f:
+                    f.write(text)
         listeners = self.settings.get("listeners", ["127.0.0.1:0"])
-        lines = ["version: 1", "listeners: %s" % json.dumps(listeners), "policy: policy.yaml",
+        lines = ["version: 1", "listeners: %s" % json.dumps(listeners), "policy: %s" % policy_setting,
                  "workers: %d" % self.settings["workers"],
                  "dns:", "  servers: [\"127.0.0.1:%d\"]" % dns_port]
         for section in ("dns", "timeouts", "limits"):
@@ -1099,6 +1114,13 @@ class Egressd:
         lines += ["logging:", "  stdout: true", "  queue_size: 65536"]
         if extra_yaml:
             lines.append(extra_yaml.rstrip("\n"))
+        if not extra_yaml or not re.search(r"^admin:", extra_yaml, re.M):
+            # The default admin address (127.0.0.1:9090) would clash between two egressd of one test.
+            lines.append('admin:\n  listen: "127.0.0.1:0"')
+        if not extra_yaml or not re.search(r"^reload:", extra_yaml, re.M):
+            # Tests that change files (CRLs, keys, credentials) reload when they say so; the file watch is
+            # tested on its own (test_reload, test_revoke).
+            lines.append("reload:\n  watch: false")
         self.config_path = os.path.join(directory, "egressd.yaml")
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -1234,6 +1256,109 @@ class Egressd:
         self.returncode = self.proc.returncode
         return self.returncode
 
+    # -- reloads and the admin endpoint -----------------------------------------------------------------
+    def event_count(self):
+        """How many events were logged so far: a mark for wait_for_event(after=...)."""
+        with self.lock:
+            return len(self._events)
+
+    def wait_for_event(self, name=None, pred=None, timeout=5.0, after=0, fail=True, **fields):
+        """The first event named `name` (any name if None) among those logged after the first `after` (see
+        event_count()), matching pred and fields; waits at most `timeout`. None when none came and not fail."""
+        def match(e):
+            if name is not None and e.get("event") != name:
+                return False
+            if pred is not None and not pred(e):
+                return False
+            return all(e.get(k) == v for k, v in fields.items())
+
+        deadline = time.monotonic() + timeout
+        for _ in range(100000):
+            with self.cond:
+                for e in self._events[after:]:
+                    if match(e):
+                        return e
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.cond.wait(timeout=min(remaining, 0.1))
+        if fail:
+            raise AssertionError("no event %s%s%s after the first %d within %.1fs; events:\n%s" % (
+                name or "", fields, " and a predicate" if pred else "", after, timeout, self.dump_events()))
+        return None
+
+    def reload_events(self, after=0):
+        """The egressd.reload and egressd.reload_failed events logged after the first `after`."""
+        with self.lock:
+            evs = list(self._events[after:])
+        return [e for e in evs if e.get("event") in ("egressd.reload", "egressd.reload_failed")]
+
+    def wait_reload(self, after, timeout=10.0):
+        """The first egressd.reload or egressd.reload_failed event logged after the first `after` events."""
+        return self.wait_for_event(pred=lambda e: e.get("event") in ("egressd.reload", "egressd.reload_failed"),
+                                   after=after, timeout=timeout)
+
+    def sighup_reload(self, timeout=10.0):
+        """SIGHUP; returns the egressd.reload or egressd.reload_failed event that follows it."""
+        mark = self.event_count()
+        self.signal(signal.SIGHUP)
+        return self.wait_reload(mark, timeout=timeout)
+
+    def write_policy(self, text, name=None, rename=False):
+        """Rewrites the policy file (or the file `name` in a policy directory): in place, or (rename=True)
+        written beside it under another name and renamed over it, as editors and deployment tools do."""
+        path = self.policy_path if name is None else os.path.join(self.policy_path, name)
+        if not rename:
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+        tmp = os.path.join(os.path.dirname(path), ".%s.tmp" % os.path.basename(path))
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, path)
+        return path
+
+    def admin_address(self, timeout=5.0):
+        """(host, port) of the admin endpoint, from egressd.admin_listening."""
+        ev = self.wait_event(event="egressd.admin_listening", timeout=timeout)
+        host, _, port = ev["address"].rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def admin_request(self, method, path, token=None, body=b"", headers=(), timeout=5.0):
+        """One request to the admin endpoint on a fresh connection (Connection: close); the Response."""
+        host, port = self.admin_address()
+        authority = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+        lines = ["%s %s HTTP/1.1" % (method, path), "Host: %s" % authority, "Connection: close"]
+        if token is not None:
+            lines.append("Authorization: Bearer %s" % token)
+        lines += ["%s: %s" % (k, v) for k, v in headers]
+        if body or method in ("POST", "PUT"):
+            lines.append("Content-Length: %d" % len(body))
+        with HttpConn(port, host, timeout=timeout) as c:
+            c.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+            return c.read_response(method=method, timeout=timeout)
+
+    def admin_get(self, path, token=None, timeout=5.0):
+        return self.admin_request("GET", path, token=token, timeout=timeout)
+
+    def admin_post(self, path, token=None, body=b"", timeout=60.0):
+        return self.admin_request("POST", path, token=token, body=body, timeout=timeout)
+
+    def admin_json(self, path, token=None, timeout=5.0):
+        """GET path on the admin endpoint; asserts a 200 and returns the JSON body, parsed."""
+        resp = self.admin_get(path, token=token, timeout=timeout)
+        if resp.status != 200:
+            raise AssertionError("GET %s: %r" % (path, resp))
+        return json.loads(resp.body)
+
+    def metrics(self, token=None, timeout=5.0):
+        """GET /metrics; asserts a 200 and returns (text, samples as parse_metrics gives them)."""
+        resp = self.admin_get("/metrics", token=token, timeout=timeout)
+        if resp.status != 200:
+            raise AssertionError("GET /metrics: %r" % resp)
+        text = resp.body.decode("utf-8")
+        return text, parse_metrics(text)
+
 
 # ---------------------------------------------------------------------------------------------------------
 # The test environment
@@ -1326,9 +1451,11 @@ class ProxyTestCase(unittest.TestCase):
         self.addCleanup(self.sentinel.stop)
         self.proxy = self.start_proxy(self.egressd_settings, extra_yaml=self.extra_yaml())
 
-    def start_proxy(self, settings=None, policy_text=None, extra_yaml=None):
+    def start_proxy(self, settings=None, policy_text=None, extra_yaml=None, **kwargs):
+        """kwargs go to Egressd as they are (start_timeout, policy_files)."""
         d = tempfile.mkdtemp(dir=self.tmp.name)
-        proxy = Egressd(d, policy_text or self.policy_text(), self.dns.port, settings, extra_yaml=extra_yaml)
+        proxy = Egressd(d, policy_text or self.policy_text(), self.dns.port, settings, extra_yaml=extra_yaml,
+                        **kwargs)
         self.addCleanup(self._stop_proxy, proxy)
         return proxy
 
@@ -1455,3 +1582,99 @@ def curl(*args, timeout=20):
     """Runs curl with no proxy variables from the environment; returns the CompletedProcess."""
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, timeout=timeout, env=env)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reloads, the admin endpoint and metrics
+
+
+def yaml_str(text):
+    """A YAML double-quoted scalar (JSON strings are valid YAML)."""
+    return json.dumps(str(text))
+
+
+def admin_yaml(listen="127.0.0.1:0", token_file=None):
+    """An admin section for egressd.yaml (extra_yaml): on a free loopback port unless told otherwise."""
+    text = "admin:\n  listen: %s\n" % yaml_str(listen)
+    if token_file is not None:
+        text += "  token_file: %s\n" % yaml_str(token_file)
+    return text
+
+
+def reload_yaml(watch=True, debounce="500ms"):
+    """A reload section for egressd.yaml (extra_yaml)."""
+    return "reload:\n  watch: %s\n  debounce: %s\n" % ("true" if watch else "false", debounce)
+
+
+def rfc3339_in(seconds):
+    """The UTC time `seconds` from now (whole seconds, rounded up), as RFC 3339: for a rule's expires."""
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    if t.microsecond:
+        t = t.replace(microsecond=0) + datetime.timedelta(seconds=1)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_time(event):
+    """An event's `time` ("2026-11-21T07:00:00.123Z") as seconds since the epoch."""
+    text = event["time"]
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in text else "%Y-%m-%dT%H:%M:%SZ"
+    return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def _unescape_label(value):
+    out = []
+    i = 0
+    while i < len(value):
+        c = value[i]
+        if c == "\\" and i + 1 < len(value):
+            n = value[i + 1]
+            out.append({"n": "\n", "\\": "\\", '"': '"'}.get(n, "\\" + n))
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def parse_metrics(text):
+    """Prometheus text exposition -> [(name, {label: value}, float value)], comments skipped."""
+    sample_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$')
+    label_re = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?')
+    samples = []
+    for line in text.split("\n"):
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = sample_re.match(line)
+        if m is None:
+            raise AssertionError("not a sample line: %r" % line)
+        labels = {}
+        body = m.group(3) or ""
+        pos = 0
+        for _ in range(1000):
+            if pos >= len(body):
+                break
+            lm = label_re.match(body, pos)
+            if lm is None:
+                raise AssertionError("bad labels in %r" % line)
+            labels[lm.group(1)] = _unescape_label(lm.group(2))
+            pos = lm.end()
+        value = m.group(4)
+        samples.append((m.group(1), labels, float({"+Inf": "inf", "-Inf": "-inf"}.get(value, value))))
+    return samples
+
+
+def metric_value(samples, name, **labels):
+    """The sum of the samples called `name` whose labels include `labels`; None if there is no such sample."""
+    found = [v for n, l, v in samples if n == name and all(l.get(k) == str(x) for k, x in labels.items())]
+    return sum(found) if found else None
+
+
+PROMTOOL = "/usr/bin/promtool"
+
+
+def promtool_check(text):
+    """`promtool check metrics` on the text; the CompletedProcess. Fails (never skips) without promtool."""
+    tool = PROMTOOL if os.path.exists(PROMTOOL) else shutil.which("promtool")
+    if tool is None:
+        raise AssertionError("promtool is not installed (Debian package prometheus): it must check /metrics")
+    return subprocess.run([tool, "check", "metrics"], input=text.encode("utf-8"), capture_output=True, timeout=30)

@@ -369,7 +369,7 @@ clients:
         evs = proxy.wait_events(before + 1, lambda e: e.get("event", "").startswith("egressd.reload"), timeout=10)
         self.assertEqual(len(evs), before + 1, proxy.dump_events())
         ev = evs[-1]
-        self.assertEqual(ev["listener"], "127.0.0.1:%d" % proxy.port, ev)
+        self.assertEqual(ev["trigger"], "SIGHUP", ev)
         return ev
 
     # -- identities ------------------------------------------------------------------------------------
@@ -772,20 +772,23 @@ clients:
             self.assertEqual(resp.status, 200, resp)
             run_certs("revoke", self.pki, "worker2")
             ev = self.reload()
-            self.assertEqual((ev["event"], ev["tls"]), ("egressd.reload", "reloaded"), ev)
-            # New connections with it are refused, also when they offer the old session...
+            self.assertEqual(ev["event"], "egressd.reload", ev)
+            # The established connection is decided again against the new CRL, and closed...
+            self.assertTrue(established.closed_by_peer(timeout=REQUEST_TIMEOUT))
+            revoke = self.proxy.wait_event(event="egress.revoke")
+            self.assertEqual((revoke["cause"], revoke["action"], revoke["identity"], revoke["detail"]),
+                             ("certificate_revoked", "closed", BATCH_PREFIX + "sa/worker2", "certificate revoked"),
+                             revoke)
+            # ... new connections with it are refused, also when they offer the old session...
             self.attempt_refused("worker2")
             self.attempt_refused(context=tls12, session=session)
             self.assert_connection_refused("client_cert_rejected", detail="certificate revoked", count=2)
-            # ... the established one is untouched...
-            resp = self.get(self.url("batch.test"), conn=established)
-            self.assertEqual(resp.status, 200, resp)
         # ... and the CA's other certificates still work.
         self.assert_fetched("batch.test", "batch", WORKER_ID)
         r = self.curl_tls(self.url("batch.test"), cert="worker2")
         self.assertNotEqual(r.returncode, 0, r)
         self.assert_connection_refused("client_cert_rejected", detail="certificate revoked", count=3)
-        self.assertEqual(len(self.upstream.requests), 4)
+        self.assertEqual(len(self.upstream.requests), 3)
 
     def test_tunnel_survives_sighup_and_broken_files_keep_the_old_ones(self):
         authority = "batch.test:%d" % self.rec.port
@@ -803,8 +806,8 @@ clients:
             with open(crl, "w") as f:
                 f.write("this is not a CRL\n")
             ev = self.reload()
-            self.assertEqual((ev["event"], ev["tls"]), ("egressd.reload_failed", "kept the running files"), ev)
-            self.assertIn(crl, ev["errors"], ev)
+            self.assertEqual(ev["event"], "egressd.reload_failed", ev)
+            self.assertTrue(any(crl in e for e in ev["errors"]), ev)
             tunnel.send(b"after the failed reload")
             self.assertEqual(tunnel.recv_exact(23), b"after the failed reload")
             self.assertIsNone(self.proxy.proc.poll())
@@ -817,7 +820,7 @@ clients:
             os.rename(os.path.join(self.pki, "proxy.key"), os.path.join(self.pki, "proxy.key.gone"))
             ev = self.reload()
             self.assertEqual(ev["event"], "egressd.reload_failed", ev)
-            self.assertIn("proxy.key: cannot read the private key", ev["errors"], ev)
+            self.assertTrue(any("proxy.key: cannot read the private key" in e for e in ev["errors"]), ev)
             self.assert_fetched("batch.test", "batch", WORKER_ID)
             tunnel.send(b"still here")
             self.assertEqual(tunnel.recv_exact(10), b"still here")

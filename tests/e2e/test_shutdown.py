@@ -40,7 +40,7 @@ class ShutdownTest(harness.ProxyTestCase):
         self.assertEqual(self.proxy.wait_exit(timeout=10), 0, "\n".join(self.proxy.stderr_lines))
         self.proxy.wait_event(event="egressd.stopping")
         stop = self.proxy.wait_event(event="egressd.stop")
-        self.assertEqual(stop.get("cut_connections"), "0", stop)
+        self.assertEqual(stop.get("cut_connections"), 0, stop)
         names = [e["event"] for e in self.proxy.events()]
         self.assertEqual(names[-1], "egressd.stop", names)
 
@@ -54,7 +54,7 @@ class ShutdownTest(harness.ProxyTestCase):
         self.assertEqual(proxy.wait_exit(timeout=10), 0)
         self.assertLess(time.monotonic() - started, 5.0, "egressd waited for an idle connection")
         stop = proxy.wait_event(event="egressd.stop")
-        self.assertEqual(stop.get("cut_connections"), "0", stop)
+        self.assertEqual(stop.get("cut_connections"), 0, stop)
 
     def test_tunnel_cut_after_grace(self):
         proxy = self.start_proxy({"timeouts": {"shutdown_grace": "1s"}})
@@ -69,7 +69,7 @@ class ShutdownTest(harness.ProxyTestCase):
         self.assertEqual(proxy.wait_exit(timeout=10), 0)
         self.assertLess(time.monotonic() - started, 6.0)
         stop = proxy.wait_event(event="egressd.stop")
-        self.assertEqual(stop.get("cut_connections"), "1", stop)
+        self.assertEqual(stop.get("cut_connections"), 1, stop)
         ev = proxy.wait_event(event="egress.close", method="CONNECT")
         self.assertEqual(ev["cause"], "shutdown")
 

@@ -170,7 +170,7 @@ void finishes(const std::function<void()>& work, const char* what)
 decision_event allow_event()
 {
     decision_event e;
-    e.event = "egress.allow";
+    e.event = observe::event_kind::allow;
     e.request_id = "r-1";
     e.client = "app";
     e.source = "10.0.0.5:40000";
@@ -178,7 +178,7 @@ decision_event allow_event()
     e.host = "api.example.com";
     e.port = 443;
     e.address = "93.184.216.34";
-    e.reason = "allowed";
+    e.reason = observe::reason::allowed;
     e.mode = "enforce";
     e.rule_group = "web";
     e.rule_index = 0;
@@ -189,13 +189,13 @@ decision_event allow_event()
 decision_event deny_event()
 {
     decision_event e;
-    e.event = "egress.deny";
+    e.event = observe::event_kind::deny;
     e.request_id = "r-2";
     e.source = "10.0.0.6:40001";
     e.method = "GET";
     e.host = "169.254.169.254";
     e.port = 80;
-    e.reason = "address_guard";
+    e.reason = observe::reason::address_guard;
     e.mode = "enforce";
     e.guard = "link_local";
     return e;
@@ -209,10 +209,10 @@ TEST(cli_event_log, each_event_is_one_json_line_with_fixed_fields)
         log.decision(allow_event());
         log.decision(deny_event());
         auto would = deny_event();
-        would.event = "egress.would_deny";
+        would.event = observe::event_kind::would_deny;
         would.request_id = "r-3";
         would.mode = "report";
-        would.reason = "no_rule";
+        would.reason = observe::reason::no_matching_rule;
         would.detail = "dns: NXDOMAIN";
         log.decision(would);
         close_event c;
@@ -226,12 +226,12 @@ TEST(cli_event_log, each_event_is_one_json_line_with_fixed_fields)
         c.bytes_from_client = 517;
         c.bytes_to_client = 18'446'744'073'709'551'615u;  // the widest counter survives as a JSON number
         c.duration = 1234ms;
-        c.cause = "client_closed";
+        c.cause = observe::close_cause::client_closed;
         c.requests = 1;
         log.close(c);
         close_event unknown;  // nothing known: client and address are null, numbers are 0
         unknown.request_id = "r-4";
-        unknown.cause = "error";
+        unknown.cause = observe::close_cause::error;
         log.close(unknown);
         log.notice("egressd.start", {{"workers", "2"}, {"policy", "/etc/egressd/policy.yaml"}});
         log.flush();
@@ -347,6 +347,23 @@ TEST(cli_event_log, rule_fields_need_both_group_and_index)
     EXPECT_EQ(v.get("rule_description"), nullptr) << lines[2];
 }
 
+TEST(cli_event_log, identity_source_is_written_only_for_a_proven_identity)
+{
+    auto with = deny_event();
+    with.identity = "alice";
+    with.identity_source = observe::identity_source::proxy_auth;
+    auto v = parse_line(event_log::format(with));
+    expect_string(v, "identity", "alice");
+    expect_string(v, "identity_source", "proxy_auth");
+    auto mtls = deny_event();
+    mtls.identity = "build-agent";
+    mtls.identity_source = observe::identity_source::mtls;
+    expect_string(parse_line(event_log::format(mtls)), "identity_source", "mtls");
+    auto none = parse_line(event_log::format(deny_event()));
+    EXPECT_EQ(none.get("identity"), nullptr);
+    EXPECT_EQ(none.get("identity_source"), nullptr);
+}
+
 TEST(cli_event_log, hostile_strings_cannot_break_a_line)
 {
     // Quotes, backslashes, line breaks and control characters are escaped; well-formed UTF-8 passes through;
@@ -368,7 +385,7 @@ TEST(cli_event_log, hostile_strings_cannot_break_a_line)
         log.decision(d);
         close_event c;
         c.method = hostile;
-        c.cause = hostile;
+        c.host = hostile;
         log.close(c);
         const std::string name = "odd\"name\n";
         log.notice("egressd.\"reload\"", {{name, hostile}}, true);
@@ -383,7 +400,7 @@ TEST(cli_event_log, hostile_strings_cannot_break_a_line)
     expect_string(d, "detail", decoded);
     auto c = parse_line(lines[1]);
     expect_string(c, "method", decoded);
-    expect_string(c, "cause", decoded);
+    expect_string(c, "host", decoded);
     auto n = parse_line(lines[2]);
     expect_string(n, "event", "egressd.\"reload\"");
     expect_string(n, "odd\"name\n", decoded);

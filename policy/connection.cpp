@@ -1,0 +1,54 @@
+#include "policy/connection.hpp"
+
+namespace egressd::policy {
+
+address_vetting vet_addresses(const policy& p, std::optional<client_id> client, const host& target,
+                              std::uint16_t port, std::span<const address> resolved, time_point now)
+{
+    address_vetting v;
+    v.decisions.reserve(resolved.size());
+    for (const auto& addr : resolved) {
+        auto d = p.decide_address(client, target, port, addr, now);
+        if (d.allows_traffic()) {
+            if (!v.first_allowed) {
+                v.first_allowed = v.decisions.size();
+            }
+            v.vetted.push_back(addr);
+        } else if (!v.first_refused) {
+            v.first_refused = v.decisions.size();
+        }
+        v.decisions.push_back(d);
+    }
+    return v;
+}
+
+decision decide_established(const policy& p, const established& e, time_point now)
+{
+    auto client = p.match_client(e.who);
+    auto d = p.decide_address(client, e.target, e.port, e.connected, now);
+    if (d.why != reason::allowed || !e.tunnel) {
+        return d;
+    }
+    auto t = p.decide_tls(client, e.target, e.port, *e.tunnel, now);
+    return t.why != reason::allowed ? t : d;
+}
+
+std::optional<time_point> expiry_of(const policy& p, const established& e, time_point now)
+{
+    auto client = p.match_client(e.who);
+    std::optional<time_point> earliest;
+    for (const auto& d : {p.decide_name(client, e.target, e.port, now),
+                          p.decide_address(client, e.target, e.port, e.connected, now)}) {
+        if (d.why != reason::allowed) {
+            return std::nullopt;
+        }
+        if (d.rule) {
+            if (auto expires = p.describe(*d.rule).expires; expires && (!earliest || *expires < *earliest)) {
+                earliest = expires;
+            }
+        }
+    }
+    return earliest;
+}
+
+}  // namespace egressd::policy

@@ -1,0 +1,48 @@
+#pragma once
+
+// The rules that turn phase decisions into connection decisions, in one place: the proxy, the command line's
+// explain and the re-decision of established connections all use these.
+
+#include "policy/policy.hpp"
+
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace egressd::policy {
+
+struct address_vetting {
+    std::vector<decision> decisions;           // one per address given, in that order
+    std::vector<address> vetted;               // the addresses that passed: the only ones to connect to
+    std::optional<std::size_t> first_allowed;  // index into decisions
+    std::optional<std::size_t> first_refused;
+    bool allowed() const { return first_allowed.has_value(); }
+};
+
+// After the name phase allowed a name, each resolved address is decided (address phase); the connection is
+// allowed when at least one passes, and the proxy connects only to those.
+address_vetting vet_addresses(const policy& p, std::optional<client_id> client, const host& target,
+                              std::uint16_t port, std::span<const address> resolved, time_point now);
+
+// What an established connection was allowed on: who asked, where to, the address it is connected to, and
+// (for a CONNECT tunnel whose first bytes were checked) what the tunnel started with.
+struct established {
+    client_facts who;
+    host target;
+    std::uint16_t port = 0;
+    address connected;
+    std::optional<tunnel_start> tunnel;
+};
+
+// Decides an established connection again, under another snapshot or at a later time: the client is matched
+// anew, then the address phase (which repeats the name phase) for the connected address, then the tunnel
+// phase. The first decision that is not `allowed` is returned (deny, or would_deny in report mode); otherwise
+// the allowing decision.
+decision decide_established(const policy& p, const established& e, time_point now);
+
+// When an established connection that is allowed now stops being allowed by the clock alone: the earliest
+// `expires` of the rules its decision rests on (the name phase's rule, and the address phase's, which for a
+// guarded address is the CIDR rule that opens it). nullopt: no such rule expires, or it is not allowed now.
+std::optional<time_point> expiry_of(const policy& p, const established& e, time_point now);
+
+}  // namespace egressd::policy

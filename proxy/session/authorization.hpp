@@ -1,0 +1,39 @@
+#pragma once
+
+#include "policy/connection.hpp"
+#include "policy/policy.hpp"
+#include "proxy/observe/codes.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace egressd::proxy {
+
+// What the authorizer hands on when the policy lets a request through: everything the connector, the tunnel
+// and the forwarder need, and everything a later snapshot needs to decide the connection again (a tunnel keeps
+// it for its whole life). Immutable once the connection is established, except `client_hello` (set by the SNI
+// peek) and `connected` (set by the connector).
+struct authorization {
+    std::shared_ptr<const policy::policy> snapshot;  // the one that decided
+    std::uint64_t policy_version = 0;                // of that snapshot
+    std::optional<policy::client_id> client;
+    std::string client_name;                         // empty: no client matched (report mode lets it through)
+    policy::client_facts who;                        // source and identity, to match the client again
+    observe::identity_source identity_from = observe::identity_source::none;
+    policy::host target;
+    std::uint16_t port = 0;
+    bool tunnel = false;                             // CONNECT; else a forwarded plain-HTTP request
+    std::vector<policy::address> vetted;             // addresses that passed, in the resolver's order
+    policy::decision decision;                       // the allowing decision (name phase for literals, else address)
+    policy::tls_mode tls = policy::tls_mode::off;    // CONNECT: what the first client bytes must be
+    std::optional<policy::address> connected;        // the vetted address the upstream is connected to
+    std::optional<policy::tunnel_start> client_hello;  // CONNECT under a tls mode: what the ClientHello said
+
+    // The facts to decide the established connection again; needs `connected`.
+    policy::established facts() const { return {who, target, port, *connected, client_hello}; }
+};
+
+}  // namespace egressd::proxy

@@ -1,0 +1,140 @@
+#include "proxy/session/authorizer.hpp"
+
+#include "policy/connection.hpp"
+#include "proxy/event_log.hpp"
+#include "proxy/worker.hpp"
+
+#include <chrono>
+
+namespace egressd::proxy {
+
+namespace {
+
+observe::reason reason_for(dns::dns_status s)
+{
+    switch (s) {
+    case dns::dns_status::nxdomain:
+        return observe::reason::dns_nxdomain;
+    case dns::dns_status::no_addresses:
+        return observe::reason::dns_no_addresses;
+    case dns::dns_status::servfail:
+        return observe::reason::dns_servfail;
+    case dns::dns_status::timeout:
+        return observe::reason::dns_timeout;
+    case dns::dns_status::ok:
+    case dns::dns_status::error:
+        break;
+    }
+    return observe::reason::dns_error;
+}
+
+}  // namespace
+
+void log_decision(connection& c, const policy::policy& snapshot, const policy::decision& d, const decision_details& x)
+{
+    decision_event e;
+    e.event = observe::event_for(d.outcome);
+    e.request_id = c.request.id;
+    e.client = x.client;
+    e.source = c.source_text;
+    e.method = c.request.method;
+    e.host = c.request.host;
+    e.port = c.request.port;
+    e.address = x.address;
+    e.reason = x.reason ? *x.reason : observe::from_policy(d.why);
+    e.mode = policy::to_string(d.applied_mode);
+    if (d.rule) {
+        auto view = snapshot.describe(*d.rule);
+        e.rule_group = view.group;
+        e.rule_index = view.index;
+        e.rule_description = view.description;
+    }
+    if (d.guard) {
+        e.guard = policy::to_string(d.guard->category);
+    }
+    e.sni = x.sni;
+    e.detail = x.detail;
+    if (c.identity) {
+        e.identity = *c.identity;
+        e.identity_source = c.identity_from;
+    }
+    c.owner.events().decision(e);
+    c.owner.metrics().decision(snapshot, d.outcome, e.reason, d.client);
+}
+
+boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authorize(const policy::destination& dest,
+                                                                                   bool tunnel)
+{
+    c_.watch.disarm();  // DNS has its own timeout; the head's deadline is spent
+    authorization a;
+    a.snapshot = c_.owner.policy_snapshot();  // one snapshot for the whole request
+    a.policy_version = c_.owner.policy_version();
+    a.who = policy::client_facts{.source = c_.source, .identity = c_.identity};
+    a.identity_from = c_.identity_from;
+    a.client = a.snapshot->match_client(a.who);
+    a.client_name = a.client ? std::string(a.snapshot->client_name(*a.client)) : std::string();
+    a.target = dest.target;
+    a.port = dest.port;
+    a.tunnel = tunnel;
+    const auto& p = *a.snapshot;
+    auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    auto log = [&](const policy::decision& d, std::string_view address, std::string_view detail = {},
+                   std::optional<observe::reason> reason = {}) {
+        log_decision(c_, p, d, {a.client_name, address, detail, reason, {}});
+    };
+    auto denied = [&](const policy::decision& d, std::string address) {
+        return refusal{{failure_kind::denied, observe::from_policy(d.why)}, a.client_name, std::move(address)};
+    };
+
+    auto name_decision = p.decide_name(a.client, a.target, a.port, now);
+    a.tls = p.tls_for(name_decision.rule);
+    if (const auto* literal = a.target.literal()) {
+        std::string address = literal->to_string();
+        log(name_decision, address);
+        if (!name_decision.allows_traffic()) {
+            co_return denied(name_decision, std::move(address));
+        }
+        a.vetted.push_back(*literal);
+        a.decision = name_decision;
+        co_return a;
+    }
+    if (!name_decision.allows_traffic()) {
+        log(name_decision, {});
+        co_return denied(name_decision, {});
+    }
+    auto asked = std::chrono::steady_clock::now();
+    auto answer = co_await c_.owner.resolver().resolve(*a.target.name());
+    c_.owner.metrics().dns_lookup(answer.status, answer.from_cache, std::chrono::steady_clock::now() - asked);
+    if (answer.status != dns::dns_status::ok) {
+        // Refused for want of an address: a denial with a DNS reason, never counted as allowed traffic.
+        failure why{answer.status == dns::dns_status::timeout ? failure_kind::dns_timeout : failure_kind::dns_failed,
+                    reason_for(answer.status)};
+        policy::decision refused = name_decision;
+        refused.outcome = policy::verdict::deny;
+        log(refused, {}, {}, why.why);
+        co_return refusal{std::move(why), a.client_name, {}};
+    }
+    auto vetting = policy::vet_addresses(p, a.client, a.target, a.port, answer.addresses, now);
+    std::string refused_address;
+    if (vetting.first_refused) {
+        refused_address = answer.addresses[*vetting.first_refused].to_string();
+    }
+    if (!vetting.allowed()) {
+        const auto& d = vetting.decisions[*vetting.first_refused];
+        log(d, refused_address);
+        co_return denied(d, std::move(refused_address));
+    }
+    a.vetted = std::move(vetting.vetted);
+    a.decision = vetting.decisions[*vetting.first_allowed];
+    std::string detail;
+    if (vetting.first_refused) {
+        detail = "refused " + std::to_string(answer.addresses.size() - a.vetted.size()) + " of " +
+                 std::to_string(answer.addresses.size()) + " addresses (" +
+                 std::string(policy::to_string(vetting.decisions[*vetting.first_refused].why)) + ", " +
+                 refused_address + ")";
+    }
+    log(a.decision, a.vetted.front().to_string(), detail);
+    co_return a;
+}
+
+}  // namespace egressd::proxy

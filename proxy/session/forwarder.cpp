@@ -1,0 +1,339 @@
+#include "proxy/session/forwarder.hpp"
+
+#include "proxy/worker.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <sys/socket.h>
+
+namespace egressd::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+using observe::close_cause;
+using observe::reason;
+
+namespace {
+
+void set_header(std::vector<http::header>& headers, std::string_view name, std::string value)
+{
+    std::erase_if(headers, [&](const http::header& h) { return http::iequals(h.name, name); });
+    headers.push_back({std::string(name), std::move(value)});
+}
+
+void append_via(std::vector<http::header>& headers)
+{
+    for (auto& h : headers) {
+        if (http::iequals(h.name, "via")) {
+            h.value += ", 1.1 egressd";
+            return;
+        }
+    }
+    headers.push_back({"Via", "1.1 egressd"});
+}
+
+bool asks_to_close(const std::vector<http::header>& headers)
+{
+    auto tokens = http::header_tokens(headers, "connection");
+    return std::find(tokens.begin(), tokens.end(), "close") != tokens.end();
+}
+
+}  // namespace
+
+// A kept-alive upstream that closed (or, against the protocol, sent bytes) while idle cannot carry the next
+// request; probing without blocking catches the usual case of a server's idle timeout before we write.
+bool pooled_upstream_fits(connection& c, const authorization& next)
+{
+    if (!c.upstream.is_open() || !c.upstream_auth.reusable_for(next)) {
+        return false;
+    }
+    char probe = 0;
+    ssize_t n = ::recv(c.upstream.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && c.upstream_in.empty();
+}
+
+asio::awaitable<std::optional<close_cause>> forwarder::exchange(const http::request_head& head,
+                                                                const http::body_framing& framing,
+                                                                std::string_view origin_form, std::string_view host,
+                                                                bool client_keep_alive)
+{
+    auto headers = head.headers;
+    http::remove_hop_by_hop(headers);
+    // The destination is the URI's authority, never the Host header: a Host that disagrees is replaced.
+    set_header(headers, "Host", std::string(host));
+    append_via(headers);
+    if (framing.type == http::body_framing::kind::content_length) {
+        set_header(headers, "Content-Length", std::to_string(framing.length));
+    } else if (framing.type == http::body_framing::kind::chunked) {
+        headers.push_back({"Transfer-Encoding", "chunked"});
+    }
+    c_.watch.idle(c_.owner.config().timeouts.upstream_response, std::chrono::steady_clock::time_point::max());
+    std::string request_head = http::serialize_request_head(head.method, origin_form, headers);
+    if (!co_await c_.write_all(c_.upstream, request_head)) {
+        c_.close_upstream();
+        co_await respond(c_, {failure_kind::upstream_closed, reason::upstream_closed}, false);
+        co_return close_cause::upstream_closed;
+    }
+    bool upstream_reusable = false;
+    auto uploaded = upload_result::done;
+    std::optional<failure> response_failure;
+    response_started_ = false;
+    auto upload = [&]() -> asio::awaitable<void> {
+        uploaded = co_await upload_body(framing);
+        if (uploaded == upload_result::malformed || uploaded == upload_result::client_closed) {
+            // The upstream would wait for the rest of a body that will never come: end the exchange now.
+            boost::system::error_code ignored;
+            c_.upstream.shutdown(tcp::socket::shutdown_both, ignored);
+            c_.upstream.cancel(ignored);
+        }
+    };
+    auto download = [&]() -> asio::awaitable<void> {
+        response_failure = co_await download_response(head.method, head.version_minor, client_keep_alive,
+                                                      upstream_reusable);
+    };
+    co_await (upload() && download());
+    if (uploaded == upload_result::malformed) {
+        if (!response_started_) {
+            co_await respond(c_, {failure_kind::bad_request, reason::bad_request, "malformed chunked body"}, false);
+        }
+        co_return close_cause::bad_request;
+    }
+    if (response_failure) {
+        if (uploaded == upload_result::client_closed) {
+            co_return close_cause::client_closed;
+        }
+        co_await respond(c_, *response_failure, false);
+        co_return traits_of(response_failure->kind).cause;
+    }
+    // A pooled upstream that a new policy no longer allows goes once the request it carried is done.
+    if (uploaded != upload_result::done || !upstream_reusable || !c_.upstream_auth.reusable()) {
+        c_.close_upstream();
+    }
+    if (uploaded != upload_result::done) {
+        co_return close_cause::client_closed;
+    }
+    if (!client_keep_alive) {
+        co_return close_cause::done;
+    }
+    co_return c_.closed_by;
+}
+
+asio::awaitable<forwarder::upload_result> forwarder::upload_body(const http::body_framing& framing)
+{
+    using kind = http::body_framing::kind;
+    if (framing.type == kind::none) {
+        co_return upload_result::done;
+    }
+    if (framing.type == kind::content_length) {
+        std::uint64_t remaining = framing.length;
+        for (;;) {
+            if (!c_.client_in.empty()) {
+                std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, c_.client_in.size()));
+                if (!co_await c_.write_all(c_.upstream, std::string_view(c_.client_in).substr(0, take))) {
+                    co_return upload_result::upstream_closed;
+                }
+                c_.client_in.erase(0, take);
+                remaining -= take;
+            }
+            if (remaining == 0) {
+                co_return upload_result::done;
+            }
+            if (!co_await c_.read_more(c_.client, c_.client_in) || c_.client_in.empty()) {
+                co_return upload_result::client_closed;
+            }
+        }
+    }
+    http::chunked_decoder decoder;
+    std::string out;
+    for (;;) {
+        std::size_t consumed = 0;
+        http::parse_error err = http::parse_error::none;
+        out.clear();
+        auto status = decoder.feed(c_.client_in, out, consumed, err);
+        if (status == http::parse_status::error) {
+            co_return upload_result::malformed;
+        }
+        if (!out.empty() && !co_await c_.write_all(c_.upstream, out)) {
+            co_return upload_result::upstream_closed;
+        }
+        c_.client_in.erase(0, consumed);
+        if (status == http::parse_status::complete) {
+            co_return upload_result::done;
+        }
+        if (!co_await c_.read_more(c_.client, c_.client_in)) {
+            co_return upload_result::client_closed;
+        }
+    }
+}
+
+asio::awaitable<std::optional<failure>> forwarder::download_response(std::string_view method,
+                                                                     int client_version_minor,
+                                                                     bool& client_keep_alive, bool& upstream_reusable)
+{
+    using kind = http::body_framing::kind;
+    const failure bad_response{failure_kind::bad_upstream_response, reason::bad_upstream_response};
+    const auto& cfg = c_.owner.config();
+    http::limits lim{cfg.limits.max_head_bytes, cfg.limits.max_headers, cfg.limits.max_request_line};
+    auto& in = c_.upstream_in;
+    http::response_head head;
+    for (;;) {
+        http::parse_error err = http::parse_error::none;
+        auto status = http::parse_response_head(in, lim, head, err);
+        if (status == http::parse_status::error) {
+            co_return bad_response;
+        }
+        if (status == http::parse_status::incomplete) {
+            if (!co_await c_.read_more(c_.upstream, in)) {
+                if (c_.watch.expired()) {
+                    co_return failure{failure_kind::upstream_timeout, reason::upstream_timeout};
+                }
+                co_return bad_response;
+            }
+            c_.watch.touch();
+            continue;
+        }
+        in.erase(0, head.head_size);
+        if (head.status == 101) {
+            co_return bad_response;  // egressd never forwards Upgrade, so never asked for this
+        }
+        if (head.status >= 100 && head.status < 200) {
+            // Interim responses (100 Continue) go to HTTP/1.1 clients as they come.
+            if (client_version_minor >= 1) {
+                auto headers = head.headers;
+                http::remove_hop_by_hop(headers);
+                std::string interim = http::serialize_response_head(head.status, head.reason, headers);
+                if (!co_await c_.write_all(c_.client, interim)) {
+                    co_return std::nullopt;
+                }
+            }
+            head = {};
+            continue;
+        }
+        break;
+    }
+    http::parse_error err = http::parse_error::none;
+    auto framing = http::response_framing(head, method, err);
+    if (!framing) {
+        co_return bad_response;
+    }
+    upstream_reusable = framing->type != kind::until_close && !asks_to_close(head.headers) && head.version_minor >= 1;
+    auto headers = head.headers;
+    http::remove_hop_by_hop(headers);
+    append_via(headers);
+    bool client_gets_chunks = framing->type == kind::chunked && client_version_minor >= 1;
+    if (framing->type == kind::until_close || (framing->type == kind::chunked && !client_gets_chunks)) {
+        client_keep_alive = false;
+    }
+    if (framing->type == kind::content_length) {
+        set_header(headers, "Content-Length", std::to_string(framing->length));
+    } else if (framing->type != kind::none) {
+        // Chunked or until-close: a Content-Length beside it would be a second, conflicting framing.
+        // (none keeps it: a HEAD or 304 response's length describes the representation, not this body.)
+        std::erase_if(headers, [](const http::header& h) { return http::iequals(h.name, "content-length"); });
+    }
+    if (client_gets_chunks) {
+        headers.push_back({"Transfer-Encoding", "chunked"});
+    }
+    if (!client_keep_alive) {
+        headers.push_back({"Connection", "close"});
+    } else if (client_version_minor == 0) {
+        headers.push_back({"Connection", "keep-alive"});
+    }
+    response_started_ = true;
+    std::string response_head = http::serialize_response_head(head.status, head.reason, headers);
+    if (framing->type == kind::content_length && framing->length <= in.size()) {
+        // The whole body is already here (the usual small response): head and body in one write.
+        auto body_size = static_cast<std::size_t>(framing->length);
+        std::array<asio::const_buffer, 2> pieces{asio::buffer(response_head), asio::buffer(in.data(), body_size)};
+        auto [ec, n] = co_await asio::async_write(c_.client, pieces, asio::as_tuple(asio::use_awaitable));
+        c_.bytes_to_client += n;
+        c_.owner.metrics().bytes(0, n);
+        in.erase(0, body_size);
+        if (ec) {
+            client_keep_alive = false;
+            upstream_reusable = false;
+        }
+        co_return std::nullopt;
+    }
+    if (!co_await c_.write_all(c_.client, response_head)) {
+        co_return std::nullopt;
+    }
+    // Once the head is out, all that is left on a failure is to close.
+    auto cut = [&] {
+        client_keep_alive = false;
+        upstream_reusable = false;
+    };
+    switch (framing->type) {
+    case kind::none:
+        co_return std::nullopt;
+    case kind::content_length: {
+        std::uint64_t remaining = framing->length;
+        for (;;) {
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in.size()));
+            if (take > 0) {
+                if (!co_await c_.write_all(c_.client, std::string_view(in).substr(0, take))) {
+                    cut();
+                    co_return std::nullopt;
+                }
+                in.erase(0, take);
+                remaining -= take;
+            }
+            if (remaining == 0) {
+                co_return std::nullopt;
+            }
+            if (!co_await c_.read_more(c_.upstream, in) || in.empty()) {
+                cut();
+                co_return std::nullopt;
+            }
+        }
+    }
+    case kind::chunked: {
+        http::chunked_decoder decoder;
+        std::string out;
+        for (;;) {
+            std::size_t consumed = 0;
+            out.clear();
+            auto status = client_gets_chunks ? decoder.feed(in, out, consumed, err)
+                                             : decoder.feed_data(in, out, consumed, err);
+            if (status == http::parse_status::error) {
+                cut();
+                co_return std::nullopt;
+            }
+            if (!out.empty() && !co_await c_.write_all(c_.client, out)) {
+                cut();
+                co_return std::nullopt;
+            }
+            in.erase(0, consumed);
+            if (status == http::parse_status::complete) {
+                co_return std::nullopt;
+            }
+            if (!co_await c_.read_more(c_.upstream, in)) {
+                cut();
+                co_return std::nullopt;
+            }
+        }
+    }
+    case kind::until_close:
+        for (;;) {
+            if (!in.empty()) {
+                if (!co_await c_.write_all(c_.client, in)) {
+                    co_return std::nullopt;
+                }
+                in.clear();
+            }
+            if (!co_await c_.read_more(c_.upstream, in) && in.empty()) {
+                co_return std::nullopt;
+            }
+        }
+    }
+    co_return std::nullopt;
+}
+
+}  // namespace egressd::proxy

@@ -1,0 +1,254 @@
+#include "proxy/session/tunnel.hpp"
+
+#include "protocol/tls/client_hello.hpp"
+#include "proxy/session/authorizer.hpp"
+#include "proxy/worker.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <memory>
+#include <string_view>
+
+namespace egressd::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+namespace tls = protocol::tls;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// A ClientHello larger than this is refused: real ones are a few hundred bytes to a few KiB (post-quantum
+// key shares included), and the peek buffer must stay bounded.
+constexpr std::size_t max_client_hello = 16 * 1024;
+
+tcp::socket& socket_of(tcp::socket& s) { return s; }
+tcp::socket& socket_of(client_stream& s) { return s.socket(); }
+bool is_tls(tcp::socket&) { return false; }
+bool is_tls(client_stream& s) { return s.tls() != nullptr; }
+
+// Passes an end of stream on to the other side while it may still answer. TLS has no half-close that clients
+// expect through a proxy: false, and the caller ends the whole tunnel.
+bool half_close(tcp::socket& s)
+{
+    boost::system::error_code ignored;
+    s.shutdown(tcp::socket::shutdown_send, ignored);
+    return true;
+}
+bool half_close(client_stream& s) { return s.tls() == nullptr && half_close(s.socket()); }
+
+}  // namespace
+
+asio::awaitable<observe::close_cause> tunnel::run()
+{
+    if (tls_ == policy::tls_mode::off) {
+        c_.upstream_auth.hold(std::move(auth_));  // no first bytes to check
+    }
+    // RFC 9110 9.3.6: a 2xx reply to CONNECT carries no Content-Length or Transfer-Encoding.
+    static constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";
+    const auto& t = c_.owner.config().timeouts;
+    c_.watch.expire_after(t.idle);
+    if (!co_await c_.write_all(c_.client, established)) {
+        co_return observe::close_cause::client_closed;
+    }
+    // A tunnel may idle for hours: it keeps no buffer of its own (relay borrows from the worker's pool).
+    std::string().swap(c_.upstream_in);
+    auto hard_limit = std::chrono::steady_clock::now() + t.tunnel_lifetime;
+    c_.watch.idle(t.idle, hard_limit);
+    c_.owner.metrics().tunnel_opened();
+    co_await (client_to_upstream() && relay(c_.upstream, c_.client, down_, false));
+    c_.owner.metrics().tunnel_closed();
+    c_.bytes_from_client += up_;
+    c_.bytes_to_client += down_;
+    if (denied_) {
+        co_return observe::close_cause::denied;
+    }
+    if (client_eof_first_) {
+        co_return observe::close_cause::client_closed;
+    }
+    if (upstream_eof_first_) {
+        co_return observe::close_cause::upstream_closed;
+    }
+    if (c_.watch.expired()) {
+        bool lifetime = std::chrono::steady_clock::now() - c_.started >= t.tunnel_lifetime;
+        co_return lifetime ? observe::close_cause::lifetime : observe::close_cause::idle_timeout;
+    }
+    co_return observe::close_cause::error;
+}
+
+// Client to upstream: under a tls mode, not one byte goes up before the ClientHello was checked.
+// Upstream to client flows from the start, so server-speaks-first protocols work under tls: allow.
+asio::awaitable<void> tunnel::client_to_upstream()
+{
+    bool peeked = tls_ != policy::tls_mode::off;
+    if (peeked) {
+        bool malformed = false;
+        std::optional<std::chrono::steady_clock::time_point> peek_deadline;
+        if (tls_ == policy::tls_mode::require) {
+            peek_deadline = std::chrono::steady_clock::now() + c_.owner.config().timeouts.tls_peek;
+        }
+        auto start = co_await peek_start(malformed, peek_deadline);
+        auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+        auto d = auth_.snapshot->decide_tls(auth_.client, auth_.target, auth_.port, start, now);
+        if (malformed && d.why == policy::reason::allowed) {
+            // Bytes that start like TLS but do not parse are never waved through as "not TLS": a server
+            // might read them as a ClientHello whose name was never checked.
+            d.why = policy::reason::not_tls;
+            d.outcome = d.applied_mode == policy::mode::report ? policy::verdict::would_deny : policy::verdict::deny;
+        }
+        if (d.why != policy::reason::allowed) {
+            std::string sni = start.sni.value_or("");
+            log_decision(c_, *auth_.snapshot, d, {auth_.client_name, c_.request.address, {}, {}, sni});
+        }
+        if (!d.allows_traffic()) {
+            denied_ = true;
+            c_.cancel_io();
+            co_return;
+        }
+        auth_.client_hello = std::move(start);
+        c_.upstream_auth.hold(std::move(auth_));
+    }
+    if (!c_.client_in.empty()) {
+        // Bytes that came with or after the CONNECT head (the ClientHello, usually) go first.
+        // Already counted in bytes_from_client when they were read.
+        auto [ec, n] = co_await asio::async_write(c_.upstream, asio::buffer(c_.client_in), use_tuple);
+        if (ec) {
+            c_.cancel_io();
+            co_return;
+        }
+    }
+    std::string().swap(c_.client_in);
+    // A peek has just drained the socket: wait before the first read.
+    co_await relay(c_.client, c_.upstream, up_, true, peeked);
+}
+
+asio::awaitable<policy::tunnel_start> tunnel::peek_start(bool& malformed,
+                                                         std::optional<std::chrono::steady_clock::time_point> deadline)
+{
+    policy::tunnel_start start;
+    // The peek's own deadline cuts only the peek short (the watchdog would end the whole tunnel, which report
+    // mode must keep).
+    asio::steady_timer peek_timer(c_.owner.io());
+    if (deadline) {
+        peek_timer.expires_at(*deadline);
+    }
+    for (;;) {
+        tls::client_hello hello;
+        auto status = tls::parse_client_hello(c_.client_in, hello, max_client_hello);
+        switch (status) {
+        case tls::hello_status::complete:
+            start.is_tls = true;
+            start.sni = std::move(hello.sni);
+            co_return start;
+        case tls::hello_status::not_tls:
+            co_return start;
+        case tls::hello_status::malformed:
+        case tls::hello_status::too_large:
+            malformed = true;
+            co_return start;
+        case tls::hello_status::incomplete:
+            break;
+        }
+        // The client stopped (or the tls_peek deadline cut it off): no bytes is "not TLS", and a partial
+        // ClientHello is not one either.
+        bool ok = false;
+        if (deadline) {
+            auto raced = co_await (c_.read_more(c_.client, c_.client_in) || peek_timer.async_wait(use_tuple));
+            ok = raced.index() == 0 && std::get<0>(raced);
+        } else {
+            ok = co_await c_.read_more(c_.client, c_.client_in);
+        }
+        if (!ok) {
+            malformed = !c_.client_in.empty();
+            co_return start;
+        }
+    }
+}
+
+template <typename From, typename To>
+asio::awaitable<void> tunnel::relay(From& from, To& to, std::uint64_t& counter, bool from_client, bool wait_first)
+{
+    boost::system::error_code ec;
+    auto& from_socket = socket_of(from);
+    // TLS may hold decrypted bytes that the socket no longer shows as readable, so a TLS side is read the
+    // ordinary way, into a buffer it holds while it waits: its own, of one record's size (a TLS read returns at
+    // most one record, 16 KiB), not a 64 KiB one from the pool.
+    bool tls_side = is_tls(from);
+    constexpr std::size_t tls_record_size = 16 * 1024;
+    std::unique_ptr<char[]> tls_buffer;
+    if (tls_side) {
+        tls_buffer = std::make_unique<char[]>(tls_record_size);
+    } else {
+        from_socket.non_blocking(true, ec);
+    }
+    auto& pool = c_.owner.buffers();
+    std::unique_ptr<char[]> pooled;
+    auto give_back = [&] {
+        if (pooled) {
+            pool.give(std::move(pooled));
+        }
+    };
+    for (;;) {
+        char* data = nullptr;
+        std::size_t n = 0;
+        if (tls_side) {
+            data = tls_buffer.get();
+            auto [read_ec, read] = co_await from.async_read_some(asio::buffer(data, tls_record_size), use_tuple);
+            n = read;
+            // A client that closes without close_notify has still ended its side.
+            ec = read_ec == asio::ssl::error::stream_truncated ? asio::error::eof : read_ec;
+        } else {
+            // Wait for bytes before taking a buffer, so an idle tunnel holds none; while bytes keep coming,
+            // read straight away and wait only when a read would block.
+            if (wait_first) {
+                auto [wait_ec] = co_await from_socket.async_wait(tcp::socket::wait_read, use_tuple);
+                if (wait_ec) {
+                    break;
+                }
+            }
+            pooled = pool.take();
+            data = pooled.get();
+            n = from_socket.read_some(asio::buffer(data, buffer_pool::buffer_size), ec);
+            if (ec == asio::error::would_block) {
+                give_back();
+                wait_first = true;
+                continue;
+            }
+            wait_first = n < buffer_pool::buffer_size;
+        }
+        if (ec == asio::error::eof) {
+            give_back();
+            if (!client_eof_first_ && !upstream_eof_first_) {
+                (from_client ? client_eof_first_ : upstream_eof_first_) = true;
+            }
+            // Half-close: the other side learns this direction is done and may still answer.
+            if (half_close(to)) {
+                co_return;
+            }
+            break;
+        }
+        if (ec) {
+            give_back();
+            break;
+        }
+        c_.watch.touch();
+        auto [write_ec, written] = co_await asio::async_write(to, asio::buffer(data, n), use_tuple);
+        give_back();
+        counter += written;
+        c_.owner.metrics().bytes(from_client ? written : 0, from_client ? 0 : written);
+        if (write_ec) {
+            break;
+        }
+        c_.watch.touch();
+    }
+    // An error or a deadline in one direction ends both.
+    c_.cancel_io();
+}
+
+}  // namespace egressd::proxy

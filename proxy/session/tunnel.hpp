@@ -1,0 +1,48 @@
+#pragma once
+
+#include "policy/policy.hpp"
+#include "proxy/observe/codes.hpp"
+#include "proxy/session/authorization.hpp"
+#include "proxy/session/connection.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace egressd::proxy {
+
+// A CONNECT tunnel over a connected upstream, from the 200 reply to its end: under a tls mode the ClientHello is
+// peeked and decided (the tunnel phase) before one client byte goes up; then bytes are relayed both ways with
+// backpressure and half-close, under the idle deadline and the tunnel's lifetime. The authorization is held
+// (client_session::established()) from the moment the tunnel may carry client bytes.
+// Thread contract: its connection's (the worker's) thread.
+class tunnel {
+public:
+    // auth: connected is set.
+    tunnel(connection& c, authorization auth) : c_(c), auth_(std::move(auth)), tls_(auth_.tls) {}
+
+    // Runs the tunnel to its end; returns the close cause.
+    boost::asio::awaitable<observe::close_cause> run();
+
+private:
+    boost::asio::awaitable<void> client_to_upstream();
+    // The first client bytes, as far as the tunnel phase needs them (the ClientHello).
+    boost::asio::awaitable<policy::tunnel_start> peek_start(
+        bool& malformed, std::optional<std::chrono::steady_clock::time_point> deadline);
+    template <typename From, typename To>
+    boost::asio::awaitable<void> relay(From& from, To& to, std::uint64_t& counter, bool from_client,
+                                       bool wait_first = false);
+
+    connection& c_;
+    authorization auth_;  // handed to c_.upstream_auth once the tunnel may carry client bytes
+    const policy::tls_mode tls_;  // what the first client bytes must be
+    std::uint64_t up_ = 0;
+    std::uint64_t down_ = 0;
+    bool denied_ = false;  // the tunnel phase refused the first bytes
+    bool client_eof_first_ = false;
+    bool upstream_eof_first_ = false;
+};
+
+}  // namespace egressd::proxy

@@ -1,0 +1,187 @@
+#include "proxy/startup/loader.hpp"
+
+#include "certs/digest.hpp"
+#include "certs/tls.hpp"
+#include "config/policy_loader.hpp"
+
+#include <fstream>
+#include <sstream>
+
+namespace egressd::proxy::startup {
+
+namespace {
+
+// Where the configuration names the file a TLS error is about, so an editor jumps to the setting to fix.
+config::mark where_named(const config::listener_tls_config& tls, certs::tls_file file)
+{
+    switch (file) {
+    case certs::tls_file::certificate:
+        return tls.certificate_at;
+    case certs::tls_file::key:
+        return tls.key_at;
+    case certs::tls_file::client_ca:
+        return tls.client_ca_at;
+    case certs::tls_file::crl:
+        return tls.crl_at;
+    }
+    return tls.where;
+}
+
+std::shared_ptr<boost::asio::ssl::context> load_tls(const config::listener_tls_config& tls, const std::string& file,
+                                                    std::vector<std::string>& errors)
+{
+    auto loaded = certs::make_tls_server_context(
+        {tls.certificate, tls.key, tls.client_ca, tls.crl, tls.require_client_certificate});
+    for (const auto& e : loaded.errors) {
+        errors.push_back(config::diagnostic{file, where_named(tls, e.file), e.message}.format("error"));
+    }
+    return loaded.context;
+}
+
+std::optional<std::string> read_token(const config::admin_config& admin, const std::string& file,
+                                      std::vector<std::string>& errors)
+{
+    auto fail = [&](const std::string& why) -> std::optional<std::string> {
+        errors.push_back(config::diagnostic{file, admin.token_file_at, admin.token_file->string() + ": " + why}.format("error"));
+        return std::nullopt;
+    };
+    std::ifstream in(*admin.token_file, std::ios::binary);
+    if (!in) {
+        return fail("cannot read the token file");
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    std::string token = text.str();
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) {
+        token.pop_back();
+    }
+    // A guessable token protects nothing: 16 characters at least (openssl rand -hex 32 makes 64).
+    if (token.size() < 16) {
+        return fail("the token must be at least 16 characters (try: openssl rand -hex 32 > FILE)");
+    }
+    for (char c : token) {
+        if (c < 0x21 || c > 0x7e) {
+            return fail("the token must be printable ASCII without spaces, on one line");
+        }
+    }
+    return token;
+}
+
+}  // namespace
+
+std::string digest_of(const std::vector<std::pair<std::string, std::string>>& sources)
+{
+    // Lengths frame each part, so no two different sets of files hash the same bytes.
+    std::string framed;
+    for (const auto& [name, bytes] : sources) {
+        auto base = std::filesystem::path(name).filename().string();
+        framed += std::to_string(base.size()) + ":" + base + std::to_string(bytes.size()) + ":" + bytes;
+    }
+    auto sum = certs::sha256(framed);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char b : sum) {
+        out += hex[b >> 4];
+        out += hex[b & 0xf];
+    }
+    return out;
+}
+
+load_result load(const std::filesystem::path& config_path)
+{
+    load_result result;
+    auto server = config::load_server_config(config_path);
+    for (const auto& e : server.errors) {
+        result.errors.push_back(e.format("error"));
+    }
+    if (!server.config) {
+        return result;
+    }
+    const auto& cfg = *server.config;
+    loaded_state state;
+    auto policy = config::load_policy(cfg.policy_path);
+    for (const auto& e : policy.errors) {
+        result.errors.push_back(e.format("error"));
+    }
+    for (const auto& w : policy.warnings) {
+        result.warnings.push_back(w.format("warning"));
+    }
+    if (cfg.proxy_auth) {
+        const auto& file = cfg.proxy_auth->credentials;
+        auto [store, errors] = certs::credential_store::load(file);
+        for (const auto& e : errors) {
+            result.errors.push_back(file.string() + (e.line > 0 ? ":" + std::to_string(e.line) : std::string()) +
+                                    ": error: " + e.message);
+        }
+        if (store) {
+            state.credentials = std::make_shared<const certs::credential_store>(std::move(*store));
+        }
+    }
+    for (const auto& listener : cfg.listeners) {
+        state.listener_tls.push_back(listener.tls ? load_tls(*listener.tls, cfg.file, result.errors) : nullptr);
+    }
+    if (cfg.admin) {
+        if (cfg.admin->tls) {
+            state.admin_tls = load_tls(*cfg.admin->tls, cfg.file, result.errors);
+        }
+        if (cfg.admin->token_file) {
+            state.admin_token = read_token(*cfg.admin, cfg.file, result.errors);
+        }
+    }
+    if (!result.errors.empty()) {
+        return result;
+    }
+    state.policy = std::move(policy.snapshot);
+    state.policy_digest = digest_of(policy.sources);
+    state.policy_files = std::move(policy.files);
+    state.config = std::make_shared<const config::server_config>(std::move(*server.config));
+    result.state = std::move(state);
+    return result;
+}
+
+std::vector<std::string> restart_needed(const config::server_config& running, const config::server_config& loaded)
+{
+    std::vector<std::string> changed;
+    auto same_listener = [](const config::listener_config& a, const config::listener_config& b) {
+        return a.address == b.address && a.port == b.port && a.proxy_protocol_trusted == b.proxy_protocol_trusted &&
+               a.tls.has_value() == b.tls.has_value() &&
+               (!a.tls || (a.tls->client_ca.has_value() == b.tls->client_ca.has_value() &&
+                           a.tls->require_client_certificate == b.tls->require_client_certificate));
+    };
+    bool listeners_same = running.listeners.size() == loaded.listeners.size() &&
+                          std::equal(running.listeners.begin(), running.listeners.end(), loaded.listeners.begin(),
+                                     same_listener);
+    if (!listeners_same) {
+        changed.emplace_back("listeners");
+    }
+    if (running.workers != loaded.workers) {
+        changed.emplace_back("workers");
+    }
+    const auto& d1 = running.dns;
+    const auto& d2 = loaded.dns;
+    if (d1.servers != d2.servers || d1.timeout != d2.timeout || d1.tries != d2.tries || d1.min_ttl != d2.min_ttl ||
+        d1.max_ttl != d2.max_ttl || d1.negative_ttl != d2.negative_ttl || d1.cache_entries != d2.cache_entries) {
+        changed.emplace_back("dns");
+    }
+    auto same_file = [](const std::optional<config::rotating_file_config>& a,
+                        const std::optional<config::rotating_file_config>& b) {
+        return a.has_value() == b.has_value() &&
+               (!a || (a->path == b->path && a->max_bytes == b->max_bytes && a->max_files == b->max_files));
+    };
+    const auto& l1 = running.logging;
+    const auto& l2 = loaded.logging;
+    if (l1.to_stdout != l2.to_stdout || !same_file(l1.file, l2.file) || !same_file(l1.deny_file, l2.deny_file) ||
+        l1.syslog_ident != l2.syslog_ident || l1.queue_size != l2.queue_size) {
+        changed.emplace_back("logging");
+    }
+    const auto& a1 = running.admin;
+    const auto& a2 = loaded.admin;
+    if (a1.has_value() != a2.has_value() ||
+        (a1 && (a1->address != a2->address || a1->port != a2->port || a1->token_file != a2->token_file ||
+                a1->tls.has_value() != a2->tls.has_value()))) {
+        changed.emplace_back("admin");
+    }
+    return changed;
+}
+
+}  // namespace egressd::proxy::startup
