@@ -36,9 +36,16 @@ decision decide_established(const policy& p, const established& e, time_point no
 std::optional<time_point> expiry_of(const policy& p, const established& e, time_point now)
 {
     auto client = p.match_client(e.who);
+    auto name = p.decide_name(client, e.target, e.port, now);
+    std::vector<decision> rests_on{name, p.decide_address(client, e.target, e.port, e.connected, now)};
+    // A tunnel to an IP literal rests on its SNI too: under a tls mode, that name must stay allowed.
+    if (e.tunnel && e.tunnel->sni && e.target.is_address() && p.tls_for(name.rule) != tls_mode::off) {
+        if (auto sni = host::parse(*e.tunnel->sni); sni.value && !sni.value->is_address()) {
+            rests_on.push_back(p.decide_name(client, *sni.value, e.port, now));
+        }
+    }
     std::optional<time_point> earliest;
-    for (const auto& d : {p.decide_name(client, e.target, e.port, now),
-                          p.decide_address(client, e.target, e.port, e.connected, now)}) {
+    for (const auto& d : rests_on) {
         if (d.why != reason::allowed) {
             return std::nullopt;
         }

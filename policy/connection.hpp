@@ -41,8 +41,9 @@ struct established {
 decision decide_established(const policy& p, const established& e, time_point now);
 
 // When an established connection that is allowed now stops being allowed by the clock alone: the earliest
-// `expires` of the rules its decision rests on (the name phase's rule, and the address phase's, which for a
-// guarded address is the CIDR rule that opens it). nullopt: no such rule expires, or it is not allowed now.
+// `expires` of the rules its decision rests on (the name phase's rule; the address phase's, which for a
+// guarded address is the CIDR rule that opens it; for a checked tunnel to an IP literal, the rule allowing
+// its SNI). nullopt: no such rule expires, or it is not allowed now.
 std::optional<time_point> expiry_of(const policy& p, const established& e, time_point now);
 
 }  // namespace egressd::policy
