@@ -182,6 +182,20 @@ json_line& request_fields(json_line& j, const Event& e)
         .null_or("address", e.address);
 }
 
+// The deciding rule and who the client proved to be: decisions and revocations name both the same way.
+template <typename Event>
+json_line& rule_and_identity_fields(json_line& j, const Event& e)
+{
+    if (!e.rule_group.empty() && e.rule_index) {
+        j.field("rule_group", e.rule_group).number("rule_index", *e.rule_index);
+        j.optional_field("rule_description", e.rule_description);
+    }
+    return j.optional_field("identity", e.identity)
+        .optional_field("identity_source", e.identity_source == observe::identity_source::none
+                                               ? std::string_view()
+                                               : observe::to_string(e.identity_source));
+}
+
 }  // namespace
 
 std::string event_log::format(const decision_event& e)
@@ -190,14 +204,7 @@ std::string event_log::format(const decision_event& e)
     request_fields(j, e)
         .field("reason", observe::to_string(e.reason))
         .field("mode", e.mode);
-    if (!e.rule_group.empty() && e.rule_index) {
-        j.field("rule_group", e.rule_group).number("rule_index", *e.rule_index);
-        j.optional_field("rule_description", e.rule_description);
-    }
-    j.optional_field("identity", e.identity)
-        .optional_field("identity_source", e.identity_source == observe::identity_source::none
-                                               ? std::string_view()
-                                               : observe::to_string(e.identity_source))
+    rule_and_identity_fields(j, e)
         .optional_field("guard", e.guard)
         .optional_field("sni", e.sni)
         .optional_field("detail", e.detail);
@@ -225,14 +232,7 @@ std::string event_log::format(const revoke_event& e)
         .field("action", observe::to_string(e.action))
         .number("policy_version", e.policy_version)
         .number("previous_version", e.previous_version);
-    if (!e.rule_group.empty() && e.rule_index) {
-        j.field("rule_group", e.rule_group).number("rule_index", *e.rule_index);
-        j.optional_field("rule_description", e.rule_description);
-    }
-    j.optional_field("identity", e.identity)
-        .optional_field("identity_source", e.identity_source == observe::identity_source::none
-                                               ? std::string_view()
-                                               : observe::to_string(e.identity_source))
+    rule_and_identity_fields(j, e)
         .optional_field("sni", e.sni)
         .optional_field("detail", e.detail);
     return j.done();
