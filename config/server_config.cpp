@@ -1,5 +1,7 @@
 #include "config/server_config.hpp"
 
+#include "protocol/host_port.hpp"
+
 #include "policy/address.hpp"
 
 #include <algorithm>
@@ -303,59 +305,20 @@ private:
         }
     }
 
+    // Port 0 asks the kernel for a free port (tests use it); the bound port is logged at start.
     static std::optional<listener_config> parse_listener(std::string_view text)
     {
-        std::size_t colon = text.rfind(':');
-        if (colon == std::string_view::npos) {
+        auto parsed = protocol::parse_ip_port(text, {.allow_zero = true});
+        if (!parsed || !parsed->port) {
             return std::nullopt;
         }
-        std::string_view host = text.substr(0, colon);
-        std::string_view port_text = text.substr(colon + 1);
-        if (host.starts_with('[') && host.ends_with(']')) {
-            host = host.substr(1, host.size() - 2);
-            if (!policy::address::parse_v6(host)) {
-                return std::nullopt;
-            }
-        } else if (!policy::address::parse_v4(host)) {
-            return std::nullopt;
-        }
-        unsigned port = 0;
-        auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-        // Port 0 asks the kernel for a free port (tests use it); the bound port is logged at start.
-        if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535) {
-            return std::nullopt;
-        }
-        return listener_config{std::string(host), static_cast<std::uint16_t>(port), {}, {}};
+        auto address = parsed->address.to_string();
+        return listener_config{address, *parsed->port, {}, {}};
     }
 
-    // The forms the resolver accepts (parse_server in proxy/dns/resolver.cpp), so that a configuration that
-    // passes `config check` does not fail at start: "192.0.2.53", "192.0.2.53:53", "[2001:db8::53]",
-    // "[2001:db8::53]:53" or a bare "2001:db8::53"; a port is 1 to 65535.
-    static bool valid_dns_server(std::string_view text)
-    {
-        auto valid_port = [](std::string_view p) {
-            unsigned value = 0;
-            auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-            return !p.empty() && p.size() <= 5 && ec == std::errc{} && ptr == p.data() + p.size() && value >= 1 &&
-                   value <= 65535;
-        };
-        if (text.starts_with('[')) {
-            auto close = text.find(']');
-            if (close == std::string_view::npos || !policy::address::parse_v6(text.substr(1, close - 1))) {
-                return false;
-            }
-            auto rest = text.substr(close + 1);
-            return rest.empty() || (rest.front() == ':' && valid_port(rest.substr(1)));
-        }
-        if (std::count(text.begin(), text.end(), ':') > 1) {
-            return policy::address::parse_v6(text).has_value();
-        }
-        auto colon = text.find(':');
-        if (!policy::address::parse_v4(text.substr(0, colon))) {
-            return false;
-        }
-        return colon == std::string_view::npos || valid_port(text.substr(colon + 1));
-    }
+    // The forms the resolver accepts, read by the same parser, so that a configuration that passes
+    // `config check` does not fail at start.
+    static bool valid_dns_server(std::string_view text) { return protocol::parse_ip_port(text).has_value(); }
 
     // TTL settings may be 0 (cache nothing), and so may drain_delay (close at once); every timeout must be
     // positive.

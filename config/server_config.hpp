@@ -27,7 +27,7 @@ struct listener_tls_config {
 };
 
 struct listener_config {
-    std::string address;  // IP literal, as written ("127.0.0.1", "::1")
+    std::string address;  // IP literal in canonical text, without brackets ("127.0.0.1", "::1")
     std::uint16_t port = 3128;
     // PROXY protocol (v1 and v2): connections from these sources (a load balancer) must start with a PROXY
     // header, whose source address then stands for the client; from any other source a PROXY header is refused.
@@ -93,7 +93,7 @@ struct proxy_auth_config {
 // The admin endpoint: health, readiness, status, metrics and reload over HTTP(S). Only on loopback unless callers
 // must authenticate (a bearer token from token_file, or a client certificate from tls.client_ca).
 struct admin_config {
-    std::string address = "127.0.0.1";  // IP literal, as written, without brackets
+    std::string address = "127.0.0.1";  // IP literal in canonical text, without brackets
     std::uint16_t port = 9090;           // 0: a free port, logged at start
     // A file holding the bearer token callers must send. Resolved against the configuration file's directory;
     // read by the loader at start and on reload (not here), so errors about it point at token_file_at.

@@ -54,6 +54,28 @@ std::optional<host_port_text> split_host_port(std::string_view text)
     return out;
 }
 
+std::optional<ip_port> parse_ip_port(std::string_view text, port_rules rules)
+{
+    auto split = split_host_port(text);
+    if (!split) {
+        return std::nullopt;
+    }
+    auto address = split->bracketed        ? policy::address::parse_v6(split->host.substr(1, split->host.size() - 2))
+                   : split->unbracketed_v6 ? policy::address::parse_v6(split->host)
+                                           : policy::address::parse_v4(split->host);
+    if (!address) {
+        return std::nullopt;
+    }
+    ip_port out{*address, std::nullopt};
+    if (split->port) {
+        out.port = parse_port(*split->port, rules);
+        if (!out.port) {
+            return std::nullopt;
+        }
+    }
+    return out;
+}
+
 policy::parsed<policy::destination> parse_destination(std::string_view text)
 {
     policy::parsed<policy::destination> result;

@@ -29,6 +29,14 @@ struct host_port_text {
 };
 std::optional<host_port_text> split_host_port(std::string_view text);  // nullopt: an unclosed '[' or junk after ']'
 
+// An IP address with an optional port, as listeners, the admin listener and DNS servers are written:
+// "192.0.2.1", "192.0.2.1:53", "[2001:db8::1]", "[2001:db8::1]:53", or a bare "2001:db8::1" (no port).
+struct ip_port {
+    policy::address address;
+    std::optional<std::uint16_t> port;
+};
+std::optional<ip_port> parse_ip_port(std::string_view text, port_rules rules = {});
+
 // A CONNECT target or a command-line destination: name, dotted quad or [IPv6], and a port from 1 to 65535.
 policy::parsed<policy::destination> parse_destination(std::string_view text);
 

@@ -60,35 +60,19 @@ struct server_address {
     throw std::runtime_error("dns server \"" + std::string(text) + "\": " + std::string(why));
 }
 
-std::uint16_t server_port(std::string_view server, std::string_view text)
-{
-    auto port = protocol::parse_port(text);
-    if (!port) {
-        bad_server(server, "the port must be a number from 1 to 65535");
-    }
-    return *port;
-}
-
-// "1.2.3.4", "1.2.3.4:53", "[2001:db8::1]:53", "[2001:db8::1]" or a bare "2001:db8::1". Addresses are read
-// with the policy's strict parser, so a server is written the way the proxy writes addresses everywhere else.
+// "1.2.3.4", "1.2.3.4:53", "[2001:db8::1]:53", "[2001:db8::1]" or a bare "2001:db8::1", read by the one
+// parser the configuration checks them with, so that a configuration `config check` accepts starts.
 server_address parse_server(std::string_view text)
 {
-    constexpr std::string_view expected =
-        "expected an IP address with an optional port: 192.0.2.53, 192.0.2.53:53, [2001:db8::53]:53";
-    auto split = protocol::split_host_port(text);
-    if (!split) {
-        bad_server(text, expected);
-    }
-    auto address = split->bracketed        ? policy::address::parse_v6(split->host.substr(1, split->host.size() - 2))
-                   : split->unbracketed_v6 ? policy::address::parse_v6(split->host)
-                                           : policy::address::parse_v4(split->host);
-    if (!address) {
-        bad_server(text, expected);
+    auto parsed = protocol::parse_ip_port(text);
+    if (!parsed) {
+        bad_server(text, "expected an IP address with an optional port from 1 to 65535: 192.0.2.53, 192.0.2.53:53, "
+                         "[2001:db8::53]:53");
     }
     server_address out;
-    out.address = *address;
-    if (split->port) {
-        out.port = server_port(text, *split->port);
+    out.address = parsed->address;
+    if (parsed->port) {
+        out.port = *parsed->port;
     }
     return out;
 }

@@ -55,6 +55,28 @@ TEST(SplitHostPort, Forms)
     EXPECT_FALSE(split_host_port("[::1]x80"));
 }
 
+TEST(ParseIpPort, ListenerAndServerForms)
+{
+    auto v4 = parse_ip_port("192.0.2.53:53");
+    ASSERT_TRUE(v4);
+    EXPECT_EQ(v4->address.to_string(), "192.0.2.53");
+    EXPECT_EQ(v4->port, 53);
+    auto v6 = parse_ip_port("[2001:db8::53]:5353");
+    ASSERT_TRUE(v6);
+    EXPECT_EQ(v6->address.to_string(), "2001:db8::53");
+    EXPECT_EQ(v6->port, 5353);
+    for (const char* no_port : {"192.0.2.53", "[::1]", "::1"}) {
+        auto p = parse_ip_port(no_port);
+        ASSERT_TRUE(p) << no_port;
+        EXPECT_FALSE(p->port) << no_port;
+    }
+    EXPECT_EQ(parse_ip_port("127.0.0.1:0", {.allow_zero = true})->port, 0);
+    for (const char* bad : {"127.0.0.1:0", "1.2.3.4:99999", "1.2.3.4:", "01.2.3.4", "[1.2.3.4]:53", "[::1]53",
+                            "::1::2", "", "example.com:53", "::1:53x"}) {
+        EXPECT_FALSE(parse_ip_port(bad)) << bad;
+    }
+}
+
 TEST(ParseDestination, NamesLiteralsAndErrors)
 {
     auto d = parse_destination("Example.COM:443");
