@@ -103,8 +103,6 @@ std::string_view to_string(reload_trigger t)
     return "SIGHUP";
 }
 
-std::string rfc3339(std::chrono::system_clock::time_point t) { return format_utc_millis(t); }
-
 // Every file a reload reads, for the file watch: the configuration, the policy, the credentials, TLS files.
 std::vector<std::filesystem::path> watched_paths(const std::filesystem::path& config_path,
                                                  const config::server_config& config)
@@ -513,14 +511,14 @@ std::string server_process::status_json() const
         tunnels += w->live_tunnels();
     }
     std::string j = "{\"version\":" + json_string(EGRESSD_VERSION) + ",\"pid\":" + std::to_string(::getpid()) +
-                    ",\"started_at\":" + json_string(rfc3339(started_at_)) + ",\"uptime_seconds\":" +
+                    ",\"started_at\":" + json_string(format_utc_millis(started_at_)) + ",\"uptime_seconds\":" +
                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - started_at_).count()) +
                     ",\"ready\":" + (ready_ ? "true" : "false") +
                     ",\"draining\":" + (stop_signal_.empty() ? "false" : "true") +
                     ",\"workers\":" + std::to_string(worker_count_) +
                     ",\"listeners\":" + json_value(listener_names_).text() + ",\"policy\":{\"version\":" +
                     std::to_string(live_->policy_version) + ",\"digest\":" + json_string(policy_digest_) +
-                    ",\"loaded_at\":" + json_string(rfc3339(policy_loaded_at_)) +
+                    ",\"loaded_at\":" + json_string(format_utc_millis(policy_loaded_at_)) +
                     ",\"files\":" + json_value(policy_files_).text() + ",\"mode\":" +
                     json_string(policy::to_string(live_->policy->default_mode())) + ",\"on_revoke\":" +
                     json_string(policy::to_string(live_->policy->on_revoke())) +
@@ -533,7 +531,7 @@ std::string server_process::status_json() const
     } else {
         j += "{\"result\":" + json_string(last_reload_->ok ? "ok" : "failed") +
              ",\"trigger\":" + json_string(to_string(last_reload_->trigger)) +
-             ",\"at\":" + json_string(rfc3339(last_reload_->at)) + ",\"took_ms\":" +
+             ",\"at\":" + json_string(format_utc_millis(last_reload_->at)) + ",\"took_ms\":" +
              std::to_string(last_reload_->took.count()) + ",\"errors\":" + json_value(last_reload_->errors).text() +
              ",\"restart_needed\":" + json_value(last_reload_->restart_needed).text() + "}";
     }
