@@ -114,6 +114,56 @@ struct reload_config {
     std::chrono::milliseconds debounce{500};  // 50ms to 1m
 };
 
+// A webhook told about access requests: a new request (once per key per notify_cooldown), a decision
+// (approved, denied, revoked, extended), a grant about to expire (expiry_warning before).
+struct webhook_config {
+    std::string url;  // http:// or https://, with host and optional port and path
+    enum class body_format : std::uint8_t { json, slack } format = body_format::json;
+    // json: a file holding the HMAC-SHA256 key; each POST carries X-Egressd-Signature: sha256=<hex of
+    // HMAC(key, "<X-Egressd-Timestamp>.<body>")>. Read at start and on reload, like token_file.
+    std::optional<std::filesystem::path> secret_file;
+    mark secret_file_at;
+    std::vector<std::string> events;  // requested, decided, expiring; empty: all
+    mark where;
+};
+
+// Users signed in by an authenticating reverse proxy (oauth2-proxy and the like): a request from one of the
+// trusted sources carrying the user header is that user; approver_group in the groups header makes an approver.
+struct trusted_header_config {
+    std::string user_header = "X-Forwarded-User";
+    std::string groups_header = "X-Forwarded-Groups";  // comma-separated
+    std::string approver_group;                        // empty: nobody signed in this way approves
+    std::vector<policy::cidr> sources;                 // never empty
+    mark where;
+};
+
+// Access requests and approvals: a denied destination becomes a request an approver can grant for a while.
+struct approvals_config {
+    std::filesystem::path store;  // the SQLite file, resolved against the configuration file's directory
+    std::string address = "127.0.0.1";  // the approvals web page and JSON API; IP literal, canonical text
+    std::uint16_t port = 9091;            // 0: a free port, logged at start
+    std::optional<listener_tls_config> tls;
+    // The page's address as people reach it (behind a reverse proxy, say): links in 403s and notifications.
+    // Default: http(s)://<listen address>:<port>.
+    std::string public_url;
+    // Credentials files (egressd passwd) of approvers and requesters. Resolved against the configuration
+    // file's directory; read at start and on reload. A user in both files is an approver.
+    std::optional<std::filesystem::path> approvers;
+    mark approvers_at;
+    std::optional<std::filesystem::path> requesters;
+    mark requesters_at;
+    std::optional<trusted_header_config> trusted_header;
+    std::chrono::seconds default_grant{8 * 3600};
+    std::chrono::seconds max_grant{7 * 24 * 3600};
+    std::size_t max_pending = 10'000;          // pending requests in all; beyond it no new request is made
+    unsigned requests_per_client_per_minute = 30;  // new requests per client
+    std::chrono::seconds request_ttl{14 * 24 * 3600};  // a pending request not seen for this long expires
+    std::chrono::seconds notify_cooldown{3600};        // between two "requested" notifications of one key
+    std::chrono::seconds expiry_warning{15 * 60};      // "expiring" notifications this long before the end
+    std::vector<webhook_config> notify;
+    mark where;
+};
+
 struct server_config {
     std::string file;  // where it was loaded from
     std::vector<listener_config> listeners;
@@ -126,6 +176,7 @@ struct server_config {
     std::optional<proxy_auth_config> proxy_auth;
     std::optional<admin_config> admin = admin_config{};  // nullopt: "admin: off"
     reload_config reload;
+    std::optional<approvals_config> approvals;  // nullopt: no access requests
 };
 
 struct loaded_server_config {
@@ -138,7 +189,7 @@ loaded_server_config load_server_config(const std::filesystem::path& path);
 loaded_server_config load_server_config_text(const std::string& name, const std::string& text,
                                              const std::filesystem::path& base_dir);
 
-// "250ms", "10s", "5m", "24h": a whole number and a unit.
+// "250ms", "10s", "5m", "24h", "14d": a whole number and a unit.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 }  // namespace egressd::config

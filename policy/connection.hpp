@@ -22,7 +22,8 @@ struct address_vetting {
 // After the name phase allowed a name, each resolved address is decided (address phase); the connection is
 // allowed when at least one passes, and the proxy connects only to those.
 address_vetting vet_addresses(const policy& p, std::optional<client_id> client, const host& target,
-                              std::uint16_t port, std::span<const address> resolved, time_point now);
+                              std::uint16_t port, std::span<const address> resolved, time_point now,
+                              const grant_set* grants = nullptr);
 
 // What an established connection was allowed on: who asked, where to, the address it is connected to, and
 // (for a CONNECT tunnel whose first bytes were checked) what the tunnel started with.
@@ -38,12 +39,14 @@ struct established {
 // anew, then the address phase (which repeats the name phase) for the connected address, then the tunnel
 // phase. The first decision that is not `allowed` is returned (deny, or would_deny in report mode); otherwise
 // the allowing decision.
-decision decide_established(const policy& p, const established& e, time_point now);
+decision decide_established(const policy& p, const established& e, time_point now,
+                            const grant_set* grants = nullptr);
 
 // When an established connection that is allowed now stops being allowed by the clock alone: the earliest
 // `expires` of the rules its decision rests on (the name phase's rule; the address phase's, which for a
 // guarded address is the CIDR rule that opens it; for a checked tunnel to an IP literal, the rule allowing
-// its SNI). nullopt: no such rule expires, or it is not allowed now.
-std::optional<time_point> expiry_of(const policy& p, const established& e, time_point now);
+// its SNI), and of the grants it rests on. nullopt: no such rule or grant expires, or it is not allowed now.
+std::optional<time_point> expiry_of(const policy& p, const established& e, time_point now,
+                                    const grant_set* grants = nullptr);
 
 }  // namespace egressd::policy

@@ -28,8 +28,9 @@ enum class reason : std::uint8_t {
     sni_mismatch,      // the tunnel's TLS SNI is not the CONNECT host (or, for an IP literal, not a name allowed)
     sni_missing,       // tls: require, and the ClientHello has no SNI
     not_tls,           // tls: require, and the tunnel's first bytes are not a TLS ClientHello
+    granted,           // no base rule allows it, but an approver's grant does (verdict allow)
 };
-inline constexpr int reason_count = 10;
+inline constexpr int reason_count = 11;
 
 std::string_view to_string(verdict v);
 std::string_view to_string(reason r);
@@ -55,6 +56,13 @@ struct rule_ref {
     friend bool operator==(const rule_ref&, const rule_ref&) = default;
 };
 
+// The grant a decision rests on (reason granted).
+struct grant_ref {
+    std::uint64_t id = 0;
+    time_point expires;
+    friend bool operator==(const grant_ref&, const grant_ref&) = default;
+};
+
 struct decision {
     verdict outcome = verdict::deny;
     reason why = reason::unknown_client;
@@ -62,7 +70,10 @@ struct decision {
     std::optional<client_id> client;
     std::optional<rule_ref> rule;  // the deciding allow or deny rule, or the nearest miss for port/expiry denials
     std::optional<guard_hit> guard;  // set when reason is address_guard
+    std::optional<grant_ref> grant;  // set when reason is granted
 
+    // Allowed by the policy: by a base rule or by a grant (report mode's would_deny is not).
+    bool allowed() const { return why == reason::allowed || why == reason::granted; }
     bool allows_traffic() const { return outcome != verdict::deny; }
 };
 

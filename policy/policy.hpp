@@ -2,6 +2,7 @@
 
 #include "policy/decision.hpp"
 #include "policy/domain_index.hpp"
+#include "policy/grants.hpp"
 #include "policy/prefix_trie.hpp"
 #include "policy/spec.hpp"
 
@@ -50,19 +51,22 @@ public:
 
     // Name phase, before DNS: may this client go to host:port at time now?
     // For an IP-literal host this is the whole decision (the address is known).
+    // grants: consulted when no base rule allows (an allow-list miss: no_matching_rule, port_not_allowed,
+    // expired) and nothing on the deny list matches; a matching grant turns the decision into allow with reason
+    // granted. Grants never open what the address guard guards, and never override the deny list.
     decision decide_name(std::optional<client_id> client, const host& target, std::uint16_t port,
-                         time_point now) const;
+                         time_point now, const grant_set* grants = nullptr) const;
 
     // Address phase, after DNS: may the connection go to this resolved address? Repeats the name phase,
     // then applies deny CIDRs and the address guard. For an IP-literal host, addr must be that literal.
     decision decide_address(std::optional<client_id> client, const host& target, std::uint16_t port,
-                            const address& addr, time_point now) const;
+                            const address& addr, time_point now, const grant_set* grants = nullptr) const;
 
     // Tunnel phase, after "200 Connection established" and before any client byte is forwarded: do the
     // tunnel's first bytes agree with the CONNECT target, under the tls mode of the rule that allowed it?
     // Repeats the name phase; for an IP literal the SNI must itself be a name this client may reach on port.
     decision decide_tls(std::optional<client_id> client, const host& target, std::uint16_t port,
-                        const tunnel_start& start, time_point now) const;
+                        const tunnel_start& start, time_point now, const grant_set* grants = nullptr) const;
     // The tls mode that applies to a CONNECT the name phase allowed with this rule.
     tls_mode tls_for(const std::optional<rule_ref>& rule) const;
 
@@ -76,6 +80,13 @@ public:
     rule_view describe(rule_ref ref) const;
     std::string_view client_name(client_id id) const { return client_names_[id]; }
     mode client_mode(client_id id) const { return clients_hot_[id].effective_mode; }
+    // The names of the groups a client belongs to, in the order the client lists them.
+    std::vector<std::string_view> group_names(client_id id) const;
+    bool has_group(std::string_view name) const;
+    // Whether a denial of this client may become an access request (requests: off opts out, per client or for
+    // the whole policy), and how many distinct approvers a request of this client needs (1 or 2).
+    bool requests_enabled(client_id id) const;
+    unsigned required_approvals(client_id id) const;
     std::string describe_location(source_location where) const;
 
     struct counts {

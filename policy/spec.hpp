@@ -105,6 +105,8 @@ struct client_spec {
     std::vector<identity_pattern> identities;
     std::vector<named_ref> groups;
     std::optional<mode> mode_override;
+    std::optional<bool> requests;    // "requests: on|off" on the client; unset: the policy's
+    unsigned required_approvals = 1;  // "approvals: {required: 2}": two distinct approvers
     source_location where;
 };
 
@@ -114,6 +116,7 @@ struct policy_spec {
     tls_mode default_tls = tls_mode::allow;
     revoke_action on_revoke = revoke_action::close;
     guard_set guarded = guard_set::all();
+    bool requests = true;  // "requests: off" at the top: no denial becomes an access request
     std::vector<group_spec> groups;
     std::vector<client_spec> clients;
     std::vector<rule_spec> deny;
