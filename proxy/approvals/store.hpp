@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace egressd::proxy::approvals {
@@ -34,6 +35,7 @@ std::optional<request_state> parse_request_state(std::string_view text);
 
 enum class grant_state : std::uint8_t { active, revoked, expired };
 std::string_view to_string(grant_state s);
+std::optional<grant_state> parse_grant_state(std::string_view text);
 
 // What a request is for: one client, one host (a name, or an IP literal's canonical text), one port.
 struct request_key {
@@ -112,8 +114,8 @@ struct history_filter {
     std::string host;    // substring; empty: any
     std::string actor;   // empty: any
     std::string event;   // empty: any
-    std::optional<time_point> since;
-    std::optional<time_point> until;
+    std::optional<time_point> since;  // at or after
+    std::optional<time_point> until;  // at or before
     std::size_t limit = 200;
     std::optional<std::int64_t> before_id;  // paging: entries with smaller ids
 };
