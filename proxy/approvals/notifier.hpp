@@ -13,7 +13,8 @@
 // Body (format slack): {"text":"..."} readable in a Slack channel (mrkdwn), with the link to the request.
 //
 // A delivery succeeds on any 2xx. A 5xx, 429, timeout or connection error is retried after 1 s, 2 s, 4 s, ...
-// (at most 5 attempts, at most 60 s apart); a 4xx other than 429 is not retried.
+// (at most 5 attempts, at most 60 s apart); a 4xx other than 429 is not retried. Each attempt is signed again
+// with a fresh timestamp; X-Egressd-Delivery stays the same, so a receiver can drop a duplicate.
 
 #include "config/server_config.hpp"
 
@@ -25,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -55,15 +57,27 @@ std::string slack_body(const notification& n);
 // "sha256=" + lower-case hex of HMAC-SHA256(secret, timestamp + "." + body).
 std::string signature(std::string_view secret, std::string_view timestamp, std::string_view body);
 
+// A webhook URL taken apart: http:// or https://, a host name, IPv4 or [IPv6] literal (host holds it without
+// brackets), an optional port (default 80 or 443), and the path with its query (default "/"). User info and
+// anything else unusable is nullopt; a fragment is dropped.
+struct webhook_url {
+    bool tls = false;
+    std::string host;
+    std::uint16_t port = 0;
+    std::string target;
+};
+std::optional<webhook_url> parse_webhook_url(std::string_view url);
+
 struct notifier_counts {
     std::uint64_t delivered = 0;
-    std::uint64_t failed = 0;    // gave up: attempts exhausted or a 4xx
+    std::uint64_t failed = 0;    // gave up: attempts exhausted, a 4xx (not 429) or 3xx, or an unusable URL
     std::uint64_t retried = 0;   // attempts after the first
-    std::uint64_t dropped = 0;   // the queue was full
+    std::uint64_t dropped = 0;   // the queue was full, or the notifier stopped before the delivery ended
 };
 
 // Thread contract: enqueue, counts and set_secrets from any thread; the constructor starts the sending thread,
-// the destructor stops it (what is still queued is dropped, counted).
+// the destructor stops it (what is still queued is dropped, counted; an attempt in flight is cut short, and
+// the destructor never waits for a back-off delay).
 class notifier {
 public:
     struct target {
@@ -99,17 +113,20 @@ private:
         std::string id;
     };
     void run();
-    // One HTTP(S) POST: the status code, or 0 when no response came.
-    unsigned post(const target& t, const delivery& d);
+    // Puts d in due order, after the deliveries due at the same time (the caller holds mutex_).
+    void schedule(delivery d);
 
-    std::vector<target> targets_;
+    std::vector<target> targets_;                   // secrets guarded by mutex_, the rest immutable
+    std::vector<std::optional<webhook_url>> urls_;  // urls_[i] is targets_[i].hook.url; nullopt: unusable
     options options_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
-    std::deque<delivery> queue_;
+    std::deque<delivery> queue_;  // ordered by due, so a delivery waiting for a retry does not hold up the rest
     notifier_counts counts_;
     bool stopping_ = false;
+    std::string id_prefix_;  // random per notifier: delivery ids stay unique across restarts
     std::uint64_t next_id_ = 0;
+    std::function<void()> abort_attempt_;  // set while an attempt runs: ends it at once (for the destructor)
     std::thread thread_;
 };
 
