@@ -1,10 +1,12 @@
 // Policy engine at scale: a policy of 1,000,000 domain rules across 10,000 clients.
 // Measures YAML load (one file, and the same policy split across files), compile from memory,
-// the snapshot's heap footprint, and name/address-phase decision latency (report the median).
+// the snapshot's heap footprint, name/address-phase decision latency (report the median), and what approvers'
+// grants cost: per decision that no base rule allows (with 0 and 10,000 active grants), and to publish a set.
 //
 //   build/release/bench/policy_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 #include "config/policy_loader.hpp"
+#include "policy/grants.hpp"
 #include "policy/policy.hpp"
 
 #include <benchmark/benchmark.h>
@@ -267,6 +269,167 @@ void decide_address(benchmark::State& state)
     }
 }
 BENCHMARK(decide_address);
+
+// --- Grants ---------------------------------------------------------------------------------------------------
+
+constexpr int grant_count = 10'000;
+
+// 10,000 active grants spread over the clients (each client holds about one), every tenth one for a group and
+// a wildcard pattern, as a busy approvals page would leave them.
+std::vector<pol::grant> make_grants(int count)
+{
+    std::vector<pol::grant> out;
+    out.reserve(static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) {
+        pol::grant g;
+        g.id = static_cast<std::uint64_t>(i + 1);
+        int holder = static_cast<int>((static_cast<std::int64_t>(i) * 7919) % client_count);
+        if (i % 10 == 0) {
+            g.scope = pol::grant_scope::group;
+            g.scope_name = "g" + std::to_string(holder);
+            g.destination = {pol::pattern_kind::subdomains, "grp" + std::to_string(i) + ".example.net"};
+        } else {
+            g.scope_name = "c" + std::to_string(holder);
+            g.destination = {pol::pattern_kind::exact, "granted" + std::to_string(i) + ".example.net"};
+        }
+        g.port = 443;
+        g.expires = bench_now + std::chrono::hours(1);
+        out.push_back(std::move(g));
+    }
+    return out;
+}
+
+const std::shared_ptr<const pol::grant_set>& shared_grants()
+{
+    static auto grants = pol::grant_set::make(make_grants(grant_count));
+    return grants;
+}
+
+const pol::grant_set* grants_for(const benchmark::State& state)
+{
+    return state.range(0) == 0 ? pol::grant_set::empty().get() : shared_grants().get();
+}
+
+// Destinations no base rule allows, from random clients: every one of these decisions consults the grants.
+// Names no grant holds (most misses: a scanner, a typo, a new dependency), or names granted to some other client
+// (the lookup then reaches the scopes of the client and its groups).
+enum class miss_kind { ungranted_name, granted_to_another };
+
+std::vector<request> make_misses(const pol::policy& p, std::size_t count, miss_kind kind)
+{
+    std::mt19937 rng(11);
+    std::vector<request> out;
+    for (std::size_t i = 0; i < count; ++i) {
+        auto c = static_cast<int>(rng() % client_count);
+        std::string name = kind == miss_kind::ungranted_name
+                               ? "api.unknown" + std::to_string(i) + ".example.org"
+                               : "granted" + std::to_string(rng() % grant_count) + ".example.net";
+        out.push_back({*p.find_client("c" + std::to_string(c)), *pol::host::parse(name).value, 443});
+    }
+    return out;
+}
+
+// Each grant asked for by a client it applies to.
+std::vector<request> make_granted(const pol::policy& p)
+{
+    std::vector<request> out;
+    for (const auto& g : shared_grants()->all()) {
+        std::string client = g.scope_name;
+        std::string name = g.destination.name;
+        if (g.scope == pol::grant_scope::group) {
+            client = "c" + g.scope_name.substr(1);  // client cN uses group gN
+            name = "api." + name;
+        }
+        out.push_back({*p.find_client(client), *pol::host::parse(name).value, g.port});
+    }
+    std::shuffle(out.begin(), out.end(), std::mt19937(5));
+    return out;
+}
+
+template <typename Decide>
+void run_decisions(benchmark::State& state, const std::vector<request>& requests, Decide&& decide,
+                   pol::reason expected)
+{
+    std::size_t i = 0;
+    std::size_t as_expected = 0;
+    for (auto _ : state) {
+        const auto& req = requests[i++ % requests.size()];
+        auto d = decide(req);
+        as_expected += d.why == expected ? 1 : 0;
+        benchmark::DoNotOptimize(d);
+    }
+    state.counters["expected_share"] = static_cast<double>(as_expected) / static_cast<double>(state.iterations());
+}
+
+miss_kind kind_of(const benchmark::State& state)
+{
+    return state.range(1) == 0 ? miss_kind::ungranted_name : miss_kind::granted_to_another;
+}
+
+void decide_name_miss_with_grants(benchmark::State& state)
+{
+    const auto& p = shared_policy();
+    const auto* grants = grants_for(state);
+    run_decisions(
+        state, make_misses(p, 1 << 16, kind_of(state)),
+        [&](const request& r) { return p.decide_name(r.client, r.target, r.port, bench_now, grants); },
+        pol::reason::no_matching_rule);
+}
+// granted_elsewhere 0: names no grant holds; 1: names granted to another client.
+BENCHMARK(decide_name_miss_with_grants)
+    ->ArgNames({"grants", "granted_elsewhere"})
+    ->ArgsProduct({{0, grant_count}, {0, 1}});
+
+void decide_name_granted(benchmark::State& state)
+{
+    const auto& p = shared_policy();
+    const auto* grants = shared_grants().get();
+    run_decisions(
+        state, make_granted(p),
+        [&](const request& r) { return p.decide_name(r.client, r.target, r.port, bench_now, grants); },
+        pol::reason::granted);
+}
+BENCHMARK(decide_name_granted)->ArgName("grants")->Arg(grant_count);
+
+void decide_address_miss_with_grants(benchmark::State& state)
+{
+    const auto& p = shared_policy();
+    const auto* grants = grants_for(state);
+    auto resolved = *pol::address::parse("2606:4700::6810:84e5");
+    run_decisions(
+        state, make_misses(p, 1 << 16, kind_of(state)),
+        [&](const request& r) { return p.decide_address(r.client, r.target, r.port, resolved, bench_now, grants); },
+        pol::reason::no_matching_rule);
+}
+BENCHMARK(decide_address_miss_with_grants)
+    ->ArgNames({"grants", "granted_elsewhere"})
+    ->ArgsProduct({{0, grant_count}, {0, 1}});
+
+void decide_address_granted(benchmark::State& state)
+{
+    const auto& p = shared_policy();
+    const auto* grants = shared_grants().get();
+    auto resolved = *pol::address::parse("2606:4700::6810:84e5");
+    run_decisions(
+        state, make_granted(p),
+        [&](const request& r) { return p.decide_address(r.client, r.target, r.port, resolved, bench_now, grants); },
+        pol::reason::granted);
+}
+BENCHMARK(decide_address_granted)->ArgName("grants")->Arg(grant_count);
+
+// What publishing a new set costs after an approver decides: the store builds the whole set again.
+void grant_set_make(benchmark::State& state)
+{
+    auto grants = make_grants(static_cast<int>(state.range(0)));
+    for (auto _ : state) {
+        state.PauseTiming();
+        auto copy = grants;
+        state.ResumeTiming();
+        auto set = pol::grant_set::make(std::move(copy));
+        benchmark::DoNotOptimize(set);
+    }
+}
+BENCHMARK(grant_set_make)->ArgName("grants")->Arg(grant_count)->Unit(benchmark::kMillisecond);
 
 void match_client_by_source(benchmark::State& state)
 {

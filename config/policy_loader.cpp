@@ -26,10 +26,12 @@ struct file_part {
     mark guard_mark;
     mark tls_mark;
     mark revoke_mark;
+    mark requests_mark;
     bool has_mode = false;
     bool has_guard = false;
     bool has_tls = false;
     bool has_revoke = false;
+    bool has_requests = false;
 };
 
 // An istream over text already in memory, without the copy std::istringstream makes: policies run to
@@ -68,7 +70,8 @@ public:
             return;
         }
         r_.check_keys(root, "the policy",
-                      {"version", "mode", "tls", "address_guard", "groups", "clients", "deny", "on_revoke"});
+                      {"version", "mode", "tls", "address_guard", "groups", "clients", "deny", "on_revoke",
+                       "requests"});
         if (const auto* v = r_.require(root, "version", "the policy")) {
             if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != supported_version) {
                 r_.error(*v, "unsupported policy version " + std::to_string(*version) + ": expected version 1");
@@ -93,6 +96,13 @@ public:
             part_.revoke_mark = o->where;
             if (auto action = read_revoke(*o)) {
                 part_.spec.on_revoke = *action;
+            }
+        }
+        if (const auto* q = r_.find(root, "requests")) {
+            part_.has_requests = true;
+            part_.requests_mark = q->where;
+            if (auto on = read_requests(*q)) {
+                part_.spec.requests = *on;
             }
         }
         if (const auto* g = r_.find(root, "address_guard")) {
@@ -154,6 +164,39 @@ private:
             r_.error(n, "unknown on_revoke action '" + *text + "': expected close or keep");
         }
         return action;
+    }
+
+    // "requests: on|off" (true and false too): whether denials may become access requests.
+    std::optional<bool> read_requests(const yaml_node& n)
+    {
+        auto text = r_.string_value(n, "requests: on or off");
+        if (!text) {
+            return std::nullopt;
+        }
+        if (*text == "on" || *text == "true") {
+            return true;
+        }
+        if (*text == "off" || *text == "false") {
+            return false;
+        }
+        r_.error(n, "unknown requests setting '" + *text + "': expected on or off");
+        return std::nullopt;
+    }
+
+    // "approvals: {required: 1|2}": how many distinct approvers a request of this client needs.
+    void read_approvals(const yaml_node& n, pol::client_spec& client)
+    {
+        std::string where = "approvals of client '" + client.name + "'";
+        if (!r_.expect_map(n, where)) {
+            return;
+        }
+        r_.check_keys(n, where, {"required"});
+        if (const auto* required = r_.find(n, "required")) {
+            client.approvals_where = at(*required);
+            if (auto count = r_.integer_value(*required, "required approvals", 1, 2)) {
+                client.required_approvals = static_cast<unsigned>(*count);
+            }
+        }
     }
 
     void read_guard(const yaml_node& n)
@@ -370,7 +413,8 @@ private:
             if (!r_.expect_map(value, where)) {
                 continue;
             }
-            r_.check_keys(value, where, {"description", "sources", "identities", "groups", "mode"});
+            r_.check_keys(value, where,
+                          {"description", "sources", "identities", "groups", "mode", "requests", "approvals"});
             pol::client_spec client;
             client.name = key.value;
             client.where = at(key);
@@ -379,6 +423,12 @@ private:
             }
             if (const auto* m = r_.find(value, "mode")) {
                 client.mode_override = read_mode(*m);
+            }
+            if (const auto* q = r_.find(value, "requests")) {
+                client.requests = read_requests(*q);
+            }
+            if (const auto* a = r_.find(value, "approvals")) {
+                read_approvals(*a, client);
             }
             if (const auto* sources = r_.find(value, "sources")) {
                 for (const auto* item : r_.scalar_list(*sources, "sources")) {
@@ -489,6 +539,7 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
     std::optional<std::size_t> guard_from;
     std::optional<std::size_t> tls_from;
     std::optional<std::size_t> revoke_from;
+    std::optional<std::size_t> requests_from;
     // A policy-wide setting may be written in one file only; a second one names the first.
     auto once = [&](std::size_t i, bool present, mark file_part::*where, std::optional<std::size_t>& first,
                     std::string_view key, auto apply) {
@@ -516,6 +567,8 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
              [&] { merged.guarded = part.spec.guarded; });
         once(i, part.has_revoke, &file_part::revoke_mark, revoke_from, "on_revoke",
              [&] { merged.on_revoke = part.spec.on_revoke; });
+        once(i, part.has_requests, &file_part::requests_mark, requests_from, "requests",
+             [&] { merged.requests = part.spec.requests; });
         std::move(part.spec.groups.begin(), part.spec.groups.end(), std::back_inserter(merged.groups));
         std::move(part.spec.clients.begin(), part.spec.clients.end(), std::back_inserter(merged.clients));
         std::move(part.spec.deny.begin(), part.spec.deny.end(), std::back_inserter(merged.deny));

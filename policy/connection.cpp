@@ -3,12 +3,13 @@
 namespace egressd::policy {
 
 address_vetting vet_addresses(const policy& p, std::optional<client_id> client, const host& target,
-                              std::uint16_t port, std::span<const address> resolved, time_point now)
+                              std::uint16_t port, std::span<const address> resolved, time_point now,
+                              const grant_set* grants)
 {
     address_vetting v;
     v.decisions.reserve(resolved.size());
     for (const auto& addr : resolved) {
-        auto d = p.decide_address(client, target, port, addr, now);
+        auto d = p.decide_address(client, target, port, addr, now, grants);
         if (d.allows_traffic()) {
             if (!v.first_allowed) {
                 v.first_allowed = v.decisions.size();
@@ -22,37 +23,43 @@ address_vetting vet_addresses(const policy& p, std::optional<client_id> client, 
     return v;
 }
 
-decision decide_established(const policy& p, const established& e, time_point now)
+decision decide_established(const policy& p, const established& e, time_point now, const grant_set* grants)
 {
     auto client = p.match_client(e.who);
-    auto d = p.decide_address(client, e.target, e.port, e.connected, now);
-    if (d.why != reason::allowed || !e.tunnel) {
+    auto d = p.decide_address(client, e.target, e.port, e.connected, now, grants);
+    if (!d.allowed() || !e.tunnel) {
         return d;
     }
-    auto t = p.decide_tls(client, e.target, e.port, *e.tunnel, now);
-    return t.why != reason::allowed ? t : d;
+    auto t = p.decide_tls(client, e.target, e.port, *e.tunnel, now, grants);
+    return t.allowed() ? d : t;
 }
 
-std::optional<time_point> expiry_of(const policy& p, const established& e, time_point now)
+std::optional<time_point> expiry_of(const policy& p, const established& e, time_point now, const grant_set* grants)
 {
     auto client = p.match_client(e.who);
-    auto name = p.decide_name(client, e.target, e.port, now);
-    std::vector<decision> rests_on{name, p.decide_address(client, e.target, e.port, e.connected, now)};
+    auto name = p.decide_name(client, e.target, e.port, now, grants);
+    std::vector<decision> rests_on{name, p.decide_address(client, e.target, e.port, e.connected, now, grants)};
     // A tunnel to an IP literal rests on its SNI too: under a tls mode, that name must stay allowed.
     if (e.tunnel && e.tunnel->sni && e.target.is_address() && p.tls_for(name.rule) != tls_mode::off) {
         if (auto sni = host::parse(*e.tunnel->sni); sni.value && !sni.value->is_address()) {
-            rests_on.push_back(p.decide_name(client, *sni.value, e.port, now));
+            rests_on.push_back(p.decide_name(client, *sni.value, e.port, now, grants));
         }
     }
     std::optional<time_point> earliest;
+    auto consider = [&](std::optional<time_point> expires) {
+        if (expires && (!earliest || *expires < *earliest)) {
+            earliest = expires;
+        }
+    };
     for (const auto& d : rests_on) {
-        if (d.why != reason::allowed) {
+        if (!d.allowed()) {
             return std::nullopt;
         }
         if (d.rule) {
-            if (auto expires = p.describe(*d.rule).expires; expires && (!earliest || *expires < *earliest)) {
-                earliest = expires;
-            }
+            consider(p.describe(*d.rule).expires);
+        }
+        if (d.grant) {
+            consider(d.grant->expires);
         }
     }
     return earliest;

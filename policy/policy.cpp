@@ -76,6 +76,7 @@ compile_result policy::compile(policy_spec spec)
         }
         group_where.push_back(g.where);
         auto id = static_cast<std::uint32_t>(p->groups_.size());
+        p->groups_by_name_.emplace(g.name, id);
         p->groups_.push_back(compiled_group{g.name, {}});
         for (std::uint32_t i = 0; i < g.rules.size(); ++i) {
             auto& r = g.rules[i];
@@ -168,6 +169,13 @@ compile_result policy::compile(policy_spec spec)
             }
             slot = id;
         }
+        if (c.required_approvals != 1 && c.required_approvals != 2) {
+            bool located = c.approvals_where.line != 0;
+            errors.push_back({located ? c.approvals_where : c.where,
+                              "client " + quoted(c.name) + " requires " + std::to_string(c.required_approvals) +
+                                  " approvals: expected 1 or 2"});
+        }
+        p->client_approvals_.push_back(client_approvals{c.requests.value_or(spec.requests), c.required_approvals});
         if (c.name == "default") {
             p->default_client_ = id;
         } else if (c.sources.empty() && c.identities.empty()) {
@@ -481,7 +489,7 @@ policy::best_fit policy::match_deny_address(const address& addr, std::uint16_t p
 
 decision policy::finish(decision d) const
 {
-    if (d.why == reason::allowed) {
+    if (d.allowed()) {
         d.outcome = verdict::allow;
     } else {
         d.outcome = d.applied_mode == mode::report ? verdict::would_deny : verdict::deny;
@@ -509,21 +517,50 @@ decision policy::finish(decision d, const best_fit& allow) const
     return finish(d);
 }
 
-decision policy::decide_literal(decision d, const address& addr, std::uint16_t port, std::int64_t now) const
+template <typename Target>
+std::optional<decision> policy::grant_for(decision d, const Target& target, std::uint16_t port, time_point now,
+                                          const grant_set* grants) const
 {
-    if (auto deny = match_deny_address(addr, port, now); deny.level == fit::match) {
+    if (grants == nullptr) {
+        return std::nullopt;
+    }
+    const grant* g = grants->match(*this, *d.client, target, port, now);
+    if (g == nullptr) {
+        return std::nullopt;
+    }
+    d.why = reason::granted;
+    d.rule.reset();  // no rule of the policy allows it: tls_for gives the policy's default
+    d.grant = grant_ref{g->id, g->expires};
+    return finish(d);
+}
+
+decision policy::decide_literal(decision d, const address& addr, std::uint16_t port, time_point now,
+                                const grant_set* grants) const
+{
+    std::int64_t t = now.time_since_epoch().count();
+    if (auto deny = match_deny_address(addr, port, t); deny.level == fit::match) {
         d.why = reason::explicit_deny;
         d.rule = deny.rule;
         return finish(d);
     }
     auto groups = groups_of(*d.client);
-    best_fit allow = match_cidr(allow_cidrs_, &groups, addr, port, now, 0);
+    best_fit allow = match_cidr(allow_cidrs_, &groups, addr, port, t, 0);
     if (allow.level != fit::match) {
-        return finish(d, allow);
+        auto granted = grant_for(d, addr, port, now, grants);
+        if (!granted) {
+            return finish(d, allow);
+        }
+        // A grant never opens a guarded address: only a CIDR rule does, and none matched here.
+        if (auto hit = classify(addr, guarded_)) {
+            d.why = reason::address_guard;
+            d.guard = hit;
+            return finish(d);
+        }
+        return *granted;
     }
     if (auto hit = classify(addr, guarded_)) {
         int min_length = exemption_min_length(*hit);
-        best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, now, min_length);
+        best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, t, min_length);
         if (exempt.level != fit::match) {
             d.why = reason::address_guard;
             d.guard = hit;
@@ -535,7 +572,7 @@ decision policy::decide_literal(decision d, const address& addr, std::uint16_t p
 }
 
 decision policy::decide_name(std::optional<client_id> client, const host& target, std::uint16_t port,
-                             time_point now) const
+                             time_point now, const grant_set* grants) const
 {
     decision d;
     d.client = client;
@@ -549,7 +586,7 @@ decision policy::decide_name(std::optional<client_id> client, const host& target
     d.applied_mode = clients_hot_[*client].effective_mode;
     std::int64_t t = now.time_since_epoch().count();
     if (const auto* literal = target.literal()) {
-        return decide_literal(d, *literal, port, t);
+        return decide_literal(d, *literal, port, now, grants);
     }
     const std::string& name = *target.name();
     auto groups = groups_of(*client);
@@ -559,32 +596,41 @@ decision policy::decide_name(std::optional<client_id> client, const host& target
         d.rule = deny.rule;
         return finish(d);
     }
-    return finish(d, match_domain(allow_domains_, &groups, name, port, t));
+    best_fit allow = match_domain(allow_domains_, &groups, name, port, t);
+    if (allow.level != fit::match) {
+        if (auto granted = grant_for(d, target, port, now, grants)) {
+            return *granted;
+        }
+    }
+    return finish(d, allow);
 }
 
 decision policy::decide_address(std::optional<client_id> client, const host& target, std::uint16_t port,
-                                const address& addr, time_point now) const
+                                const address& addr, time_point now, const grant_set* grants) const
 {
     if (target.is_address()) {
         // The address connected to is what gets decided, whatever the caller parsed.
-        decision d = decide_name(client, target, port, now);
+        decision d = decide_name(client, target, port, now, grants);
         if (d.why == reason::unknown_client || *target.literal() == addr) {
             return d;
         }
         d.rule.reset();
+        d.grant.reset();
         d.why = reason::allowed;
-        return decide_literal(d, addr, port, now.time_since_epoch().count());
+        return decide_literal(d, addr, port, now, grants);
     }
-    decision d = decide_name(client, target, port, now);
-    if (d.why != reason::allowed) {
+    decision d = decide_name(client, target, port, now, grants);
+    if (!d.allowed()) {
         return d;
     }
     std::int64_t t = now.time_since_epoch().count();
     if (auto deny = match_deny_address(addr, port, t); deny.level == fit::match) {
         d.why = reason::explicit_deny;
         d.rule = deny.rule;
+        d.grant.reset();
         return finish(d);
     }
+    // A name a grant allows reaches a guarded address only if a CIDR rule of the client opens that address.
     if (auto hit = classify(addr, guarded_)) {
         int min_length = exemption_min_length(*hit);
         auto groups = groups_of(*client);
@@ -593,6 +639,7 @@ decision policy::decide_address(std::optional<client_id> client, const host& tar
             d.why = reason::address_guard;
             d.guard = hit;
             d.rule.reset();
+            d.grant.reset();
             return finish(d);
         }
         d.rule = exempt.rule;
@@ -609,10 +656,10 @@ tls_mode policy::tls_for(const std::optional<rule_ref>& rule) const
 }
 
 decision policy::decide_tls(std::optional<client_id> client, const host& target, std::uint16_t port,
-                            const tunnel_start& start, time_point now) const
+                            const tunnel_start& start, time_point now, const grant_set* grants) const
 {
-    decision d = decide_name(client, target, port, now);
-    if (d.why != reason::allowed) {
+    decision d = decide_name(client, target, port, now, grants);
+    if (!d.allowed()) {
         return d;
     }
     tls_mode m = tls_for(d.rule);
@@ -621,6 +668,7 @@ decision policy::decide_tls(std::optional<client_id> client, const host& target,
     }
     auto refuse = [&](reason why) {
         d.why = why;
+        d.grant.reset();
         return finish(d);
     };
     if (!start.is_tls) {
@@ -637,8 +685,8 @@ decision policy::decide_tls(std::optional<client_id> client, const host& target,
     if (!sni_host.value || sni_host.value->is_address()) {
         return refuse(reason::sni_mismatch);
     }
-    auto by_name = decide_name(client, *sni_host.value, port, now);
-    return by_name.why == reason::allowed ? d : refuse(reason::sni_mismatch);
+    auto by_name = decide_name(client, *sni_host.value, port, now, grants);
+    return by_name.allowed() ? d : refuse(reason::sni_mismatch);
 }
 
 policy::rule_view policy::describe(rule_ref ref) const
@@ -650,6 +698,25 @@ policy::rule_view policy::describe(rule_ref ref) const
         v.expires = time_point{std::chrono::seconds{r.terms.expires}};
     }
     return v;
+}
+
+std::vector<std::string_view> policy::group_names(client_id id) const
+{
+    std::vector<std::string_view> names;
+    for_each_group_name(id, [&](std::string_view name) { names.push_back(name); });
+    return names;
+}
+
+bool policy::has_group(std::string_view name) const { return groups_by_name_.contains(std::string(name)); }
+
+bool policy::requests_enabled(client_id id) const
+{
+    return id < client_approvals_.size() && client_approvals_[id].requests;
+}
+
+unsigned policy::required_approvals(client_id id) const
+{
+    return id < client_approvals_.size() ? client_approvals_[id].required : 1;
 }
 
 std::string policy::describe_location(source_location where) const

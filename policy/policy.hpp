@@ -80,8 +80,19 @@ public:
     rule_view describe(rule_ref ref) const;
     std::string_view client_name(client_id id) const { return client_names_[id]; }
     mode client_mode(client_id id) const { return clients_hot_[id].effective_mode; }
-    // The names of the groups a client belongs to, in the order the client lists them.
+    // The names of the groups a client belongs to, each once, in the order the policy defines the groups.
     std::vector<std::string_view> group_names(client_id id) const;
+    // The same without allocating (a grant lookup does this on every decision that no base rule allows).
+    template <typename Visit>
+    void for_each_group_name(client_id id, Visit&& visit) const
+    {
+        if (id >= clients_hot_.size()) {
+            return;
+        }
+        for (auto g : groups_of(id)) {
+            visit(std::string_view(groups_[g].name));
+        }
+    }
     bool has_group(std::string_view name) const;
     // Whether a denial of this client may become an access request (requests: off opts out, per client or for
     // the whole policy), and how many distinct approvers a request of this client needs (1 or 2).
@@ -159,7 +170,12 @@ private:
     void warn_shadowed_cidrs(const std::vector<std::vector<cidr>>& rule_cidrs, std::vector<diagnostic>& warnings) const;
     bool ports_cover(const compiled_rule& wide, const compiled_rule& narrow) const;
     const compiled_rule& rule_at(rule_ref ref) const;
-    decision decide_literal(decision d, const address& addr, std::uint16_t port, std::int64_t now) const;
+    decision decide_literal(decision d, const address& addr, std::uint16_t port, time_point now,
+                            const grant_set* grants) const;
+    // An allow-list miss that a grant may turn into an allow; nullopt when no grant matches.
+    template <typename Target>
+    std::optional<decision> grant_for(decision d, const Target& target, std::uint16_t port, time_point now,
+                                      const grant_set* grants) const;
 
     std::vector<std::string> files_;
     mode default_mode_ = mode::enforce;
@@ -173,6 +189,13 @@ private:
     std::vector<client_hot> clients_hot_;
     std::vector<std::uint32_t> client_groups_;
     std::unordered_map<std::string, client_id> clients_by_name_;
+    std::unordered_map<std::string, std::uint32_t> groups_by_name_;
+    // Per client: whether its denials may become access requests, and how many approvers a request needs.
+    struct client_approvals {
+        bool requests = true;
+        unsigned required = 1;
+    };
+    std::vector<client_approvals> client_approvals_;
     std::optional<client_id> default_client_;
     prefix_trie<std::optional<client_id>> client_sources_;  // clients without identities
     // Identity specs: exact and prefix patterns, each to the clients that list it (with their sources).

@@ -107,6 +107,7 @@ struct client_spec {
     std::optional<mode> mode_override;
     std::optional<bool> requests;    // "requests: on|off" on the client; unset: the policy's
     unsigned required_approvals = 1;  // "approvals: {required: 2}": two distinct approvers
+    source_location approvals_where;  // where required_approvals was written; unset: the client's location
     source_location where;
 };
 

@@ -81,7 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         error_case{"unknown_top_level_key", lines({"version: 1", "logging: verbose"}), 2, 1,
                    "unknown key 'logging' in the policy; expected one of: version, mode, tls, address_guard, groups, "
-                   "clients, deny, on_revoke"},
+                   "clients, deny, on_revoke, requests"},
         error_case{"unknown_group_key",
                    lines({"version: 1", "groups:", "  web:", "    owner: platform", "    rules:",
                           "      - ports: [443]", "        destinations: [api.example.com]", "clients:", "  app:",
@@ -92,7 +92,8 @@ INSTANTIATE_TEST_SUITE_P(
                    "expires, protocol"},
         error_case{"unknown_client_key",
                    client_policy({"    sources: [10.0.0.0/8]", "    groups: [web]", "    owner: team-a"}), 11, 5,
-                   "unknown key 'owner' in client 'app'; expected one of: description, sources, identities, groups, mode"},
+                   "unknown key 'owner' in client 'app'; expected one of: description, sources, identities, groups, "
+                   "mode, requests, approvals"},
         error_case{"unknown_deny_rule_key",
                    lines({"version: 1", "deny:", "  - destinations: [pastebin.com]", "    port: 443"}), 4, 5,
                    "unknown key 'port' in deny rule; expected one of:"},
@@ -271,6 +272,42 @@ INSTANTIATE_TEST_SUITE_P(
     case_name);
 
 INSTANTIATE_TEST_SUITE_P(
+    requests, config_loader_error,
+    ::testing::Values(
+        // "requests: " is 10 characters: the value starts at column 11.
+        error_case{"unknown_setting", lines({"version: 1", "requests: maybe"}), 2, 11,
+                   "unknown requests setting 'maybe': expected on or off"},
+        error_case{"upper_case", lines({"version: 1", "requests: Off"}), 2, 11,
+                   "unknown requests setting 'Off': expected on or off"},
+        error_case{"a_list", lines({"version: 1", "requests: [on]"}), 2, 11,
+                   "expected requests: on or off, found a list"},
+        // Client keys start at column 5: "    requests: " is 14 characters.
+        error_case{"client_unknown_setting",
+                   client_policy({"    sources: [10.0.0.0/8]", "    groups: [web]", "    requests: sometimes"}), 11, 15,
+                   "unknown requests setting 'sometimes': expected on or off"},
+        // "    approvals: {" is 16 characters, "required: 2, " 13 more: the unknown key starts at column 30.
+        error_case{"approvals_unknown_key",
+                   client_policy(
+                       {"    sources: [10.0.0.0/8]", "    groups: [web]", "    approvals: {required: 2, quorum: 3}"}),
+                   11, 30, "unknown key 'quorum' in approvals of client 'app'; expected one of: required"},
+        // "    approvals: {required: " is 26 characters.
+        error_case{"approvals_three",
+                   client_policy({"    sources: [10.0.0.0/8]", "    groups: [web]", "    approvals: {required: 3}"}),
+                   11, 27, "expected required approvals as a whole number from 1 to 2, found '3'"},
+        error_case{"approvals_zero",
+                   client_policy({"    sources: [10.0.0.0/8]", "    groups: [web]", "    approvals: {required: 0}"}),
+                   11, 27, "expected required approvals as a whole number from 1 to 2, found '0'"},
+        // Block form: "      required: " is 16 characters.
+        error_case{"approvals_not_a_number",
+                   client_policy(
+                       {"    sources: [10.0.0.0/8]", "    groups: [web]", "    approvals:", "      required: two"}),
+                   12, 17, "expected required approvals as a whole number from 1 to 2, found 'two'"},
+        error_case{"approvals_a_scalar",
+                   client_policy({"    sources: [10.0.0.0/8]", "    groups: [web]", "    approvals: 2"}), 11, 16,
+                   "expected approvals of client 'app'"}),
+    case_name);
+
+INSTANTIATE_TEST_SUITE_P(
     address_guard, config_loader_error,
     ::testing::Values(
         // "  except: [documentation, " is 26 characters: the unknown name starts at column 27.
@@ -399,6 +436,11 @@ INSTANTIATE_TEST_SUITE_P(
                         {{"a.yaml", lines({"version: 1", "on_revoke: keep"})},
                          {"b.yaml", lines({"version: 1", "on_revoke: keep"})}},
                         {"b.yaml", 2, 12, "on_revoke is also set at a.yaml:2:12"},
+                        "set it in one file only"},
+        multi_file_case{"requests_in_two_files",
+                        {{"a.yaml", lines({"version: 1", "requests: off"})},
+                         {"b.yaml", lines({"version: 1", "requests: on"})}},
+                        {"b.yaml", 2, 11, "requests is also set at a.yaml:2:11"},
                         "set it in one file only"},
         multi_file_case{"schema_error_in_second_file",
                         {{"a.yaml", base_file()}, {"b.yaml", lines({"version: 1", "grups: {}"})}},

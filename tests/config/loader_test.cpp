@@ -209,6 +209,53 @@ TEST(config_loader, on_revoke_from_any_one_file_of_several)
     EXPECT_EQ(loaded.snapshot->on_revoke(), pol::revoke_action::keep);
 }
 
+TEST(config_loader, requests_default_on_with_one_approver)
+{
+    auto loaded = load_policy_texts({{"policy.yaml", rule_policy("[443]", "[api.example.com]")}});
+    ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
+    auto app = *loaded.snapshot->find_client("app");
+    EXPECT_TRUE(loaded.snapshot->requests_enabled(app));
+    EXPECT_EQ(loaded.snapshot->required_approvals(app), 1u);
+}
+
+TEST(config_loader, requests_on_off_and_required_approvals)
+{
+    struct requests_case {
+        std::string top;     // the top-level line, or empty
+        std::string client;  // the client's requests line, or empty
+        bool want;
+    };
+    const std::vector<requests_case> cases = {
+        {"requests: off", "", false},         {"requests: false", "", false},
+        {"requests: on", "", true},           {"requests: true", "", true},
+        {"requests: off", "    requests: on", true}, {"requests: off", "    requests: true", true},
+        {"", "    requests: off", false},     {"requests: on", "    requests: false", false},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.top + " / " + c.client);
+        std::string text = c.top.empty() ? std::string() : c.top + "\n";
+        text += client_policy({"    sources: [10.0.0.0/8]", "    groups: [web]", c.client,
+                               "    approvals: {required: 2}"});
+        text += lines({"  other:", "    sources: [192.168.0.0/16]", "    groups: [web]", "    approvals:",
+                       "      required: 1"});
+        auto loaded = load_policy_texts({{"policy.yaml", text}});
+        ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
+        const auto& p = *loaded.snapshot;
+        EXPECT_EQ(p.requests_enabled(*p.find_client("app")), c.want);
+        EXPECT_EQ(p.requests_enabled(*p.find_client("other")), c.top != "requests: off" && c.top != "requests: false");
+        EXPECT_EQ(p.required_approvals(*p.find_client("app")), 2u);
+        EXPECT_EQ(p.required_approvals(*p.find_client("other")), 1u);
+    }
+}
+
+TEST(config_loader, requests_from_any_one_file_of_several)
+{
+    auto loaded = load_policy_texts({{"a.yaml", rule_policy("[443]", "[api.example.com]")},
+                                     {"b.yaml", lines({"version: 1", "requests: off"})}});
+    ASSERT_NE(loaded.snapshot, nullptr) << test::show(loaded);
+    EXPECT_FALSE(loaded.snapshot->requests_enabled(*loaded.snapshot->find_client("app")));
+}
+
 TEST(config_loader, deny_rules_apply_to_every_port_unless_narrowed)
 {
     auto loaded = load_policy_texts({{"policy.yaml",

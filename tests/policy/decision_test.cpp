@@ -748,7 +748,7 @@ TEST(decision_names, are_stable)
     const std::vector<std::string> expected = {"allowed",          "unknown_client", "no_matching_rule",
                                                "port_not_allowed", "explicit_deny",  "address_guard",
                                                "expired",          "sni_mismatch",   "sni_missing",
-                                               "not_tls"};
+                                               "not_tls",          "granted"};
     ASSERT_EQ(expected.size(), static_cast<std::size_t>(reason_count));
     for (int i = 0; i < reason_count; ++i) {
         auto r = static_cast<reason>(i);
