@@ -14,7 +14,9 @@
 // Every POST to the page needs the session's CSRF token (field "csrf"): without it, 403.
 //
 // JSON API, all under /api/v1, answers application/json; errors are {"error": "..."} with 400, 401, 403, 404,
-// 409, 422 or 503:
+// 409, 422 or 503. A POST must say Content-Type: application/json (its body may be empty, meaning {}): a
+// cross-site form cannot send that, so a browser holding Basic credentials cannot be made to decide.
+// Bodies hold only the string fields listed; anything else (another field, a number) is a 400:
 //   GET  /api/v1/requests?state=pending|approved|denied|expired&limit=N
 //        {"requests":[{"id","client","host","port","state","hits","first_seen","last_seen","reason",
 //                      "last_source","last_identity","justifications":[{"user","text","at"}],
@@ -46,8 +48,12 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <chrono>
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 
 namespace egressd::proxy::approvals {
 
@@ -65,6 +71,9 @@ struct web_settings {
     std::chrono::milliseconds request_timeout{10'000};
     std::chrono::milliseconds idle_timeout{60'000};
     std::chrono::hours session_lifetime{12};
+    // Told, on the io_context thread, what went wrong inside the server (a handler that threw: answered 500).
+    // Optional; it must not throw.
+    std::function<void(std::string_view what)> internal_error;
 };
 
 // Thread contract: construct, start, stop, set_directory and destroy on the service's io_context thread (or
