@@ -5,6 +5,7 @@
 #include "policy/address.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -26,7 +27,7 @@ public:
         }
         r_.check_keys(root, "the configuration",
                       {"version", "listeners", "policy", "workers", "dns", "timeouts", "limits", "logging",
-                       "proxy_auth", "admin", "reload"});
+                       "proxy_auth", "admin", "reload", "approvals"});
         if (const auto* v = r_.require(root, "version", "the configuration")) {
             if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != 1) {
                 r_.error(*v, "unsupported configuration version " + std::to_string(*version) + ": expected version 1");
@@ -68,6 +69,9 @@ public:
         }
         if (const auto* rl = r_.find(root, "reload")) {
             read_reload(*rl);
+        }
+        if (const auto* a = r_.find(root, "approvals")) {
+            read_approvals(*a);
         }
     }
 
@@ -153,22 +157,26 @@ private:
     }
 
     // The admin endpoint's tls is a listener's without client_certificate: a caller that may reload the policy
-    // is never let in without a certificate once client_ca is set.
-    enum class tls_owner : std::uint8_t { listener, admin };
+    // is never let in without a certificate once client_ca is set. So is the approvals listener's.
+    enum class tls_owner : std::uint8_t { listener, admin, approvals };
 
     std::optional<listener_tls_config> read_tls(const yaml_node& n, tls_owner owner)
     {
-        const bool admin = owner == tls_owner::admin;
-        const std::string_view where = admin ? "admin.tls" : "a listener's tls";
-        if (!r_.expect_map(n, admin ? "admin tls settings (certificate, key, and optionally client_ca, crl)"
-                                    : "tls settings (certificate, key, and optionally client_ca, crl, "
-                                      "client_certificate)")) {
+        const bool listener = owner == tls_owner::listener;
+        const std::string_view where = owner == tls_owner::admin       ? "admin.tls"
+                                       : owner == tls_owner::approvals ? "approvals.tls"
+                                                                       : "a listener's tls";
+        const std::string expected =
+            listener ? "tls settings (certificate, key, and optionally client_ca, crl, client_certificate)"
+                     : std::string(owner == tls_owner::admin ? "admin" : "approvals") +
+                           " tls settings (certificate, key, and optionally client_ca, crl)";
+        if (!r_.expect_map(n, expected)) {
             return std::nullopt;
         }
-        if (admin) {
-            r_.check_keys(n, where, {"certificate", "key", "client_ca", "crl"});
-        } else {
+        if (listener) {
             r_.check_keys(n, where, {"certificate", "key", "client_ca", "crl", "client_certificate"});
+        } else {
+            r_.check_keys(n, where, {"certificate", "key", "client_ca", "crl"});
         }
         config::listener_tls_config tls;
         tls.where = n.where;
@@ -189,7 +197,7 @@ private:
             tls.crl_at = crl->where;
             tls.crl = path_of(*crl, "the CRL file (PEM) of revoked client certificates");
         }
-        const auto* mode = admin ? nullptr : r_.find(n, "client_certificate");
+        const auto* mode = listener ? r_.find(n, "client_certificate") : nullptr;
         if (mode != nullptr) {
             auto text = r_.string_value(*mode, "client_certificate: required or optional");
             if (text && (*text == "required" || *text == "optional")) {
@@ -331,12 +339,12 @@ private:
         auto d = parse_duration(*text);
         // A year bounds every setting: deadlines are computed as now + duration, which must not overflow.
         if (d && *d > std::chrono::hours(24 * 365)) {
-            r_.error(n, "duration '" + *text + "' for " + std::string(what) + " is longer than a year (8760h)");
+            r_.error(n, "duration '" + *text + "' for " + std::string(what) + " is longer than a year (365d)");
             return std::nullopt;
         }
         if (!d || (d->count() == 0 && !zero_allowed)) {
             r_.error(n, "invalid duration '" + *text + "' for " + std::string(what) + ": expected a " +
-                            (zero_allowed ? "" : "positive ") + "whole number with ms, s, m or h, like 10s");
+                            (zero_allowed ? "" : "positive ") + "whole number with ms, s, m, h or d, like 10s");
             return std::nullopt;
         }
         return d;
@@ -518,6 +526,336 @@ private:
         set_integer(n, "queue_size", out_.logging.queue_size, 16, 10'000'000);
     }
 
+    void read_approvals(const yaml_node& n)
+    {
+        if (n.is_scalar() && n.value == "off") {
+            out_.approvals.reset();
+            return;
+        }
+        if (!n.is_map()) {
+            std::string found = n.is_scalar() ? "'" + n.value + "'" : n.is_sequence() ? "a list" : "nothing";
+            r_.error(n, "expected approvals: off, or a mapping with store, approvers and the other approvals "
+                        "settings; found " + found);
+            return;
+        }
+        r_.check_keys(n, "approvals",
+                      {"listen", "public_url", "store", "tls", "approvers", "requesters", "trusted_header",
+                       "default_grant", "max_grant", "max_pending", "requests_per_client_per_minute", "request_ttl",
+                       "notify_cooldown", "expiry_warning", "notify"});
+        approvals_config a;
+        a.where = n.where;
+        const auto* listen = r_.find(n, "listen");
+        bool listen_valid = listen == nullptr;
+        if (listen != nullptr) {
+            auto text = r_.string_value(*listen, "the approvals listen address, like 127.0.0.1:9091 or [::1]:9091");
+            auto parsed = text ? parse_listener(*text) : std::nullopt;
+            if (parsed) {
+                a.address = parsed->address;
+                a.port = parsed->port;
+                listen_valid = true;
+            } else if (text) {
+                r_.error(*listen, "invalid approvals listen address '" + *text +
+                                      "': expected an IP address and port, like 127.0.0.1:9091 or [::1]:9091");
+            }
+        }
+        if (listen_valid) {
+            check_approvals_port(a, listen != nullptr ? listen->where : n.where);
+        }
+        if (const auto* store = r_.require(n, "store", "approvals")) {
+            a.store = path_of(*store, "the approvals store (an SQLite file)").value_or("");
+        }
+        const auto* tls = r_.find(n, "tls");
+        if (tls != nullptr) {
+            a.tls = read_tls(*tls, tls_owner::approvals);
+        }
+        if (const auto* url = r_.find(n, "public_url")) {
+            if (auto text = r_.string_value(*url, "the approvals page's URL, like https://egress.example.com")) {
+                std::string error;
+                if (valid_http_url(*text, false, error)) {
+                    a.public_url = without_trailing_slashes(*text);
+                } else {
+                    r_.error(*url, "invalid public_url '" + *text + "': " + error);
+                }
+            }
+        } else {
+            a.public_url = std::string(tls != nullptr ? "https://" : "http://") + endpoint_text(a.address, a.port);
+            a.public_url_is_default = true;
+        }
+        const auto* approvers = r_.find(n, "approvers");
+        if (approvers != nullptr) {
+            a.approvers_at = approvers->where;
+            a.approvers = path_of(*approvers, "the approvers' credentials file (egressd passwd)");
+        }
+        if (const auto* requesters = r_.find(n, "requesters")) {
+            a.requesters_at = requesters->where;
+            a.requesters = path_of(*requesters, "the requesters' credentials file (egressd passwd)");
+        }
+        const auto* trusted = r_.find(n, "trusted_header");
+        if (trusted != nullptr) {
+            a.trusted_header = read_trusted_header(*trusted);
+        }
+        // Whether the settings are present counts, not whether they were valid: a bad one is its own error.
+        if (approvers == nullptr && trusted == nullptr) {
+            r_.error(n, "approvals needs a way for approvers to sign in: approvers (a credentials file made with "
+                        "egressd passwd) or trusted_header (users an authenticating reverse proxy vouches for)");
+        }
+        set_duration(n, "default_grant", a.default_grant);
+        set_duration(n, "max_grant", a.max_grant);
+        if (a.default_grant > a.max_grant) {
+            const auto* at = r_.find(n, "default_grant");
+            r_.error(at != nullptr ? *at : *r_.find(n, "max_grant"),
+                     "approvals.default_grant is longer than approvals.max_grant: a grant is never longer than "
+                     "max_grant");
+        }
+        set_integer(n, "max_pending", a.max_pending, 1, 10'000'000);
+        set_integer(n, "requests_per_client_per_minute", a.requests_per_client_per_minute, 1, 1'000'000);
+        set_duration(n, "request_ttl", a.request_ttl);
+        set_duration(n, "notify_cooldown", a.notify_cooldown);
+        set_duration(n, "expiry_warning", a.expiry_warning);
+        if (const auto* notify = r_.find(n, "notify")) {
+            read_notify(*notify, a.notify);
+        }
+        out_.approvals = std::move(a);
+    }
+
+    // "192.0.2.1:80", "[2001:db8::1]:80".
+    static std::string endpoint_text(const std::string& address, std::uint16_t port)
+    {
+        auto parsed = policy::address::parse(address);
+        return parsed ? parsed->to_string(port) : address + ":" + std::to_string(port);
+    }
+
+    // Two listeners on one port either fail to bind at start or split connections between them: a wildcard
+    // address takes the port on every address of its family. Port 0 asks for a free port, never a shared one.
+    void check_approvals_port(const approvals_config& a, mark at)
+    {
+        auto overlaps = [&](const std::string& address, std::uint16_t port) {
+            if (a.port == 0 || port != a.port) {
+                return false;
+            }
+            auto mine = policy::address::parse(a.address);
+            auto theirs = policy::address::parse(address);
+            if (!mine || !theirs) {
+                return address == a.address;
+            }
+            // 0.0.0.0 or ::, whose bytes are all zero.
+            auto wildcard = [](const policy::address& x) {
+                return std::all_of(x.bytes().begin(), x.bytes().end(), [](std::uint8_t b) { return b == 0; });
+            };
+            return *mine == *theirs || (mine->is_v4() == theirs->is_v4() && (wildcard(*mine) || wildcard(*theirs)));
+        };
+        auto taken = [&](std::string_view whose, const std::string& address, std::uint16_t port) {
+            r_.error(at, "the approvals listener " + endpoint_text(a.address, a.port) + " takes the port of the " +
+                             std::string(whose) + " listener " + endpoint_text(address, port) +
+                             ": give approvals.listen a port of its own");
+        };
+        for (const auto& l : out_.listeners) {
+            if (overlaps(l.address, l.port)) {
+                taken("proxy", l.address, l.port);
+            }
+        }
+        if (out_.admin && overlaps(out_.admin->address, out_.admin->port)) {
+            taken("admin", out_.admin->address, out_.admin->port);
+        }
+    }
+
+    // An HTTP header name: an RFC 9110 token.
+    static bool is_token(std::string_view text)
+    {
+        return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+        });
+    }
+
+    std::optional<trusted_header_config> read_trusted_header(const yaml_node& n)
+    {
+        if (!r_.expect_map(n, "trusted_header settings (user, groups, approver_group, from)")) {
+            return std::nullopt;
+        }
+        r_.check_keys(n, "approvals.trusted_header", {"user", "groups", "approver_group", "from"});
+        trusted_header_config t;
+        t.where = n.where;
+        auto header = [&](std::string_view key, std::string& out) {
+            const auto* h = r_.find(n, key);
+            if (h == nullptr) {
+                return;
+            }
+            auto text = r_.string_value(*h, std::string(key) + ": a header name like X-Forwarded-User");
+            if (text && is_token(*text)) {
+                out = *text;
+            } else if (text) {
+                r_.error(*h, "invalid header name '" + *text + "' for " + std::string(key) +
+                                 ": expected letters, digits and !#$%&'*+-.^_`|~, like X-Forwarded-User");
+            }
+        };
+        header("user", t.user_header);
+        header("groups", t.groups_header);
+        auto same_name = [](std::string_view x, std::string_view y) {
+            auto lower = [](char c) { return std::tolower(static_cast<unsigned char>(c)); };
+            return x.size() == y.size() &&
+                   std::equal(x.begin(), x.end(), y.begin(), [&](char p, char q) { return lower(p) == lower(q); });
+        };
+        if (const auto* g = r_.find(n, "groups"); g != nullptr && same_name(t.user_header, t.groups_header)) {
+            r_.error(*g, "the groups header is the user header: expected two different headers");
+        }
+        if (const auto* g = r_.find(n, "approver_group")) {
+            auto text = r_.string_value(*g, "approver_group: a group name");
+            // The groups header is a comma-separated list, so a name with a comma or surrounding spaces could
+            // never be in it.
+            if (text && (text->empty() || text->find(',') != std::string::npos || text->front() == ' ' ||
+                         text->back() == ' ' ||
+                         std::any_of(text->begin(), text->end(), [](char c) { return c < 0x20 || c == 0x7f; }))) {
+                r_.error(*g, "invalid approver_group '" + *text +
+                                 "': expected a non-empty group name without commas, control characters or "
+                                 "surrounding spaces");
+            } else if (text) {
+                t.approver_group = *text;
+            }
+        }
+        if (const auto* from = r_.require(n, "from", "approvals.trusted_header")) {
+            auto items = r_.scalar_list(*from, "trusted sources");
+            if (from->is_sequence() && from->items.empty()) {
+                r_.error(*from, "empty from list: expected the CIDRs of the reverse proxies that set the headers");
+            }
+            for (const auto* item : items) {
+                std::string error;
+                if (auto net = policy::cidr::parse(item->value, &error)) {
+                    t.sources.push_back(*net);
+                } else {
+                    r_.error(*item, error);
+                }
+            }
+        }
+        return t;
+    }
+
+    void read_notify(const yaml_node& n, std::vector<webhook_config>& out)
+    {
+        if (!n.is_sequence()) {
+            std::string found = n.is_scalar() ? "'" + n.value + "'" : n.is_map() ? "a mapping" : "nothing";
+            r_.error(n, "expected notify: a list of webhooks, each with url, format, secret_file and events; found " +
+                            found);
+            return;
+        }
+        for (const auto& item : n.items) {
+            if (!r_.expect_map(item, "a webhook (url, format, secret_file, events)")) {
+                continue;
+            }
+            r_.check_keys(item, "a webhook", {"url", "format", "secret_file", "events"});
+            webhook_config hook;
+            hook.where = item.where;
+            if (const auto* url = r_.require(item, "url", "a webhook")) {
+                if (auto text = r_.string_value(*url, "the webhook URL, like https://hooks.example.com/egressd")) {
+                    std::string error;
+                    if (valid_http_url(*text, true, error)) {
+                        hook.url = *text;
+                    } else {
+                        r_.error(*url, "invalid webhook url '" + *text + "': " + error);
+                    }
+                }
+            }
+            const auto* format = r_.find(item, "format");
+            if (format != nullptr) {
+                auto text = r_.string_value(*format, "format: json or slack");
+                if (text && (*text == "json" || *text == "slack")) {
+                    hook.format = *text == "json" ? webhook_config::body_format::json
+                                                  : webhook_config::body_format::slack;
+                } else if (text) {
+                    r_.error(*format, "expected format: json or slack, found '" + *text + "'");
+                }
+            }
+            if (const auto* secret = r_.find(item, "secret_file")) {
+                hook.secret_file_at = secret->where;
+                hook.secret_file = path_of(*secret, "the file holding the webhook's signing secret");
+                if (format != nullptr && format->is_scalar() && format->value == "slack") {
+                    r_.error(*secret, "secret_file is for format json: a Slack-compatible body carries no signature");
+                }
+            }
+            if (const auto* events = r_.find(item, "events")) {
+                auto items = r_.scalar_list(*events, "webhook events");
+                if (events->is_sequence() && events->items.empty()) {
+                    r_.error(*events, "empty events list: leave events out for all of requested, decided, expiring");
+                }
+                for (const auto* e : items) {
+                    if (e->value != "requested" && e->value != "decided" && e->value != "expiring") {
+                        r_.error(*e, "unknown webhook event '" + e->value +
+                                         "': expected requested, decided or expiring");
+                    } else if (std::find(hook.events.begin(), hook.events.end(), e->value) != hook.events.end()) {
+                        r_.error(*e, "webhook event '" + e->value + "' appears twice");
+                    } else {
+                        hook.events.push_back(e->value);
+                    }
+                }
+            }
+            out.push_back(std::move(hook));
+        }
+    }
+
+    // An http:// or https:// URL with a host, an optional port and an optional path (and, with allow_query, a
+    // query); otherwise false with error saying what is wrong.
+    static bool valid_http_url(std::string_view text, bool allow_query, std::string& error)
+    {
+        std::string_view rest;
+        std::string_view scheme;
+        for (std::string_view s : {"http://", "https://"}) {
+            if (text.starts_with(s)) {
+                scheme = s;
+                rest = text.substr(s.size());
+            }
+        }
+        if (scheme.empty()) {
+            error = "expected an http:// or https:// URL";
+            return false;
+        }
+        auto authority = rest.substr(0, rest.find_first_of("/?#"));
+        auto tail = rest.substr(authority.size());
+        if (authority.find('@') != std::string_view::npos) {
+            error = "a user name or password in the URL is not allowed";
+            return false;
+        }
+        auto split = protocol::split_host_port(authority);
+        if (!split || split->host.empty() || split->unbracketed_v6) {
+            error = "expected a host after " + std::string(scheme) + ", with an optional port (IPv6 in brackets)";
+            return false;
+        }
+        if (split->port && !protocol::parse_port(*split->port)) {
+            error = "invalid port '" + std::string(*split->port) + "': expected 1 to 65535";
+            return false;
+        }
+        auto host = policy::host::parse(split->host);
+        if (!host.value) {
+            error = host.error;
+            return false;
+        }
+        // Printable ASCII a URI may carry as is: the URL goes into headers, JSON and HTML.
+        for (char c : tail) {
+            if (c <= 0x20 || c >= 0x7f || std::string_view("\"<>\\^`{|}").find(c) != std::string_view::npos) {
+                error = "expected a path of printable characters without spaces (percent-encode the others)";
+                return false;
+            }
+        }
+        if (tail.find('#') != std::string_view::npos) {
+            error = "a fragment (#...) is not allowed";
+            return false;
+        }
+        if (!allow_query && tail.find('?') != std::string_view::npos) {
+            error = "a query (?...) is not allowed: links are made by appending paths to it";
+            return false;
+        }
+        return true;
+    }
+
+    // Links are made by appending "/requests/12" to the public URL.
+    static std::string without_trailing_slashes(std::string_view url)
+    {
+        auto path = url.find('/', url.find("://") + 3);
+        while (path != std::string_view::npos && url.size() > path && url.back() == '/') {
+            url.remove_suffix(1);
+        }
+        return std::string(url);
+    }
+
     schema_reader& r_;
     server_config& out_;
     std::filesystem::path base_dir_;
@@ -542,6 +880,8 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text)
         factor = 60'000;
     } else if (unit == "h") {
         factor = 3'600'000;
+    } else if (unit == "d") {
+        factor = 86'400'000;
     } else {
         return std::nullopt;
     }

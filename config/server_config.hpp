@@ -146,6 +146,7 @@ struct approvals_config {
     // The page's address as people reach it (behind a reverse proxy, say): links in 403s and notifications.
     // Default: http(s)://<listen address>:<port>.
     std::string public_url;
+    bool public_url_is_default = false;  // then, with port 0, the bound port replaces the 0 at start
     // Credentials files (egressd passwd) of approvers and requesters. Resolved against the configuration
     // file's directory; read at start and on reload. A user in both files is an approver.
     std::optional<std::filesystem::path> approvers;

@@ -1,5 +1,6 @@
 #include "proxy/cli.hpp"
 
+#include "proxy/approvals_cli.hpp"
 #include "config/policy_loader.hpp"
 #include "policy/connection.hpp"
 #include "config/rfc3339.hpp"
@@ -36,6 +37,8 @@ Usage:
   egressd policy check PATH
   egressd policy explain PATH (--client NAME | --source IP | --identity ID [--source IP]) --dest HOST:PORT
                          [--resolved IP ...] [--at TIME] [--json]
+  egressd approvals [--url URL] [--user USER] [--password-stdin] [--ca FILE] [--json]
+                    list|show|approve|deny|revoke|extend|justify|grants|history ...
   egressd --version
   egressd --help
 
@@ -45,9 +48,11 @@ Commands:
   config    check a server configuration and the policy it names
   passwd    print a line for the proxy_auth credentials file (PBKDF2-SHA256, random salt)
   policy    check a policy, or explain how it decides a destination
+  approvals list, approve and deny access requests, and revoke or extend grants, on a running egressd
 
 Exit codes: 0 ok, 1 invalid policy, 2 usage error, 3 denied (policy explain).
-Run 'egressd policy --help' for the policy commands.
+Run 'egressd policy --help' for the policy commands, 'egressd approvals --help' for the approvals
+commands and their exit codes.
 )";
 
 constexpr std::string_view policy_help = R"(Usage:
@@ -444,6 +449,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (args[0] == "passwd") {
         return passwd_command(rest, std::cin, out, err);
+    }
+    if (args[0] == "approvals") {
+        return approvals_cli::run(rest, approvals_cli::environment::from_process(), std::cin, out, err);
     }
     return usage_error(err, "unknown command '" + args[0] + "'");
 }

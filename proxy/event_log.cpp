@@ -208,6 +208,12 @@ std::string event_log::format(const decision_event& e)
         .optional_field("guard", e.guard)
         .optional_field("sni", e.sni)
         .optional_field("detail", e.detail);
+    if (e.grant_id != 0) {
+        j.number("grant_id", e.grant_id);
+    }
+    if (e.access_request != 0) {
+        j.number("access_request", static_cast<std::uint64_t>(e.access_request));
+    }
     return j.done();
 }
 
@@ -235,6 +241,9 @@ std::string event_log::format(const revoke_event& e)
     rule_and_identity_fields(j, e)
         .optional_field("sni", e.sni)
         .optional_field("detail", e.detail);
+    if (e.grant_id != 0) {
+        j.number("grant_id", e.grant_id);
+    }
     return j.done();
 }
 

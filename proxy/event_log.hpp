@@ -46,6 +46,8 @@ struct decision_event {
     std::string_view identity;  // who the client proved to be, if anyone
     observe::identity_source identity_source = observe::identity_source::none;  // how; none: not written
     std::string_view detail; // extra words for errors that are not policy (dns status, parse error)
+    std::uint64_t grant_id = 0;        // reason granted: the approver's grant; 0: none
+    std::int64_t access_request = 0;   // a denial that became (or counted towards) an access request; 0: none
 };
 
 struct close_event {
@@ -85,6 +87,7 @@ struct revoke_event {
     std::string_view rule_group;
     std::optional<std::uint32_t> rule_index;
     std::string_view rule_description;
+    std::uint64_t grant_id = 0;  // the connection rested on this grant; 0: none
 };
 
 // Asynchronous JSON-lines logger: callers format and enqueue, a writer thread does the I/O, the queue is

@@ -1,6 +1,9 @@
 #include "proxy/server.hpp"
 
 #include "proxy/admin/admin_server.hpp"
+#include "proxy/approvals/notifier.hpp"
+#include "proxy/approvals/service.hpp"
+#include "proxy/approvals/web_server.hpp"
 #include "proxy/json.hpp"
 #include "proxy/observe/metrics.hpp"
 #include "proxy/startup/file_watch.hpp"
@@ -157,6 +160,9 @@ public:
 private:
     void bind_listeners();
     void start_admin();
+    void start_approvals();
+    void stop_approvals();
+    approvals::directory approvals_users(const startup::loaded_state& s) const;
     void start_watch(const config::server_config& config);
     void update_watch(const config::server_config& next);
     void wait_signal();
@@ -188,6 +194,15 @@ private:
     std::vector<std::string> listener_names_;
     std::unique_ptr<admin::admin_server> admin_;
     std::string admin_name_;
+    // The approvals workflow (when configured): its service thread serves the web page and owns the store.
+    std::unique_ptr<approvals::notifier> notifier_;
+    std::unique_ptr<approvals::service> approvals_;
+    std::unique_ptr<approvals::web_server> approvals_web_;
+    // The page's password checks: a pool of its own, so a flood of sign-ins never delays proxy authentication.
+    asio::thread_pool approvals_pool_{1};
+    std::string approvals_name_;
+    mutable std::mutex policy_mutex_;
+    std::shared_ptr<const policy::policy> policy_for_approvals_;  // read on the service thread
     std::unique_ptr<startup::file_watch> watch_;
     std::chrono::milliseconds watch_debounce_{0};
 
@@ -303,6 +318,115 @@ void server_process::start_admin()
     log_.notice("egressd.admin_listening", {{"address", admin_name_},
                                             {"tls", initial_.admin_tls != nullptr},
                                             {"token", initial_.admin_token.has_value()}});
+}
+
+approvals::directory server_process::approvals_users(const startup::loaded_state& s) const
+{
+    approvals::directory d;
+    d.approvers = s.approvers;
+    d.requesters = s.requesters;
+    if (s.config->approvals) {
+        d.trusted_header = s.config->approvals->trusted_header;
+    }
+    return d;
+}
+
+// Before the proxy is ready: the store opened (and migrated), active grants loaded and handed to the workers,
+// the page listening. Any failure here ends the start with the reason.
+void server_process::start_approvals()
+{
+    if (!config_.approvals) {
+        return;
+    }
+    auto settings = *config_.approvals;
+    policy_for_approvals_ = live_->policy;
+    approvals::web_settings web;
+    web.endpoint = tcp::endpoint(asio::ip::make_address(settings.address), settings.port);
+    web.tls = initial_.approvals_tls;
+    web.internal_error = [this](std::string_view what) {
+        log_.notice("egressd.approvals_error", {{"error", what}}, true);
+    };
+    std::unique_ptr<approvals::store> store;
+    try {
+        store = approvals::open_sqlite_store(settings.store);
+    } catch (const approvals::store_error& e) {
+        throw std::runtime_error("cannot open the approvals store " + settings.store.string() + ": " + e.what());
+    }
+    approvals_ = std::make_unique<approvals::service>(
+        settings, std::move(store), log_,
+        [this] {
+            std::lock_guard lock(policy_mutex_);
+            return policy_for_approvals_;
+        },
+        [this](std::shared_ptr<const policy::grant_set> grants) {
+            for (auto& w : workers_) {
+                w->apply_grants(grants);
+            }
+        });
+    if (!settings.notify.empty()) {
+        std::vector<approvals::notifier::target> targets;
+        for (std::size_t i = 0; i < settings.notify.size(); ++i) {
+            targets.push_back({settings.notify[i], i < initial_.webhook_secrets.size() ? initial_.webhook_secrets[i] : ""});
+        }
+        notifier_ = std::make_unique<approvals::notifier>(std::move(targets), approvals::notifier::options{});
+        approvals_->set_notifier(notifier_.get());
+    }
+    try {
+        approvals_->load();
+    } catch (const approvals::store_error& e) {
+        throw std::runtime_error("cannot read the approvals store " + settings.store.string() + ": " + e.what());
+    }
+    approvals_web_ = std::make_unique<approvals::web_server>(*approvals_, std::move(web), approvals_users(initial_),
+                                                             approvals_pool_);
+    approvals_name_ = endpoint_text(approvals_web_->local_endpoint());
+    if (settings.public_url_is_default) {
+        // Port 0 took a free port: links must name the one bound.
+        settings.public_url = std::string(initial_.approvals_tls ? "https://" : "http://") + approvals_name_;
+        approvals_->apply_settings(settings);
+    }
+    approvals_web_->start();
+    rt_.approvals = approvals_.get();
+    metrics_->set_approvals_source([this] {
+        auto c = approvals_->counts();
+        observe::approvals_sample a;
+        a.pending = c.pending;
+        a.active_grants = c.active_grants;
+        a.requests_created = c.requests_created;
+        a.requests_limited = c.requests_limited;
+        a.store_failures = c.store_failures;
+        a.approved = c.approved;
+        a.voted = c.voted;
+        a.denied = c.denied;
+        a.revoked = c.revoked;
+        a.extended = c.extended;
+        a.expired = c.expired;
+        if (notifier_) {
+            auto n = notifier_->counts();
+            a.notifications_delivered = n.delivered;
+            a.notifications_failed = n.failed;
+            a.notifications_retried = n.retried;
+            a.notifications_dropped = n.dropped;
+        }
+        return a;
+    });
+    auto counts = approvals_->counts();
+    log_.notice("egressd.approvals_listening", {{"address", approvals_name_},
+                                                {"public_url", settings.public_url},
+                                                {"tls", initial_.approvals_tls != nullptr},
+                                                {"pending", counts.pending},
+                                                {"active_grants", counts.active_grants}});
+}
+
+void server_process::stop_approvals()
+{
+    if (!approvals_) {
+        return;
+    }
+    // The web server lives on the service's thread: stopped there, then the thread ends.
+    asio::post(approvals_->io(), [this] { approvals_web_->stop(); });
+    approvals_->stop();
+    approvals_web_.reset();
+    notifier_.reset();
 }
 
 void server_process::start_watch(const config::server_config& config)
@@ -447,6 +571,25 @@ void server_process::finish_reload(startup::load_result result)
         for (auto& w : workers_) {
             w->apply(live_);
         }
+        if (approvals_) {
+            {
+                std::lock_guard lock(policy_mutex_);
+                policy_for_approvals_ = live_->policy;
+            }
+            if (state.config->approvals) {
+                auto next = *state.config->approvals;
+                if (next.public_url_is_default) {
+                    next.public_url = approvals_->public_url();
+                }
+                approvals_->apply_settings(next);
+                asio::post(approvals_->io(), [this, users = approvals_users(state)]() mutable {
+                    approvals_web_->set_directory(std::move(users));
+                });
+            }
+            if (notifier_) {
+                notifier_->set_secrets(state.webhook_secrets);
+            }
+        }
         rt_.limiter.set_limits(state.config->limits.max_connections, state.config->limits.max_connections_per_client);
         policy_digest_ = state.policy_digest;
         policy_files_ = state.policy_files;
@@ -525,7 +668,16 @@ std::string server_process::status_json() const
                     ",\"clients\":" + std::to_string(stats.clients) + ",\"groups\":" + std::to_string(stats.groups) +
                     ",\"rules\":" + std::to_string(stats.rules) + ",\"deny_rules\":" + std::to_string(stats.deny_rules) +
                     "},\"connections\":" + std::to_string(live_sessions()) + ",\"tunnels\":" + std::to_string(tunnels) +
-                    ",\"last_reload\":";
+                    ",\"approvals\":";
+    if (approvals_) {
+        auto c = approvals_->counts();
+        j += "{\"listen\":" + json_string(approvals_name_) + ",\"public_url\":" +
+ json_string(approvals_->public_url()) + ",\"pending\":" + std::to_string(c.pending) +
+             ",\"active_grants\":" + std::to_string(c.active_grants) + "}";
+    } else {
+        j += "null";
+    }
+    j += ",\"last_reload\":";
     if (!last_reload_) {
         j += "null";
     } else {
@@ -580,6 +732,7 @@ int server_process::run()
     // The admin port first: a start that fails on it must fail before the listeners are announced.
     start_admin();
     bind_listeners();
+    start_approvals();
     metrics_->reload_result(true, policy_loaded_at_);
     auto stats = live_->policy->stats();
     metrics_->policy_loaded(live_->policy_version, policy_digest_, stats.rules, stats.clients);
@@ -591,7 +744,10 @@ int server_process::run()
                                   {"admin", admin_name_.empty() ? json_value::null() : json_value(admin_name_)},
                                   {"pid", ::getpid()}});
     for (auto& w : workers_) {
-        w->start();
+        w->start();  // with the grants start_approvals handed over: they are queued before the first accept
+    }
+    if (approvals_) {
+        approvals_->run();
     }
     start_watch(config_);
     wait_signal();
@@ -619,6 +775,8 @@ int server_process::run()
     if (admin_) {
         admin_->stop();
     }
+    stop_approvals();
+    approvals_pool_.join();
     reload_thread_.join();
     slow_work_.join();
     log_.notice("egressd.stop", {{"cut_connections", cut}});

@@ -202,6 +202,14 @@ void worker::apply(std::shared_ptr<const live_state> next)
     });
 }
 
+void worker::apply_grants(std::shared_ptr<const policy::grant_set> next)
+{
+    asio::post(io_, [this, next = std::move(next)]() mutable {
+        grants_ = std::move(next);
+        revalidate(recheck_trigger::grants, live_->policy_version);
+    });
+}
+
 void worker::connection_established(client_session& s)
 {
     const auto* auth = s.established();
@@ -214,8 +222,12 @@ void worker::connection_established(client_session& s)
         asio::post(io_, [this] { revalidate(recheck_trigger::reload, live_->policy_version); });
         return;
     }
+    if (auth->grants != grants_) {
+        asio::post(io_, [this] { revalidate(recheck_trigger::grants, live_->policy_version); });
+        return;
+    }
     auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-    if (auto expires = policy::expiry_of(*auth->snapshot, auth->facts(), now)) {
+    if (auto expires = policy::expiry_of(*auth->snapshot, auth->facts(), now, auth->grants.get())) {
         arm_expiry(*expires);
     }
 }
@@ -295,15 +307,26 @@ void worker::revalidate(recheck_trigger trigger, std::uint64_t previous_version)
             continue;
         }
         auto facts = auth->facts();
-        auto d = policy::decide_established(p, facts, now);
-        if (d.why == policy::reason::allowed) {
-            if (auto expires = policy::expiry_of(p, facts, now); expires && (!earliest || *expires < *earliest)) {
+        auto d = policy::decide_established(p, facts, now, grants_.get());
+        if (d.allowed()) {
+            if (auto expires = policy::expiry_of(p, facts, now, grants_.get());
+                expires && (!earliest || *expires < *earliest)) {
                 earliest = expires;
             }
             continue;
         }
         auto cause = d.why == policy::reason::expired ? observe::close_cause::rule_expired
                                                       : observe::close_cause::policy_revoked;
+        if (const auto& granted = auth->decision.grant) {
+            // It rested on a grant: gone from the set before its expiry means an approver revoked it. A grant
+            // still there and valid leaves the policy's cause (the client left the group the grant names, say).
+            const auto* still = grants_->find(granted->id);
+            if (still == nullptr) {
+                cause = granted->expires <= now ? observe::close_cause::grant_expired : observe::close_cause::grant_revoked;
+            } else if (still->expires <= now) {
+                cause = observe::close_cause::grant_expired;
+            }
+        }
         revoke(*s, cause, policy::to_string(d.why), {}, &d, previous_version);
     }
     if (earliest) {
@@ -342,6 +365,9 @@ void worker::revoke(client_session& s, observe::close_cause cause, std::string_v
         }
         if (auth->client_hello && auth->client_hello->sni) {
             e.sni = *auth->client_hello->sni;
+        }
+        if (auth->decision.grant) {
+            e.grant_id = auth->decision.grant->id;
         }
     }
     if (s.identity()) {

@@ -27,6 +27,10 @@
 
 namespace egressd::proxy {
 
+namespace approvals {
+class service;
+}
+
 class client_session;
 
 // Caps connections in total and per source address. The only lock a connection takes, once when it is
@@ -100,6 +104,7 @@ struct runtime {
     std::uint32_t id_prefix;  // random per process, so request ids from restarts do not collide
     boost::asio::thread_pool* slow_work = nullptr;  // password checks
     auth_failures* login_failures = nullptr;
+    approvals::service* approvals = nullptr;  // null: denials never become access requests
 };
 
 // What a reload replaces: built whole on the control thread, then handed to every worker, which swaps it in on
@@ -146,6 +151,9 @@ public:
     // From any thread: later connections and requests use this state; then every connection is decided again
     // and those the new policy, CRLs or credentials no longer allow are revoked.
     void apply(std::shared_ptr<const live_state> next);
+    // From any thread: later decisions consult these grants; then every connection is decided again, and those
+    // that rested on a grant no longer there (revoked) or no longer valid (expired) are closed.
+    void apply_grants(std::shared_ptr<const policy::grant_set> next);
 
     // Worker thread only.
     runtime& rt() { return rt_; }
@@ -153,6 +161,7 @@ public:
     const config::server_config& config() const { return *live_->config; }
     const std::shared_ptr<const policy::policy>& policy_snapshot() const { return live_->policy; }
     std::uint64_t policy_version() const { return live_->policy_version; }
+    const std::shared_ptr<const policy::grant_set>& grants() const { return grants_; }
     dns::resolver& resolver() { return resolver_; }
     // Shared: a password check in flight keeps the authenticator it started with across a reload.
     std::shared_ptr<proxy_authenticator> authenticator() { return authenticator_; }
@@ -192,8 +201,8 @@ private:
         std::size_t listener;
         const tls_context_slot* tls;
     };
-    // Why revalidate() runs: a new live_state, or the clock reaching a rule's expiry.
-    enum class recheck_trigger : std::uint8_t { reload, expiry };
+    // Why revalidate() runs: a new live_state, a new grant set, or the clock reaching a rule's or grant's expiry.
+    enum class recheck_trigger : std::uint8_t { reload, grants, expiry };
     boost::asio::awaitable<void> accept_loop(const listening& where);
     boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket, std::string source, bool tls);
     void make_authenticator();
@@ -207,6 +216,7 @@ private:
     runtime& rt_;
     boost::asio::io_context io_{1};
     std::shared_ptr<const live_state> live_;
+    std::shared_ptr<const policy::grant_set> grants_ = policy::grant_set::empty();
     observe::worker_metrics& metrics_;
     dns::resolver resolver_;
     std::shared_ptr<proxy_authenticator> authenticator_;

@@ -181,7 +181,9 @@ asio::awaitable<unsigned> attempt(const webhook_url& url, std::string_view event
     request_type req = make_request(url, event, body, id, secret);
     auto executor = co_await asio::this_coro::executor;
     tcp::resolver resolver(executor);
-    auto [resolve_ec, endpoints] = co_await resolver.async_resolve(url.host, std::to_string(url.port), use_tuple);
+    // A named string: GCC 12 destroys a temporary built inside a co_await expression twice.
+    const std::string service = std::to_string(url.port);
+    auto [resolve_ec, endpoints] = co_await resolver.async_resolve(url.host, service, use_tuple);
     if (resolve_ec) {
         co_return 0;
     }

@@ -10,6 +10,7 @@
 #include "config/server_config.hpp"
 #include "policy/grants.hpp"
 #include "policy/policy.hpp"
+#include "proxy/approvals/notifier.hpp"
 #include "proxy/approvals/store.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -35,8 +36,6 @@ class event_log;
 }
 
 namespace egressd::proxy::approvals {
-
-class notifier;
 
 enum class role : std::uint8_t { requester, approver };
 std::string_view to_string(role r);
@@ -88,9 +87,15 @@ struct approve_result {
     std::optional<grant_record> grant;  // nullopt: the vote was recorded, another approver is needed
 };
 
+// For /metrics and /status.
 struct service_counts {
     std::size_t pending = 0;
     std::size_t active_grants = 0;
+    std::uint64_t requests_created = 0;
+    std::uint64_t requests_limited = 0;  // not made: max_pending or the per-client rate
+    std::uint64_t store_failures = 0;    // a store call threw: the change was not made
+    // Decisions by kind: approved (a grant), voted (one of two), denied, revoked, extended, expired (grants).
+    std::uint64_t approved = 0, voted = 0, denied = 0, revoked = 0, extended = 0, expired = 0;
 };
 
 class service {
@@ -107,7 +112,11 @@ public:
     service& operator=(const service&) = delete;
 
     boost::asio::io_context& io() { return io_; }
+    // Service thread only (or before run()).
     const config::approvals_config& settings() const { return settings_; }
+    // Any thread: a reload's settings (durations, bounds, public_url) apply from now on.
+    void apply_settings(config::approvals_config next);
+    std::string public_url() const;  // any thread
 
     // Start-up, before the proxy is ready: loads pending requests and active grants and publishes the grants.
     // Throws store_error.
@@ -120,7 +129,7 @@ public:
     // A denial that may become a request. Returns at once with the id when a pending request for the key
     // exists (its hit is counted later); otherwise creates one on the service thread, bounded by max_pending and
     // the per-client rate. nullopt: no request (bounds, store failure).
-    boost::asio::awaitable<std::optional<std::int64_t>> note_denial(denial d);
+    boost::asio::awaitable<std::optional<std::int64_t>> note_denial(const denial& d);
     std::shared_ptr<const policy::grant_set> grants() const;  // any thread
     service_counts counts() const;                            // any thread
     std::string request_url(std::int64_t id) const;           // public_url + "/requests/<id>"
@@ -129,6 +138,7 @@ public:
     std::vector<access_request> requests(std::optional<request_state> state, std::size_t limit = 500);
     outcome<access_request> request(std::int64_t id);
     std::vector<grant_record> grants_list(std::optional<grant_state> state, std::size_t limit = 500);
+    std::optional<grant_record> grant(std::int64_t id);
     std::vector<history_entry> history(const history_filter& filter);
 
     outcome<access_request> justify(const user& who, std::int64_t request_id, const std::string& text);
@@ -161,11 +171,19 @@ private:
     };
 
     std::optional<std::int64_t> create_request(const denial& d, time_point now);  // service thread
-    void publish_grants();                                                      // service thread
+    // Service thread. ended: a grant that just ended, left out even if the store cannot be read back.
+    void publish_grants(std::optional<std::uint64_t> ended = std::nullopt);
+    std::shared_ptr<const policy::grant_set> grants_snapshot() const;
+    unsigned group_required_approvals(const std::string& group) const;  // the most any client of the group needs
     void schedule_tick();
     void tick();  // flush hits, expire, warn about expiring grants
     void flush_hits();
     std::optional<error> check_duration(std::chrono::seconds d) const;
+    void forget_pending(const request_key& key);
+    void count(std::uint64_t service_counts::*which);
+    void notify(notification n);
+    error store_failed(const store_error& e, std::string_view what);
+    std::shared_ptr<const policy::policy> current_policy() const;
 
     config::approvals_config settings_;
     std::unique_ptr<store> store_;
@@ -180,16 +198,23 @@ private:
     std::thread thread_;
     std::atomic<bool> stopped_{false};
 
-    // Shared with the data path: the pending requests by key, for the id and the hit count.
+    // Shared with the data path: the pending requests by key, for the id and the hit count; the page's URL.
     mutable std::mutex mutex_;
+    std::string public_url_;
     std::unordered_map<request_key, pending_entry, key_hash> pending_;
     std::shared_ptr<const policy::grant_set> grants_;
-    std::size_t active_grants_ = 0;
+    service_counts counts_;
 
     // Service thread only.
     std::unordered_map<std::string, std::vector<std::chrono::steady_clock::time_point>> recent_by_client_;
     std::map<std::string, std::chrono::steady_clock::time_point> notified_at_;  // "requested" cool-down per key
     std::unordered_map<std::int64_t, bool> warned_;  // grants told about their coming expiry
+    struct denied_entry {
+        std::int64_t id = 0;
+        time_point until;
+    };
+    std::unordered_map<request_key, denied_entry, key_hash> denied_;  // denied keys, for request_ttl
+    bool republish_ = false;  // the last publish could not read the store
 };
 
 }  // namespace egressd::proxy::approvals

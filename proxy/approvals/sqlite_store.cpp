@@ -55,6 +55,10 @@ CREATE TABLE votes (
     approver TEXT NOT NULL,
     note TEXT NOT NULL,
     at INTEGER NOT NULL,
+    scope TEXT NOT NULL,
+    scope_name TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    duration INTEGER NOT NULL,
     UNIQUE (request_id, approver)
 ) STRICT;
 
@@ -494,8 +498,12 @@ public:
                     return result;
                 }
                 {
-                    auto q = prepare("INSERT INTO votes (request_id, approver, note, at) VALUES (?1, ?2, ?3, ?4)");
+                    auto q = prepare(
+                        "INSERT INTO votes (request_id, approver, note, at, scope, scope_name, destination, duration) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
                     q.bind(1, request_id).bind(2, input.approver).bind(3, input.note).bind(4, at);
+                    q.bind(5, scope_name_of(input.scope)).bind(6, input.scope_name).bind(7, input.destination);
+                    q.bind(8, static_cast<std::int64_t>((input.expires - at).count()));
                     q.run();
                 }
                 add_history(at, "voted", input.approver, request_id, std::nullopt, r->key, input.note);
@@ -504,6 +512,14 @@ public:
                 return result;
             }
 
+            // Every approver agrees to the same grant: what the first proposed, nothing wider or longer.
+            for (const auto& v : r->votes) {
+                if (v.scope != input.scope || v.scope_name != input.scope_name || v.destination != input.destination ||
+                    v.duration != input.expires - at) {
+                    result.result = approval_result::outcome::differs_from_vote;
+                    return result;
+                }
+            }
             const std::string approved_by = join(approvers);
             {
                 auto q = prepare(
@@ -886,10 +902,12 @@ private:
                 r.justifications.push_back({q.text(0), q.text(1), q.time(2)});
             }
         }
-        auto q = prepare("SELECT approver, note, at FROM votes WHERE request_id = ?1 ORDER BY id");
+        auto q = prepare("SELECT approver, note, at, scope, scope_name, destination, duration FROM votes "
+                         "WHERE request_id = ?1 ORDER BY id");
         q.bind(1, r.id);
         while (q.step()) {
-            r.votes.push_back({q.text(0), q.text(1), q.time(2)});
+            r.votes.push_back({q.text(0), q.text(1), q.time(2), parse_scope(q.text(3)), q.text(4), q.text(5),
+                               std::chrono::seconds{q.int64(6)}});
         }
     }
 

@@ -56,6 +56,11 @@ struct vote {
     std::string approver;
     std::string note;
     time_point at;
+    // The grant this approver agreed to: a second approver must agree to exactly the same.
+    policy::grant_scope scope = policy::grant_scope::client;
+    std::string scope_name;
+    std::string destination;
+    std::chrono::seconds duration{0};
 };
 
 struct access_request {
@@ -149,6 +154,7 @@ struct approval_result {
         not_found,
         self_approval,    // the approver justified this request
         already_voted,    // the same approver again on a two-approver request
+        differs_from_vote,  // a second approver asked for another scope or duration than the first agreed to
     };
     outcome result = outcome::not_found;
     std::optional<grant_record> grant;

@@ -35,8 +35,10 @@ constexpr std::array<std::string_view, close_cause_count> close_cause_names{
     "certificate_revoked",
     "credentials_revoked",
     "internal_error",
+    "grant_expired",
+    "grant_revoked",
 };
-static_assert(static_cast<std::size_t>(close_cause::internal_error) + 1 == close_cause_count);
+static_assert(static_cast<std::size_t>(close_cause::grant_revoked) + 1 == close_cause_count);
 
 constexpr std::array<std::string_view, reason_count> reason_names{
     "allowed",
@@ -49,6 +51,7 @@ constexpr std::array<std::string_view, reason_count> reason_names{
     "sni_mismatch",
     "sni_missing",
     "not_tls",
+    "granted",
     "dns_nxdomain",
     "dns_no_addresses",
     "dns_servfail",
@@ -74,7 +77,7 @@ constexpr std::array<std::string_view, reason_count> reason_names{
     "upstream_closed",
 };
 static_assert(static_cast<std::size_t>(reason::upstream_closed) + 1 == reason_count);
-static_assert(static_cast<int>(reason::not_tls) + 1 == policy::reason_count,
+static_assert(static_cast<int>(reason::granted) + 1 == policy::reason_count,
               "the policy's reasons come first, in the same order");
 
 constexpr std::array<std::string_view, event_kind_count> event_kind_names{

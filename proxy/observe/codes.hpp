@@ -45,8 +45,10 @@ enum class close_cause : std::uint8_t {
     certificate_revoked,  // a reloaded CRL revokes the client certificate
     credentials_revoked,  // the proxy-auth user is gone from the reloaded credentials
     internal_error,       // an exception escaped the session: a bug, logged and counted
+    grant_expired,        // the approver's grant that allowed it reached its expiry
+    grant_revoked,        // an approver revoked the grant that allowed it
 };
-inline constexpr std::size_t close_cause_count = 30;
+inline constexpr std::size_t close_cause_count = 32;
 
 // The reason code of a decision event and of egressd's own answers (X-Egressd-Reason): the policy's reasons
 // first, in policy::reason's order, then what the proxy adds (DNS, authentication, handshakes, malformed
@@ -62,6 +64,7 @@ enum class reason : std::uint8_t {
     sni_mismatch,
     sni_missing,
     not_tls,
+    granted,
     dns_nxdomain,
     dns_no_addresses,
     dns_servfail,
@@ -86,7 +89,7 @@ enum class reason : std::uint8_t {
     upstream_timeout,
     upstream_closed,
 };
-inline constexpr std::size_t reason_count = 33;
+inline constexpr std::size_t reason_count = 34;
 
 // The kinds of event egressd writes about traffic.
 enum class event_kind : std::uint8_t {

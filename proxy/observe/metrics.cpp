@@ -399,6 +399,7 @@ struct scrape {
     detail::process_state process;
     std::optional<std::uint64_t> dropped_events;
     process_sample proc;
+    std::optional<approvals_sample> approvals;
 };
 
 // Writes the text exposition format 0.0.4, one family at a time.
@@ -681,6 +682,57 @@ constexpr family_entry families[] = {
      }},
     {{"egressd_events_dropped_total", counter, {}, "Events the event log dropped because its queue was full."},
      [](const scrape& s, exposition& out) { out.sample({}, s.dropped_events.value_or(0)); }},
+    {{"egressd_access_requests_pending", gauge, {}, "Access requests waiting for a decision (approvals on)."},
+     [](const scrape& s, exposition& out) {
+         if (s.approvals) {
+             out.sample({}, s.approvals->pending);
+         }
+     }},
+    {{"egressd_grants_active", gauge, {}, "Approvers' grants in force (approvals on)."},
+     [](const scrape& s, exposition& out) {
+         if (s.approvals) {
+             out.sample({}, s.approvals->active_grants);
+         }
+     }},
+    {{"egressd_access_requests_total", counter, {"result"},
+      "Denials that would have opened an access request: created, or limited (max_pending or the per-client rate)."},
+     [](const scrape& s, exposition& out) {
+         if (s.approvals) {
+             out.sample({"created"}, s.approvals->requests_created);
+             out.sample({"limited"}, s.approvals->requests_limited);
+         }
+     }},
+    {{"egressd_approval_decisions_total", counter, {"decision"},
+      "Approvers' decisions and grant endings: approved, voted (one of two), denied, revoked, extended, expired."},
+     [](const scrape& s, exposition& out) {
+         if (s.approvals) {
+             const auto& a = *s.approvals;
+             out.sample({"approved"}, a.approved);
+             out.sample({"voted"}, a.voted);
+             out.sample({"denied"}, a.denied);
+             out.sample({"revoked"}, a.revoked);
+             out.sample({"extended"}, a.extended);
+             out.sample({"expired"}, a.expired);
+         }
+     }},
+    {{"egressd_approval_store_failures_total", counter, {},
+      "Approvals store calls that failed: the change was refused (fail closed), proxying went on."},
+     [](const scrape& s, exposition& out) {
+         if (s.approvals) {
+             out.sample({}, s.approvals->store_failures);
+         }
+     }},
+    {{"egressd_approval_notifications_total", counter, {"result"},
+      "Webhook deliveries: delivered, failed (gave up), retried (attempts after the first), dropped (queue full)."},
+     [](const scrape& s, exposition& out) {
+         if (s.approvals) {
+             const auto& a = *s.approvals;
+             out.sample({"delivered"}, a.notifications_delivered);
+             out.sample({"failed"}, a.notifications_failed);
+             out.sample({"retried"}, a.notifications_retried);
+             out.sample({"dropped"}, a.notifications_dropped);
+         }
+     }},
     {{"process_cpu_seconds_total", counter, {}, "Total user and system CPU time spent in seconds."},
      [](const scrape& s, exposition& out) {
          if (s.proc.cpu_seconds) {
@@ -807,10 +859,16 @@ void metrics_registry::set_dropped_events_source(std::function<std::uint64_t()> 
     process_.dropped_events = std::move(source);
 }
 
+void metrics_registry::set_approvals_source(std::function<approvals_sample()> source)
+{
+    std::lock_guard lock(mutex_);
+    process_.approvals = std::move(source);
+}
+
 std::string metrics_registry::render() const
 {
     scrape s{listener_names_, version_, detail::worker_totals(listener_names_.size()), {}, std::nullopt,
-             read_process()};
+             read_process(), std::nullopt};
     {
         std::lock_guard lock(mutex_);
         for (const auto& w : workers_) {
@@ -821,6 +879,9 @@ std::string metrics_registry::render() const
     // Copied out, then called: the source may take the event log's lock, never while holding ours.
     if (s.process.dropped_events) {
         s.dropped_events = s.process.dropped_events();
+    }
+    if (s.process.approvals) {
+        s.approvals = s.process.approvals();
     }
     exposition out;
     for (const auto& f : families) {

@@ -116,6 +116,22 @@ class client_table;
 struct worker_totals;
 
 // The process-wide values the control thread sets.
+}  // namespace detail
+
+// The approvals workflow, read at every scrape when it is on.
+struct approvals_sample {
+    std::uint64_t pending = 0;
+    std::uint64_t active_grants = 0;
+    std::uint64_t requests_created = 0;
+    std::uint64_t requests_limited = 0;
+    std::uint64_t store_failures = 0;
+    std::uint64_t approved = 0, voted = 0, denied = 0, revoked = 0, extended = 0, expired = 0;
+    std::uint64_t notifications_delivered = 0, notifications_failed = 0, notifications_retried = 0,
+                  notifications_dropped = 0;
+};
+
+namespace detail {
+
 struct process_state {
     std::uint64_t reloads_ok = 0;
     std::uint64_t reloads_failed = 0;
@@ -127,6 +143,7 @@ struct process_state {
     std::size_t clients = 0;
     bool ready = false;
     std::function<std::uint64_t()> dropped_events;
+    std::function<approvals_sample()> approvals;
 };
 
 }  // namespace detail
@@ -263,6 +280,8 @@ public:
     void set_ready(bool ready);
     // Read at every scrape, outside the registry's lock: it may take its own.
     void set_dropped_events_source(std::function<std::uint64_t()> source);
+    // The approvals workflow's gauges and counters; without a source their families show no samples.
+    void set_approvals_source(std::function<approvals_sample()> source);
 
     // The exposition text of every family in catalogue order.
     std::string render() const;

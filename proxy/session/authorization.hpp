@@ -19,6 +19,7 @@ namespace egressd::proxy {
 struct authorization {
     std::shared_ptr<const policy::policy> snapshot;  // the one that decided
     std::uint64_t policy_version = 0;                // of that snapshot
+    std::shared_ptr<const policy::grant_set> grants;  // the approvers' grants consulted with it
     std::optional<policy::client_id> client;
     std::string client_name;                         // empty: no client matched (report mode lets it through)
     policy::client_facts who;                        // source and identity, to match the client again

@@ -1,6 +1,7 @@
 #include "proxy/session/authorizer.hpp"
 
 #include "policy/connection.hpp"
+#include "proxy/approvals/service.hpp"
 #include "proxy/event_log.hpp"
 #include "proxy/worker.hpp"
 
@@ -52,6 +53,10 @@ void log_decision(connection& c, const policy::policy& snapshot, const policy::d
     if (d.guard) {
         e.guard = policy::to_string(d.guard->category);
     }
+    if (d.grant) {
+        e.grant_id = d.grant->id;
+    }
+    e.access_request = c.request.access_request;
     e.sni = x.sni;
     e.detail = x.detail;
     if (c.identity) {
@@ -62,6 +67,26 @@ void log_decision(connection& c, const policy::policy& snapshot, const policy::d
     c.owner.metrics().decision(snapshot, d.outcome, e.reason, d.client);
 }
 
+boost::asio::awaitable<void> authorizer::note_request(const authorization& a, const policy::decision& d)
+{
+    auto* approvals = c_.owner.rt().approvals;
+    bool requestable = d.why == policy::reason::no_matching_rule || d.why == policy::reason::port_not_allowed ||
+                       d.why == policy::reason::expired;
+    // Report mode denies nothing, so there is nothing to ask for.
+    if (approvals == nullptr || !requestable || d.outcome != policy::verdict::deny || !a.client ||
+        !a.snapshot->requests_enabled(*a.client)) {
+        co_return;
+    }
+    // A guarded address literal is refused as an allow-list miss, yet no grant could ever open it.
+    if (const auto* literal = a.target.literal(); literal && policy::classify(*literal, a.snapshot->guarded())) {
+        co_return;
+    }
+    approvals::denial asked{{a.client_name, a.target.to_string(), a.port}, d.why, c_.source_text,
+                            a.who.identity.value_or("")};
+    auto id = co_await approvals->note_denial(asked);
+    c_.request.access_request = id.value_or(0);
+}
+
 boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authorize(const policy::destination& dest,
                                                                                    bool tunnel)
 {
@@ -69,6 +94,7 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     authorization a;
     a.snapshot = c_.owner.policy_snapshot();  // one snapshot for the whole request
     a.policy_version = c_.owner.policy_version();
+    a.grants = c_.owner.grants();
     a.who = policy::client_facts{.source = c_.source, .identity = c_.identity};
     a.identity_from = c_.identity_from;
     a.client = a.snapshot->match_client(a.who);
@@ -86,10 +112,12 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
         return refusal{{failure_kind::denied, observe::from_policy(d.why)}, a.client_name, std::move(address)};
     };
 
-    auto name_decision = p.decide_name(a.client, a.target, a.port, now);
+    const auto* grants = a.grants.get();
+    auto name_decision = p.decide_name(a.client, a.target, a.port, now, grants);
     a.tls = p.tls_for(name_decision.rule);
     if (const auto* literal = a.target.literal()) {
         std::string address = literal->to_string();
+        co_await note_request(a, name_decision);
         log(name_decision, address);
         if (!name_decision.allows_traffic()) {
             co_return denied(name_decision, std::move(address));
@@ -99,6 +127,7 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
         co_return a;
     }
     if (!name_decision.allows_traffic()) {
+        co_await note_request(a, name_decision);
         log(name_decision, {});
         co_return denied(name_decision, {});
     }
@@ -114,7 +143,7 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
         log(refused, {}, {}, why.why);
         co_return refusal{std::move(why), a.client_name, {}};
     }
-    auto vetting = policy::vet_addresses(p, a.client, a.target, a.port, answer.addresses, now);
+    auto vetting = policy::vet_addresses(p, a.client, a.target, a.port, answer.addresses, now, grants);
     std::string refused_address;
     if (vetting.first_refused) {
         refused_address = answer.addresses[*vetting.first_refused].to_string();

@@ -35,6 +35,10 @@ public:
                                                                            bool tunnel);
 
 private:
+    // An allow-list miss of a client that may ask becomes (or counts towards) an access request, when the
+    // approvals workflow is on: c_.request.access_request names it.
+    boost::asio::awaitable<void> note_request(const authorization& a, const policy::decision& d);
+
     connection& c_;
 };
 

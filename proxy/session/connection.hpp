@@ -32,6 +32,7 @@ struct request_record {
     std::uint16_t port = 0;
     std::string client;   // the matched client's name; empty: none
     std::string address;  // the address decided on, then the one connected to
+    std::int64_t access_request = 0;  // a denial that became (or counted towards) this access request; 0: none
 
     // A new request: nothing is known of it but its id and method (the strings keep their capacity).
     void begin(std::string request_id, std::string_view request_method)
@@ -42,6 +43,7 @@ struct request_record {
         port = 0;
         client.clear();
         address.clear();
+        access_request = 0;
     }
 };
 

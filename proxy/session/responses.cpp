@@ -1,6 +1,7 @@
 #include "proxy/session/responses.hpp"
 
 #include "protocol/http/message.hpp"
+#include "proxy/approvals/service.hpp"
 #include "proxy/session/connection.hpp"
 #include "proxy/worker.hpp"
 
@@ -82,12 +83,22 @@ boost::asio::awaitable<bool> respond(connection& c, const failure& f, bool keep_
         body += ": " + std::string(f.detail);
     }
     body += "\r\nrequest id: " + request_id + "\r\n";
+    std::string access_request;
+    if (f.kind == failure_kind::denied && c.request.access_request != 0 && c.owner.rt().approvals != nullptr) {
+        // The person behind the workload learns how to ask for this destination.
+        access_request = std::to_string(c.request.access_request);
+        body += "access request: " + access_request + "\r\nask for access (add a justification) at " +
+                c.owner.rt().approvals->request_url(c.request.access_request) + "\r\n";
+    }
     std::vector<http::header> headers{
         {"Content-Type", "text/plain; charset=utf-8"},
         {"Content-Length", std::to_string(body.size())},
         {"X-Egressd-Request-Id", request_id},
         {"X-Egressd-Reason", std::string(reason)},
     };
+    if (!access_request.empty()) {
+        headers.push_back({"X-Egressd-Access-Request", access_request});
+    }
     if (f.kind == failure_kind::proxy_auth) {
         if (auto auth = c.owner.authenticator()) {
             headers.push_back({"Proxy-Authenticate", "Basic realm=\"" + auth->settings().realm + "\", charset=\"UTF-8\""});

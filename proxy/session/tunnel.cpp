@@ -95,14 +95,14 @@ asio::awaitable<void> tunnel::client_to_upstream()
         }
         auto start = co_await peek_start(malformed, peek_deadline);
         auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-        auto d = auth_.snapshot->decide_tls(auth_.client, auth_.target, auth_.port, start, now);
-        if (malformed && d.why == policy::reason::allowed) {
+        auto d = auth_.snapshot->decide_tls(auth_.client, auth_.target, auth_.port, start, now, auth_.grants.get());
+        if (malformed && d.allowed()) {
             // Bytes that start like TLS but do not parse are never waved through as "not TLS": a server
             // might read them as a ClientHello whose name was never checked.
             d.why = policy::reason::not_tls;
             d.outcome = d.applied_mode == policy::mode::report ? policy::verdict::would_deny : policy::verdict::deny;
         }
-        if (d.why != policy::reason::allowed) {
+        if (!d.allowed()) {
             std::string sni = start.sni.value_or("");
             log_decision(c_, *auth_.snapshot, d, {auth_.client_name, c_.request.address, {}, {}, sni});
         }

@@ -67,6 +67,46 @@ std::optional<std::string> read_token(const config::admin_config& admin, const s
     return token;
 }
 
+// An approvals credentials file: its errors point at the setting that names it, and give the file's line.
+std::shared_ptr<const certs::credential_store> load_users(const std::filesystem::path& path, config::mark named_at,
+                                                          const std::string& file, std::vector<std::string>& errors)
+{
+    auto [store, problems] = certs::credential_store::load(path);
+    for (const auto& e : problems) {
+        // A file that could not be read has no line, and its message names the file already.
+        auto message = e.line > 0 ? path.string() + ":" + std::to_string(e.line) + ": " + e.message : e.message;
+        errors.push_back(config::diagnostic{file, named_at, message}.format("error"));
+    }
+    if (!store) {
+        return nullptr;
+    }
+    return std::make_shared<const certs::credential_store>(std::move(*store));
+}
+
+// A webhook's HMAC key: the file's bytes without the line break an editor or `echo` leaves at the end.
+std::string read_secret(const config::webhook_config& hook, const std::string& file, std::vector<std::string>& errors)
+{
+    auto fail = [&](const std::string& why) {
+        errors.push_back(
+            config::diagnostic{file, hook.secret_file_at, hook.secret_file->string() + ": " + why}.format("error"));
+        return std::string();
+    };
+    std::ifstream in(*hook.secret_file, std::ios::binary);
+    if (!in) {
+        return fail("cannot read the secret file");
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    std::string secret = text.str();
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
+        secret.pop_back();
+    }
+    if (secret.empty()) {
+        return fail("the secret file is empty (try: openssl rand -hex 32 > FILE)");
+    }
+    return secret;
+}
+
 }  // namespace
 
 std::string digest_of(const std::vector<std::pair<std::string, std::string>>& sources)
@@ -128,6 +168,21 @@ load_result load(const std::filesystem::path& config_path)
             state.admin_token = read_token(*cfg.admin, cfg.file, result.errors);
         }
     }
+    if (cfg.approvals) {
+        const auto& a = *cfg.approvals;
+        if (a.approvers) {
+            state.approvers = load_users(*a.approvers, a.approvers_at, cfg.file, result.errors);
+        }
+        if (a.requesters) {
+            state.requesters = load_users(*a.requesters, a.requesters_at, cfg.file, result.errors);
+        }
+        for (const auto& hook : a.notify) {
+            state.webhook_secrets.push_back(hook.secret_file ? read_secret(hook, cfg.file, result.errors) : "");
+        }
+        if (a.tls) {
+            state.approvals_tls = load_tls(*a.tls, cfg.file, result.errors);
+        }
+    }
     if (!result.errors.empty()) {
         return result;
     }
@@ -180,6 +235,15 @@ std::vector<std::string> restart_needed(const config::server_config& running, co
         (a1 && (a1->address != a2->address || a1->port != a2->port || a1->token_file != a2->token_file ||
                 a1->tls.has_value() != a2->tls.has_value()))) {
         changed.emplace_back("admin");
+    }
+    // The credentials files, secrets, durations, limits and webhooks apply live; the listener and the store
+    // are opened once.
+    const auto& p1 = running.approvals;
+    const auto& p2 = loaded.approvals;
+    if (p1.has_value() != p2.has_value() ||
+        (p1 && (p1->address != p2->address || p1->port != p2->port || p1->tls.has_value() != p2->tls.has_value() ||
+                p1->store != p2->store))) {
+        changed.emplace_back("approvals");
     }
     return changed;
 }

@@ -26,6 +26,12 @@ struct loaded_state {
     std::vector<std::shared_ptr<boost::asio::ssl::context>> listener_tls;  // per listener; null when plain
     std::shared_ptr<boost::asio::ssl::context> admin_tls;                  // null: plain HTTP (or no admin)
     std::optional<std::string> admin_token;
+    // Approvals (all empty or null without them): who may sign in to the approvals page, each null when its
+    // setting is absent; one signing secret per approvals.notify entry, in order ("" for none); its TLS.
+    std::shared_ptr<const certs::credential_store> approvers;
+    std::shared_ptr<const certs::credential_store> requesters;
+    std::vector<std::string> webhook_secrets;
+    std::shared_ptr<boost::asio::ssl::context> approvals_tls;  // null: plain HTTP (or no approvals)
 };
 
 struct load_result {
@@ -35,7 +41,8 @@ struct load_result {
 };
 
 // The one loading path, at start (`run`, `config check`) and at every reload: the server configuration, the
-// policy, the proxy-authentication credentials, the TLS files of the listeners and of the admin listener.
+// policy, the proxy-authentication credentials, the TLS files of the listeners and of the admin listener, and the
+// approvals' credentials files, webhook secrets and TLS files.
 // Independent files are all read, so one run reports every problem with any of them.
 load_result load(const std::filesystem::path& config_path);
 

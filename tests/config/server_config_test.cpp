@@ -12,9 +12,11 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -87,6 +89,27 @@ TEST(config_server_example, loads_with_two_listeners_and_a_policy_next_to_it)
     EXPECT_FALSE(c.admin->tls);
     EXPECT_TRUE(c.reload.watch);
     EXPECT_EQ(c.reload.debounce, 500ms);
+    // Approvals on, on loopback, with the two (empty) credentials files shipped next to it.
+    ASSERT_TRUE(c.approvals);
+    const auto& a = *c.approvals;
+    EXPECT_EQ(a.address, "127.0.0.1");
+    EXPECT_EQ(a.port, 9091);
+    EXPECT_EQ(a.public_url, "http://127.0.0.1:9091");
+    EXPECT_EQ(a.store, path.parent_path() / "approvals.db");
+    EXPECT_EQ(a.approvers, path.parent_path() / "approvers.passwd");
+    EXPECT_EQ(a.requesters, path.parent_path() / "requesters.passwd");
+    EXPECT_TRUE(std::filesystem::is_regular_file(*a.approvers));
+    EXPECT_TRUE(std::filesystem::is_regular_file(*a.requesters));
+    EXPECT_FALSE(a.tls);
+    EXPECT_FALSE(a.trusted_header);
+    EXPECT_EQ(a.default_grant, 8h);
+    EXPECT_EQ(a.max_grant, 7 * 24h);
+    EXPECT_EQ(a.max_pending, 10'000u);
+    EXPECT_EQ(a.requests_per_client_per_minute, 30u);
+    EXPECT_EQ(a.request_ttl, 14 * 24h);
+    EXPECT_EQ(a.notify_cooldown, 1h);
+    EXPECT_EQ(a.expiry_warning, 15min);
+    EXPECT_TRUE(a.notify.empty());
 }
 
 TEST(config_server_example, missing_file_is_one_error_without_a_position)
@@ -168,6 +191,8 @@ TEST(config_server_defaults, absent_keys_take_the_header_defaults)
     EXPECT_EQ(c.admin->where.line, 0u);
     EXPECT_TRUE(c.reload.watch);
     EXPECT_EQ(c.reload.debounce, 500ms);
+    // No approvals key: no access requests.
+    EXPECT_FALSE(c.approvals);
 }
 
 TEST(config_server_defaults, absolute_policy_path_is_kept)
@@ -416,6 +441,232 @@ TEST(config_server_drain_delay, zero_and_up_to_ten_minutes)
     }
 }
 
+// --- approvals -----------------------------------------------------------------------------------------------
+
+// The smallest approvals section (lines 3 to 5) followed by more: line 6 of the document is the first of `more`.
+std::string approvals_with(std::initializer_list<std::string_view> more)
+{
+    return minimal + lines({"approvals:", "  store: approvals.db", "  approvers: approvers.passwd"}) + lines(more);
+}
+
+TEST(config_server_approvals, off_turns_it_off)
+{
+    for (const char* off : {"approvals: off", "approvals: 'off'"}) {
+        auto loaded = load(with({off}));
+        ASSERT_TRUE(loaded.config) << off << "\n" << show(loaded);
+        EXPECT_FALSE(loaded.config->approvals) << off;
+    }
+}
+
+TEST(config_server_approvals, the_smallest_section_takes_the_defaults)
+{
+    auto loaded = load(approvals_with({}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    ASSERT_TRUE(loaded.config->approvals);
+    const auto& a = *loaded.config->approvals;
+    EXPECT_EQ(a.where.line, 4u);
+    EXPECT_EQ(a.where.column, 3u);
+    EXPECT_EQ(a.store, base_dir / "approvals.db");
+    EXPECT_EQ(a.address, "127.0.0.1");
+    EXPECT_EQ(a.port, 9091);
+    EXPECT_EQ(a.public_url, "http://127.0.0.1:9091");
+    EXPECT_FALSE(a.tls);
+    EXPECT_EQ(a.approvers, base_dir / "approvers.passwd");
+    EXPECT_EQ(a.approvers_at.line, 5u);
+    EXPECT_EQ(a.approvers_at.column, 14u);
+    EXPECT_FALSE(a.requesters);
+    EXPECT_FALSE(a.trusted_header);
+    // The values the header's comments promise.
+    EXPECT_EQ(a.default_grant, 8h);
+    EXPECT_EQ(a.max_grant, 168h);
+    EXPECT_EQ(a.max_pending, 10'000u);
+    EXPECT_EQ(a.requests_per_client_per_minute, 30u);
+    EXPECT_EQ(a.request_ttl, 336h);
+    EXPECT_EQ(a.notify_cooldown, 1h);
+    EXPECT_EQ(a.expiry_warning, 15min);
+    EXPECT_TRUE(a.notify.empty());
+}
+
+TEST(config_server_approvals, every_setting_written_out)
+{
+    auto loaded = load(with({
+        "approvals:",
+        "  listen: '[::1]:0'",
+        "  public_url: https://egress-approvals.example.com/approvals/",
+        "  store: /var/lib/egressd/approvals.db",
+        "  tls:",
+        "    certificate: pki/approvals.pem",
+        "    key: pki/approvals.key",
+        "    client_ca: pki/ca.pem",
+        "    crl: pki/ca.crl",
+        "  approvers: approvers.passwd",
+        "  requesters: /etc/egressd/requesters.passwd",
+        "  trusted_header:",
+        "    user: X-Auth-Request-User",
+        "    groups: X-Auth-Request-Groups",
+        "    approver_group: egress-approvers",
+        "    from: [127.0.0.1/32, '::1/128']",
+        "  default_grant: 2h",
+        "  max_grant: 365d",
+        "  max_pending: 1",
+        "  requests_per_client_per_minute: 1000000",
+        "  request_ttl: 30d",
+        "  notify_cooldown: 90s",
+        "  expiry_warning: 1m",
+        "  notify:",
+        "    - url: http://127.0.0.1:9000/hook",
+        "      format: json",
+        "      secret_file: secrets/hook.secret",
+        "      events: [requested, decided, expiring]",
+        "    - url: https://hooks.slack.example/services/T0/B0/x?channel=egress",
+        "      format: slack",
+        "      events: decided",
+        "    - {url: 'http://[::1]:8080'}",
+    }));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    ASSERT_TRUE(loaded.config->approvals);
+    const auto& a = *loaded.config->approvals;
+    EXPECT_EQ(a.address, "::1");
+    EXPECT_EQ(a.port, 0);
+    // Trailing slashes go: links are public_url + "/requests/<id>".
+    EXPECT_EQ(a.public_url, "https://egress-approvals.example.com/approvals");
+    EXPECT_EQ(a.store, std::filesystem::path("/var/lib/egressd/approvals.db"));
+    ASSERT_TRUE(a.tls);
+    EXPECT_EQ(a.tls->certificate, base_dir / "pki/approvals.pem");
+    EXPECT_EQ(a.tls->key, base_dir / "pki/approvals.key");
+    EXPECT_EQ(a.tls->client_ca, base_dir / "pki/ca.pem");
+    EXPECT_EQ(a.tls->crl, base_dir / "pki/ca.crl");
+    EXPECT_TRUE(a.tls->require_client_certificate);
+    EXPECT_EQ(a.tls->certificate_at.line, 8u);
+    EXPECT_EQ(a.tls->key_at.line, 9u);
+    EXPECT_EQ(a.approvers, base_dir / "approvers.passwd");
+    EXPECT_EQ(a.approvers_at.line, 12u);
+    EXPECT_EQ(a.approvers_at.column, 14u);
+    EXPECT_EQ(a.requesters, std::filesystem::path("/etc/egressd/requesters.passwd"));
+    EXPECT_EQ(a.requesters_at.line, 13u);
+    EXPECT_EQ(a.requesters_at.column, 15u);
+    ASSERT_TRUE(a.trusted_header);
+    EXPECT_EQ(a.trusted_header->user_header, "X-Auth-Request-User");
+    EXPECT_EQ(a.trusted_header->groups_header, "X-Auth-Request-Groups");
+    EXPECT_EQ(a.trusted_header->approver_group, "egress-approvers");
+    EXPECT_EQ(a.trusted_header->sources,
+              (std::vector<policy::cidr>{*policy::cidr::parse("127.0.0.1/32"), *policy::cidr::parse("::1/128")}));
+    EXPECT_EQ(a.trusted_header->where.line, 15u);
+    EXPECT_EQ(a.default_grant, 2h);
+    EXPECT_EQ(a.max_grant, 365 * 24h);
+    EXPECT_EQ(a.max_pending, 1u);
+    EXPECT_EQ(a.requests_per_client_per_minute, 1'000'000u);
+    EXPECT_EQ(a.request_ttl, 30 * 24h);
+    EXPECT_EQ(a.notify_cooldown, 90s);
+    EXPECT_EQ(a.expiry_warning, 1min);
+    ASSERT_EQ(a.notify.size(), 3u);
+    EXPECT_EQ(a.notify[0].url, "http://127.0.0.1:9000/hook");
+    EXPECT_EQ(a.notify[0].format, webhook_config::body_format::json);
+    EXPECT_EQ(a.notify[0].secret_file, base_dir / "secrets/hook.secret");
+    EXPECT_EQ(a.notify[0].secret_file_at.line, 29u);
+    EXPECT_EQ(a.notify[0].secret_file_at.column, 20u);
+    EXPECT_EQ(a.notify[0].events, (std::vector<std::string>{"requested", "decided", "expiring"}));
+    EXPECT_EQ(a.notify[0].where.line, 27u);
+    // A webhook URL may carry a query (some services take their channel there); it is kept as written.
+    EXPECT_EQ(a.notify[1].url, "https://hooks.slack.example/services/T0/B0/x?channel=egress");
+    EXPECT_EQ(a.notify[1].format, webhook_config::body_format::slack);
+    EXPECT_FALSE(a.notify[1].secret_file);
+    EXPECT_EQ(a.notify[1].events, std::vector<std::string>{"decided"});
+    // Defaults: json, unsigned, every event.
+    EXPECT_EQ(a.notify[2].url, "http://[::1]:8080");
+    EXPECT_EQ(a.notify[2].format, webhook_config::body_format::json);
+    EXPECT_FALSE(a.notify[2].secret_file);
+    EXPECT_TRUE(a.notify[2].events.empty());
+}
+
+TEST(config_server_approvals, public_url_default_and_as_written)
+{
+    struct url_case {
+        std::vector<std::string> more;  // after the smallest section
+        std::string want;
+    };
+    const std::vector<url_case> cases = {
+        {{}, "http://127.0.0.1:9091"},
+        {{"  listen: 127.0.0.2:8443", "  tls: {certificate: a.pem, key: a.key}"}, "https://127.0.0.2:8443"},
+        // IPv6 in brackets, in canonical text.
+        {{"  listen: '[2001:db8:0::9]:9091'"}, "http://[2001:db8::9]:9091"},
+        {{"  public_url: http://egress.example.com"}, "http://egress.example.com"},
+        {{"  public_url: https://egress.example.com/"}, "https://egress.example.com"},
+        {{"  public_url: https://egress.example.com:8443//"}, "https://egress.example.com:8443"},
+        {{"  public_url: https://egress.example.com/tools/approvals"}, "https://egress.example.com/tools/approvals"},
+        {{"  public_url: 'http://[::1]:9091/'"}, "http://[::1]:9091"},
+        {{"  public_url: http://192.0.2.7"}, "http://192.0.2.7"},
+        // Written out, it wins over the listener's address and TLS.
+        {{"  listen: 0.0.0.0:9091", "  tls: {certificate: a.pem, key: a.key}", "  public_url: http://proxy.internal"},
+         "http://proxy.internal"},
+    };
+    for (const auto& c : cases) {
+        std::string text = approvals_with({});
+        for (const auto& l : c.more) {
+            text += l + "\n";
+        }
+        auto loaded = load(text);
+        ASSERT_TRUE(loaded.config && loaded.config->approvals) << text << show(loaded);
+        EXPECT_EQ(loaded.config->approvals->public_url, c.want) << text;
+    }
+}
+
+TEST(config_server_approvals, a_trusted_header_alone_is_a_way_to_sign_in)
+{
+    auto loaded = load(with({"approvals:", "  store: approvals.db", "  trusted_header: {from: 10.0.0.0/8}"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    ASSERT_TRUE(loaded.config->approvals);
+    const auto& a = *loaded.config->approvals;
+    EXPECT_FALSE(a.approvers);
+    EXPECT_FALSE(a.requesters);
+    ASSERT_TRUE(a.trusted_header);
+    EXPECT_EQ(a.trusted_header->user_header, "X-Forwarded-User");
+    EXPECT_EQ(a.trusted_header->groups_header, "X-Forwarded-Groups");
+    // No approver group: people signed in this way request, nobody approves.
+    EXPECT_EQ(a.trusted_header->approver_group, "");
+    EXPECT_EQ(a.trusted_header->sources, std::vector<policy::cidr>{*policy::cidr::parse("10.0.0.0/8")});
+}
+
+TEST(config_server_approvals, durations_in_days_and_at_their_bounds)
+{
+    // A grant as long as the longest allowed, and everything up to the one-year cap.
+    auto loaded = load(approvals_with({"  default_grant: 7d", "  max_grant: 7d", "  request_ttl: 365d",
+                                       "  notify_cooldown: 1s", "  expiry_warning: 8760h"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    const auto& a = *loaded.config->approvals;
+    EXPECT_EQ(a.default_grant, 168h);
+    EXPECT_EQ(a.max_grant, 168h);
+    EXPECT_EQ(a.request_ttl, 8760h);
+    EXPECT_EQ(a.notify_cooldown, 1s);
+    EXPECT_EQ(a.expiry_warning, 8760h);
+    // Other settings take days too.
+    auto other = load(with({"timeouts: {tunnel_lifetime: 2d}"}));
+    ASSERT_TRUE(other.config) << show(other);
+    EXPECT_EQ(other.config->timeouts.tunnel_lifetime, 48h);
+}
+
+TEST(config_server_approvals, a_port_of_its_own_is_accepted)
+{
+    const std::vector<std::vector<std::string>> cases = {
+        // The same port on another address, or in the other family.
+        {"listeners: [127.0.0.1:3128]", "approvals:", "  listen: 127.0.0.2:3128"},
+        {"listeners: [0.0.0.0:3128]", "approvals:", "  listen: '[::1]:3128'"},
+        // Port 0: a free port each, never the same one.
+        {"listeners: [127.0.0.1:0]", "admin: {listen: 127.0.0.1:0}", "approvals:", "  listen: 127.0.0.1:0"},
+        // Without the admin endpoint its port is free.
+        {"admin: off", "approvals:", "  listen: 127.0.0.1:9090"},
+    };
+    for (const auto& c : cases) {
+        std::string text = minimal;
+        for (const auto& l : c) {
+            text += l + "\n";
+        }
+        text += "  store: approvals.db\n  approvers: approvers.passwd\n";
+        auto loaded = load(text);
+        EXPECT_TRUE(loaded.config) << text << show(loaded);
+    }
+}
+
 // --- one mistake, exactly one error ------------------------------------------------------------------------
 
 struct error_case {
@@ -542,7 +793,7 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"dns_timeout_over_a_minute", with({"dns:", "  timeout: 2m"}), 4, 12,
                    "dns.timeout is longer than a minute"},
         error_case{"no_unit", with({"timeouts:", "  header: 10"}), 4, 11,
-                   "invalid duration '10' for header: expected a positive whole number with ms, s, m or h, like 10s"},
+                   "invalid duration '10' for header: expected a positive whole number with ms, s, m, h or d, like 10s"},
         error_case{"bad_unit", with({"timeouts:", "  connect: 10x"}), 4, 12, "invalid duration '10x' for connect"},
         error_case{"negative", with({"timeouts:", "  idle: -1s"}), 4, 9, "invalid duration '-1s' for idle"},
         error_case{"fraction", with({"timeouts:", "  idle: 1.5s"}), 4, 9, "invalid duration '1.5s' for idle"},
@@ -717,7 +968,7 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"debounce_61s", with({"reload:", "  debounce: 61s"}), 4, 13,
                    "reload.debounce must be from 50ms to 1m, found '61s'"},
         error_case{"debounce_no_unit", with({"reload:", "  debounce: 500"}), 4, 13,
-                   "invalid duration '500' for debounce: expected a whole number with ms, s, m or h"}),
+                   "invalid duration '500' for debounce: expected a whole number with ms, s, m, h or d"}),
     test::param_name<error_case>);
 
 INSTANTIATE_TEST_SUITE_P(
@@ -730,6 +981,187 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"no_unit", with({"timeouts:", "  drain_delay: 5"}), 4, 16, "invalid duration '5' for drain_delay"},
         error_case{"longer_than_a_year", with({"timeouts:", "  drain_delay: 9000h"}), 4, 16,
                    "is longer than a year"}),
+    test::param_name<error_case>);
+
+INSTANTIATE_TEST_SUITE_P(
+    approvals, config_server_error,
+    ::testing::Values(
+        // Only the word off turns it off.
+        error_case{"on", with({"approvals: on"}), 3, 12,
+                   "expected approvals: off, or a mapping with store, approvers and the other approvals settings; "
+                   "found 'on'"},
+        error_case{"a_list", with({"approvals: [off]"}), 3, 12, "found a list"},
+        error_case{"nothing", with({"approvals:"}), 3, 1, "found nothing"},
+        error_case{"unknown_key", approvals_with({"  colour: red"}), 6, 3,
+                   "unknown key 'colour' in approvals; expected one of: listen, public_url, store, tls, approvers"},
+        error_case{"store_missing", with({"approvals:", "  approvers: approvers.passwd"}), 4, 3,
+                   "missing required key 'store' in approvals"},
+        error_case{"store_empty", with({"approvals:", "  store: ''", "  approvers: a.passwd"}), 4, 10,
+                   "empty path: expected the approvals store (an SQLite file)"},
+        error_case{"store_a_list", with({"approvals:", "  store: [a.db]", "  approvers: a.passwd"}), 4, 10,
+                   "expected the approvals store (an SQLite file), found a list"},
+        // Requesters cannot decide: someone must be able to approve.
+        error_case{"no_way_to_sign_in", with({"approvals:", "  store: a.db", "  requesters: r.passwd"}), 4, 3,
+                   "approvals needs a way for approvers to sign in: approvers (a credentials file made with egressd "
+                   "passwd) or trusted_header"},
+        error_case{"approvers_empty", with({"approvals:", "  store: a.db", "  approvers: ''"}), 5, 14,
+                   "empty path: expected the approvers' credentials file (egressd passwd)"},
+        error_case{"requesters_empty", approvals_with({"  requesters: ''"}), 6, 15,
+                   "empty path: expected the requesters' credentials file (egressd passwd)"},
+        // listen
+        error_case{"listen_a_name", approvals_with({"  listen: localhost:9091"}), 6, 11,
+                   "invalid approvals listen address 'localhost:9091': expected an IP address and port, like "
+                   "127.0.0.1:9091 or [::1]:9091"},
+        error_case{"listen_without_port", approvals_with({"  listen: 127.0.0.1"}), 6, 11,
+                   "invalid approvals listen address '127.0.0.1'"},
+        error_case{"listen_a_list", approvals_with({"  listen: [127.0.0.1:9091]"}), 6, 11,
+                   "expected the approvals listen address, like 127.0.0.1:9091 or [::1]:9091, found a list"},
+        error_case{"listen_on_the_proxy_port", approvals_with({"  listen: 127.0.0.1:3128"}), 6, 11,
+                   "the approvals listener 127.0.0.1:3128 takes the port of the proxy listener 127.0.0.1:3128: give "
+                   "approvals.listen a port of its own"},
+        error_case{"listen_on_every_address_of_the_proxy_port", approvals_with({"  listen: 0.0.0.0:3128"}), 6, 11,
+                   "the approvals listener 0.0.0.0:3128 takes the port of the proxy listener 127.0.0.1:3128"},
+        error_case{"listen_under_a_wildcard_proxy_listener",
+                   lines({"version: 1", "policy: policy.yaml", "listeners: ['[::]:3128']", "approvals:",
+                          "  store: a.db", "  approvers: a.passwd", "  listen: '[::1]:3128'"}),
+                   7, 11, "the approvals listener [::1]:3128 takes the port of the proxy listener [::]:3128"},
+        error_case{"listen_on_the_admin_port", approvals_with({"  listen: 127.0.0.1:9090"}), 6, 11,
+                   "the approvals listener 127.0.0.1:9090 takes the port of the admin listener 127.0.0.1:9090"},
+        // Without listen, the default address is the one in the way: reported at the section.
+        error_case{"default_listen_on_the_admin_port",
+                   with({"admin: {listen: 127.0.0.1:9091}", "approvals:", "  store: a.db", "  approvers: a.passwd"}),
+                   5, 3, "the approvals listener 127.0.0.1:9091 takes the port of the admin listener 127.0.0.1:9091"},
+        // public_url
+        error_case{"public_url_ftp", approvals_with({"  public_url: ftp://egress.example.com"}), 6, 15,
+                   "invalid public_url 'ftp://egress.example.com': expected an http:// or https:// URL"},
+        error_case{"public_url_upper_case_scheme", approvals_with({"  public_url: HTTPS://egress.example.com"}), 6, 15,
+                   "expected an http:// or https:// URL"},
+        error_case{"public_url_no_scheme", approvals_with({"  public_url: egress.example.com"}), 6, 15,
+                   "expected an http:// or https:// URL"},
+        error_case{"public_url_no_host", approvals_with({"  public_url: https:///approvals"}), 6, 15,
+                   "expected a host after https://"},
+        error_case{"public_url_unbracketed_v6", approvals_with({"  public_url: 'http://2001:db8::1/'"}), 6, 15,
+                   "expected a host after http://, with an optional port (IPv6 in brackets)"},
+        error_case{"public_url_bad_host", approvals_with({"  public_url: https://egress..example.com"}), 6, 15,
+                   "invalid public_url 'https://egress..example.com': "},
+        error_case{"public_url_port_0", approvals_with({"  public_url: https://egress.example.com:0"}), 6, 15,
+                   "invalid port '0': expected 1 to 65535"},
+        error_case{"public_url_port_too_big", approvals_with({"  public_url: https://egress.example.com:65536"}), 6,
+                   15, "invalid port '65536'"},
+        error_case{"public_url_user", approvals_with({"  public_url: https://alice@egress.example.com"}), 6, 15,
+                   "a user name or password in the URL is not allowed"},
+        error_case{"public_url_query", approvals_with({"  public_url: https://egress.example.com/?a=1"}), 6, 15,
+                   "a query (?...) is not allowed"},
+        error_case{"public_url_fragment", approvals_with({"  public_url: https://egress.example.com/#top"}), 6, 15,
+                   "a fragment (#...) is not allowed"},
+        error_case{"public_url_space", approvals_with({"  public_url: 'https://egress.example.com/a b'"}), 6, 15,
+                   "expected a path of printable characters without spaces"},
+        error_case{"public_url_angle_bracket", approvals_with({"  public_url: 'https://egress.example.com/<a>'"}), 6,
+                   15, "expected a path of printable characters"},
+        // tls, like the admin endpoint's
+        error_case{"tls_without_key", approvals_with({"  tls: {certificate: a.pem}"}), 6, 8,
+                   "missing required key 'key' in approvals.tls"},
+        error_case{"tls_client_certificate_optional",
+                   approvals_with({"  tls: {certificate: a.pem, key: a.key, client_ca: ca.pem, client_certificate: "
+                                   "optional}"}),
+                   6, 60,
+                   "unknown key 'client_certificate' in approvals.tls; expected one of: certificate, key, client_ca, "
+                   "crl"},
+        error_case{"tls_crl_without_client_ca", approvals_with({"  tls: {certificate: a.pem, key: a.key, crl: c.crl}"}),
+                   6, 46, "needs client_ca"},
+        error_case{"tls_a_scalar", approvals_with({"  tls: on"}), 6, 8,
+                   "expected approvals tls settings (certificate, key, and optionally client_ca, crl) (a mapping), "
+                   "found a scalar"},
+        // trusted_header
+        error_case{"trusted_header_without_from", approvals_with({"  trusted_header: {user: X-User}"}), 6, 19,
+                   "missing required key 'from' in approvals.trusted_header"},
+        error_case{"trusted_header_from_empty", approvals_with({"  trusted_header: {from: []}"}), 6, 26,
+                   "empty from list: expected the CIDRs of the reverse proxies that set the headers"},
+        error_case{"trusted_header_from_host_bits", approvals_with({"  trusted_header: {from: [10.0.0.1/8]}"}), 6, 27,
+                   "10.0.0.1/8"},
+        error_case{"trusted_header_from_a_map", approvals_with({"  trusted_header: {from: {a: b}}"}), 6, 26,
+                   "expected trusted sources"},
+        error_case{"trusted_header_unknown_key", approvals_with({"  trusted_header: {from: 10.0.0.0/8, group: x}"}), 6,
+                   38, "unknown key 'group' in approvals.trusted_header; expected one of: user, groups, "
+                       "approver_group, from"},
+        error_case{"trusted_header_user_not_a_token",
+                   approvals_with({"  trusted_header: {from: 10.0.0.0/8, user: 'X User'}"}), 6, 44,
+                   "invalid header name 'X User' for user: expected letters, digits and !#$%&'*+-.^_`|~"},
+        error_case{"trusted_header_groups_empty", approvals_with({"  trusted_header: {from: 10.0.0.0/8, groups: ''}"}),
+                   6, 46, "invalid header name '' for groups"},
+        error_case{"trusted_header_groups_with_colon",
+                   approvals_with({"  trusted_header: {from: 10.0.0.0/8, groups: 'X-Groups:'}"}), 6, 46,
+                   "invalid header name 'X-Groups:' for groups"},
+        error_case{"trusted_header_same_header_twice",
+                   approvals_with({"  trusted_header: {from: 10.0.0.0/8, user: X-Who, groups: x-who}"}), 6, 59,
+                   "the groups header is the user header"},
+        error_case{"trusted_header_approver_group_with_comma",
+                   approvals_with({"  trusted_header: {from: 10.0.0.0/8, approver_group: 'a,b'}"}), 6, 54,
+                   "invalid approver_group 'a,b': expected a non-empty group name without commas"},
+        error_case{"trusted_header_approver_group_empty",
+                   approvals_with({"  trusted_header: {from: 10.0.0.0/8, approver_group: ''}"}), 6, 54,
+                   "invalid approver_group ''"},
+        error_case{"trusted_header_a_scalar", approvals_with({"  trusted_header: X-Forwarded-User"}), 6, 19,
+                   "expected trusted_header settings (user, groups, approver_group, from) (a mapping), found a scalar"},
+        // durations and limits
+        error_case{"default_grant_longer_than_max_grant", approvals_with({"  default_grant: 8d"}), 6, 18,
+                   "approvals.default_grant is longer than approvals.max_grant"},
+        error_case{"max_grant_shorter_than_the_default_grant", approvals_with({"  max_grant: 1h"}), 6, 14,
+                   "approvals.default_grant is longer than approvals.max_grant"},
+        error_case{"both_grants_written", approvals_with({"  max_grant: 1h", "  default_grant: 2h"}), 7, 18,
+                   "approvals.default_grant is longer than approvals.max_grant"},
+        error_case{"max_grant_over_a_year", approvals_with({"  max_grant: 366d"}), 6, 14,
+                   "duration '366d' for max_grant is longer than a year (365d)"},
+        error_case{"default_grant_zero", approvals_with({"  default_grant: 0s"}), 6, 18,
+                   "invalid duration '0s' for default_grant: expected a positive whole number with ms, s, m, h or d"},
+        error_case{"request_ttl_not_whole_seconds", approvals_with({"  request_ttl: 1500ms"}), 6, 16,
+                   "request_ttl must be whole seconds"},
+        error_case{"notify_cooldown_no_unit", approvals_with({"  notify_cooldown: 60"}), 6, 20,
+                   "invalid duration '60' for notify_cooldown"},
+        error_case{"expiry_warning_weeks", approvals_with({"  expiry_warning: 1w"}), 6, 19,
+                   "invalid duration '1w' for expiry_warning"},
+        error_case{"max_pending_zero", approvals_with({"  max_pending: 0"}), 6, 16,
+                   "expected max_pending as a whole number from 1 to 10000000, found '0'"},
+        error_case{"requests_per_client_per_minute_zero", approvals_with({"  requests_per_client_per_minute: 0"}), 6,
+                   35, "expected requests_per_client_per_minute as a whole number from 1 to 1000000, found '0'"},
+        // notify
+        error_case{"notify_a_scalar", approvals_with({"  notify: http://127.0.0.1:9000/hook"}), 6, 11,
+                   "expected notify: a list of webhooks, each with url, format, secret_file and events; found "
+                   "'http://127.0.0.1:9000/hook'"},
+        error_case{"notify_a_mapping", approvals_with({"  notify: {url: 'http://127.0.0.1:9000/hook'}"}), 6, 11,
+                   "found a mapping"},
+        error_case{"webhook_a_scalar", approvals_with({"  notify: ['http://127.0.0.1:9000/hook']"}), 6, 12,
+                   "expected a webhook (url, format, secret_file, events) (a mapping), found a scalar"},
+        error_case{"webhook_without_url", approvals_with({"  notify:", "    - format: json"}), 7, 7,
+                   "missing required key 'url' in a webhook"},
+        error_case{"webhook_unknown_key",
+                   approvals_with({"  notify:", "    - url: http://127.0.0.1/", "      retries: 3"}), 8, 7, "unknown key 'retries' in a webhook; expected one of: url, format, secret_file, events"},
+        error_case{"webhook_url_ftp", approvals_with({"  notify:", "    - url: ftp://127.0.0.1/"}), 7, 12,
+                   "invalid webhook url 'ftp://127.0.0.1/': expected an http:// or https:// URL"},
+        error_case{"webhook_url_fragment", approvals_with({"  notify:", "    - url: 'http://127.0.0.1/#x'"}), 7, 12,
+                   "a fragment (#...) is not allowed"},
+        error_case{"webhook_url_no_host", approvals_with({"  notify:", "    - url: 'http://:8080/hook'"}), 7, 12,
+                   "expected a host after http://"},
+        error_case{"webhook_format_xml", approvals_with({"  notify:", "    - {url: 'http://127.0.0.1/', format: xml}"}),
+                   7, 42, "expected format: json or slack, found 'xml'"},
+        error_case{"webhook_slack_with_a_secret",
+                   approvals_with({"  notify:", "    - url: https://hooks.example/x", "      format: slack",
+                                   "      secret_file: hook.secret"}),
+                   9, 20, "secret_file is for format json: a Slack-compatible body carries no signature"},
+        error_case{"webhook_secret_file_empty",
+                   approvals_with({"  notify:", "    - url: https://hooks.example/x", "      secret_file: ''"}), 8, 20,
+                   "empty path: expected the file holding the webhook's signing secret"},
+        error_case{"webhook_unknown_event",
+                   approvals_with({"  notify:", "    - url: https://hooks.example/x",
+                                   "      events: [requested, approved]"}),
+                   8, 27, "unknown webhook event 'approved': expected requested, decided or expiring"},
+        error_case{"webhook_event_twice",
+                   approvals_with({"  notify:", "    - url: https://hooks.example/x",
+                                   "      events: [decided, decided]"}),
+                   8, 25, "webhook event 'decided' appears twice"},
+        error_case{"webhook_events_empty",
+                   approvals_with({"  notify:", "    - url: https://hooks.example/x", "      events: []"}), 8, 15,
+                   "empty events list: leave events out for all of requested, decided, expiring"}),
     test::param_name<error_case>);
 
 // --- several mistakes, all reported --------------------------------------------------------------------------
@@ -795,6 +1227,44 @@ TEST(config_server_errors, admin_reload_and_drain_mistakes_are_reported_together
         << show(loaded);
 }
 
+TEST(config_server_errors, approvals_mistakes_are_reported_together)
+{
+    auto loaded = load(lines({
+        "version: 1",
+        "policy: policy.yaml",
+        "approvals:",
+        "  listen: 127.0.0.1:3128",  // 4:11 the proxy's port
+        "  public_url: https://x.example.com/?q",  // 5:15
+        "  requesters: ''",  // 6:15
+        "  trusted_header: {user: 'a b'}",  // 7:19 no from, 7:26 not a token
+        "  default_grant: 8d",  // 8:18 longer than max_grant
+        "  max_pending: lots",  // 9:16
+        "  notify:",
+        "    - {url: 'http://127.0.0.1/', format: slack, secret_file: s, events: [x]}",  // 11:62 and 11:74
+        "  colour: red",  // 12:3
+    }));  // and the store is missing (4:3)
+    EXPECT_FALSE(loaded.config);
+    std::vector<std::tuple<std::uint32_t, std::uint32_t>> positions;
+    for (const auto& e : loaded.errors) {
+        positions.emplace_back(e.where.line, e.where.column);
+    }
+    std::sort(positions.begin(), positions.end());
+    using p = std::tuple<std::uint32_t, std::uint32_t>;
+    EXPECT_EQ(positions, (std::vector<p>{p{4, 3}, p{4, 11}, p{5, 15}, p{6, 15}, p{7, 19}, p{7, 26}, p{8, 18},
+                                         p{9, 16}, p{11, 62}, p{11, 74}, p{12, 3}}))
+        << show(loaded);
+}
+
+TEST(config_server_errors, an_empty_approvals_section_lacks_a_store_and_a_way_to_sign_in)
+{
+    auto loaded = load(with({"approvals: {}"}));
+    EXPECT_FALSE(loaded.config);
+    ASSERT_EQ(loaded.errors.size(), 2u) << show(loaded);
+    test::expect_diagnostic(loaded.errors[0], located{file_name, 3, 12, "missing required key 'store' in approvals"});
+    test::expect_diagnostic(loaded.errors[1],
+                            located{file_name, 3, 12, "approvals needs a way for approvers to sign in"});
+}
+
 TEST(config_server_errors, diagnostics_format_as_file_line_column)
 {
     auto loaded = load(with({"workers: many"}));
@@ -840,7 +1310,13 @@ INSTANTIATE_TEST_SUITE_P(
         duration_case{"overflow_digits", "99999999999999999999ms", std::nullopt},
         duration_case{"empty", "", std::nullopt}, duration_case{"no_unit", "10", std::nullopt},
         duration_case{"unit_only", "s", std::nullopt}, duration_case{"bad_unit", "10x", std::nullopt},
-        duration_case{"days", "1d", std::nullopt}, duration_case{"upper_case", "10S", std::nullopt},
+        duration_case{"days", "1d", 24h}, duration_case{"fourteen_days", "14d", 336h},
+        duration_case{"zero_days", "0d", 0ms},
+        // The largest day count that fits in int64 milliseconds, and one more.
+        duration_case{"max_days", "106751991167d", std::chrono::milliseconds{106751991167LL * 86'400'000}},
+        duration_case{"overflow_days", "106751991168d", std::nullopt},
+        duration_case{"weeks", "1w", std::nullopt}, duration_case{"upper_case_days", "1D", std::nullopt},
+        duration_case{"upper_case", "10S", std::nullopt},
         duration_case{"microseconds", "10us", std::nullopt}, duration_case{"two_units", "1h30m", std::nullopt},
         duration_case{"space_before_unit", "10 s", std::nullopt},
         duration_case{"leading_space", " 10s", std::nullopt}, duration_case{"trailing_space", "10s ", std::nullopt},

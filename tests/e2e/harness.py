@@ -1678,3 +1678,252 @@ def promtool_check(text):
     if tool is None:
         raise AssertionError("promtool is not installed (Debian package prometheus): it must check /metrics")
     return subprocess.run([tool, "check", "metrics"], input=text.encode("utf-8"), capture_output=True, timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Access requests and approvals: credentials, the approvals section, the JSON API, a webhook receiver
+
+
+def passwd_line(user, password):
+    """The credentials-file line `egressd passwd USER` prints (the password on its standard input).
+
+    Each line costs a full PBKDF2 run (600,000 iterations, over a second on a busy machine), and every test
+    process would make the same ones again: lines are kept in a cache in the temporary directory, one file per
+    binary (path and modification time), user and password, written by rename so that parallel tests never read
+    half a line."""
+    import hashlib
+    binary = egressd_binary()
+    key = hashlib.sha256(("%s\0%d\0%s\0%s" % (os.path.realpath(binary), os.stat(binary).st_mtime_ns, user,
+                                                password)).encode()).hexdigest()
+    cache = os.path.join(tempfile.gettempdir(), "egressd-e2e-passwd")
+    path = os.path.join(cache, key)
+    try:
+        with open(path) as f:
+            line = f.read().strip()
+        if line.startswith(user + ":$pbkdf2-sha256$"):
+            return line
+    except OSError:
+        pass
+    proc = subprocess.run([binary, "passwd", user], input=(password + "\n").encode(), capture_output=True,
+                          timeout=60)
+    if proc.returncode != 0:
+        raise AssertionError("egressd passwd %s failed: %r" % (user, proc.stderr))
+    line = proc.stdout.decode().strip()
+    try:
+        os.makedirs(cache, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache)
+        with os.fdopen(fd, "w") as f:
+            f.write(line + "\n")
+        os.rename(tmp, path)
+    except OSError:
+        pass  # no cache: the next test makes its own line
+    return line
+
+
+def write_credentials(path, users):
+    """A credentials file for {user: password}, made with egressd passwd; returns path."""
+    with open(path, "w") as f:
+        for user, password in users.items():
+            f.write(passwd_line(user, password) + "\n")
+    return path
+
+
+def free_port(host="127.0.0.1"):
+    """A port that was free on host a moment ago (for a listener whose address must be known beforehand)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def approvals_yaml(store, approvers=None, requesters=None, listen="127.0.0.1:0", notify=(), **settings):
+    """An approvals section for egressd.yaml (extra_yaml). settings: other keys as they are (public_url,
+    default_grant, max_grant, ...; a dict value becomes a nested mapping). notify: dicts with url, format,
+    secret_file, events."""
+    lines = ["approvals:", "  listen: %s" % yaml_str(listen), "  store: %s" % yaml_str(store)]
+    if approvers is not None:
+        lines.append("  approvers: %s" % yaml_str(approvers))
+    if requesters is not None:
+        lines.append("  requesters: %s" % yaml_str(requesters))
+    for k, v in settings.items():
+        if isinstance(v, dict):
+            lines.append("  %s:" % k)
+            lines += ["    %s: %s" % (kk, json.dumps(vv)) for kk, vv in v.items()]
+        else:
+            lines.append("  %s: %s" % (k, json.dumps(v) if not isinstance(v, str) else yaml_str(v)))
+    if notify:
+        lines.append("  notify:")
+        for hook in notify:
+            first = True
+            for k, v in hook.items():
+                lines.append("    %s %s: %s" % ("-" if first else " ", k, json.dumps(v)))
+                first = False
+    return "\n".join(lines) + "\n"
+
+
+def approvals_address(proxy, timeout=5.0):
+    """(host, port) of the approvals listener, from egressd.approvals_listening."""
+    ev = proxy.wait_event(event="egressd.approvals_listening", timeout=timeout)
+    host, _, port = ev["address"].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class ApiResponse:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # [(name, value)]
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<ApiResponse %s headers=%r body=%r>" % (self.status, self.headers, self.body[:400])
+
+
+class ApprovalsClient:
+    """The approvals listener's JSON API (and pages), over plain HTTP/1.1 on loopback, never through a proxy."""
+
+    def __init__(self, host, port, user=None, password=None, timeout=10.0):
+        self.host, self.port, self.user, self.password, self.timeout = host, port, user, password, timeout
+
+    def as_user(self, user, password):
+        return ApprovalsClient(self.host, self.port, user, password, self.timeout)
+
+    @property
+    def base_url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def request(self, method, path, body=None, headers=(), content_type=None, auth=True):
+        """One request on a fresh connection. body: a dict (sent as JSON), bytes, or None."""
+        import base64
+        import http.client
+        hdrs = {"Connection": "close"}
+        data = None
+        if isinstance(body, dict):
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        elif body is not None:
+            data = body
+        elif method == "POST":
+            data = b""
+            hdrs["Content-Type"] = "application/json"
+        if content_type is not None:
+            hdrs["Content-Type"] = content_type
+        if auth and self.user is not None:
+            token = base64.b64encode(("%s:%s" % (self.user, self.password)).encode()).decode()
+            hdrs["Authorization"] = "Basic " + token
+        for k, v in headers:
+            hdrs[k] = v
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return ApiResponse(resp.status, resp.getheaders(), resp.read())
+        finally:
+            conn.close()
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, body=None, **kwargs):
+        return self.request("POST", path, body=body, **kwargs)
+
+    def ok(self, method, path, body=None):
+        """The JSON of a 2xx answer; anything else is an AssertionError naming the answer."""
+        resp = self.request(method, path, body=body)
+        if not 200 <= resp.status < 300:
+            raise AssertionError("%s %s as %s: %r" % (method, path, self.user, resp))
+        return resp.json
+
+    def requests(self, state=None):
+        return self.ok("GET", "/api/v1/requests" + ("?state=%s" % state if state else ""))["requests"]
+
+    def grants(self, state=None):
+        return self.ok("GET", "/api/v1/grants" + ("?state=%s" % state if state else ""))["grants"]
+
+    def approve(self, request_id, **fields):
+        return self.post("/api/v1/requests/%s/approve" % request_id, body=fields)
+
+    def justify(self, request_id, text):
+        return self.post("/api/v1/requests/%s/justify" % request_id, body={"text": text})
+
+    def deny(self, request_id, note=""):
+        return self.post("/api/v1/requests/%s/deny" % request_id, body={"note": note})
+
+    def revoke(self, grant_id, note=""):
+        return self.post("/api/v1/grants/%s/revoke" % grant_id, body={"note": note})
+
+    def extend(self, grant_id, duration, note=""):
+        return self.post("/api/v1/grants/%s/extend" % grant_id, body={"duration": duration, "note": note})
+
+
+class WebhookReceiver:
+    """A loopback HTTP server that records every POST (headers, body, arrival time) and answers with the next
+    status of `statuses` (then 200 for ever)."""
+
+    def __init__(self, statuses=()):
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.posts = []  # {"path", "headers": {lower name: value}, "body", "time", "status"}
+        self.statuses = list(statuses)
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n > 0 else b""
+                with receiver.cond:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    receiver.posts.append({"path": self.path, "body": body, "time": time.monotonic(),
+                                           "headers": {k.lower(): v for k, v in self.headers.items()},
+                                           "status": status})
+                    receiver.cond.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                self.close_connection = True
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d/hook" % self.port
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="webhook-%d" % self.port, daemon=True)
+        self._thread.start()
+
+    def wait_posts(self, count, pred=None, timeout=10.0):
+        """The posts matching pred once there are `count` of them (fewer on timeout)."""
+        deadline = time.monotonic() + timeout
+        for _ in range(100000):
+            with self.cond:
+                found = [p for p in self.posts if pred is None or pred(p)]
+                remaining = deadline - time.monotonic()
+                if len(found) >= count or remaining <= 0:
+                    return found
+                self.cond.wait(timeout=min(remaining, 0.1))
+        return []
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)

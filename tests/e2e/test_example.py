@@ -80,7 +80,8 @@ class _ServedExample(unittest.TestCase):
 class ExampleConfigTest(_ServedExample):
     def setUp(self):
         super().setUp()
-        shutil.copy(os.path.join(EXAMPLES, "policy.yaml"), self.dir)
+        for name in ("policy.yaml", "approvers.passwd", "requesters.passwd"):
+            shutil.copy(os.path.join(EXAMPLES, name), self.dir)
         with open(os.path.join(EXAMPLES, "egressd.yaml")) as f:
             text = f.read()
         text = re.sub(r"listeners:\n(  - .*\n)+", "listeners:\n  - 127.0.0.1:0\n", text)

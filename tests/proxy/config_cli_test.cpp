@@ -106,6 +106,9 @@ TEST(cli_config_check, example_is_valid)
 TEST(cli_config_check, copy_in_another_directory_uses_the_policy_next_to_it)
 {
     config_files files(test::read_text(example_config));
+    for (const char* name : {"approvers.passwd", "requesters.passwd"}) {
+        files.dir.write(name, test::read_text(std::string(EGRESSD_SOURCE_DIR "/config/examples/") + name));
+    }
     auto r = run({"config", "check", files.config_path});
     EXPECT_EQ(r.code, exit_ok) << show(r);
     EXPECT_TRUE(contains(r.out, "policy " + files.policy_path + ":")) << show(r);

@@ -314,7 +314,15 @@ TEST_F(store_test, two_approvers_vote_then_grant)
     EXPECT_FALSE(again.grant);
     EXPECT_EQ(s->request(r.id)->votes.size(), 1U);
 
-    auto second = s->approve(r.id, approval("bob", 2), t0 + 3s);
+    // The second approver must agree to what the first did: the same scope and the same duration.
+    auto wider = approval("bob", 2, t0 + 3s + 8h);
+    wider.destination = "*.bank.example";
+    EXPECT_EQ(s->approve(r.id, wider, t0 + 3s).result, outcome::differs_from_vote);
+    EXPECT_EQ(s->approve(r.id, approval("bob", 2, t0 + 3s + 9h), t0 + 3s).result, outcome::differs_from_vote);
+    ASSERT_EQ(s->request(r.id)->votes[0].destination, "api.example.com");
+    EXPECT_EQ(s->request(r.id)->votes[0].duration, std::chrono::seconds(8h - 1s));
+
+    auto second = s->approve(r.id, approval("bob", 2, t0 + 3s + 8h - 1s), t0 + 3s);
     ASSERT_EQ(second.result, outcome::granted);
     ASSERT_TRUE(second.grant);
     EXPECT_EQ(second.grant->approved_by, "alice,bob");

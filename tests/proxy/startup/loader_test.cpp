@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
 #include <optional>
@@ -93,6 +94,11 @@ TEST(startup_load, good_config_and_policy_give_the_whole_state)
     EXPECT_FALSE(s.listener_tls[0]);
     EXPECT_FALSE(s.admin_tls);
     EXPECT_FALSE(s.admin_token);
+    // No approvals section: nothing of it is read.
+    EXPECT_FALSE(s.approvers);
+    EXPECT_FALSE(s.requesters);
+    EXPECT_TRUE(s.webhook_secrets.empty());
+    EXPECT_FALSE(s.approvals_tls);
 }
 
 TEST(startup_load, policy_directory_files_in_merge_order)
@@ -279,6 +285,249 @@ TEST(startup_load, admin_token_file)
     }
 }
 
+// --- approvals ----------------------------------------------------------------------------------------------------
+
+// An approvals section whose files sit next to the configuration:
+//   1 version: 1
+//   2 policy: policy.yaml
+//   3 approvals:
+//   4   store: approvals.db
+//   5   approvers: approvers.passwd        (value at 5:14)
+//   6   requesters: requesters.passwd      (value at 6:15)
+//   7   notify:
+//   8     - url: http://127.0.0.1:9/hook
+//   9       secret_file: hook.secret      (value at 9:20)
+//  10     - url: http://127.0.0.1:9/slack
+//  11       format: slack
+//  12     - url: http://127.0.0.1:9/third
+//  13       secret_file: third.secret     (value at 13:20)
+const std::string approvals_config = lines({
+    "version: 1",
+    "policy: policy.yaml",
+    "approvals:",
+    "  store: approvals.db",
+    "  approvers: approvers.passwd",
+    "  requesters: requesters.passwd",
+    "  notify:",
+    "    - url: http://127.0.0.1:9/hook",
+    "      secret_file: hook.secret",
+    "    - url: http://127.0.0.1:9/slack",
+    "      format: slack",
+    "    - url: http://127.0.0.1:9/third",
+    "      secret_file: third.secret",
+});
+
+// One credentials line at the lowest iteration count, so the test spends little time in PBKDF2.
+std::string user_line(std::string_view user, std::string_view password)
+{
+    return certs::credential_store::make_entry(user, password, certs::credential_store::min_iterations) + "\n";
+}
+
+TEST(startup_load_approvals, credentials_files_and_secrets_are_read)
+{
+    temp_dir dir;
+    auto config_path = dir.write("egressd.yaml", approvals_config);
+    dir.write("policy.yaml", good_policy);
+    dir.write("approvers.passwd", "# approvers\n" + user_line("alice", "correct horse") + user_line("bob", "b"));
+    dir.write("requesters.passwd", "# nobody yet\n");
+    dir.write("hook.secret", "0123456789abcdef\n");
+    dir.write("third.secret", "with spaces inside\r\n\n");
+
+    auto r = load(config_path);
+    ASSERT_TRUE(r.state) << show(r);
+    const auto& s = *r.state;
+    ASSERT_TRUE(s.approvers);
+    EXPECT_EQ(s.approvers->size(), 2u);
+    EXPECT_TRUE(s.approvers->has_user("alice"));
+    EXPECT_TRUE(s.approvers->verify("alice", "correct horse"));
+    EXPECT_FALSE(s.approvers->verify("alice", "wrong"));
+    // An empty file is an empty store: nobody signs in as a requester, which is not an error.
+    ASSERT_TRUE(s.requesters);
+    EXPECT_EQ(s.requesters->size(), 0u);
+    // One secret per webhook, in order; "" for the one without (Slack); trailing line breaks removed.
+    EXPECT_EQ(s.webhook_secrets, (std::vector<std::string>{"0123456789abcdef", "", "with spaces inside"}));
+    EXPECT_FALSE(s.approvals_tls);
+    // Proxy authentication is a separate thing.
+    EXPECT_FALSE(s.credentials);
+}
+
+TEST(startup_load_approvals, absent_settings_leave_their_parts_empty)
+{
+    temp_dir dir;
+    auto config_path = dir.write("egressd.yaml", lines({"version: 1", "policy: policy.yaml", "approvals:",
+                                                        "  store: approvals.db",
+                                                        "  trusted_header: {from: 127.0.0.1/32}"}));
+    dir.write("policy.yaml", good_policy);
+
+    auto r = load(config_path);
+    ASSERT_TRUE(r.state) << show(r);
+    EXPECT_FALSE(r.state->approvers);
+    EXPECT_FALSE(r.state->requesters);
+    EXPECT_TRUE(r.state->webhook_secrets.empty());
+    EXPECT_FALSE(r.state->approvals_tls);
+    // The store is the service's to open: loading never creates it.
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "approvals.db"));
+}
+
+TEST(startup_load_approvals, a_bad_credentials_line_points_at_the_setting_and_the_line)
+{
+    temp_dir dir;
+    auto config_path = dir.write("egressd.yaml", approvals_config);
+    dir.write("policy.yaml", good_policy);
+    dir.write("approvers.passwd", user_line("alice", "a"));
+    // Line 2: not a credentials entry.
+    auto requesters = dir.write("requesters.passwd", "# requesters\ncarol:plaintext\n");
+    dir.write("hook.secret", "k\n");
+    dir.write("third.secret", "k\n");
+
+    auto r = load(config_path);
+    EXPECT_FALSE(r.state);
+    ASSERT_EQ(r.errors.size(), 1u) << show(r);
+    EXPECT_TRUE(r.errors[0].starts_with(config_path.string() + ":6:15: error: " + requesters.string() + ":2: "))
+        << r.errors[0];
+}
+
+TEST(startup_load_approvals, every_missing_file_is_reported_at_its_setting)
+{
+    temp_dir dir;
+    auto config_path = dir.write("egressd.yaml", approvals_config);
+    dir.write("policy.yaml", good_policy);
+    dir.write("third.secret", "\n");  // only a line break: empty
+    const auto file = config_path.string();
+
+    auto r = load(config_path);
+    EXPECT_FALSE(r.state);
+    // A file that cannot be opened: its message names it.
+    auto approvers =
+        error_starting(r, file + ":5:14: error: cannot open " + (dir.path() / "approvers.passwd").string());
+    EXPECT_FALSE(approvers.empty());
+    auto requesters =
+        error_starting(r, file + ":6:15: error: cannot open " + (dir.path() / "requesters.passwd").string());
+    EXPECT_FALSE(requesters.empty());
+    auto hook = error_starting(r, file + ":9:20: error: " + (dir.path() / "hook.secret").string() + ": ");
+    EXPECT_NE(hook.find("cannot read the secret file"), std::string::npos) << hook;
+    auto third = error_starting(r, file + ":13:20: error: " + (dir.path() / "third.secret").string() + ": ");
+    EXPECT_NE(third.find("the secret file is empty"), std::string::npos) << third;
+    EXPECT_EQ(r.errors.size(), 4u) << show(r);
+}
+
+TEST(startup_load_approvals, secrets_are_trimmed_of_line_breaks_only)
+{
+    struct secret_case {
+        std::string name;
+        std::string text;
+        std::optional<std::string> secret;  // nullopt: the empty-secret error
+    };
+    const std::vector<secret_case> cases = {
+        {"newline", "key\n", "key"},
+        {"crlf", "key\r\n", "key"},
+        {"none", "key", "key"},
+        {"several", "key\n\n\r\n", "key"},
+        // Anything else is the key's: spaces, and line breaks inside.
+        {"spaces_kept", " key \n", " key "},
+        {"inner_line_break_kept", "a\nb\n", "a\nb"},
+        {"empty", "", std::nullopt},
+        {"only_line_breaks", "\r\n\n", std::nullopt},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        temp_dir dir;
+        auto config_path =
+            dir.write("egressd.yaml", lines({"version: 1", "policy: policy.yaml", "approvals:", "  store: approvals.db",
+                                             "  approvers: approvers.passwd",
+                                             "  notify: [{url: 'http://127.0.0.1:9/', secret_file: s}]"}));
+        dir.write("policy.yaml", good_policy);
+        dir.write("approvers.passwd", "");
+        dir.write("s", c.text);
+
+        auto r = load(config_path);
+        if (c.secret) {
+            ASSERT_TRUE(r.state) << show(r);
+            EXPECT_EQ(r.state->webhook_secrets, std::vector<std::string>{*c.secret});
+            continue;
+        }
+        EXPECT_FALSE(r.state);
+        ASSERT_EQ(r.errors.size(), 1u) << show(r);
+        // "  notify: [{url: 'http://127.0.0.1:9/', secret_file: " is 53 characters.
+        EXPECT_TRUE(r.errors[0].starts_with(config_path.string() + ":6:54: error: " + (dir.path() / "s").string() +
+                                            ": the secret file is empty"))
+            << r.errors[0];
+    }
+}
+
+// A self-signed certificate and its key, made by the openssl command (as certs/egressd-certs does).
+bool make_certificate(const temp_dir& dir)
+{
+    const std::string command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+                                "-subj /CN=approvals.test -keyout '" + (dir.path() / "approvals.key").string() +
+                                "' -out '" + (dir.path() / "approvals.pem").string() + "' >/dev/null 2>&1";
+    return std::system(command.c_str()) == 0;
+}
+
+TEST(startup_load_approvals, tls_files_are_loaded_and_their_errors_point_at_the_settings)
+{
+    const std::string config_text = lines({
+        "version: 1",
+        "policy: policy.yaml",
+        "approvals:",
+        "  store: approvals.db",
+        "  approvers: approvers.passwd",
+        "  tls:",
+        "    certificate: approvals.pem",  // value at 7:18
+        "    key: approvals.key",          // value at 8:10
+    });
+    {
+        temp_dir dir;
+        auto config_path = dir.write("egressd.yaml", config_text);
+        dir.write("policy.yaml", good_policy);
+        dir.write("approvers.passwd", "");
+        ASSERT_TRUE(make_certificate(dir));
+
+        auto r = load(config_path);
+        ASSERT_TRUE(r.state) << show(r);
+        EXPECT_TRUE(r.state->approvals_tls);
+        EXPECT_FALSE(r.state->admin_tls);
+    }
+    {
+        temp_dir dir;
+        auto config_path = dir.write("egressd.yaml", config_text);
+        dir.write("policy.yaml", good_policy);
+        dir.write("approvers.passwd", "");
+
+        auto r = load(config_path);
+        EXPECT_FALSE(r.state);
+        auto certificate = error_starting(r, config_path.string() + ":7:18: error: ");
+        EXPECT_NE(certificate.find("approvals.pem"), std::string::npos) << certificate;
+        auto key = error_starting(r, config_path.string() + ":8:10: error: ");
+        EXPECT_NE(key.find("approvals.key"), std::string::npos) << key;
+    }
+}
+
+TEST(startup_load_approvals, off_reads_nothing)
+{
+    temp_dir dir;
+    auto config_path = dir.write("egressd.yaml", lines({"version: 1", "policy: policy.yaml", "approvals: off"}));
+    dir.write("policy.yaml", good_policy);
+
+    auto r = load(config_path);
+    ASSERT_TRUE(r.state) << show(r);
+    EXPECT_FALSE(r.state->config->approvals);
+    EXPECT_FALSE(r.state->approvers);
+    EXPECT_TRUE(r.state->webhook_secrets.empty());
+}
+
+TEST(startup_load_approvals, the_shipped_example_loads)
+{
+    const std::filesystem::path path = std::filesystem::path(EGRESSD_SOURCE_DIR) / "config/examples/egressd.yaml";
+    auto r = load(path);
+    ASSERT_TRUE(r.state) << show(r);
+    // Its credentials files are empty: nobody signs in until an operator adds someone.
+    ASSERT_TRUE(r.state->approvers);
+    EXPECT_EQ(r.state->approvers->size(), 0u);
+    ASSERT_TRUE(r.state->requesters);
+    EXPECT_EQ(r.state->requesters->size(), 0u);
+}
+
 // --- digest_of ----------------------------------------------------------------------------------------------------
 
 TEST(startup_digest, same_names_and_bytes_in_another_directory_give_the_same_digest)
@@ -373,6 +622,7 @@ TEST(startup_restart_needed, names_the_settings_that_apply_only_at_start)
         "logging: {stdout: false, file: {path: events.log}}",
         "admin: {listen: 127.0.0.1:9091, token_file: admin.token}",
     };
+    const std::vector<std::string> approvals = {"approvals:", "  store: approvals.db", "  approvers: approvers.passwd"};
     auto plus = [](std::vector<std::string> base, std::initializer_list<std::string> more) {
         base.insert(base.end(), more.begin(), more.end());
         return base;
@@ -430,8 +680,33 @@ TEST(startup_restart_needed, names_the_settings_that_apply_only_at_start)
         {"limits", {}, {"limits: {max_connections: 5, max_connections_per_client: 1, max_headers: 10}"}, {}},
         {"proxy_auth_added", {}, {"proxy_auth: {credentials: users.txt, required: true}"}, {}},
         {"reload_settings", {}, {"reload: {watch: false, debounce: 2s}"}, {}},
+        // Approvals: the listener and the store are opened at start; who signs in, secrets, durations, limits
+        // and webhooks apply live.
+        {"approvals_added", {}, approvals, {"approvals"}},
+        {"approvals_off", approvals, {"approvals: off"}, {"approvals"}},
+        {"approvals_listen", approvals, plus(approvals, {"  listen: 127.0.0.1:9092"}), {"approvals"}},
+        {"approvals_listen_address", approvals, plus(approvals, {"  listen: '[::1]:9091'"}), {"approvals"}},
+        {"approvals_default_listen_written_out", approvals, plus(approvals, {"  listen: 127.0.0.1:9091"}), {}},
+        {"approvals_tls_added", approvals, plus(approvals, {"  tls: {certificate: a.pem, key: a.key}"}),
+         {"approvals"}},
+        {"approvals_store", approvals, {"approvals:", "  store: other.db", "  approvers: approvers.passwd"},
+         {"approvals"}},
+        {"approvals_tls_files_renamed", plus(approvals, {"  tls: {certificate: a.pem, key: a.key}"}),
+         plus(approvals, {"  tls: {certificate: b.pem, key: b.key, client_ca: ca.pem}"}), {}},
+        {"approvals_credentials_files", approvals,
+         {"approvals:", "  store: approvals.db", "  approvers: other.passwd", "  requesters: requesters.passwd"}, {}},
+        {"approvals_trusted_header", approvals, plus(approvals, {"  trusted_header: {from: 127.0.0.1/32}"}), {}},
+        {"approvals_public_url", approvals, plus(approvals, {"  public_url: https://egress.example.com"}), {}},
+        {"approvals_durations_and_limits", approvals,
+         plus(approvals, {"  default_grant: 1h", "  max_grant: 1d", "  max_pending: 5", "  request_ttl: 1d",
+                          "  requests_per_client_per_minute: 1", "  notify_cooldown: 1m", "  expiry_warning: 1m"}),
+         {}},
+        {"approvals_notify", approvals,
+         plus(approvals, {"  notify: [{url: 'http://127.0.0.1:9/', secret_file: hook.secret}]"}), {}},
         // All at once, in one order.
-        {"all_restart_settings", {}, full, {"listeners", "workers", "dns", "logging", "admin"}},
+        {"all_restart_settings", {}, plus(full, {"approvals:", "  listen: 127.0.0.1:9092", "  store: a.db",
+                                                 "  approvers: a.passwd"}),
+         {"listeners", "workers", "dns", "logging", "admin", "approvals"}},
         {"all_restart_settings_plus_live_ones", full, plus(full, {"timeouts: {idle: 1m}"}), {}},
     };
     for (const auto& c : cases) {
