@@ -614,6 +614,44 @@ class DefaultPublicUrlTest(ApprovalsBase):
         self.assertEqual(self.request_by_id(int(rid))["url"], expected)
 
 
+class ApprovalsTlsTest(ApprovalsBase):
+    """approvals.tls: the page and the API over HTTPS only, and the default public_url says https."""
+
+    def approvals_settings(self):
+        settings = super().approvals_settings()
+        del settings["public_url"]
+        self.cert, self.key = harness.make_certificate(self.tmp.name)
+        settings["tls"] = {"certificate": self.cert, "key": self.key}
+        return settings
+
+    def https_get(self, path, auth):
+        import base64
+        import http.client
+        import ssl
+        context = ssl.create_default_context(cafile=self.cert)
+        context.check_hostname = False  # the certificate names allowed.test; the listener is 127.0.0.1
+        conn = http.client.HTTPSConnection(self.api.host, self.api.port, context=context, timeout=10)
+        try:
+            token = base64.b64encode(("%s:%s" % auth).encode()).decode()
+            conn.request("GET", path, headers={"Authorization": "Basic " + token})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def test_api_answers_over_https_only(self):
+        ev = self.proxy.wait_event(event="egressd.approvals_listening")
+        self.assertIs(ev["tls"], True, ev)
+        self.assertTrue(ev["public_url"].startswith("https://127.0.0.1:"), ev)
+        status, body = self.https_get("/api/v1/whoami", ("alice", USERS["alice"]))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body), {"user": "alice", "role": "approver"})
+        resp = self.denied("api.req.test")
+        self.assertIn(("%s/requests/" % ev["public_url"]).encode(), resp.body, resp.body)
+        with self.assertRaises(Exception):
+            self.api.get("/api/v1/whoami")  # plain HTTP to the TLS listener gets no HTTP answer
+
+
 class ApprovalsWebhookTest(ApprovalsBase):
     """A json webhook with a secret (whose first delivery is answered 500) and a slack webhook."""
 
