@@ -40,7 +40,7 @@ std::optional<time_point> expiry_of(const policy& p, const established& e, time_
     auto name = p.decide_name(client, e.target, e.port, now, grants);
     std::vector<decision> rests_on{name, p.decide_address(client, e.target, e.port, e.connected, now, grants)};
     // A tunnel to an IP literal rests on its SNI too: under a tls mode, that name must stay allowed.
-    if (e.tunnel && e.tunnel->sni && e.target.is_address() && p.tls_for(name.rule) != tls_mode::off) {
+    if (e.tunnel && e.tunnel->sni && e.target.is_address() && p.tls_for(name) != tls_mode::off) {
         if (auto sni = host::parse(*e.tunnel->sni); sni.value && !sni.value->is_address()) {
             rests_on.push_back(p.decide_name(client, *sni.value, e.port, now, grants));
         }

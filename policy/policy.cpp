@@ -655,6 +655,14 @@ tls_mode policy::tls_for(const std::optional<rule_ref>& rule) const
     return rule_at(*rule).tls.value_or(default_tls_);
 }
 
+tls_mode policy::tls_for(const decision& d) const
+{
+    if (d.grant) {
+        return default_tls_ == tls_mode::off ? tls_mode::allow : default_tls_;
+    }
+    return tls_for(d.rule);
+}
+
 decision policy::decide_tls(std::optional<client_id> client, const host& target, std::uint16_t port,
                             const tunnel_start& start, time_point now, const grant_set* grants) const
 {
@@ -662,7 +670,7 @@ decision policy::decide_tls(std::optional<client_id> client, const host& target,
     if (!d.allowed()) {
         return d;
     }
-    tls_mode m = tls_for(d.rule);
+    tls_mode m = tls_for(d);
     if (m == tls_mode::off) {
         return d;
     }

@@ -69,6 +69,9 @@ public:
                         const tunnel_start& start, time_point now, const grant_set* grants = nullptr) const;
     // The tls mode that applies to a CONNECT the name phase allowed with this rule.
     tls_mode tls_for(const std::optional<rule_ref>& rule) const;
+    // The tls mode of an allowing decision: its rule's, or for a grant the policy's default, but never off: a
+    // granted CONNECT that speaks TLS must name the granted host (no fronting through an approved address).
+    tls_mode tls_for(const decision& d) const;
 
     struct rule_view {
         std::string_view group;  // "deny" for the deny list

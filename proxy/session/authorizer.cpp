@@ -114,7 +114,7 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
 
     const auto* grants = a.grants.get();
     auto name_decision = p.decide_name(a.client, a.target, a.port, now, grants);
-    a.tls = p.tls_for(name_decision.rule);
+    a.tls = p.tls_for(name_decision);
     if (const auto* literal = a.target.literal()) {
         std::string address = literal->to_string();
         co_await note_request(a, name_decision);

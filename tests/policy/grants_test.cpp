@@ -326,7 +326,7 @@ TEST(grants, tls_phase_still_checks_the_sni)
             return p->decide_tls(client, target(host_text), 443, start, t0, grants);
         };
         auto granted = p->decide_name(client, target("new.example.com"), 443, t0, g.get());
-        EXPECT_EQ(to_string(p->tls_for(granted.rule)), to_string(default_tls)) << "a grant takes the default";
+        EXPECT_EQ(to_string(p->tls_for(granted)), to_string(default_tls)) << "a grant takes the default";
 
         struct tls_case {
             std::string name;
@@ -364,6 +364,26 @@ TEST(grants, tls_phase_still_checks_the_sni)
             EXPECT_EQ(d.grant ? d.grant->id : 0u, c.grant);
         }
     }
+}
+
+TEST(grants, a_granted_tunnel_checks_the_sni_even_under_tls_off)
+{
+    // With tls: off no rule checks the SNI; a grant still does, or an approved address would front for any name.
+    auto p = grant_policy(tls_mode::off);
+    ASSERT_TRUE(p);
+    auto g = standard_grants();
+    auto client = p->find_client("app");
+    auto granted = p->decide_name(client, target("new.example.com"), 443, t0, g.get());
+    ASSERT_EQ(to_string(granted.why), "granted");
+    EXPECT_EQ(to_string(p->tls_for(granted)), "allow");
+    auto fronted = p->decide_tls(client, target("new.example.com"), 443, tunnel_start{true, "other.example.com"}, t0,
+                                 g.get());
+    EXPECT_EQ(to_string(fronted.why), "sni_mismatch");
+    auto agrees = p->decide_tls(client, target("new.example.com"), 443, tunnel_start{true, "new.example.com"}, t0,
+                                g.get());
+    EXPECT_EQ(to_string(agrees.why), "granted");
+    auto plain = p->decide_tls(client, target("new.example.com"), 443, tunnel_start{false, std::nullopt}, t0, g.get());
+    EXPECT_EQ(to_string(plain.why), "granted") << "not TLS: allow lets it through, as for a rule with tls: allow";
 }
 
 established connection(std::string source, std::string_view host_text, std::string connected,
