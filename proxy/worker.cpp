@@ -205,7 +205,7 @@ void worker::apply(std::shared_ptr<const live_state> next)
 void worker::apply_grants(std::shared_ptr<const policy::grant_set> next)
 {
     asio::post(io_, [this, next = std::move(next)]() mutable {
-        grants_ = std::move(next);
+        previous_grants_ = std::exchange(grants_, std::move(next));
         revalidate(recheck_trigger::grants, live_->policy_version);
     });
 }
@@ -322,7 +322,10 @@ void worker::revalidate(recheck_trigger trigger, std::uint64_t previous_version)
             // still there and valid leaves the policy's cause (the client left the group the grant names, say).
             const auto* still = grants_->find(granted->id);
             if (still == nullptr) {
-                cause = granted->expires <= now ? observe::close_cause::grant_expired : observe::close_cause::grant_revoked;
+                // Its expiry as last published (an extension moves it), else as when the connection was allowed.
+                const auto* before = previous_grants_ ? previous_grants_->find(granted->id) : nullptr;
+                auto expires = before != nullptr ? before->expires : granted->expires;
+                cause = expires <= now ? observe::close_cause::grant_expired : observe::close_cause::grant_revoked;
             } else if (still->expires <= now) {
                 cause = observe::close_cause::grant_expired;
             }

@@ -217,6 +217,7 @@ private:
     boost::asio::io_context io_{1};
     std::shared_ptr<const live_state> live_;
     std::shared_ptr<const policy::grant_set> grants_ = policy::grant_set::empty();
+    std::shared_ptr<const policy::grant_set> previous_grants_;  // the set grants_ replaced, for close causes
     observe::worker_metrics& metrics_;
     dns::resolver resolver_;
     std::shared_ptr<proxy_authenticator> authenticator_;

@@ -405,8 +405,12 @@ class ApprovalsTest(ApprovalsBase):
             time.sleep(4.5)  # past the first expiry
             self.assertTrue(c.still_open(wait=0.2), "an extended grant's tunnel was closed")
             self.assert_echoes(c, b"after the first expiry\n")
-        self.assertEqual(self.proxy.events(event="egress.revoke"), [], self.proxy.dump_events())
-        self.assertEqual([g["id"] for g in self.api.grants("active")], [grant["id"]])
+            self.assertEqual(self.proxy.events(event="egress.revoke"), [], self.proxy.dump_events())
+            self.assertEqual([g["id"] for g in self.api.grants("active")], [grant["id"]])
+            # Revoked after its first expiry but before the extended one: a revocation, not an expiry.
+            self.assertEqual(self.api.revoke(grant["id"]).status, 200)
+        rev = self.proxy.wait_event(event="egress.revoke", timeout=5)
+        self.assertEqual(rev.get("cause"), "grant_revoked", rev)
 
     def test_deny_keeps_it_denied(self):
         rid = self.new_request("api.req.test")
