@@ -337,6 +337,21 @@ std::optional<std::size_t> parse_limit(std::string_view text)
     return static_cast<std::size_t>(*value);
 }
 
+// A list query's "limit": the value given, or `absent` when there is none; nullopt (with problem set) when it
+// is not a number from 1 to max_list_limit.
+std::optional<std::size_t> limit_field(const fields& params, std::size_t absent, std::string& problem)
+{
+    const auto it = params.find("limit");
+    if (it == params.end()) {
+        return absent;
+    }
+    auto parsed = parse_limit(it->second);
+    if (!parsed) {
+        problem = "limit is a number from 1 to 10000";
+    }
+    return parsed;
+}
+
 // "8h", "30m", "2d" as whole seconds, more than zero.
 std::optional<std::chrono::seconds> parse_seconds(std::string_view text)
 {
@@ -1612,17 +1627,12 @@ struct web_server::state {
                     return bad_request();
                 }
             }
-            std::size_t limit = default_list_limit;
-            if (const auto it = params->find("limit"); it != params->end()) {
-                const auto parsed = parse_limit(it->second);
-                if (!parsed) {
-                    problem = "limit is a number from 1 to 10000";
-                    return bad_request();
-                }
-                limit = *parsed;
+            const auto limit = limit_field(*params, default_list_limit, problem);
+            if (!limit) {
+                return bad_request();
             }
             json::array list;
-            for (const auto& r : svc.requests(wanted, limit)) {
+            for (const auto& r : svc.requests(wanted, *limit)) {
                 list.push_back(request_json(r, svc));
             }
             return json_response(http::status::ok, version, json::object{{"requests", std::move(list)}});
@@ -1642,17 +1652,12 @@ struct web_server::state {
                     return bad_request();
                 }
             }
-            std::size_t limit = default_list_limit;
-            if (const auto it = params->find("limit"); it != params->end()) {
-                const auto parsed = parse_limit(it->second);
-                if (!parsed) {
-                    problem = "limit is a number from 1 to 10000";
-                    return bad_request();
-                }
-                limit = *parsed;
+            const auto limit = limit_field(*params, default_list_limit, problem);
+            if (!limit) {
+                return bad_request();
             }
             json::array list;
-            for (const auto& g : svc.grants_list(wanted, limit)) {
+            for (const auto& g : svc.grants_list(wanted, *limit)) {
                 list.push_back(grant_json(g, now));
             }
             return json_response(http::status::ok, version, json::object{{"grants", std::move(list)}});
@@ -1688,14 +1693,11 @@ struct web_server::state {
                 problem = "request, grant and before are ids (positive numbers)";
                 return bad_request();
             }
-            if (const auto it = params->find("limit"); it != params->end()) {
-                const auto parsed = parse_limit(it->second);
-                if (!parsed) {
-                    problem = "limit is a number from 1 to 10000";
-                    return bad_request();
-                }
-                filter.limit = *parsed;
+            const auto limit = limit_field(*params, filter.limit, problem);
+            if (!limit) {
+                return bad_request();
             }
+            filter.limit = *limit;
             json::array list;
             for (const auto& h : svc.history(filter)) {
                 list.push_back(history_json(h));
