@@ -5,6 +5,7 @@
 
 #include "config/policy_loader.hpp"
 #include "proxy/event_log.hpp"
+#include "tests/support/file_size_limit.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
@@ -360,6 +361,37 @@ TEST_F(ServiceTest, RevokeAndExtendRepublishAndExpiryEndsAGrant)
     EXPECT_TRUE(logged("\"approval.extended\""));
     EXPECT_TRUE(logged("\"approval.revoked\""));
     EXPECT_TRUE(logged("\"approval.expired\""));
+}
+
+TEST_F(ServiceTest, AStoreThatCannotBeWrittenRefusesNewGrantsAndKeepsTheOnesInForce)
+{
+    start();
+    auto kept = *deny("ci", "kept.example.com");
+    on_service([&] { return svc_->approve(alice, kept, {"", "", 1h, ""}); });
+    auto asked = *deny("ci", "asked.example.com");
+    ASSERT_TRUE(granted("ci", "kept.example.com"));
+    std::optional<outcome<approve_result>> refused;
+    std::optional<std::int64_t> new_request;
+    bool limited = false;
+    {
+        test_support::file_size_limit full_disk;
+        limited = full_disk.ok();
+        refused = on_service([&] { return svc_->approve(alice, asked, {"", "", 1h, ""}); });
+        new_request = deny("ci", "new.example.com");
+    }
+    ASSERT_TRUE(limited) << "setrlimit(RLIMIT_FSIZE) failed";
+    ASSERT_TRUE(std::holds_alternative<error>(*refused));
+    EXPECT_EQ(std::get<error>(*refused).kind, failure::unavailable);
+    EXPECT_NE(std::get<error>(*refused).message.find("cannot be written"), std::string::npos)
+        << std::get<error>(*refused).message;
+    EXPECT_FALSE(new_request) << "no request id for a row that was never written";
+    EXPECT_FALSE(granted("ci", "asked.example.com")) << "fail closed: no grant without its row";
+    EXPECT_TRUE(granted("ci", "kept.example.com")) << "the grants in force go on";
+    EXPECT_GE(svc_->counts().store_failures, 2u);
+    // Once the disk has room again, the same request can be approved.
+    auto later = on_service([&] { return svc_->approve(alice, asked, {"", "", 1h, ""}); });
+    ASSERT_TRUE(std::holds_alternative<approve_result>(later));
+    EXPECT_TRUE(granted("ci", "asked.example.com"));
 }
 
 TEST_F(ServiceTest, GrantsAndPendingRequestsSurviveARestart)

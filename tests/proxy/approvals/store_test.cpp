@@ -1,6 +1,7 @@
 #include "proxy/approvals/store.hpp"
 
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/file_size_limit.hpp"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -727,32 +728,7 @@ TEST_F(store_test, a_missing_directory_is_refused)
     EXPECT_THROW(open_sqlite_store(dir_.path() / "no" / "such" / "approvals.db"), store_error);
 }
 
-// Lowers this process's file size limit so that every write to the store's files fails, as on a full disk.
-// Works for root too (unlike chmod). SIGXFSZ is ignored meanwhile so that a failed write returns EFBIG.
-class file_size_limit {
-public:
-    file_size_limit()
-    {
-        ::getrlimit(RLIMIT_FSIZE, &saved_);
-        rlimit low = saved_;
-        low.rlim_cur = 0;
-        ok_ = ::setrlimit(RLIMIT_FSIZE, &low) == 0;
-        previous_handler_ = ::signal(SIGXFSZ, SIG_IGN);
-    }
-    ~file_size_limit()
-    {
-        ::setrlimit(RLIMIT_FSIZE, &saved_);
-        ::signal(SIGXFSZ, previous_handler_);
-    }
-    file_size_limit(const file_size_limit&) = delete;
-    file_size_limit& operator=(const file_size_limit&) = delete;
-    bool ok() const { return ok_; }
-
-private:
-    rlimit saved_{};
-    bool ok_ = false;
-    sighandler_t previous_handler_ = SIG_DFL;
-};
+using test_support::file_size_limit;
 
 TEST_F(store_test, a_store_that_cannot_be_written_throws_and_changes_nothing)
 {
