@@ -1,5 +1,7 @@
 #include "proxy/approvals/notifier.hpp"
 
+#include "certs/digest.hpp"
+
 #include "config/rfc3339.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -45,17 +47,6 @@ using request_type = http::request<http::string_body>;
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-std::string hex(const unsigned char* data, std::size_t size)
-{
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(size * 2);
-    for (std::size_t i = 0; i < size; ++i) {
-        out += digits[data[i] >> 4];
-        out += digits[data[i] & 0xf];
-    }
-    return out;
-}
 
 bool is_ip_literal(const std::string& host)
 {
@@ -350,7 +341,7 @@ std::string signature(std::string_view secret, std::string_view timestamp, std::
              message.size(), mac.data(), &size) == nullptr) {
         throw std::runtime_error("HMAC-SHA256 failed");
     }
-    return "sha256=" + hex(mac.data(), size);
+    return "sha256=" + certs::hex(std::span<const unsigned char>(mac.data(), size));
 }
 
 std::optional<webhook_url> parse_webhook_url(std::string_view url)
@@ -437,7 +428,7 @@ notifier::notifier(std::vector<target> targets, options o) : targets_(std::move(
     if (RAND_bytes(prefix.data(), static_cast<int>(prefix.size())) != 1) {
         throw std::runtime_error("notifier: no random bytes for delivery ids");
     }
-    id_prefix_ = hex(prefix.data(), prefix.size());
+    id_prefix_ = certs::hex(prefix);
     thread_ = std::thread([this] { run(); });
 }
 

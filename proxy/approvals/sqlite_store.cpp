@@ -1,10 +1,11 @@
 #include "proxy/approvals/store.hpp"
 
+#include "config/rfc3339.hpp"
+
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <array>
-#include <ctime>
 #include <limits>
 #include <string_view>
 #include <unordered_map>
@@ -146,16 +147,6 @@ std::int64_t seconds_of(time_point t)
 time_point time_of(std::int64_t seconds)
 {
     return time_point{std::chrono::seconds{seconds}};
-}
-
-std::string format_utc(time_point t)
-{
-    const auto seconds = static_cast<std::time_t>(seconds_of(t));
-    std::tm parts{};
-    gmtime_r(&seconds, &parts);
-    std::array<char, 32> text{};
-    const std::size_t n = std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &parts);
-    return std::string(text.data(), n);
 }
 
 std::int64_t sql_limit(std::size_t limit)
@@ -597,7 +588,7 @@ public:
                 q.bind(1, grant_id).bind(2, new_expires);
                 q.run();
             }
-            std::string detail = "expires " + format_utc(g->expires) + " -> " + format_utc(new_expires);
+            std::string detail = "expires " + config::format_rfc3339(g->expires) + " -> " + config::format_rfc3339(new_expires);
             if (!note.empty()) {
                 detail += ": " + note;
             }
@@ -627,7 +618,7 @@ public:
                     q.run();
                 }
                 add_history(now, "expired", system_actor, g.request_id, g.id, key_of(g.request_id),
-                            "expires " + format_utc(g.expires));
+                            "expires " + config::format_rfc3339(g.expires));
                 out.grants.push_back(must_load_grant(g.id));
             }
 
@@ -648,7 +639,7 @@ public:
                     q.run();
                 }
                 add_history(now, "request_expired", system_actor, r.id, std::nullopt, r.key,
-                            "last seen " + format_utc(r.last_seen));
+                            "last seen " + config::format_rfc3339(r.last_seen));
                 out.requests.push_back(must_load_request(r.id));
             }
             return out;

@@ -140,18 +140,6 @@ policy::address to_policy_address(const asio::ip::address& a)
     return policy::address::from_v6(a.to_v6().to_bytes()).unmapped();
 }
 
-std::string to_hex(const unsigned char* data, std::size_t size)
-{
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(size * 2);
-    for (std::size_t i = 0; i < size; ++i) {
-        out.push_back(digits[data[i] >> 4]);
-        out.push_back(digits[data[i] & 0x0f]);
-    }
-    return out;
-}
-
 // 32 random bytes as hex; throws when OpenSSL has no randomness to give (answered 500: no session without it).
 std::string random_token()
 {
@@ -159,13 +147,12 @@ std::string random_token()
     if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
         throw std::runtime_error("RAND_bytes failed: cannot make a session");
     }
-    return to_hex(bytes.data(), bytes.size());
+    return certs::hex(bytes);
 }
 
 std::string digest_hex(std::string_view text)
 {
-    const auto d = certs::sha256(text);
-    return to_hex(d.data(), d.size());
+    return certs::hex(certs::sha256(text));
 }
 
 bool same_text(std::string_view a, std::string_view b)
@@ -1258,7 +1245,7 @@ struct web_server::state {
                  &size) == nullptr) {
             throw std::runtime_error("HMAC failed: cannot make a CSRF token");
         }
-        return to_hex(mac.data(), size);
+        return certs::hex(std::span<const unsigned char>(mac.data(), size));
     }
 
     // A password checked off this thread, remembered for a few minutes under SHA-256(user NUL password); a

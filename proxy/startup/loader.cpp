@@ -117,14 +117,7 @@ std::string digest_of(const std::vector<std::pair<std::string, std::string>>& so
         auto base = std::filesystem::path(name).filename().string();
         framed += std::to_string(base.size()) + ":" + base + std::to_string(bytes.size()) + ":" + bytes;
     }
-    auto sum = certs::sha256(framed);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : sum) {
-        out += hex[b >> 4];
-        out += hex[b & 0xf];
-    }
-    return out;
+    return certs::hex(certs::sha256(framed));
 }
 
 load_result load(const std::filesystem::path& config_path)
