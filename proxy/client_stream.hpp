@@ -6,7 +6,6 @@
 #include <boost/asio/ssl/stream.hpp>
 
 #include <memory>
-#include <optional>
 #include <utility>
 
 namespace egressd::proxy {
@@ -32,9 +31,10 @@ public:
     tls_stream& start_tls(std::shared_ptr<boost::asio::ssl::context> context)
     {
         context_ = std::move(context);
-        return tls_.emplace(socket_, *context_);
+        tls_ = std::make_unique<tls_stream>(socket_, *context_);
+        return *tls_;
     }
-    tls_stream* tls() { return tls_ ? &*tls_ : nullptr; }
+    tls_stream* tls() { return tls_.get(); }
 
     template <typename MutableBuffers, typename Token>
     auto async_read_some(const MutableBuffers& buffers, Token&& token)
@@ -67,7 +67,7 @@ public:
 private:
     boost::asio::ip::tcp::socket socket_;
     std::shared_ptr<boost::asio::ssl::context> context_;  // before tls_: destroyed after the stream using it
-    std::optional<tls_stream> tls_;
+    std::unique_ptr<tls_stream> tls_;  // on the heap: a plain connection would carry its few hundred bytes idle
 };
 
 }  // namespace egressd::proxy

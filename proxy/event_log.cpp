@@ -53,14 +53,37 @@ private:
     std::string ident_;  // openlog keeps the pointer
 };
 
+void append_utc_millis(std::string& out, std::chrono::system_clock::time_point t)
+{
+    using namespace std::chrono;
+    auto millis = floor<milliseconds>(t);
+    auto second = floor<seconds>(millis);
+    // Every event formats the time: the date and time of day are formatted once per second and thread, the
+    // milliseconds written into that.
+    thread_local sys_seconds cached_second = sys_seconds::min();
+    thread_local std::string cached;  // "2026-11-21T06:50:00.123Z"
+    if (second != cached_second || cached.size() < 5) {
+        cached = config::format_rfc3339(millis);
+        cached_second = second;
+    } else {
+        auto ms = static_cast<unsigned>((millis - second).count());
+        char* digits = cached.data() + cached.size() - 4;  // after the '.'
+        digits[0] = static_cast<char>('0' + ms / 100);
+        digits[1] = static_cast<char>('0' + ms / 10 % 10);
+        digits[2] = static_cast<char>('0' + ms % 10);
+    }
+    out += cached;
+}
+
 // Appends ,"name":"value" (or a number) to a JSON object under construction.
 class json_line {
 public:
     explicit json_line(std::string_view event)
     {
         out_.reserve(512);
-        out_ = "{\"time\":";
-        append_json_string(out_, format_utc_millis(std::chrono::system_clock::now()));
+        out_ = "{\"time\":\"";
+        append_utc_millis(out_, std::chrono::system_clock::now());
+        out_ += '"';
         field("event", event);
     }
     json_line& field(std::string_view name, std::string_view value)
@@ -111,7 +134,9 @@ private:
 
 std::string format_utc_millis(std::chrono::system_clock::time_point t)
 {
-    return config::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(t));
+    std::string out;
+    append_utc_millis(out, t);
+    return out;
 }
 
 event_log::event_log(const config::logging_config& config)

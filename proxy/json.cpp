@@ -30,6 +30,9 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i)
     return 0;
 }
 
+// Printable ASCII that JSON takes as it is.
+constexpr bool is_plain(unsigned char u) { return u >= 0x20 && u < 0x7f && u != '"' && u != '\\'; }
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s)
@@ -37,6 +40,19 @@ void append_json_string(std::string& out, std::string_view s)
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
     for (std::size_t i = 0; i < s.size(); ++i) {
+        // Runs of printable ASCII (nearly every byte of every event) go in one append: two events per
+        // connection made this loop a sixth of the proxy's instructions when it appended byte by byte.
+        std::size_t plain = i;
+        while (plain < s.size() && is_plain(static_cast<unsigned char>(s[plain]))) {
+            ++plain;
+        }
+        if (plain > i) {
+            out.append(s.data() + i, plain - i);
+            i = plain;
+            if (i == s.size()) {
+                break;
+            }
+        }
         char c = s[i];
         auto u = static_cast<unsigned char>(c);
         switch (c) {

@@ -1,8 +1,5 @@
 #include "proxy/watchdog.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 namespace egressd::proxy {
 
 void watchdog::arm(clock::time_point at, clock::time_point hard_limit)
@@ -10,7 +7,7 @@ void watchdog::arm(clock::time_point at, clock::time_point hard_limit)
     expired_ = false;  // expired() speaks of the deadline in force
     sliding_ = hard_limit != clock::time_point{};
     hard_limit_ = hard_limit;
-    timer_.expires_at(at);  // cancels the pending wait; run() loops and waits for the new time
+    timer_.expires_at(at);  // cancels the pending wait; on_wake() waits for the new time
 }
 
 void watchdog::stop()
@@ -19,29 +16,42 @@ void watchdog::stop()
     timer_.cancel();
 }
 
-boost::asio::awaitable<void> watchdog::run(std::function<void()> on_expire)
+void watchdog::start(std::shared_ptr<void> owner, std::function<void()> on_expire)
 {
-    namespace asio = boost::asio;
-    while (!stopped_) {
-        co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (stopped_) {
-            break;
-        }
-        auto now = clock::now();
-        if (timer_.expiry() > now) {
-            continue;  // re-armed while waiting
-        }
-        if (sliding_) {
-            auto next = std::min(last_activity_ + idle_, hard_limit_);
-            if (next > now) {
-                timer_.expires_at(next);
-                continue;
-            }
-        }
-        expired_ = true;
-        timer_.expires_at(clock::time_point::max());
-        on_expire();
+    on_expire_ = std::move(on_expire);
+    wait(std::move(owner));
+}
+
+void watchdog::wait(std::shared_ptr<void> owner)
+{
+    // Re-arming (expires_at) completes this wait with operation_aborted; on_wake then waits for the new time.
+    timer_.async_wait([this, owner = std::move(owner)](const boost::system::error_code&) mutable {
+        on_wake(std::move(owner));
+    });
+}
+
+void watchdog::on_wake(std::shared_ptr<void> owner)
+{
+    if (stopped_) {
+        return;
     }
+    auto now = clock::now();
+    if (timer_.expiry() > now) {
+        wait(std::move(owner));  // re-armed while waiting
+        return;
+    }
+    if (sliding_) {
+        auto next = std::min(last_activity_ + idle_, hard_limit_);
+        if (next > now) {
+            timer_.expires_at(next);
+            wait(std::move(owner));
+            return;
+        }
+    }
+    expired_ = true;
+    timer_.expires_at(clock::time_point::max());
+    wait(std::move(owner));
+    on_expire_();
 }
 
 }  // namespace egressd::proxy

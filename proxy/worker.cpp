@@ -14,8 +14,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <cstdio>
-
 namespace egressd::proxy {
 
 namespace asio = boost::asio;
@@ -401,10 +399,20 @@ void worker::revoke(client_session& s, observe::close_cause cause, std::string_v
 
 std::string worker::next_request_id()
 {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%08x%02x%06llx", rt_.id_prefix, index_ & 0xffu,
-                  static_cast<unsigned long long>(++request_counter_ & 0xffffffu));
-    return buffer;
+    // 8 hex digits of the process prefix, 2 of the worker, 6 of the counter (snprintf cost more than the
+    // rest of the id's life).
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id(16, '0');
+    auto put = [&](std::size_t at, std::size_t digits, std::uint64_t value) {
+        for (std::size_t i = 0; i < digits; ++i) {
+            id[at + digits - 1 - i] = hex[value & 0xfu];
+            value >>= 4;
+        }
+    };
+    put(0, 8, rt_.id_prefix);
+    put(8, 2, index_ & 0xffu);
+    put(10, 6, ++request_counter_ & 0xffffffu);
+    return id;
 }
 
 asio::awaitable<void> worker::accept_loop(const listening& where)

@@ -5,6 +5,7 @@
 #include "proxy/dns/resolver.hpp"
 #include "proxy/event_log.hpp"
 #include "proxy/observe/metrics.hpp"
+#include "proxy/pipe_pool.hpp"
 #include "proxy/proxy_auth.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -168,6 +169,7 @@ public:
     event_batch& events() { return events_; }
     observe::worker_metrics& metrics() { return metrics_; }
     buffer_pool& buffers() { return buffers_; }
+    pipe_pool& pipes() { return pipes_; }
     std::string next_request_id();
     bool draining() const { return draining_; }
     void register_session(client_session* s)
@@ -223,6 +225,7 @@ private:
     std::shared_ptr<proxy_authenticator> authenticator_;
     event_batch events_;
     buffer_pool buffers_;
+    pipe_pool pipes_;
     std::vector<listening> acceptors_;
     std::unordered_set<client_session*> sessions_;
     std::unordered_map<client_session*, bool> established_;  // value: a tunnel (else a forwarded request's upstream)

@@ -698,8 +698,22 @@ parse_status chunked_decoder::feed_data(std::string_view in, std::string& out, s
     return decode(in, out, consumed, err, false);
 }
 
+parse_status chunked_decoder::feed_framing(std::string_view in, std::string& out, std::size_t& consumed,
+                                           parse_error& err, bool reframe)
+{
+    return decode(in, out, consumed, err, reframe, false);
+}
+
+void chunked_decoder::skip_data(std::uint64_t n)
+{
+    remaining_ -= n;
+    if (remaining_ == 0) {
+        state_ = state::data_cr;
+    }
+}
+
 parse_status chunked_decoder::decode(std::string_view in, std::string& out, std::size_t& consumed, parse_error& err,
-                                     bool reframe)
+                                     bool reframe, bool copy_data)
 {
     err = parse_error::none;
     consumed = 0;
@@ -787,6 +801,10 @@ parse_status chunked_decoder::decode(std::string_view in, std::string& out, std:
             }
             break;
         case state::data: {
+            if (!copy_data) {
+                consumed = i;
+                return parse_status::incomplete;
+            }
             const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size() - i));
             out.append(in.substr(i, n));
             remaining_ -= n;

@@ -101,10 +101,20 @@ public:
     // The same validation, but only the chunk data is appended to out (for HTTP/1.0 clients, which get the
     // body delimited by the connection closing).
     parse_status feed_data(std::string_view in, std::string& out, std::size_t& consumed, parse_error& err);
+    // For callers that move chunk data themselves (without copying it, or between sockets): parses and emits
+    // like feed (reframe) or feed_data, but stops where chunk data begins, with consumed short of in's end.
+    // data_left() bytes of chunk data come next; the caller moves them and reports them with skip_data().
+    parse_status feed_framing(std::string_view in, std::string& out, std::size_t& consumed, parse_error& err,
+                              bool reframe);
+    std::uint64_t data_left() const { return state_ == state::data ? remaining_ : 0; }
+    // n <= data_left().
+    void skip_data(std::uint64_t n);
 
 private:
     // reframe: emit size lines, CRLFs and the last chunk (feed) or the chunk data alone (feed_data).
-    parse_status decode(std::string_view in, std::string& out, std::size_t& consumed, parse_error& err, bool reframe);
+    // copy_data false: stop at chunk data instead of appending it (feed_framing).
+    parse_status decode(std::string_view in, std::string& out, std::size_t& consumed, parse_error& err, bool reframe,
+                        bool copy_data = true);
 
     // size_ws: bad whitespace after the size, allowed only before a chunk extension. failed: errors are sticky.
     enum class state : std::uint8_t {

@@ -57,6 +57,13 @@ void upstream_authorization::hold(authorization a)
     owner_.connection_established(session_);
 }
 
+void upstream_authorization::tunnel_started(policy::tunnel_start hello)
+{
+    held_->client_hello = std::move(hello);
+    // The check may have used a snapshot that a reload replaced meanwhile: the worker decides again.
+    owner_.connection_established(session_);
+}
+
 void upstream_authorization::release()
 {
     if (!held_) {

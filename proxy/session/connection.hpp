@@ -48,8 +48,8 @@ struct request_record {
 };
 
 // The authorization of the connection's current upstream, which the worker decides again on reloads and when a
-// rule expires (client_session::established()). Held from the moment the upstream may carry traffic (connected,
-// and for a tunnel under a tls mode its ClientHello checked) until the upstream goes away; every hold is paired
+// rule expires (client_session::established()). Held from the moment the upstream may carry traffic (connected;
+// for a tunnel from its 200 reply, since the upstream may speak first) until the upstream goes away; every hold is paired
 // with one release, each told to the worker.
 // Thread contract: the worker's thread only.
 class upstream_authorization {
@@ -63,6 +63,8 @@ public:
     // the one held before is released first.
     void hold(authorization a);
     void release();
+    // A tunnel's ClientHello passed its check: later decisions of the held tunnel include it.
+    void tunnel_started(policy::tunnel_start hello);
 
     // A new policy no longer allows the pooled upstream: no later request may reuse it.
     void forbid_reuse() { reusable_ = false; }

@@ -1,5 +1,6 @@
 #include "proxy/session/forwarder.hpp"
 
+#include "proxy/session/splice_relay.hpp"
 #include "proxy/worker.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <sys/socket.h>
+#include <type_traits>
 
 namespace egressd::proxy {
 
@@ -43,6 +45,31 @@ bool asks_to_close(const std::vector<http::header>& headers)
 {
     auto tokens = http::header_tokens(headers, "connection");
     return std::find(tokens.begin(), tokens.end(), "close") != tokens.end();
+}
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// The socket of a side that splice(2) can move bytes through: null for a TLS client.
+tcp::socket* plain_socket(tcp::socket& s) { return &s; }
+tcp::socket* plain_socket(client_stream& s) { return s.tls() == nullptr ? &s.socket() : nullptr; }
+
+std::size_t clamp_to(std::uint64_t left, std::size_t most)
+{
+    return static_cast<std::size_t>(std::min<std::uint64_t>(left, most));
+}
+
+// One write of two pieces (a head or chunk framing, and body bytes from the buffer, which are not copied).
+template <typename To>
+asio::awaitable<bool> write_pieces(connection& c, To& to, std::string_view first, std::string_view second)
+{
+    std::array<asio::const_buffer, 2> pieces{asio::buffer(first), asio::buffer(second)};
+    auto [ec, n] = co_await asio::async_write(to, pieces, use_tuple);
+    if constexpr (std::is_same_v<To, client_stream>) {
+        c.bytes_to_client += n;
+        c.owner.metrics().bytes(0, n);
+    }
+    c.watch.touch();
+    co_return !ec;
 }
 
 }  // namespace
@@ -132,10 +159,12 @@ asio::awaitable<forwarder::upload_result> forwarder::upload_body(const http::bod
         co_return upload_result::done;
     }
     if (framing.type == kind::content_length) {
+        // Body bytes that came with the head go first; the rest moves from socket to socket when the client is
+        // plain, and the bytes behind the body (a pipelined request) stay unread.
         std::uint64_t remaining = framing.length;
         for (;;) {
             if (!c_.client_in.empty()) {
-                std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, c_.client_in.size()));
+                std::size_t take = clamp_to(remaining, c_.client_in.size());
                 if (!co_await c_.write_all(c_.upstream, std::string_view(c_.client_in).substr(0, take))) {
                     co_return upload_result::upstream_closed;
                 }
@@ -145,30 +174,81 @@ asio::awaitable<forwarder::upload_result> forwarder::upload_body(const http::bod
             if (remaining == 0) {
                 co_return upload_result::done;
             }
+            if (tcp::socket* client = plain_socket(c_.client)) {
+                connection_observer observer(c_, c_.bytes_from_client, true);
+                auto r = co_await splice_relay(c_, *client, c_.upstream, remaining, observer);
+                if (r.end == relay_end::limit) {
+                    co_return upload_result::done;
+                }
+                co_return r.end == relay_end::write_error ? upload_result::upstream_closed
+                                                          : upload_result::client_closed;
+            }
             if (!co_await c_.read_more(c_.client, c_.client_in) || c_.client_in.empty()) {
                 co_return upload_result::client_closed;
             }
         }
     }
+    switch (co_await relay_chunked(c_.client, c_.upstream, c_.client_in, true, true)) {
+    case chunked_end::done:
+        co_return upload_result::done;
+    case chunked_end::malformed:
+        co_return upload_result::malformed;
+    case chunked_end::read_failed:
+        co_return upload_result::client_closed;
+    case chunked_end::write_failed:
+        break;
+    }
+    co_return upload_result::upstream_closed;
+}
+
+template <typename From, typename To>
+asio::awaitable<forwarder::chunked_end> forwarder::relay_chunked(From& from, To& to, std::string& in, bool reframe,
+                                                                 bool from_client)
+{
     http::chunked_decoder decoder;
-    std::string out;
+    std::string framing;  // size lines and CRLFs out, never chunk data
+    std::size_t pos = 0;  // in's bytes before pos belong to the body and have gone out
+    tcp::socket* from_socket = plain_socket(from);
+    tcp::socket* to_socket = plain_socket(to);
     for (;;) {
         std::size_t consumed = 0;
         http::parse_error err = http::parse_error::none;
-        out.clear();
-        auto status = decoder.feed(c_.client_in, out, consumed, err);
+        framing.clear();
+        auto status = decoder.feed_framing(std::string_view(in).substr(pos), framing, consumed, err, reframe);
         if (status == http::parse_status::error) {
-            co_return upload_result::malformed;
+            co_return chunked_end::malformed;
         }
-        if (!out.empty() && !co_await c_.write_all(c_.upstream, out)) {
-            co_return upload_result::upstream_closed;
+        pos += consumed;
+        std::size_t here = clamp_to(decoder.data_left(), in.size() - pos);
+        if (!framing.empty() || here > 0) {
+            if (!co_await write_pieces(c_, to, framing, std::string_view(in).substr(pos, here))) {
+                co_return chunked_end::write_failed;
+            }
+            decoder.skip_data(here);
+            pos += here;
         }
-        c_.client_in.erase(0, consumed);
         if (status == http::parse_status::complete) {
-            co_return upload_result::done;
+            in.erase(0, pos);
+            co_return chunked_end::done;
         }
-        if (!co_await c_.read_more(c_.client, c_.client_in)) {
-            co_return upload_result::client_closed;
+        if (pos < in.size()) {
+            continue;  // the next size line is buffered too
+        }
+        // Everything buffered went out; clearing is free, where erasing each chunk would move the rest.
+        in.clear();
+        pos = 0;
+        std::uint64_t left = decoder.data_left();
+        if (left > 0 && from_socket != nullptr && to_socket != nullptr) {
+            connection_observer observer(c_, from_client ? c_.bytes_from_client : c_.bytes_to_client, from_client);
+            auto r = co_await splice_relay(c_, *from_socket, *to_socket, left, observer);
+            if (r.end != relay_end::limit) {
+                co_return r.end == relay_end::write_error ? chunked_end::write_failed : chunked_end::read_failed;
+            }
+            decoder.skip_data(left);
+            continue;
+        }
+        if (!co_await c_.read_more(from, in)) {
+            co_return chunked_end::read_failed;
         }
     }
 }
@@ -248,89 +328,73 @@ asio::awaitable<std::optional<failure>> forwarder::download_response(std::string
     }
     response_started_ = true;
     std::string response_head = http::serialize_response_head(head.status, head.reason, headers);
-    if (framing->type == kind::content_length && framing->length <= in.size()) {
-        // The whole body is already here (the usual small response): head and body in one write.
-        auto body_size = static_cast<std::size_t>(framing->length);
-        std::array<asio::const_buffer, 2> pieces{asio::buffer(response_head), asio::buffer(in.data(), body_size)};
-        auto [ec, n] = co_await asio::async_write(c_.client, pieces, asio::as_tuple(asio::use_awaitable));
-        c_.bytes_to_client += n;
-        c_.owner.metrics().bytes(0, n);
-        in.erase(0, body_size);
-        if (ec) {
-            client_keep_alive = false;
-            upstream_reusable = false;
-        }
-        co_return std::nullopt;
-    }
-    if (!co_await c_.write_all(c_.client, response_head)) {
-        co_return std::nullopt;
-    }
     // Once the head is out, all that is left on a failure is to close.
     auto cut = [&] {
         client_keep_alive = false;
         upstream_reusable = false;
     };
+    // Body bytes that came with the head go out in the same write: the whole body, for the usual small response.
+    std::size_t with_head = framing->type == kind::content_length ? clamp_to(framing->length, in.size()) : 0;
+    if (!co_await write_pieces(c_, c_.client, response_head, std::string_view(in).substr(0, with_head))) {
+        cut();
+        co_return std::nullopt;
+    }
+    in.erase(0, with_head);
+    tcp::socket* client = plain_socket(c_.client);
     switch (framing->type) {
     case kind::none:
         co_return std::nullopt;
     case kind::content_length: {
-        std::uint64_t remaining = framing->length;
-        for (;;) {
-            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in.size()));
-            if (take > 0) {
-                if (!co_await c_.write_all(c_.client, std::string_view(in).substr(0, take))) {
-                    cut();
-                    co_return std::nullopt;
-                }
-                in.erase(0, take);
-                remaining -= take;
+        std::uint64_t remaining = framing->length - with_head;
+        if (remaining > 0 && client != nullptr) {
+            // The rest moves from socket to socket; the next response behind it stays unread.
+            connection_observer observer(c_, c_.bytes_to_client, false);
+            auto r = co_await splice_relay(c_, c_.upstream, *client, remaining, observer);
+            if (r.end != relay_end::limit) {
+                cut();
             }
-            if (remaining == 0) {
-                co_return std::nullopt;
-            }
+            co_return std::nullopt;
+        }
+        while (remaining > 0) {
             if (!co_await c_.read_more(c_.upstream, in) || in.empty()) {
                 cut();
                 co_return std::nullopt;
             }
+            std::size_t take = clamp_to(remaining, in.size());
+            if (!co_await c_.write_all(c_.client, std::string_view(in).substr(0, take))) {
+                cut();
+                co_return std::nullopt;
+            }
+            in.erase(0, take);
+            remaining -= take;
         }
+        co_return std::nullopt;
     }
-    case kind::chunked: {
-        http::chunked_decoder decoder;
-        std::string out;
-        for (;;) {
-            std::size_t consumed = 0;
-            out.clear();
-            auto status = client_gets_chunks ? decoder.feed(in, out, consumed, err)
-                                             : decoder.feed_data(in, out, consumed, err);
-            if (status == http::parse_status::error) {
-                cut();
-                co_return std::nullopt;
-            }
-            if (!out.empty() && !co_await c_.write_all(c_.client, out)) {
-                cut();
-                co_return std::nullopt;
-            }
-            in.erase(0, consumed);
-            if (status == http::parse_status::complete) {
-                co_return std::nullopt;
-            }
-            if (!co_await c_.read_more(c_.upstream, in)) {
-                cut();
-                co_return std::nullopt;
-            }
+    case kind::chunked:
+        if (co_await relay_chunked(c_.upstream, c_.client, in, client_gets_chunks, false) != chunked_end::done) {
+            cut();
         }
-    }
+        co_return std::nullopt;
     case kind::until_close:
-        for (;;) {
-            if (!in.empty()) {
-                if (!co_await c_.write_all(c_.client, in)) {
-                    co_return std::nullopt;
-                }
-                in.clear();
+        if (!in.empty()) {
+            if (!co_await c_.write_all(c_.client, in)) {
+                co_return std::nullopt;
             }
+            in.clear();
+        }
+        if (client != nullptr) {
+            connection_observer observer(c_, c_.bytes_to_client, false);
+            co_await splice_relay(c_, c_.upstream, *client, no_limit, observer);
+            co_return std::nullopt;
+        }
+        for (;;) {
             if (!co_await c_.read_more(c_.upstream, in) && in.empty()) {
                 co_return std::nullopt;
             }
+            if (!co_await c_.write_all(c_.client, in)) {
+                co_return std::nullopt;
+            }
+            in.clear();
         }
     }
     co_return std::nullopt;

@@ -23,7 +23,8 @@ bool pooled_upstream_fits(connection& c, const authorization& next);
 
 // Forwards one plain-HTTP request over the connection's upstream and relays the response: the head rewritten
 // (hop-by-hop headers gone, Host from the URI, Via added, the body re-framed), the body streamed up while the
-// response streams down. The upstream stays pooled for the next request when both sides allow it.
+// response streams down; between plain sockets a body moves by splice(2) once its head is parsed. The upstream
+// stays pooled for the next request when both sides allow it.
 // Thread contract: its connection's (the worker's) thread.
 class forwarder {
 public:
@@ -42,6 +43,13 @@ private:
     // Fails only before the final response head went out, so that the client can still be told.
     boost::asio::awaitable<std::optional<failure>> download_response(std::string_view method, int client_version_minor,
                                                                      bool& client_keep_alive, bool& upstream_reusable);
+    enum class chunked_end : std::uint8_t { done, malformed, read_failed, write_failed };
+    // One chunked body, from `in` and then from `from`, to `to`: re-framed (reframe) or as bare data. Size
+    // lines are parsed in the buffer; chunk data goes out from the buffer without a copy, and what of a chunk is
+    // not buffered yet moves by splice(2) when both sides are plain. The bytes after the body stay in `in`.
+    template <typename From, typename To>
+    boost::asio::awaitable<chunked_end> relay_chunked(From& from, To& to, std::string& in, bool reframe,
+                                                      bool from_client);
 
     connection& c_;
     bool response_started_ = false;  // the final response head went to the client

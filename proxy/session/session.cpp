@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <memory>
 #include <variant>
 
 namespace egressd::proxy {
@@ -46,7 +47,7 @@ void client_session::start()
             self->fail(e);
         }
     };
-    asio::co_spawn(worker_.io(), c_.watch.run([this] { c_.cancel_io(); }), on_exit);
+    c_.watch.start(self, [this] { c_.cancel_io(); });
     asio::co_spawn(worker_.io(), run(), on_exit);
 }
 
@@ -87,7 +88,13 @@ asio::awaitable<void> client_session::run()
         tls_established = !ended;
     }
     if (!ended) {
-        ended = co_await serve_requests(in);
+        auto outcome = co_await serve_requests(in);
+        if (auto* t = std::get_if<std::unique_ptr<tunnel>>(&outcome)) {
+            ended = co_await (*t)->run();
+            t->reset();
+        } else {
+            ended = std::get<close_cause>(outcome);
+        }
     }
     finish(c_.closed_by.value_or(*ended));
     if (tls_established && !c_.closed_by) {
@@ -99,7 +106,7 @@ asio::awaitable<void> client_session::run()
     close_client();
 }
 
-asio::awaitable<close_cause> client_session::serve_requests(intake& in)
+asio::awaitable<client_session::served> client_session::serve_requests(intake& in)
 {
     while (!c_.closed_by) {
         auto next = co_await in.read_request();
@@ -128,8 +135,8 @@ asio::awaitable<close_cause> client_session::serve_requests(intake& in)
     co_return close_cause::client_closed;
 }
 
-asio::awaitable<close_cause> client_session::serve_connect(const http::request_head& head,
-                                                           const request_target& target)
+asio::awaitable<client_session::served> client_session::serve_connect(const http::request_head& head,
+                                                                      const request_target& target)
 {
     http::parse_error err = http::parse_error::none;
     auto framing = http::request_framing(head, err);
@@ -162,8 +169,8 @@ asio::awaitable<close_cause> client_session::serve_connect(const http::request_h
     }
     auth.connected = std::get<policy::address>(connected);
     c_.request.address = auth.connected->to_string();
-    tunnel t(c_, std::move(auth));
-    co_return co_await t.run();
+    auto opened = std::make_unique<tunnel>(c_, std::move(auth));
+    co_return std::move(opened);
 }
 
 asio::awaitable<std::optional<close_cause>> client_session::serve_forward(const http::request_head& head,

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 struct ssl_st;
 
@@ -25,6 +26,7 @@ namespace egressd::proxy {
 namespace http = protocol::http;
 struct request_target;
 class intake;
+class tunnel;
 
 // One client connection: runs its phases (intake, authorizer, connector, then the tunnel for a CONNECT or the
 // forwarder for each absolute-form http:// request), each handing the next what it decided, and ends in one
@@ -48,8 +50,8 @@ public:
     void close(observe::close_cause cause);
     bool idle_between_requests() const { return c_.idle; }
 
-    // The authorization of the connection's current upstream: a tunnel's for its whole life (from its
-    // ClientHello check under a tls mode), a plain-HTTP connection's pooled upstream's while it is open (the one
+    // The authorization of the connection's current upstream: a tunnel's for its whole life (from its 200
+    // reply; with the ClientHello once it passed under a tls mode), a plain-HTTP connection's pooled upstream's while it is open (the one
     // of the last request it carried). Null when there is none.
     const authorization* established() const { return c_.upstream_auth.get(); }
     // A plain-HTTP connection whose pooled upstream a new policy no longer allows: the upstream goes (now if the
@@ -67,10 +69,14 @@ public:
     std::string_view source_text() const { return c_.source_text; }
 
 private:
+    // Why the connection ends, or the tunnel a CONNECT opened (its upstream connected), which run() carries on:
+    // the frames that read, decided and connected (and the request head they kept) are gone before it starts,
+    // so an idle tunnel does not hold them for hours.
+    using served = std::variant<observe::close_cause, std::unique_ptr<tunnel>>;
+
     boost::asio::awaitable<void> run();
-    boost::asio::awaitable<observe::close_cause> serve_requests(intake& in);
-    boost::asio::awaitable<observe::close_cause> serve_connect(const http::request_head& head,
-                                                               const request_target& target);
+    boost::asio::awaitable<served> serve_requests(intake& in);
+    boost::asio::awaitable<served> serve_connect(const http::request_head& head, const request_target& target);
     // Nothing: the connection carries the next request.
     boost::asio::awaitable<std::optional<observe::close_cause>> serve_forward(const http::request_head& head,
                                                                               const request_target& target);

@@ -2,6 +2,7 @@
 
 #include "protocol/tls/client_hello.hpp"
 #include "proxy/session/authorizer.hpp"
+#include "proxy/session/splice_relay.hpp"
 #include "proxy/worker.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -45,11 +46,13 @@ bool half_close(client_stream& s) { return s.tls() == nullptr && half_close(s.so
 
 }  // namespace
 
+tunnel::tunnel(connection& c, authorization auth) : c_(c), tls_(auth.tls)
+{
+    c_.upstream_auth.hold(std::move(auth));
+}
+
 asio::awaitable<observe::close_cause> tunnel::run()
 {
-    if (tls_ == policy::tls_mode::off) {
-        c_.upstream_auth.hold(std::move(auth_));  // no first bytes to check
-    }
     // RFC 9110 9.3.6: a 2xx reply to CONNECT carries no Content-Length or Transfer-Encoding.
     static constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";
     const auto& t = c_.owner.config().timeouts;
@@ -57,12 +60,16 @@ asio::awaitable<observe::close_cause> tunnel::run()
     if (!co_await c_.write_all(c_.client, established)) {
         co_return observe::close_cause::client_closed;
     }
-    // A tunnel may idle for hours: it keeps no buffer of its own (relay borrows from the worker's pool).
+    // A tunnel may idle for hours: it keeps no buffer or pipe of its own (relays borrow from the worker's pools).
     std::string().swap(c_.upstream_in);
     auto hard_limit = std::chrono::steady_clock::now() + t.tunnel_lifetime;
     c_.watch.idle(t.idle, hard_limit);
     c_.owner.metrics().tunnel_opened();
-    co_await (client_to_upstream() && relay(c_.upstream, c_.client, down_, false));
+    if (c_.client.tls() == nullptr) {
+        co_await (client_to_upstream() && splice_direction(c_.upstream, c_.client.socket(), false));
+    } else {
+        co_await (client_to_upstream() && relay(c_.upstream, c_.client, down_, false));
+    }
     c_.owner.metrics().tunnel_closed();
     c_.bytes_from_client += up_;
     c_.bytes_to_client += down_;
@@ -94,8 +101,14 @@ asio::awaitable<void> tunnel::client_to_upstream()
             peek_deadline = std::chrono::steady_clock::now() + c_.owner.config().timeouts.tls_peek;
         }
         auto start = co_await peek_start(malformed, peek_deadline);
+        const authorization* held = c_.upstream_auth.get();
+        if (held == nullptr) {
+            c_.cancel_io();
+            co_return;
+        }
+        const authorization& auth = *held;
         auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-        auto d = auth_.snapshot->decide_tls(auth_.client, auth_.target, auth_.port, start, now, auth_.grants.get());
+        auto d = auth.snapshot->decide_tls(auth.client, auth.target, auth.port, start, now, auth.grants.get());
         if (malformed && d.allowed()) {
             // Bytes that start like TLS but do not parse are never waved through as "not TLS": a server
             // might read them as a ClientHello whose name was never checked.
@@ -104,15 +117,14 @@ asio::awaitable<void> tunnel::client_to_upstream()
         }
         if (!d.allowed()) {
             std::string sni = start.sni.value_or("");
-            log_decision(c_, *auth_.snapshot, d, {auth_.client_name, c_.request.address, {}, {}, sni});
+            log_decision(c_, *auth.snapshot, d, {auth.client_name, c_.request.address, {}, {}, sni});
         }
         if (!d.allows_traffic()) {
             denied_ = true;
             c_.cancel_io();
             co_return;
         }
-        auth_.client_hello = std::move(start);
-        c_.upstream_auth.hold(std::move(auth_));
+        c_.upstream_auth.tunnel_started(std::move(start));
     }
     if (!c_.client_in.empty()) {
         // Bytes that came with or after the CONNECT head (the ClientHello, usually) go first.
@@ -124,8 +136,30 @@ asio::awaitable<void> tunnel::client_to_upstream()
         }
     }
     std::string().swap(c_.client_in);
+    if (c_.client.tls() == nullptr) {
+        co_await splice_direction(c_.client.socket(), c_.upstream, true);
+        co_return;
+    }
     // A peek has just drained the socket: wait before the first read.
     co_await relay(c_.client, c_.upstream, up_, true, peeked);
+}
+
+// Both sides plain: the bytes go from socket to socket through a pipe and never through user space.
+asio::awaitable<void> tunnel::splice_direction(tcp::socket& from, tcp::socket& to, bool from_client)
+{
+    auto& observer = from_client ? up_observer_ : down_observer_;
+    auto r = co_await splice_relay(c_, from, to, no_limit, observer);
+    if (r.end == relay_end::eof) {
+        if (!client_eof_first_ && !upstream_eof_first_) {
+            (from_client ? client_eof_first_ : upstream_eof_first_) = true;
+        }
+        // Half-close: the other side learns this direction is done and may still answer.
+        half_close(to);
+        co_return;
+    }
+    // An error, a deadline or a revocation in one direction ends both.
+    halted_ = true;
+    c_.cancel_io();
 }
 
 asio::awaitable<policy::tunnel_start> tunnel::peek_start(bool& malformed,
@@ -195,6 +229,11 @@ asio::awaitable<void> tunnel::relay(From& from, To& to, std::uint64_t& counter, 
         }
     };
     for (;;) {
+        // A cancel_io() that came while this relay's last operation had already completed cancelled nothing:
+        // a busy tunnel would run on after its revocation or deadline.
+        if (up_observer_.stopped()) {
+            break;
+        }
         char* data = nullptr;
         std::size_t n = 0;
         if (tls_side) {
@@ -248,6 +287,7 @@ asio::awaitable<void> tunnel::relay(From& from, To& to, std::uint64_t& counter, 
         c_.watch.touch();
     }
     // An error or a deadline in one direction ends both.
+    halted_ = true;
     c_.cancel_io();
 }
 

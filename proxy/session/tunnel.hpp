@@ -4,6 +4,7 @@
 #include "proxy/observe/codes.hpp"
 #include "proxy/session/authorization.hpp"
 #include "proxy/session/connection.hpp"
+#include "proxy/session/splice_relay.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -15,13 +16,16 @@ namespace egressd::proxy {
 
 // A CONNECT tunnel over a connected upstream, from the 200 reply to its end: under a tls mode the ClientHello is
 // peeked and decided (the tunnel phase) before one client byte goes up; then bytes are relayed both ways with
-// backpressure and half-close, under the idle deadline and the tunnel's lifetime. The authorization is held
-// (client_session::established()) from the moment the tunnel may carry client bytes.
+// backpressure and half-close, under the idle deadline and the tunnel's lifetime: with splice(2) from socket to
+// socket when the client side is plain, through a buffer when it is TLS. The authorization is held
+// (client_session::established()) for the tunnel's whole life.
 // Thread contract: its connection's (the worker's) thread.
 class tunnel {
 public:
     // auth: connected is set.
-    tunnel(connection& c, authorization auth) : c_(c), auth_(std::move(auth)), tls_(auth_.tls) {}
+    // Holds auth at once (c_.upstream_auth): from the 200 reply bytes may move, and under a tls mode the upstream
+    // may speak before the ClientHello comes, so the tunnel is decided again on reloads from its first byte.
+    tunnel(connection& c, authorization auth);
 
     // Runs the tunnel to its end; returns the close cause.
     boost::asio::awaitable<observe::close_cause> run();
@@ -31,18 +35,22 @@ private:
     // The first client bytes, as far as the tunnel phase needs them (the ClientHello).
     boost::asio::awaitable<policy::tunnel_start> peek_start(
         bool& malformed, std::optional<std::chrono::steady_clock::time_point> deadline);
+    boost::asio::awaitable<void> splice_direction(boost::asio::ip::tcp::socket& from,
+                                                  boost::asio::ip::tcp::socket& to, bool from_client);
     template <typename From, typename To>
     boost::asio::awaitable<void> relay(From& from, To& to, std::uint64_t& counter, bool from_client,
                                        bool wait_first = false);
 
     connection& c_;
-    authorization auth_;  // handed to c_.upstream_auth once the tunnel may carry client bytes
     const policy::tls_mode tls_;  // what the first client bytes must be
     std::uint64_t up_ = 0;
     std::uint64_t down_ = 0;
     bool denied_ = false;  // the tunnel phase refused the first bytes
     bool client_eof_first_ = false;
     bool upstream_eof_first_ = false;
+    bool halted_ = false;  // one direction failed or was stopped: the other stops too
+    connection_observer up_observer_{c_, up_, true, &halted_};
+    connection_observer down_observer_{c_, down_, false, &halted_};
 };
 
 }  // namespace egressd::proxy

@@ -545,6 +545,13 @@ TEST(cli_event_log, format_utc_millis_on_fixed_instants)
     EXPECT_EQ(format_utc_millis(system_clock::time_point{} - 1ns), "1969-12-31T23:59:59.999Z");
     EXPECT_EQ(format_utc_millis(at(2200y / January / 1, 0ns)), "2200-01-01T00:00:00.000Z");
     EXPECT_TRUE(is_utc_millis(format_utc_millis(system_clock::now())));
+    // Within one second only the milliseconds change (the rest is formatted once per second).
+    auto second = at(2026y / November / 21, 6h + 50min);
+    EXPECT_EQ(format_utc_millis(second + 456ms), "2026-11-21T06:50:00.456Z");
+    EXPECT_EQ(format_utc_millis(second + 7ms), "2026-11-21T06:50:00.007Z");
+    EXPECT_EQ(format_utc_millis(second + 999ms), "2026-11-21T06:50:00.999Z");
+    EXPECT_EQ(format_utc_millis(second + 1000ms), "2026-11-21T06:50:01.000Z");
+    EXPECT_EQ(format_utc_millis(second + 60ms), "2026-11-21T06:50:00.060Z");
 }
 
 }  // namespace
