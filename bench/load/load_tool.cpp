@@ -2,8 +2,9 @@
 // with Squid in one run.
 //
 //   egressd_load upstream  [--http-port P] [--echo-port E] [--bulk-port B] [--threads T] [--max-seconds S]
-//   egressd_load keepalive --proxy ADDR:PORT --url http://127.0.0.1:P/small [common options]
+//   egressd_load keepalive --proxy ADDR:PORT --url http://127.0.0.1:P/small [--expect-status S] [common options]
 //   egressd_load newconn   --proxy ADDR:PORT --url http://127.0.0.1:P/small [common options]
+//   egressd_load download  --proxy ADDR:PORT --url http://127.0.0.1:P/bytes/N [common options]
 //   egressd_load tunnels   --proxy ADDR:PORT --target 127.0.0.1:E [--connect-host NAME]
 //                          [--hello-sni NAME [--hello-size N] | --first-bytes-hex HEX] [common options]
 //   egressd_load bulk      (--proxy ADDR:PORT | --direct) --target 127.0.0.1:B [--tunnels N] [--bytes B] [...]
@@ -667,7 +668,8 @@ void set_nodelay(tcp::socket& socket)
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// upstream: a minimal HTTP/1.1 origin, an echo server and a bulk source/sink, all on loopback
+// upstream: a minimal HTTP/1.1 origin (GET /small: 100 bytes; GET /bytes/<n>: n bytes), an echo server and a
+// bulk source/sink, all on loopback
 
 constexpr std::size_t small_body_size = 100;
 
@@ -696,6 +698,58 @@ const std::string& response_close()
 const std::string not_found =
     "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n";
 
+// The bodies of GET /bytes/<n> and of the bulk port: written from one preallocated buffer of constant bytes, so
+// the origin, which shares a core with the load generator, spends no time producing them.
+constexpr std::size_t bulk_chunk = 256 * 1024;
+
+const std::vector<char>& bulk_data()
+{
+    static const std::vector<char> data(bulk_chunk, 'b');
+    return data;
+}
+
+// Sends n bytes of body. False on error.
+awaitable<bool> send_body(tcp::socket& socket, std::uint64_t n)
+{
+    const auto& data = bulk_data();
+    while (n > 0) {
+        auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, data.size()));
+        auto [ec, written] = co_await asio::async_write(socket, asio::buffer(data.data(), take), use_nothrow);
+        if (ec) {
+            co_return false;
+        }
+        n -= take;
+    }
+    co_return true;
+}
+
+// "/bytes/<n>" (or an absolute URL ending so): n; nullopt for any other target.
+std::optional<std::uint64_t> bytes_target(std::string_view target)
+{
+    constexpr std::string_view prefix = "/bytes/";
+    auto at = target.find(prefix);
+    if (at == std::string_view::npos) {
+        return std::nullopt;
+    }
+    auto digits = target.substr(at + prefix.size());
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec != std::errc{} || end != digits.data() + digits.size()) {
+        return std::nullopt;
+    }
+    return n;
+}
+
+std::string bytes_head(std::uint64_t n, bool close)
+{
+    std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+                      std::to_string(n) + "\r\n";
+    if (close) {
+        out += "Connection: close\r\n";
+    }
+    return out + "\r\n";
+}
+
 awaitable<void> serve_http(tcp::socket socket)
 {
     set_nodelay(socket);
@@ -716,6 +770,7 @@ awaitable<void> serve_http(tcp::socket socket)
             auto second_space = line.find(' ', first_space + 1);
             auto target = line.substr(first_space + 1, second_space - first_space - 1);
             bool small = target == "/small" || target.ends_with("/small");
+            auto bytes = bytes_target(target);
             close = facts.close || line.substr(second_space + 1) == "HTTP/1.0";
             auto body = facts.content_length.value_or(0);
             in.consume(head_size);  // the views into the head end here
@@ -726,7 +781,21 @@ awaitable<void> serve_http(tcp::socket socket)
                 }
             }
             in.consume(body);
-            out += small ? (close ? response_close() : response_keep()) : not_found;
+            if (bytes) {
+                // The answers before it and this head in one write, then the body straight from the body file.
+                out += bytes_head(*bytes, close);
+                auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out), use_nothrow);
+                out.clear();
+                if (ec) {
+                    co_return;
+                }
+                bool sent = co_await send_body(socket, *bytes);
+                if (!sent) {
+                    co_return;
+                }
+            } else {
+                out += small ? (close ? response_close() : response_keep()) : not_found;
+            }
             if (close) {
                 break;
             }
@@ -764,13 +833,6 @@ awaitable<void> serve_echo(tcp::socket socket)
 
 // The bulk protocol: the client sends "GET <n>\n" (the server streams n bytes, then half-closes) or
 // "PUT <n>\n" (the server reads n bytes, then answers "OK\n").
-constexpr std::size_t bulk_chunk = 256 * 1024;
-
-const std::vector<char>& bulk_data()
-{
-    static const std::vector<char> data(bulk_chunk, 'b');
-    return data;
-}
 
 awaitable<void> serve_bulk(tcp::socket socket)
 {
@@ -788,14 +850,9 @@ awaitable<void> serve_bulk(tcp::socket socket)
     bool get = command.substr(0, 4) == "GET ";
     in.consume(line);
     if (get) {
-        const auto& data = bulk_data();
-        while (n > 0) {
-            auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, data.size()));
-            auto [ec, written] = co_await asio::async_write(socket, asio::buffer(data.data(), take), use_nothrow);
-            if (ec) {
-                co_return;
-            }
-            n -= take;
+        bool sent = co_await send_body(socket, n);
+        if (!sent) {
+            co_return;
         }
         boost::system::error_code ignored;
         socket.shutdown(tcp::socket::shutdown_send, ignored);
@@ -1153,11 +1210,13 @@ std::string get_request(const url_parts& url, bool direct, bool close)
     return r + "\r\n";
 }
 
-// keepalive: persistent connections, one request at a time on each.
+// keepalive: persistent connections, one request at a time on each. A response counts when its status is
+// --expect-status (200; 403 measures denials); a response that closes the connection is followed by a new one.
 int run_keepalive(options& opt)
 {
     auto p = common_params(opt);
     auto url = parse_url(opt.required("url"));
+    auto expect = opt.count("expect-status", 200);
     opt.check_all_used();
     auto to = p.direct ? url.origin : p.proxy;
     auto request = get_request(url, p.direct, false);
@@ -1183,7 +1242,7 @@ int run_keepalive(options& opt)
             if (!ec) {
                 response = co_await read_response(g->in);
             }
-            bool ok = response && response->status == 200;
+            bool ok = response && static_cast<std::uint64_t>(response->status) == expect;
             account(state, stats, *g, ok, began);
             if (!ok || response->close) {
                 connected = false;  // reconnect; a close here is unexpected and shows up as errors only if !ok
@@ -1197,6 +1256,88 @@ int run_keepalive(options& opt)
         g->socket.close(ignored);
     });
     print_rate(p.direct ? "keepalive_direct_rps" : "keepalive_rps", r);
+    return 0;
+}
+
+// download: on each of --connections (default 1) persistent connections, GET the URL (a large Content-Length
+// body, /bytes/<n> on the origin) again and again; the body is read straight into a 256 KiB buffer and counted
+// as it arrives, so the rate does not jump by whole bodies. Aggregate MB/s (10^6 bytes) of body in the measured
+// window; completed counts whole responses.
+int run_download(options& opt)
+{
+    auto p = common_params(opt);
+    p.connections = std::max<std::uint64_t>(1, opt.count("connections", 1));
+    auto url = parse_url(opt.required("url"));
+    opt.check_all_used();
+    auto to = p.direct ? url.origin : p.proxy;
+    auto request = get_request(url, p.direct, false);
+    auto timeout = to_duration(p.op_timeout);
+    auto r = run_load(p, [&](load_state& state, load_slot_stats&) -> awaitable<void> {
+        active_guard active(state);
+        auto g = std::make_shared<guarded_socket>(co_await asio::this_coro::executor);
+        asio::co_spawn(co_await asio::this_coro::executor, watchdog(g), asio::detached);
+        std::vector<char> buffer(bulk_chunk);
+        bool connected = false;
+        bool ok = true;
+        while (ok && !state.stop.load(std::memory_order_relaxed)) {
+            g->deadline = clock_type::now() + timeout;
+            if (!connected) {
+                connected = co_await connect_to(*g, to);
+                ok = connected;
+                if (!ok) {
+                    break;
+                }
+            }
+            auto [ec, n] = co_await asio::async_write(g->socket, asio::buffer(request), use_nothrow);
+            ok = !ec;
+            std::size_t head_size = 0;
+            if (ok) {
+                head_size = co_await g->in.until("\r\n\r\n");
+                ok = head_size != 0;
+            }
+            head_facts facts;
+            if (ok) {
+                facts = parse_head(g->in.data().substr(0, head_size));
+                ok = status_of(facts.start_line) == 200 && facts.content_length && !facts.chunked;
+            }
+            if (!ok) {
+                break;
+            }
+            auto remaining = *facts.content_length;
+            bool close = facts.close;
+            g->in.consume(head_size);
+            auto buffered = std::min<std::uint64_t>(remaining, g->in.size());
+            g->in.consume(buffered);
+            remaining -= buffered;
+            state.bytes.fetch_add(buffered, std::memory_order_relaxed);
+            while (ok && remaining > 0 && !state.stop.load(std::memory_order_relaxed)) {
+                g->deadline = clock_type::now() + timeout;
+                auto take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, buffer.size()));
+                auto [rec, got] = co_await g->socket.async_read_some(asio::buffer(buffer.data(), take), use_nothrow);
+                ok = !rec;
+                remaining -= got;
+                state.bytes.fetch_add(got, std::memory_order_relaxed);
+            }
+            if (ok && remaining == 0) {
+                state.ops.fetch_add(1, std::memory_order_relaxed);
+                connected = !close;
+            }
+        }
+        if (!ok && !state.stop.load()) {
+            (g->fired ? state.timeouts : state.errors).fetch_add(1);
+        }
+        g->finished = true;
+        boost::system::error_code ignored;
+        g->socket.close(ignored);
+    });
+    double mbps = r.seconds > 0 ? static_cast<double>(r.bytes) / 1e6 / r.seconds : 0;
+    std::printf("result metric=%s value=%.1f bytes=%llu connections=%llu completed=%llu errors=%llu timeouts=%llu "
+                "seconds=%.2f total_bytes=%llu client_cpu_s=%.3f\n",
+                p.direct ? "download_direct_mbps" : "download_mbps", mbps, static_cast<unsigned long long>(r.bytes),
+                static_cast<unsigned long long>(p.connections), static_cast<unsigned long long>(r.ops),
+                static_cast<unsigned long long>(r.errors), static_cast<unsigned long long>(r.timeouts), r.seconds,
+                static_cast<unsigned long long>(r.total_bytes), self_cpu_seconds());
+    std::fflush(stdout);
     return 0;
 }
 
@@ -1485,8 +1626,9 @@ int run_freeport(options& opt)
 const char* usage =
     "usage: egressd_load SUBCOMMAND [options]\n"
     "  upstream  [--http-port P] [--echo-port E] [--bulk-port B] [--threads T] [--max-seconds S]\n"
-    "  keepalive --proxy ADDR:PORT --url http://127.0.0.1:P/small [--direct] [common]\n"
+    "  keepalive --proxy ADDR:PORT --url http://127.0.0.1:P/small [--direct] [--expect-status S] [common]\n"
     "  newconn   --proxy ADDR:PORT --url http://127.0.0.1:P/small [--direct] [common]\n"
+    "  download  --proxy ADDR:PORT --url http://127.0.0.1:P/bytes/N [--direct] [common, --connections 1]\n"
     "  tunnels   --proxy ADDR:PORT --target 127.0.0.1:E [--direct] [--connect-host NAME]\n"
     "            [--hello-sni NAME [--hello-size N] | --first-bytes-hex HEX] [common]\n"
     "  bulk      --proxy ADDR:PORT --target 127.0.0.1:B [--direct] [--tunnels N] [--bytes B] [--direction down|up]"
@@ -1517,6 +1659,9 @@ int main(int argc, char** argv)
         }
         if (command == "newconn") {
             return run_newconn(opt);
+        }
+        if (command == "download") {
+            return run_download(opt);
         }
         if (command == "tunnels") {
             return run_tunnels(opt);

@@ -5,9 +5,10 @@
 #   bench/load/run.sh                       # after: cmake --preset release && cmake --build --preset release
 #   bench/load/run.sh squid                 # only the egressd/Squid comparison
 #   bench/load/run.sh sni                   # only the cost of the SNI check (tls: off | allow | require)
+#   bench/load/run.sh table                 # issue 10's table: direct | Squid | egressd, pinned, medians
 #   EGRESSD_BASELINE=old/egressd bench/load/run.sh ab   # A/B: the egressd scenarios, old binary against new
 #
-# The argument (or BENCH_SCENARIOS when there is none) is all (default: squid and sni), squid, sni or ab.
+# The argument (or BENCH_SCENARIOS when there is none) is all (default: squid and sni), squid, sni, table or ab.
 #
 # Environment (all optional):
 #   EGRESSD=path       egressd binary          (default build/release/proxy/egressd; "new" in ab)
@@ -22,6 +23,9 @@
 #   BENCH_SNI_WORKERS  workers of each egressd in the sni scenario (default 1)
 #   BENCH_AB_WORKERS   workers of both egressd instances in ab (default: the first of EGRESSD_WORKERS, i.e. 2)
 #   BENCH_KEEP=1       keep the temporary directory (configs, logs, raw results)
+# table only (see bench/load/README.md for the rest): BENCH_PROXY_CPU (1), BENCH_LOAD_CPU (0), BENCH_PIN (1),
+#   BENCH_TABLE_OUT=path (also write the table there), BENCH_STARTUP_NAMES (100000), BENCH_POLICY_LOAD (0);
+#   BENCH_ROUNDS defaults to 3 and BENCH_IDLE to 5000 there.
 #
 # Network rule: everything binds and connects to 127.0.0.1 only; egressd_load refuses any other address, and the
 # only name a CONNECT carries (sni scenario) is bench.test, which egressd resolves through a DNS responder this
@@ -39,9 +43,7 @@ EGRESSD=${EGRESSD:-$root/build/release/proxy/egressd}
 LOAD=${LOAD:-$root/build/release/bench/load/egressd_load}
 EGRESSD_WORKERS=${EGRESSD_WORKERS-"2 1"}
 BENCH_SECONDS=${BENCH_SECONDS:-3}
-BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32}
-BENCH_IDLE=${BENCH_IDLE:-1000}
 LOAD_THREADS=${LOAD_THREADS:-1}
 BENCH_SNI_WORKERS=${BENCH_SNI_WORKERS:-1}
 read -r ab_default _ <<<"${EGRESSD_WORKERS:-2}" || true
@@ -52,14 +54,54 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
 
 what=${1:-${BENCH_SCENARIOS:-all}}
-run_ab=0
+run_ab=0 run_table=0
 case $what in
 all) run_squid=1 run_sni=1 ;;
 squid) run_squid=1 run_sni=0 ;;
 sni) run_squid=0 run_sni=1 ;;
 ab) run_squid=0 run_sni=0 run_ab=1 ;;
-*) die "unknown scenario set '$what' (all, squid, sni or ab)" ;;
+table) run_squid=0 run_sni=0 run_table=1 ;;
+*) die "unknown scenario set '$what' (all, squid, sni, table or ab)" ;;
 esac
+if [[ $run_table == 1 ]]; then
+    BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+    BENCH_IDLE=${BENCH_IDLE:-5000}
+else
+    BENCH_ROUNDS=${BENCH_ROUNDS:-2}
+    BENCH_IDLE=${BENCH_IDLE:-1000}
+fi
+BENCH_PROXY_CPU=${BENCH_PROXY_CPU:-1}
+BENCH_LOAD_CPU=${BENCH_LOAD_CPU:-0}
+BENCH_PIN=${BENCH_PIN:-1}
+BENCH_TABLE_OUT=${BENCH_TABLE_OUT:-}
+BENCH_STARTUP_NAMES=${BENCH_STARTUP_NAMES:-100000}
+BENCH_POLICY_LOAD=${BENCH_POLICY_LOAD:-0}
+BENCH_TABLE_WORKERS=${BENCH_TABLE_WORKERS:-1}
+[[ $BENCH_ROUNDS =~ ^[1-9][0-9]*$ && $BENCH_ROUNDS -le 50 ]] || die "BENCH_ROUNDS must be 1 to 50"
+[[ $BENCH_IDLE =~ ^[1-9][0-9]*$ && $BENCH_IDLE -le 20000 ]] || die "BENCH_IDLE must be 1 to 20000"
+
+# The table pins the proxy alone on one CPU and the load generator and the origin on another (taskset), so that
+# the proxy's core is its own. Other scenario sets run unpinned, as before.
+proxy_pin=()
+load_pin=()
+pin_text="unpinned"
+if [[ $run_table == 1 ]]; then
+    if [[ $BENCH_PIN != 1 ]]; then
+        pin_text="unpinned (BENCH_PIN=$BENCH_PIN)"
+    elif [[ $(nproc) -lt 2 ]]; then
+        pin_text="unpinned: this machine has $(nproc) CPU (pinning needs 2)"
+    elif ! command -v taskset >/dev/null; then
+        pin_text="unpinned: no taskset (util-linux)"
+    elif [[ $BENCH_PROXY_CPU == "$BENCH_LOAD_CPU" ]]; then
+        die "BENCH_PROXY_CPU and BENCH_LOAD_CPU must differ"
+    elif ! taskset -c "$BENCH_PROXY_CPU" true 2>/dev/null || ! taskset -c "$BENCH_LOAD_CPU" true 2>/dev/null; then
+        die "cannot pin to CPU $BENCH_PROXY_CPU and $BENCH_LOAD_CPU (allowed: $(taskset -pc $$ | sed 's/.*: //'))"
+    else
+        proxy_pin=(taskset -c "$BENCH_PROXY_CPU")
+        load_pin=(taskset -c "$BENCH_LOAD_CPU")
+        pin_text="proxy pinned alone on CPU $BENCH_PROXY_CPU; load generator, origin and timing on CPU $BENCH_LOAD_CPU"
+    fi
+fi
 
 [[ -x $EGRESSD ]] || die "no egressd at $EGRESSD (build it: cmake --preset release && cmake --build --preset release)"
 [[ -x $LOAD ]] || die "no egressd_load at $LOAD (build it: cmake --build --preset release --target egressd_load)"
@@ -72,7 +114,7 @@ fi
 # --- Squid, the Debian package -------------------------------------------------------------------------------
 SQUID=$(command -v squid || true)
 [[ -z $SQUID && -x /usr/sbin/squid ]] && SQUID=/usr/sbin/squid
-if [[ $run_squid == 1 && -z $SQUID ]]; then
+if [[ ($run_squid == 1 || $run_table == 1) && -z $SQUID ]]; then
     [[ $(id -u) -eq 0 ]] || die "squid is not installed; run: sudo apt-get install -y squid"
     note "installing squid (Debian package)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y squid >/dev/null
@@ -150,7 +192,7 @@ cpu_ns() {  # pid -> CPU time of all its threads so far, in nanoseconds (schedst
 declare -A proxy_port proxy_pid
 # Per "scenario|target": sums over rounds of the rate, run counts, each round's rate, latencies, errors, work and
 # proxy CPU seconds.
-declare -A sum count vals p50 errs work cpu
+declare -A sum count vals p50 errs work cpu cpuvals
 
 # Whether an egressd binary knows the admin key (newer binaries: an admin endpoint, on by default at
 # 127.0.0.1:9090, which two instances would both bind). Asked once per binary with `config check` on a small
@@ -225,7 +267,7 @@ start_egressd() {  # name [binary]: runs $tmp/name.yaml, fills proxy_pid[name] a
     proxy_bin[$name]=$bin
     "$bin" config check "$tmp/$name.yaml" >"$tmp/$name.check" 2>&1 || die "$name: egressd config check failed: $(cat "$tmp/$name.check")"
     # >> (O_APPEND) so that the event file can be truncated between runs.
-    "$bin" run --config "$tmp/$name.yaml" >>"$tmp/$name.events" 2>"$tmp/$name.err" &
+    "${proxy_pin[@]}" "$bin" run --config "$tmp/$name.yaml" >>"$tmp/$name.events" 2>"$tmp/$name.err" &
     proxy_pid[$name]=$!
     pids+=($!)
     line=$(wait_for_line "$tmp/$name.events" '"egressd.listening"' 10) || die "$name did not start: $(cat "$tmp/$name.err")"
@@ -254,7 +296,7 @@ run_cell() {  # sname name args (a word list)
     u0=$(cpu_ns "$origin_pid")
     t0=$EPOCHREALTIME
     # shellcheck disable=SC2086  # args is a word list by design
-    out=$("$LOAD" $args "${via[@]}" --seconds "$BENCH_SECONDS" --threads "$LOAD_THREADS" 2>>"$tmp/load.err" | grep '^result' || true)
+    out=$("${load_pin[@]}" "$LOAD" $args "${via[@]}" --seconds "$BENCH_SECONDS" --threads "$LOAD_THREADS" 2>>"$tmp/load.err" | grep '^result' || true)
     t1=$EPOCHREALTIME
     u1=$(cpu_ns "$origin_pid")
     key="$sname|$name"
@@ -266,6 +308,7 @@ run_cell() {  # sname name args (a word list)
         [[ -n $w ]] || w=$(awk -v b="$(field "$out" total_bytes)" 'BEGIN {print b / 1e6}')
         work[$key]=$(awk -v s="${work[$key]:-0}" -v v="${w:-0}" 'BEGIN {print s + v}')
         cpu[$key]=$(awk -v s="${cpu[$key]:-0}" -v a="$c0" -v b="$c1" 'BEGIN {print s + (b - a) / 1e9}')
+        cpuvals[$key]="${cpuvals[$key]:-}$(awk -v w="${w:-0}" -v a="$c0" -v b="$c1" 'BEGIN {if (b > a) printf "%.1f", w / ((b - a) / 1e9); else print "n/a"}') "
         out="$out proxy_cpu_s=$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')"
         out="$out proxy_cpu_util=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.2f", (b - a) / 1e9 / (t1 - t0)}')"
     fi
@@ -318,7 +361,7 @@ print_load_messages() {
 }
 
 # --- The origin: HTTP, echo and bulk on 127.0.0.1 ----------------------------------------------------------
-"$LOAD" upstream --max-seconds 900 >"$tmp/upstream.out" 2>"$tmp/upstream.err" &
+"${load_pin[@]}" "$LOAD" upstream --max-seconds 900 >"$tmp/upstream.out" 2>"$tmp/upstream.err" &
 pids+=($!)
 origin_pid=$!
 line=$(wait_for_line "$tmp/upstream.out" '^listening' 10) || die "the origin did not start: $(cat "$tmp/upstream.err")"
@@ -336,16 +379,18 @@ declare -A idle_kib idle_opened
 measure_idle() {  # name
     local name=$1 pid=${proxy_pid[$1]} port=${proxy_port[$1]} before after line result
     # Warm the allocator and lazily built state with a few tunnels, then settle.
-    "$LOAD" tunnels --proxy "127.0.0.1:$port" --target "127.0.0.1:$echo_port" --connections 8 --seconds 0.3 \
-        --warmup 0 >/dev/null
+    "${load_pin[@]}" "$LOAD" tunnels --proxy "127.0.0.1:$port" --target "127.0.0.1:$echo_port" --connections 8 \
+        --seconds 0.3 --warmup 0 >/dev/null
     sleep 1
     before=$(rss_kib "$pid")
-    coproc IDLE { exec "$LOAD" idle --proxy "127.0.0.1:$port" --target "127.0.0.1:$echo_port" --tunnels "$BENCH_IDLE" \
-        --hold 60 --seconds 30 2>&1; }
+    # Opening is bounded: 30 s plus 1 s per 100 tunnels (a busy machine opens 5000 tunnels through Squid slowly).
+    local open_s=$((30 + BENCH_IDLE / 100))
+    coproc IDLE { exec "${load_pin[@]}" "$LOAD" idle --proxy "127.0.0.1:$port" --target "127.0.0.1:$echo_port" \
+        --tunnels "$BENCH_IDLE" --hold $((open_s + 60)) --seconds "$open_s" 2>&1; }
     # shellcheck disable=SC2153  # IDLE_PID is set by coproc
     local idle_pid=$IDLE_PID
     line=""
-    while [[ -n ${IDLE[0]:-} ]] && IFS= read -r -t 40 line <&"${IDLE[0]}"; do
+    while [[ -n ${IDLE[0]:-} ]] && IFS= read -r -t $((open_s + 10)) line <&"${IDLE[0]}"; do
         [[ $line == ready* ]] && break
     done
     sleep 1
@@ -415,19 +460,10 @@ set_scenarios() {
     )
 }
 
-squid_comparison() {
-    # --- egressd: one instance per worker count -------------------------------------------------------------
-    write_bench_policy
-    targets=(direct)
-    for w in $EGRESSD_WORKERS; do
-        name="egressd-w$w"
-        write_egressd_config "$name" "$EGRESSD" "$w" policy.yaml 127.0.0.1:53 \
-            "never used: every destination is an IP literal"
-        start_egressd "$name"
-        targets+=("$name")
-    done
-
-    # --- Squid: same allow-list, caching off, one worker, foreground ----------------------------------------
+# Squid with the same allow-list as egressd (the HTTP port, CONNECT to the echo and bulk ports), caching off, one
+# worker, in the foreground; sets proxy_pid[squid] and proxy_port[squid].
+start_squid() {
+    local squid_port
     squid_port=$("$LOAD" freeport)
     mkdir -p "$tmp/squid"
     cat >"$tmp/squid/squid.conf" <<EOF
@@ -462,12 +498,27 @@ EOF
         chown -R proxy:proxy "$tmp/squid"
     fi
     "$SQUID" -k parse -f "$tmp/squid/squid.conf" >"$tmp/squid/parse.log" 2>&1 || die "squid.conf: $(tail -5 "$tmp/squid/parse.log")"
-    "$SQUID" -N -f "$tmp/squid/squid.conf" >"$tmp/squid/stdout.log" 2>&1 &
+    "${proxy_pin[@]}" "$SQUID" -N -f "$tmp/squid/squid.conf" >"$tmp/squid/stdout.log" 2>&1 &
     proxy_pid[squid]=$!
     proxy_port[squid]=$squid_port
     pids+=($!)
     wait_for_line "$tmp/squid/cache.log" 'Accepting HTTP Socket connections' 20 >/dev/null ||
         die "squid did not start: $(tail -5 "$tmp/squid/cache.log" 2>/dev/null; tail -5 "$tmp/squid/stdout.log")"
+}
+
+squid_comparison() {
+    # --- egressd: one instance per worker count -------------------------------------------------------------
+    write_bench_policy
+    targets=(direct)
+    for w in $EGRESSD_WORKERS; do
+        name="egressd-w$w"
+        write_egressd_config "$name" "$EGRESSD" "$w" policy.yaml 127.0.0.1:53 \
+            "never used: every destination is an IP literal"
+        start_egressd "$name"
+        targets+=("$name")
+    done
+
+    start_squid
     targets+=(squid)
 
     check_serves "${targets[@]}"
@@ -830,6 +881,304 @@ ab_comparison() {
 }
 
 # =============================================================================================================
+# Issue 10's table (run.sh table): direct | Squid | egressd in one run, the proxy pinned alone on one CPU and the
+# load generator and origin on the other, BENCH_ROUNDS interleaved rounds, medians with [min-max], the proxy's
+# CPU time, then memory per idle tunnel, start-up with a long name list and (BENCH_POLICY_LOAD=1) the load time
+# of a 1,000,000-rule policy.
+
+# "v1 v2 ..." scale -> "median min max" of the values times scale ("n/a n/a n/a" when there are none)
+stats_of() {
+    tr ' ' '\n' <<<"$1" | awk -v k="$2" 'NF && $1 != "n/a" {print $1 * k}' | sort -g |
+        awk '{v[NR] = $1} END {
+            if (NR == 0) { print "n/a n/a n/a"; exit }
+            m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            print m, v[1], v[NR]
+        }'
+}
+# value decimals -> the value with that many decimals; whole numbers of 1,000 and more get thousands separators
+fmt_num() {
+    awk -v v="$1" -v d="$2" 'BEGIN {
+        if (v == "n/a" || v == "") { print "n/a"; exit }
+        if (d > 0) { printf "%.*f\n", d, v; exit }
+        s = sprintf("%.0f", v)
+        if (length(s) > 3) { out = ""; while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; s = s out }
+        print s
+    }'
+}
+# "v1 v2 ..." scale decimals [error-count] -> "median [min-max]" (just the value for one round), * on errors
+cell_of() {
+    local m lo hi text
+    read -r m lo hi <<<"$(stats_of "$1" "$2")"
+    text=$(fmt_num "$m" "$3")
+    if [[ $m != n/a && $(wc -w <<<"$1") -gt 1 ]]; then
+        text="$text [$(fmt_num "$lo" "$3")-$(fmt_num "$hi" "$3")]"
+    fi
+    [[ ${4:-0} -gt 0 ]] && text="$text*"
+    echo "$text"
+}
+median_scaled() { local m _lo _hi; read -r m _lo _hi <<<"$(stats_of "$1" "$2")"; echo "$m"; }
+
+# The table's rows measured with the load generator: key|label|scale (result unit to table unit)|decimals|targets|
+# the per-CPU label|the load generator's subcommand and arguments (the proxy or --direct is added per target).
+set_table_rows() {
+    local c=$BENCH_CONNECTIONS
+    table_rows=(
+        "bulk1|CONNECT bulk, 1 tunnel, Gbit/s|0.008|1|direct squid egressd|Gbit per proxy CPU-s|bulk --target 127.0.0.1:$bulk_port --tunnels 1"
+        "bulk8|CONNECT bulk, 8 tunnels, Gbit/s|0.008|1|direct squid egressd|Gbit per proxy CPU-s|bulk --target 127.0.0.1:$bulk_port --tunnels 8"
+        "get64|plain HTTP 64 MiB GET, Gbit/s|0.008|1|direct squid egressd|Gbit per proxy CPU-s|download --url http://127.0.0.1:$http_port/bytes/67108864 --connections 1"
+        "tunnels|CONNECT + echo + close, tunnels/s|1|0|direct squid egressd|tunnels per proxy CPU-s|tunnels --target 127.0.0.1:$echo_port --connections $c"
+        "newconn|\`Connection: close\` GET, req/s|1|0|direct squid egressd|req per proxy CPU-s|newconn --url $url --connections $c"
+        "keepalive|keep-alive GET, req/s|1|0|direct squid egressd|req per proxy CPU-s|keepalive --url $url --connections $c"
+        "denied|denied GET (403), req/s|1|0|squid egressd|req per proxy CPU-s|keepalive --url http://127.0.0.1:$denied_port/small --expect-status 403 --connections $c"
+    )
+}
+
+check_table_serves() {  # every proxy serves the 64 MiB GET and answers 403 on the denied port before measuring
+    local name out
+    check_serves squid egressd
+    for name in squid egressd; do
+        out=$("${load_pin[@]}" "$LOAD" download --proxy "127.0.0.1:${proxy_port[$name]}" \
+            --url "http://127.0.0.1:$http_port/bytes/67108864" --seconds 0.5 --warmup 0 --op-timeout 5)
+        [[ $(field "$out" errors) == 0 && $(field "$out" bytes) != 0 ]] || die "$name does not serve the 64 MiB GET: $out"
+        out=$("${load_pin[@]}" "$LOAD" keepalive --proxy "127.0.0.1:${proxy_port[$name]}" \
+            --url "http://127.0.0.1:$denied_port/small" --expect-status 403 --connections 1 --seconds 0.2 --warmup 0 \
+            --op-timeout 2)
+        [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not deny with 403: $out"
+    done
+}
+
+# Start-up with a long name list: one policy rule (egressd) or one dstdomain acl (Squid) of BENCH_STARTUP_NAMES
+# names; from exec to the first successful TCP connect to the proxy's port, timed by startup_time.py on the load
+# CPU, the proxy on its own CPU. A fresh process, port and (for Squid) directory every time.
+startup_once() {  # name
+    local name=$1 port dir out
+    port=$("$LOAD" freeport)
+    dir="$tmp/startup/$name-$round"
+    mkdir -p "$dir"
+    if [[ $name == egressd ]]; then
+        cat >"$dir/egressd.yaml" <<EOF
+version: 1
+listeners: [127.0.0.1:$port]
+policy: $tmp/startup/names.policy.yaml
+workers: $BENCH_TABLE_WORKERS
+dns:
+  servers: [127.0.0.1:53]   # never used
+logging:
+  stdout: true
+EOF
+        admin_supported "$EGRESSD" && echo 'admin: {listen: "127.0.0.1:0"}' >>"$dir/egressd.yaml"
+        out=$("${load_pin[@]}" python3 "$here/startup_time.py" --port "$port" --timeout 60 --stdout "$dir/events" \
+            --stderr "$dir/err" -- "${proxy_pin[@]}" "$EGRESSD" run --config "$dir/egressd.yaml")
+    else
+        cat >"$dir/squid.conf" <<EOF
+http_port 127.0.0.1:$port
+workers 1
+cache deny all
+cache_mem 0 MB
+access_log none
+cache_store_log none
+cache_log $dir/cache.log
+logfile_rotate 0
+pid_filename $dir/squid.pid
+coredump_dir $dir
+netdb_filename none
+pinger_enable off
+dns_nameservers 127.0.0.1
+visible_hostname egressd-load-bench
+shutdown_lifetime 1 seconds
+
+acl bench_client src 127.0.0.1/32
+acl bench_names dstdomain "$tmp/startup/names.squid"
+http_access allow bench_client bench_names
+http_access deny all
+EOF
+        [[ $(id -u) -eq 0 ]] && chown -R proxy:proxy "$dir"
+        out=$("${load_pin[@]}" python3 "$here/startup_time.py" --port "$port" --timeout 60 --stdout "$dir/stdout" \
+            --stderr "$dir/stdout" -- "${proxy_pin[@]}" "$SQUID" -N -f "$dir/squid.conf")
+    fi
+    echo "startup $name round=$round names=$BENCH_STARTUP_NAMES $out" >>"$raw"
+    [[ $(field "$out" timeout) == 0 && $(field "$out" value) != 0 ]] ||
+        die "$name did not start with $BENCH_STARTUP_NAMES names: $out (see $dir)"
+    vals[startup|$name]="${vals[startup|$name]:-}$(field "$out" value) "
+    startup_rss[$name]="${startup_rss[$name]:-}$(field "$out" rss_kib) "
+}
+
+# Loading a 1,000,000-rule policy, both shapes of bench/policy_bench: egressd config check (YAML to snapshot and
+# exit), once each, on the proxy CPU.
+policy_load_once() {  # destinations-per-rule
+    local per=$1 file="$tmp/million-$1.yaml" out mib
+    "${load_pin[@]}" python3 "$here/gen_policy.py" million "$per" "$file"
+    mib=$(awk -v b="$(stat -c %s "$file")" 'BEGIN {printf "%.1f", b / 1048576}')
+    cat >"$tmp/million-$per.conf.yaml" <<EOF
+version: 1
+listeners: [127.0.0.1:0]
+policy: $file
+workers: 1
+dns:
+  servers: [127.0.0.1:53]   # never used
+EOF
+    out=$("${load_pin[@]}" python3 "$here/startup_time.py" --exit --timeout 300 --stdout "$tmp/million-$per.out" \
+        --stderr "$tmp/million-$per.err" -- "${proxy_pin[@]}" "$EGRESSD" config check "$tmp/million-$per.conf.yaml")
+    echo "policy_load per_rule=$per yaml_mib=$mib $out $(head -1 "$tmp/million-$per.out")" >>"$raw"
+    [[ $(field "$out" exit) == 0 ]] || die "config check of the $per-per-rule policy failed: $out $(head -3 "$tmp/million-$per.err")"
+    vals[policy$per|egressd]="$(field "$out" value) "
+    policy_mib[$per]=$mib
+    rm -f "$file"
+}
+
+table_comparison() {
+    local key label scale dec tlist plabel args name row i
+    declare -gA startup_rss policy_mib
+    here=$root/bench/load
+    write_bench_policy
+    denied_port=$("$LOAD" freeport)
+    write_egressd_config egressd "$EGRESSD" "$BENCH_TABLE_WORKERS" policy.yaml 127.0.0.1:53 \
+        "never used: every destination is an IP literal"
+    start_egressd egressd
+    start_squid
+    check_table_serves
+
+    local started
+    started=$(date -u '+%Y-%m-%d %H:%M UTC')
+    echo "issue 10 table: $pin_text; $(nproc) CPUs, $(uname -r)"
+    echo "origin (egressd_load upstream): http=$http_port echo=$echo_port bulk=$bulk_port; denied GETs go to 127.0.0.1:$denied_port"
+    for name in squid egressd; do
+        echo "$name: 127.0.0.1:${proxy_port[$name]} pid ${proxy_pid[$name]}"
+    done
+    echo "squid: $("$SQUID" -v | head -1) (workers 1, caching off); egressd: $("$EGRESSD" --version 2>/dev/null | head -1) ($BENCH_TABLE_WORKERS worker(s), $(admin_text "$EGRESSD"))"
+    echo "measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds per cell (+0.5 s warm-up), ${BENCH_CONNECTIONS} connections, load threads ${LOAD_THREADS}"
+    echo
+
+    raw="$tmp/table-results.txt"
+    : >"$raw"
+
+    # --- Memory per idle tunnel, first, on fresh processes ---------------------------------------------------
+    for name in squid egressd; do
+        measure_idle "$name"
+    done
+    truncate_logs
+
+    # --- The load generator's rows, interleaved -----------------------------------------------------------------
+    set_table_rows
+    for row in "${table_rows[@]}"; do
+        IFS='|' read -r key label scale dec tlist plabel args <<<"$row"
+        # shellcheck disable=SC2086  # tlist is a word list
+        run_rounds "$key" "$args" $tlist
+    done
+
+    # --- Start-up with a long name list, interleaved --------------------------------------------------------
+    mkdir -p "$tmp/startup"
+    "${load_pin[@]}" python3 "$here/gen_policy.py" names "$BENCH_STARTUP_NAMES" 443 "$tmp/startup/names.policy.yaml" \
+        "$tmp/startup/names.squid"
+    chmod 644 "$tmp/startup/names.squid"
+    local order
+    for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+        order=(squid egressd)
+        ((round % 2 == 0)) && order=(egressd squid)
+        for name in "${order[@]}"; do startup_once "$name"; done
+    done
+    note "done: startup"
+
+    # --- 1,000,000-rule policy load ------------------------------------------------------------------------
+    if [[ $BENCH_POLICY_LOAD == 1 ]]; then
+        policy_load_once 1
+        policy_load_once 100
+        note "done: policy load"
+    fi
+
+    # --- Report ---------------------------------------------------------------------------------------------
+    local md="$tmp/table.md" d s e dm sm em ratio_d
+    {
+        echo "| workload | direct | Squid | egressd | egressd / direct | egressd / Squid |"
+        echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+        for row in "${table_rows[@]}"; do
+            IFS='|' read -r key label scale dec tlist plabel args <<<"$row"
+            d="" dm=""
+            if [[ $tlist == direct* ]]; then
+                d=$(cell_of "${vals[$key|direct]:-}" "$scale" "$dec" "${errs[$key|direct]:-0}")
+                dm=$(median_scaled "${vals[$key|direct]:-}" "$scale")
+            fi
+            s=$(cell_of "${vals[$key|squid]:-}" "$scale" "$dec" "${errs[$key|squid]:-0}")
+            e=$(cell_of "${vals[$key|egressd]:-}" "$scale" "$dec" "${errs[$key|egressd]:-0}")
+            sm=$(median_scaled "${vals[$key|squid]:-}" "$scale")
+            em=$(median_scaled "${vals[$key|egressd]:-}" "$scale")
+            ratio_d=""
+            [[ -n $dm ]] && ratio_d=$(ratio "$em" "$dm")
+            echo "| $label | $d | $s | $e | $ratio_d | $(ratio "$em" "$sm") |"
+        done
+        echo "| RSS per idle tunnel, KiB ($BENCH_IDLE tunnels, one measurement) | | ${idle_kib[squid]} | ${idle_kib[egressd]} | | $(ratio "${idle_kib[egressd]}" "${idle_kib[squid]}") |"
+        echo "| start-up with a $(fmt_num "$BENCH_STARTUP_NAMES" 0)-name list, ms | | $(cell_of "${vals[startup|squid]}" 1 0) | $(cell_of "${vals[startup|egressd]}" 1 0) | | $(ratio "$(median_scaled "${vals[startup|egressd]}" 1)" "$(median_scaled "${vals[startup|squid]}" 1)") |"
+        if [[ $BENCH_POLICY_LOAD == 1 ]]; then
+            echo "| policy load, 1,000,000 rules x 1 destination (${policy_mib[1]} MiB YAML), s | | | $(cell_of "${vals[policy1|egressd]}" 0.001 2) | | |"
+            echo "| policy load, 10,000 rules x 100 destinations (${policy_mib[100]} MiB YAML), s | | | $(cell_of "${vals[policy100|egressd]}" 0.001 2) | | |"
+        fi
+        echo
+        echo "Work per proxy CPU-second (the proxy's CPU time from /proc/PID/task/*/schedstat over each whole run):"
+        echo
+        echo "| workload | Squid | egressd | egressd / Squid |"
+        echo "| --- | ---: | ---: | ---: |"
+        for row in "${table_rows[@]}"; do
+            IFS='|' read -r key label scale dec tlist plabel args <<<"$row"
+            s=$(cell_of "${cpuvals[$key|squid]:-}" "$scale" "$dec")
+            e=$(cell_of "${cpuvals[$key|egressd]:-}" "$scale" "$dec")
+            echo "| ${label%,*}, $plabel | $s | $e | $(ratio "$(median_scaled "${cpuvals[$key|egressd]:-}" "$scale")" "$(median_scaled "${cpuvals[$key|squid]:-}" "$scale")") |"
+        done
+        echo
+        echo "Goals of issue 10 (ratios of medians from this run):"
+        echo
+        echo "| goal | measured | met |"
+        echo "| --- | ---: | --- |"
+        goal_row() {  # text value op threshold [decimals]: the value is shown with that many decimals (default 2)
+            local met
+            met=$(awk -v v="$2" -v op="$3" -v t="$4" 'BEGIN {if (v == "n/a" || v == "") print "n/a"; else if ((op == ">=" && v >= t) || (op == "<=" && v <= t)) print "yes"; else print "no"}')
+            echo "| $1 | $(fmt_num "$2" "${5:-2}") | $met |"
+        }
+        local k
+        for k in bulk1 bulk8 get64 tunnels newconn; do
+            local thr=0.8 lab
+            [[ $k == tunnels || $k == newconn ]] && thr=0.7
+            for row in "${table_rows[@]}"; do [[ $row == "$k|"* ]] && IFS='|' read -r key lab _ <<<"$row"; done
+            goal_row "${lab%,*}: egressd / direct >= $thr" \
+                "$(ratio "$(median_scaled "${vals[$k|egressd]:-}" 1)" "$(median_scaled "${vals[$k|direct]:-}" 1)")" ">=" "$thr"
+        done
+        goal_row "keep-alive GET: egressd / Squid per proxy CPU-s >= 3" \
+            "$(ratio "$(median_scaled "${cpuvals[keepalive|egressd]:-}" 1)" "$(median_scaled "${cpuvals[keepalive|squid]:-}" 1)")" ">=" 3
+        goal_row "denied GET: egressd / Squid per proxy CPU-s >= 2" \
+            "$(ratio "$(median_scaled "${cpuvals[denied|egressd]:-}" 1)" "$(median_scaled "${cpuvals[denied|squid]:-}" 1)")" ">=" 2
+        goal_row "RSS per idle tunnel <= 8 KiB" "${idle_kib[egressd]}" "<=" 8 1
+        goal_row "start-up with $(fmt_num "$BENCH_STARTUP_NAMES" 0) names <= 300 ms" \
+            "$(median_scaled "${vals[startup|egressd]}" 1)" "<=" 300 0
+        if [[ $BENCH_POLICY_LOAD == 1 ]]; then
+            goal_row "1,000,000 rules x 1 destination: load <= 3 s" "$(median_scaled "${vals[policy1|egressd]}" 0.001)" "<=" 3
+            goal_row "10,000 rules x 100 destinations: load <= 3 s" "$(median_scaled "${vals[policy100|egressd]}" 0.001)" "<=" 3
+        fi
+        echo
+        echo "Cells: median [min-max] over $BENCH_ROUNDS interleaved rounds of ${BENCH_SECONDS}s; ratios divide medians; * = some run had errors or timeouts."
+        echo "Made by \`bench/load/run.sh table\` ($started): $pin_text; $(nproc) CPUs; Squid $("$SQUID" -v | head -1 | sed 's/.*Version //') (workers 1, caching off); egressd $("$EGRESSD" --version 2>/dev/null | head -1 | sed 's/^egressd //') ($BENCH_TABLE_WORKERS worker); ${BENCH_CONNECTIONS} connections in the request rows; start-up: exec to the first accepted TCP connection."
+    } >"$md"
+    cat "$md"
+    if [[ -n $BENCH_TABLE_OUT ]]; then
+        cp "$md" "$BENCH_TABLE_OUT"
+        echo
+        echo "(table written to $BENCH_TABLE_OUT)"
+    fi
+    echo
+    echo "latency p50/p99 in microseconds, per round:"
+    for key in tunnels newconn keepalive denied; do
+        printf '  %-10s' "$key"
+        for name in direct squid egressd; do
+            [[ -n ${p50[$key|$name]:-} ]] && printf '  %s: %s' "$name" "${p50[$key|$name]% }"
+        done
+        printf '\n'
+    done
+    echo "RSS right after start-up with the name list, KiB per round: squid ${startup_rss[squid]% }; egressd ${startup_rss[egressd]% }"
+    echo
+    echo "raw results:"
+    cat "$raw"
+    print_load_messages
+}
+
+# =============================================================================================================
 if [[ $run_squid == 1 ]]; then
     squid_comparison
 fi
@@ -839,4 +1188,7 @@ if [[ $run_sni == 1 ]]; then
 fi
 if [[ $run_ab == 1 ]]; then
     ab_comparison
+fi
+if [[ $run_table == 1 ]]; then
+    table_comparison
 fi
