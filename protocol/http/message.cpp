@@ -706,6 +706,9 @@ parse_status chunked_decoder::feed_framing(std::string_view in, std::string& out
 
 void chunked_decoder::skip_data(std::uint64_t n)
 {
+    if (n == 0) {
+        return;  // outside chunk data, where a zero remaining_ must not end a chunk that never began
+    }
     remaining_ -= n;
     if (remaining_ == 0) {
         state_ = state::data_cr;

@@ -1,5 +1,7 @@
 #include "http_support.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 namespace egressd::protocol::http {
@@ -105,6 +107,60 @@ std::string data_of(std::string_view canonical)
         }
         data += canonical.substr(eol + 2, size);
         canonical.remove_prefix(eol + 2 + size + 2);
+    }
+}
+
+// What the forwarder does with feed_framing: framing comes out of the decoder, chunk data is taken from the
+// buffer by the caller (as much as is there, reported with skip_data, zero included), and the next piece of
+// input arrives only once the buffer is used up. The result must equal feed (reframe) or feed_data.
+std::string relay_with_framing(std::string_view data, std::size_t split, bool reframe, parse_status& status)
+{
+    chunked_decoder dec;
+    std::string out;
+    std::string buffer(data.substr(0, split));
+    std::string_view rest = data.substr(split);
+    std::size_t pos = 0;
+    status = parse_status::incomplete;
+    for (int rounds = 0; rounds < 10'000; ++rounds) {
+        std::size_t used = 0;
+        parse_error err = parse_error::none;
+        status = dec.feed_framing(std::string_view(buffer).substr(pos), out, used, err, reframe);
+        if (status == parse_status::error) {
+            return out;
+        }
+        pos += used;
+        const auto here = static_cast<std::size_t>(std::min<std::uint64_t>(dec.data_left(), buffer.size() - pos));
+        out += buffer.substr(pos, here);
+        dec.skip_data(here);
+        pos += here;
+        if (status == parse_status::complete) {
+            return out;
+        }
+        if (pos < buffer.size()) {
+            continue;
+        }
+        if (rest.empty()) {
+            return out;
+        }
+        buffer.assign(rest);
+        rest = {};
+        pos = 0;
+    }
+    ADD_FAILURE() << "no progress";
+    return out;
+}
+
+TEST_P(http_chunked_valid, feed_framing_with_data_taken_by_the_caller_equals_feed_at_every_split)
+{
+    const auto& c = GetParam();
+    const auto data = c.body + next_request;
+    for (const bool reframe : {true, false}) {
+        for (std::size_t split = 0; split <= c.body.size(); ++split) {
+            parse_status status = parse_status::incomplete;
+            const auto out = relay_with_framing(data, split, reframe, status);
+            ASSERT_EQ(status, parse_status::complete) << "split at " << split << (reframe ? ", reframed" : "");
+            EXPECT_EQ(out, reframe ? c.expected : data_of(c.expected)) << "split at " << split;
+        }
     }
 }
 
