@@ -25,6 +25,14 @@ if(NOT yaml-cpp_FOUND)
   egressd_missing("yaml-cpp 0.7" libyaml-cpp-dev)
 endif()
 
+# libfyaml parses policies fast; yaml-cpp stays as the reference that words every syntax error.
+if(PkgConfig_FOUND)
+  pkg_check_modules(FYAML QUIET IMPORTED_TARGET libfyaml>=0.7)
+endif()
+if(NOT FYAML_FOUND)
+  egressd_missing("libfyaml 0.7" "libfyaml-dev pkg-config")
+endif()
+
 if(PkgConfig_FOUND)
   pkg_check_modules(CARES QUIET IMPORTED_TARGET libcares>=1.18)
 endif()

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
-#include <streambuf>
 #include <thread>
 #include <tuple>
 
@@ -32,18 +31,6 @@ struct file_part {
     bool has_tls = false;
     bool has_revoke = false;
     bool has_requests = false;
-};
-
-// An istream over text already in memory, without the copy std::istringstream makes: policies run to
-// hundreds of megabytes, and loaded_policy::sources keeps the text anyway.
-class text_buffer : public std::streambuf {
-public:
-    explicit text_buffer(const std::string& text)
-    {
-        // The get area is never written through: std::streambuf only takes non-const pointers.
-        char* begin = const_cast<char*>(text.data());
-        setg(begin, begin, begin + text.size());
-    }
 };
 
 bool valid_name(std::string_view name)
@@ -274,8 +261,10 @@ private:
             r_.error(n, "expected the rules of group '" + group.name + "' (a list of rules)");
             return;
         }
+        std::string where = "rule of group '" + group.name + "'";
+        group.rules.reserve(n.items.size());
         for (const auto& item : n.items) {
-            if (auto rule = read_rule(item, "rule of group '" + group.name + "'", false)) {
+            if (auto rule = read_rule(item, where, false)) {
                 group.rules.push_back(std::move(*rule));
             }
         }
@@ -329,15 +318,18 @@ private:
 
     void read_ports(const yaml_node& n, std::vector<pol::port_range>& out)
     {
-        auto items = r_.scalar_list(n, "ports");
         // Only a list written empty: a list whose items were all wrong has had them reported already.
-        if (n.is_sequence() && n.items.empty()) {
-            r_.error(n, "empty port list: expected ports like 443, 20-21 or all");
+        bool empty = n.is_sequence() && n.items.empty();
+        if (n.is_sequence()) {
+            out.reserve(n.items.size());
         }
-        for (const auto* item : items) {
-            if (auto range = read_port_range(*item)) {
+        r_.for_each_scalar(n, "ports", [&](const yaml_node& item) {
+            if (auto range = read_port_range(item)) {
                 out.push_back(*range);
             }
+        });
+        if (empty) {
+            r_.error(n, "empty port list: expected ports like 443, 20-21 or all");
         }
     }
 
@@ -375,29 +367,31 @@ private:
 
     void read_destinations(const yaml_node& n, pol::rule_spec& rule)
     {
-        auto items = r_.scalar_list(n, "destinations");
         if (n.is_sequence() && n.items.empty()) {
             r_.error(n, "empty destination list: expected domain patterns or CIDRs");
         }
-        for (const auto* item : items) {
-            const std::string& text = item->value;
+        if (n.is_sequence()) {
+            rule.domains.reserve(n.items.size());
+        }
+        r_.for_each_scalar(n, "destinations", [&](const yaml_node& node) {
+            const std::string& text = node.value;
             if (text.find('/') != std::string::npos || text.find(':') != std::string::npos ||
                 pol::address::parse(text)) {
                 std::string error;
                 if (auto net = pol::cidr::parse(text, &error)) {
                     rule.cidrs.push_back(*net);
                 } else {
-                    r_.error(*item, error);
+                    r_.error(node, error);
                 }
-                continue;
+                return;
             }
             auto pattern = pol::parse_domain_pattern(text);
             if (!pattern.value) {
-                r_.error(*item, "invalid destination '" + text + "': " + pattern.error);
-                continue;
+                r_.error(node, "invalid destination '" + text + "': " + pattern.error);
+                return;
             }
             rule.domains.push_back(std::move(*pattern.value));
-        }
+        });
     }
 
     void read_clients(const yaml_node& n)
@@ -493,11 +487,11 @@ private:
     file_part& part_;
 };
 
-file_part read_file(std::uint32_t index, const std::string& name, std::istream& in)
+file_part read_file(std::uint32_t index, const std::string& name, std::string_view text)
 {
     file_part part;
     yaml_error parse_error;
-    auto root = parse_yaml(in, parse_error);
+    auto root = parse_yaml(text, parse_error);
     if (!root) {
         part.errors.push_back({name, parse_error.where, parse_error.message});
         return part;
@@ -647,9 +641,7 @@ loaded_policy load_policy(const std::filesystem::path& path)
         std::ostringstream text;
         text << in.rdbuf();
         sources[i].second = std::move(text).str();
-        text_buffer buffer(sources[i].second);
-        std::istream view(&buffer);
-        parts[i] = read_file(static_cast<std::uint32_t>(i), names[i], view);
+        parts[i] = read_file(static_cast<std::uint32_t>(i), names[i], sources[i].second);
     });
     return merge_and_compile(std::move(names), std::move(parts), std::move(sources));
 }
@@ -660,9 +652,7 @@ loaded_policy load_policy_texts(const std::vector<std::pair<std::string, std::st
     std::vector<file_part> parts;
     for (std::size_t i = 0; i < files.size(); ++i) {
         names.push_back(files[i].first);
-        text_buffer buffer(files[i].second);
-        std::istream in(&buffer);
-        parts.push_back(read_file(static_cast<std::uint32_t>(i), files[i].first, in));
+        parts.push_back(read_file(static_cast<std::uint32_t>(i), files[i].first, files[i].second));
     }
     return merge_and_compile(std::move(names), std::move(parts), files);
 }

@@ -1,5 +1,6 @@
 #include "config/schema.hpp"
 
+#include <array>
 #include <charconv>
 
 namespace egressd::config {
@@ -66,27 +67,34 @@ bool schema_reader::expect_scalar(const yaml_node& n, std::string_view what)
 void schema_reader::check_keys(const yaml_node& map, std::string_view where,
                                std::initializer_list<std::string_view> known)
 {
-    std::vector<std::string_view> seen;
+    // How often each known key was seen so far. Every rule of a policy is checked, so the count lives on the
+    // stack; only a schema of more than 64 keys (none today) would count in a vector.
+    constexpr std::size_t inline_keys = 64;
+    std::array<std::uint32_t, inline_keys> inline_counts{};
+    std::vector<std::uint32_t> more_counts(known.size() > inline_keys ? known.size() : 0);
+    std::uint32_t* counts = known.size() > inline_keys ? more_counts.data() : inline_counts.data();
     for (const auto& [key, value] : map.entries) {
         if (!key.is_scalar()) {
             error(key, "expected a key name in " + std::string(where) + ", found " + std::string(describe(key)));
             continue;
         }
-        bool is_known = false;
+        std::size_t index = 0;
         for (auto k : known) {
-            is_known = is_known || k == key.value;
+            if (k == key.value) {
+                break;
+            }
+            ++index;
         }
-        if (!is_known) {
+        if (index == known.size()) {
             error(key, "unknown key '" + key.value + "' in " + std::string(where) + "; expected one of: " +
                            join(std::vector<std::string_view>(known), ", "));
             continue;
         }
-        for (auto s : seen) {
-            if (s == key.value) {
-                error(key, "key '" + key.value + "' appears twice in " + std::string(where));
-            }
+        // Each earlier occurrence is reported, as a third one repeats the second's error.
+        for (std::uint32_t i = 0; i < counts[index]; ++i) {
+            error(key, "key '" + key.value + "' appears twice in " + std::string(where));
         }
-        seen.push_back(key.value);
+        ++counts[index];
     }
 }
 
@@ -120,10 +128,12 @@ std::optional<std::string> schema_reader::string_value(const yaml_node& n, std::
 std::optional<std::int64_t> schema_reader::integer_value(const yaml_node& n, std::string_view what, std::int64_t min,
                                                          std::int64_t max)
 {
-    std::string expected = std::string(what) + " as a whole number from " + std::to_string(min) + " to " +
-                           std::to_string(max);
+    // Worded only on failure: every port of every rule comes through here.
+    auto expected = [&] {
+        return std::string(what) + " as a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+    };
     if (!n.is_scalar()) {
-        error(n, "expected " + expected + ", found " + std::string(describe(n)));
+        error(n, "expected " + expected() + ", found " + std::string(describe(n)));
         return std::nullopt;
     }
     std::int64_t value = 0;
@@ -131,28 +141,29 @@ std::optional<std::int64_t> schema_reader::integer_value(const yaml_node& n, std
     const char* end = begin + n.value.size();
     auto [ptr, ec] = std::from_chars(begin, end, value);
     if (n.value.empty() || ec != std::errc{} || ptr != end || value < min || value > max) {
-        error(n, "expected " + expected + ", found '" + n.value + "'");
+        error(n, "expected " + expected() + ", found '" + n.value + "'");
         return std::nullopt;
     }
     return value;
 }
 
+void schema_reader::not_a_list(const yaml_node& n, std::string_view what)
+{
+    error(n, "expected " + std::string(what) + " (a list), found " + std::string(describe(n)));
+}
+
+void schema_reader::not_a_scalar_item(const yaml_node& item, std::string_view what)
+{
+    expect_scalar(item, std::string(what) + " item");
+}
+
 std::vector<const yaml_node*> schema_reader::scalar_list(const yaml_node& n, std::string_view what)
 {
     std::vector<const yaml_node*> out;
-    if (n.is_scalar()) {
-        out.push_back(&n);
-        return out;
+    if (n.is_sequence()) {
+        out.reserve(n.items.size());
     }
-    if (!n.is_sequence()) {
-        error(n, "expected " + std::string(what) + " (a list), found " + std::string(describe(n)));
-        return out;
-    }
-    for (const auto& item : n.items) {
-        if (expect_scalar(item, std::string(what) + " item")) {
-            out.push_back(&item);
-        }
-    }
+    for_each_scalar(n, what, [&](const yaml_node& item) { out.push_back(&item); });
     return out;
 }
 

@@ -43,11 +43,34 @@ public:
                                               std::int64_t max);
     // A scalar or a sequence of scalars, as a list of nodes.
     std::vector<const yaml_node*> scalar_list(const yaml_node& n, std::string_view what);
+    // The same nodes, each passed to f in turn without building the list (every rule's ports and destinations).
+    template <class F>
+    void for_each_scalar(const yaml_node& n, std::string_view what, F&& f)
+    {
+        if (n.is_scalar()) {
+            f(n);
+            return;
+        }
+        if (!n.is_sequence()) {
+            not_a_list(n, what);
+            return;
+        }
+        for (const auto& item : n.items) {
+            if (item.is_scalar()) {
+                f(item);
+            } else {
+                not_a_scalar_item(item, what);
+            }
+        }
+    }
 
     const std::string& file() const { return file_; }
     std::size_t error_count() const { return errors_.size(); }
 
 private:
+    void not_a_list(const yaml_node& n, std::string_view what);
+    void not_a_scalar_item(const yaml_node& item, std::string_view what);
+
     std::string file_;
     std::vector<diagnostic>& errors_;
 };

@@ -1,11 +1,17 @@
 #include "config/yaml_tree.hpp"
 
+#include <libfyaml.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/exceptions.h>
 #include <yaml-cpp/parser.h>
 
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 #include <map>
+#include <memory>
+#include <streambuf>
+#include <unordered_map>
 
 namespace egressd::config {
 namespace {
@@ -25,32 +31,35 @@ struct too_many_nodes {
 // (max_nodes alone would let a 10-line file build gigabytes before failing).
 constexpr std::size_t alias_allowance = 400'000;
 
-// Builds the tree: a stack of open collections; a map collects alternating key and value nodes.
-class tree_builder : public YAML::EventHandler {
+// 0 means no anchor, as in yaml-cpp.
+using anchor_id = std::size_t;
+
+// Builds the tree from either parser's events: a stack of open collections; a map collects alternating key
+// and value nodes.
+class tree_builder {
 public:
     explicit tree_builder(std::size_t max_nodes) : max_nodes_(max_nodes) {}
 
     std::optional<yaml_node> root;
     int documents = 0;
-
     mark second_document;
 
-    void OnDocumentStart(const YAML::Mark& m) override
+    void document(mark m)
     {
         if (++documents == 2) {
-            second_document = to_mark(m);
+            second_document = m;
         }
     }
-    void OnDocumentEnd() override {}
 
-    void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override
+    void null(mark m, anchor_id anchor)
     {
         yaml_node n;
-        n.where = to_mark(m);
+        n.where = m;
         add(std::move(n), anchor);
     }
 
-    void OnAlias(const YAML::Mark& m, YAML::anchor_t anchor) override
+    // False when the anchor is unknown (the caller decides whether that is an error).
+    bool alias(mark m, anchor_id anchor)
     {
         auto it = anchors_.find(anchor);
         std::size_t size = it == anchors_.end() ? 1 : it->second.size;
@@ -59,37 +68,57 @@ public:
         aliased_ += size;
         check_budget(m);
         yaml_node n = it == anchors_.end() ? yaml_node{} : it->second.node;
-        n.where = to_mark(m);
+        n.where = m;
         add(std::move(n), 0, false);
+        return it != anchors_.end();
     }
 
-    void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, const std::string& value) override
+    void scalar(mark m, bool plain, std::string value, anchor_id anchor)
     {
         yaml_node n;
         n.type = yaml_node::kind::scalar;
-        n.plain = tag == "?";
-        n.where = to_mark(m);
-        n.value = value;
+        n.plain = plain;
+        n.where = m;
+        n.value = std::move(value);
         add(std::move(n), anchor);
     }
 
-    void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t anchor,
-                         YAML::EmitterStyle::value) override
+    // Whether the next node completes a map entry (it is a value, not a key or a sequence item).
+    bool in_map_value() const
     {
-        open(yaml_node::kind::sequence, m, anchor);
+        return !stack_.empty() && stack_.back().node.type == yaml_node::kind::map && stack_.back().pending_key;
     }
-    void OnSequenceEnd() override { close(); }
 
-    void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override
+    void open(yaml_node::kind type, mark m, anchor_id anchor)
     {
-        open(yaml_node::kind::map, m, anchor);
+        ++count_;
+        check_budget(m);
+        yaml_node n;
+        n.type = type;
+        n.where = m;
+        if (type == yaml_node::kind::map) {
+            // Rules and clients mostly hold two keys: room for both at once saves a reallocation.
+            n.entries.reserve(2);
+        }
+        stack_.push_back(open_node{std::move(n), anchor, count_, std::nullopt});
     }
-    void OnMapEnd() override { close(); }
+
+    void close()
+    {
+        auto& top = stack_.back();
+        std::size_t size = count_ - top.count_at_start + 1;
+        if (top.anchor != 0) {
+            anchors_[top.anchor] = anchored{top.node, size};
+        }
+        yaml_node node = std::move(top.node);
+        stack_.pop_back();
+        add(std::move(node), 0, false);
+    }
 
 private:
     struct open_node {
         yaml_node node;
-        YAML::anchor_t anchor;
+        anchor_id anchor;
         std::size_t count_at_start;
         std::optional<yaml_node> pending_key;
     };
@@ -98,41 +127,20 @@ private:
         std::size_t size;
     };
 
-    void check_budget(const YAML::Mark& m) const
+    void check_budget(mark m) const
     {
         if (count_ > max_nodes_) {
-            throw too_many_nodes{to_mark(m), "aliases expand to more than " + std::to_string(max_nodes_) + " nodes"};
+            throw too_many_nodes{m, "aliases expand to more than " + std::to_string(max_nodes_) + " nodes"};
         }
         std::size_t alias_budget = std::max(alias_allowance, count_ - aliased_);
         if (aliased_ > alias_budget) {
-            throw too_many_nodes{to_mark(m), "aliases expand to more than " + std::to_string(alias_budget) +
-                                                 " nodes: at most " + std::to_string(alias_allowance) +
-                                                 ", or as many as the document writes out"};
+            throw too_many_nodes{m, "aliases expand to more than " + std::to_string(alias_budget) +
+                                        " nodes: at most " + std::to_string(alias_allowance) +
+                                        ", or as many as the document writes out"};
         }
     }
 
-    void open(yaml_node::kind type, const YAML::Mark& m, YAML::anchor_t anchor)
-    {
-        ++count_;
-        check_budget(m);
-        yaml_node n;
-        n.type = type;
-        n.where = to_mark(m);
-        stack_.push_back(open_node{std::move(n), anchor, count_, std::nullopt});
-    }
-
-    void close()
-    {
-        open_node top = std::move(stack_.back());
-        stack_.pop_back();
-        std::size_t size = count_ - top.count_at_start + 1;
-        if (top.anchor != 0) {
-            anchors_[top.anchor] = anchored{top.node, size};
-        }
-        add(std::move(top.node), 0, false);
-    }
-
-    void add(yaml_node n, YAML::anchor_t anchor, bool counted = true)
+    void add(yaml_node&& n, anchor_id anchor, bool counted = true)
     {
         if (counted && n.type != yaml_node::kind::sequence && n.type != yaml_node::kind::map) {
             ++count_;
@@ -163,19 +171,61 @@ private:
     std::size_t count_ = 0;
     std::size_t aliased_ = 0;  // the part of count_ that aliases added
     std::vector<open_node> stack_;
-    std::map<YAML::anchor_t, anchored> anchors_;
+    std::map<anchor_id, anchored> anchors_;
 };
 
-}  // namespace
+// --- yaml-cpp: the reference, and the source of every syntax error message ------------------------------------
 
-std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::size_t max_nodes)
+class yaml_cpp_events : public YAML::EventHandler {
+public:
+    explicit yaml_cpp_events(tree_builder& tree) : tree_(tree) {}
+
+    void OnDocumentStart(const YAML::Mark& m) override { tree_.document(to_mark(m)); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override { tree_.null(to_mark(m), anchor); }
+    void OnAlias(const YAML::Mark& m, YAML::anchor_t anchor) override { tree_.alias(to_mark(m), anchor); }
+    void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, const std::string& value) override
+    {
+        tree_.scalar(to_mark(m), tag == "?", value, anchor);
+    }
+    void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t anchor,
+                         YAML::EmitterStyle::value) override
+    {
+        tree_.open(yaml_node::kind::sequence, to_mark(m), anchor);
+    }
+    void OnSequenceEnd() override { tree_.close(); }
+    void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override
+    {
+        tree_.open(yaml_node::kind::map, to_mark(m), anchor);
+    }
+    void OnMapEnd() override { tree_.close(); }
+
+private:
+    tree_builder& tree_;
+};
+
+// An istream over text already in memory, without a copy.
+class view_buffer : public std::streambuf {
+public:
+    explicit view_buffer(std::string_view text)
+    {
+        // The get area is never written through: std::streambuf only takes non-const pointers.
+        char* begin = const_cast<char*>(text.data());
+        setg(begin, begin, begin + text.size());
+    }
+};
+
+std::optional<yaml_node> parse_with_yaml_cpp(std::string_view text, yaml_error& error, std::size_t max_nodes)
 {
-    tree_builder builder(max_nodes);
+    tree_builder tree(max_nodes);
+    yaml_cpp_events events(tree);
     try {
+        view_buffer buffer(text);
+        std::istream in(&buffer);
         YAML::Parser parser(in);
-        while (parser.HandleNextDocument(builder)) {
-            if (builder.documents > 1) {
-                error = {builder.second_document, "more than one YAML document: expected exactly one"};
+        while (parser.HandleNextDocument(events)) {
+            if (tree.documents > 1) {
+                error = {tree.second_document, "more than one YAML document: expected exactly one"};
                 return std::nullopt;
             }
         }
@@ -191,11 +241,291 @@ std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::si
         error = {e.where, e.message};
         return std::nullopt;
     }
-    if (!builder.root) {
+    if (!tree.root) {
         error = {mark{1, 1}, "empty document: expected a mapping"};
         return std::nullopt;
     }
-    return std::move(builder.root);
+    return std::move(tree.root);
+}
+
+// --- libfyaml: the fast path ------------------------------------------------------------------------------------
+
+// yaml-cpp reads these plain, untagged scalars as null (its IsNullString).
+bool is_null_text(std::string_view s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+
+struct parser_deleter {
+    void operator()(fy_parser* p) const { fy_parser_destroy(p); }
+};
+struct diag_deleter {
+    void operator()(fy_diag* d) const { fy_diag_destroy(d); }
+};
+struct event_deleter {
+    fy_parser* parser;
+    void operator()(fy_event* e) const { fy_parser_event_free(parser, e); }
+};
+
+// Why the fast path gave up: the reference parser then decides, and words any error as it always has.
+struct not_handled {};
+
+// Marks as yaml-cpp counts them: 1-based lines, and columns in bytes from the line's start (libfyaml counts
+// characters). Events arrive in file order, so each line's start is found once.
+class mark_reader {
+public:
+    explicit mark_reader(std::string_view text) : text_(text) {}
+
+    mark at(const fy_mark& m)
+    {
+        if (m.line != line_ || m.input_pos < line_start_) {
+            std::size_t pos = std::min(m.input_pos, text_.size());
+            const void* nl = pos == 0 ? nullptr : ::memrchr(text_.data(), '\n', pos);
+            line_start_ = nl == nullptr ? 0 : static_cast<std::size_t>(static_cast<const char*>(nl) - text_.data()) + 1;
+            line_ = m.line;
+        }
+        return mark{static_cast<std::uint32_t>(m.line + 1), static_cast<std::uint32_t>(m.input_pos - line_start_ + 1)};
+    }
+
+private:
+    std::string_view text_;
+    int line_ = -1;
+    std::size_t line_start_ = 0;
+};
+
+void discard_diagnostic(fy_diag*, void*, const char*, std::size_t) {}
+
+std::string_view token_text(fy_token* t)
+{
+    std::size_t len = 0;
+    const char* s = fy_token_get_text(t, &len);
+    return s == nullptr ? std::string_view() : std::string_view(s, len);
+}
+
+// A scalar's value. fy_token_get_text formats a copy of every scalar (a fifth of the parse); a scalar on one line
+// without escapes is its bytes in the input, and is read from there.
+std::string_view scalar_text(fy_token* t, std::string_view input)
+{
+    const fy_mark* start = fy_token_start_mark(t);
+    const fy_mark* end = fy_token_end_mark(t);
+    if (start != nullptr && end != nullptr && start->line == end->line && start->input_pos < end->input_pos &&
+        end->input_pos <= input.size()) {
+        std::string_view raw = input.substr(start->input_pos, end->input_pos - start->input_pos);
+        auto blank = [](char c) { return c == ' ' || c == '\t'; };
+        switch (fy_token_scalar_style(t)) {
+        case FYSS_PLAIN:
+            if (!blank(raw.front()) && !blank(raw.back())) {
+                return raw;
+            }
+            break;
+        case FYSS_SINGLE_QUOTED:
+            // The token spans the text between the quotes; '' stands for one quote.
+            if (raw.find('\'') == std::string_view::npos) {
+                return raw;
+            }
+            break;
+        case FYSS_DOUBLE_QUOTED:
+            if (raw.find_first_of("\\\"") == std::string_view::npos) {
+                return raw;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return token_text(t);
+}
+
+// Turns libfyaml's events into the tree; throws not_handled for anything the reference must judge.
+class fy_events {
+public:
+    fy_events(std::string_view text, tree_builder& tree) : text_(text), marks_(text), tree_(tree) {}
+
+    void run(fy_parser* parser)
+    {
+        for (;;) {
+            std::unique_ptr<fy_event, event_deleter> e(fy_parser_parse(parser), event_deleter{parser});
+            if (!e) {
+                break;
+            }
+            handle(*e);
+            if (tree_.documents > 1) {
+                return;
+            }
+        }
+        if (fy_parser_get_stream_error(parser)) {
+            throw not_handled{};
+        }
+    }
+
+private:
+    // A node's position is its first token's, as in yaml-cpp: an anchor or tag written before it counts.
+    // libfyaml starts anchor, alias and quoted scalar tokens after their indicator ('&', '*', the quote);
+    // yaml-cpp at it, one byte before on the same line.
+    mark node_mark(fy_event& e, fy_token* anchor, fy_token* tag, fy_token* value = nullptr)
+    {
+        std::optional<fy_mark> first;
+        auto consider = [&](fy_token* t, std::size_t indicator) {
+            const fy_mark* m = t == nullptr ? nullptr : fy_token_start_mark(t);
+            if (m == nullptr || m->input_pos < indicator) {
+                return;
+            }
+            fy_mark at = *m;
+            at.input_pos -= indicator;
+            if (!first || at.input_pos < first->input_pos) {
+                first = at;
+            }
+        };
+        if (e.type == FYET_ALIAS) {
+            consider(e.alias.anchor, 1);
+        } else if (value != nullptr) {
+            auto style = fy_token_scalar_style(value);
+            consider(value, style == FYSS_SINGLE_QUOTED || style == FYSS_DOUBLE_QUOTED ? 1 : 0);
+        } else if (const fy_mark* m = fy_event_start_mark(&e)) {
+            first = *m;
+        }
+        consider(anchor, 1);
+        consider(tag, 0);
+        if (!first) {
+            // An empty value: inside a map the tree places it at its key; a sequence's empty item is left to
+            // the reference, which places it at the token after it.
+            return last_;
+        }
+        last_ = marks_.at(*first);
+        return last_;
+    }
+
+    anchor_id define(fy_token* anchor)
+    {
+        if (anchor == nullptr) {
+            return 0;
+        }
+        anchor_id id = ++defined_;
+        anchors_[std::string(token_text(anchor))] = id;
+        return id;
+    }
+
+    void handle(fy_event& e)
+    {
+        switch (e.type) {
+        case FYET_DOCUMENT_START: {
+            const fy_mark* m = fy_event_start_mark(&e);
+            tree_.document(m == nullptr ? mark{1, 1} : marks_.at(*m));
+            break;
+        }
+        case FYET_MAPPING_START:
+            tree_.open(yaml_node::kind::map, node_mark(e, e.mapping_start.anchor, e.mapping_start.tag),
+                       define(e.mapping_start.anchor));
+            break;
+        case FYET_SEQUENCE_START:
+            tree_.open(yaml_node::kind::sequence, node_mark(e, e.sequence_start.anchor, e.sequence_start.tag),
+                       define(e.sequence_start.anchor));
+            break;
+        case FYET_MAPPING_END:
+        case FYET_SEQUENCE_END:
+            tree_.close();
+            break;
+        case FYET_SCALAR:
+            scalar(e);
+            break;
+        case FYET_ALIAS: {
+            auto it = anchors_.find(std::string(token_text(e.alias.anchor)));
+            // An unknown anchor is a syntax error (often an unquoted wildcard): the reference words it.
+            if (it == anchors_.end() || !tree_.alias(node_mark(e, nullptr, nullptr), it->second)) {
+                throw not_handled{};
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+
+    void scalar(fy_event& e)
+    {
+        fy_token* value = e.scalar.value;
+        fy_token* tag = e.scalar.tag;
+        auto style = fy_token_scalar_style(value);
+        if (style == FYSS_LITERAL || style == FYSS_FOLDED) {
+            // libfyaml places a block scalar at its first line, yaml-cpp at its '|' or '>': rare in policies,
+            // so the reference reads such a file.
+            throw not_handled{};
+        }
+        bool has_mark = fy_event_start_mark(&e) != nullptr;
+        mark where = node_mark(e, e.scalar.anchor, tag, value);
+        anchor_id anchor = define(e.scalar.anchor);
+        std::string_view text = scalar_text(value, text_);
+        bool plain = style == FYSS_PLAIN && tag == nullptr;
+        if (plain && is_null_text(text)) {
+            if (!has_mark && !tree_.in_map_value()) {
+                throw not_handled{};
+            }
+            tree_.null(where, anchor);
+            return;
+        }
+        tree_.scalar(where, plain, std::string(text), anchor);
+    }
+
+    std::string_view text_;
+    mark_reader marks_;
+    tree_builder& tree_;
+    mark last_{1, 1};
+    anchor_id defined_ = 0;
+    std::unordered_map<std::string, anchor_id> anchors_;
+};
+
+// nullopt when libfyaml did not build the tree (a syntax error, an unknown anchor, an empty sequence item):
+// the reference parser then reads the text.
+std::optional<std::optional<yaml_node>> parse_with_libfyaml(std::string_view text, yaml_error& error,
+                                                            std::size_t max_nodes)
+{
+    fy_diag_cfg diag_cfg;
+    fy_diag_cfg_default(&diag_cfg);
+    diag_cfg.fp = nullptr;
+    diag_cfg.output_fn = discard_diagnostic;
+    std::unique_ptr<fy_diag, diag_deleter> diag(fy_diag_create(&diag_cfg));
+    fy_parse_cfg cfg{};
+    cfg.flags = static_cast<fy_parse_cfg_flags>(FYPCF_QUIET | FYPCF_DEFAULT_VERSION_AUTO);
+    cfg.diag = diag.get();
+    std::unique_ptr<fy_parser, parser_deleter> parser(fy_parser_create(&cfg));
+    if (!diag || !parser || fy_parser_set_string(parser.get(), text.data(), text.size()) != 0) {
+        return std::nullopt;
+    }
+    tree_builder tree(max_nodes);
+    try {
+        fy_events(text, tree).run(parser.get());
+    } catch (const not_handled&) {
+        return std::nullopt;
+    } catch (const too_many_nodes& e) {
+        error = {e.where, e.message};
+        return std::optional<yaml_node>();
+    }
+    if (tree.documents > 1) {
+        error = {tree.second_document, "more than one YAML document: expected exactly one"};
+        return std::optional<yaml_node>();
+    }
+    if (!tree.root) {
+        error = {mark{1, 1}, "empty document: expected a mapping"};
+        return std::optional<yaml_node>();
+    }
+    return std::move(tree.root);
+}
+
+}  // namespace
+
+std::optional<yaml_node> parse_yaml(std::string_view text, yaml_error& error, std::size_t max_nodes,
+                                    yaml_engine engine)
+{
+    if (engine == yaml_engine::libfyaml) {
+        if (auto fast = parse_with_libfyaml(text, error, max_nodes)) {
+            return std::move(*fast);
+        }
+    }
+    error = {};
+    return parse_with_yaml_cpp(text, error, max_nodes);
+}
+
+std::optional<yaml_node> parse_yaml(std::istream& in, yaml_error& error, std::size_t max_nodes)
+{
+    std::string text(std::istreambuf_iterator<char>(in), {});
+    return parse_yaml(text, error, max_nodes);
 }
 
 }  // namespace egressd::config

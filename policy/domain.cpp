@@ -1,12 +1,26 @@
 #include "policy/domain.hpp"
 
+#include <array>
+
 namespace egressd::policy {
 namespace {
 
 constexpr std::size_t max_name_length = 253;
 constexpr std::size_t max_label_length = 63;
 
-bool is_ldh(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'; }
+// Each byte as it stands in a normalized name: letters lower-cased, digits, '-', '_' and '.' as they are, and 0
+// for every byte not allowed.
+constexpr std::array<char, 256> ldh_lower = [] {
+    std::array<char, 256> table{};
+    for (int c = 0; c < 256; ++c) {
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.') {
+            table[static_cast<std::size_t>(c)] = static_cast<char>(c);
+        } else if (c >= 'A' && c <= 'Z') {
+            table[static_cast<std::size_t>(c)] = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return table;
+}();
 
 bool all_digits_or_hex_prefixed(std::string_view label)
 {
@@ -40,43 +54,43 @@ std::optional<std::string> normalize_domain_name(std::string_view text, std::str
         error = "domain name longer than 253 characters";
         return std::nullopt;
     }
-    std::string out;
-    out.reserve(text.size());
+    // One pass over a buffer sized once: every destination of a policy comes through here.
+    std::string out(text.size(), '\0');
+    char* to = out.data();
     std::size_t label_start = 0;
     for (std::size_t i = 0; i <= text.size(); ++i) {
-        if (i == text.size() || text[i] == '.') {
-            std::string_view label = std::string_view(out).substr(label_start);
-            if (label.empty()) {
-                error = "empty label in '" + std::string(text) + "'";
-                return std::nullopt;
-            }
-            if (label.size() > max_label_length) {
-                error = "label longer than 63 characters in '" + std::string(text) + "'";
-                return std::nullopt;
-            }
-            if (label.front() == '-' || label.back() == '-') {
-                error = "label starts or ends with '-' in '" + std::string(text) + "'";
-                return std::nullopt;
-            }
-            if (i < text.size()) {
-                out += '.';
-                label_start = out.size();
-            }
+        char c = i == text.size() ? '.' : ldh_lower[static_cast<unsigned char>(text[i])];
+        if (c != '.' && c != 0) {
+            to[i] = c;
             continue;
         }
-        auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x80) {
-            error = "non-ASCII name '" + std::string(text) +
-                    "': write internationalized names as punycode A-labels (xn--...)";
+        if (c == 0) {
+            if (static_cast<unsigned char>(text[i]) >= 0x80) {
+                error = "non-ASCII name '" + std::string(text) +
+                        "': write internationalized names as punycode A-labels (xn--...)";
+            } else {
+                error = "character '" + std::string(1, text[i]) + "' not allowed in domain name '" +
+                        std::string(text) + "': expected letters, digits, '-' and '_'";
+            }
             return std::nullopt;
         }
-        char lower = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-        if (!is_ldh(lower)) {
-            error = "character '" + std::string(1, text[i]) + "' not allowed in domain name '" + std::string(text) +
-                    "': expected letters, digits, '-' and '_'";
+        std::string_view label(to + label_start, i - label_start);
+        if (label.empty()) {
+            error = "empty label in '" + std::string(text) + "'";
             return std::nullopt;
         }
-        out += lower;
+        if (label.size() > max_label_length) {
+            error = "label longer than 63 characters in '" + std::string(text) + "'";
+            return std::nullopt;
+        }
+        if (label.front() == '-' || label.back() == '-') {
+            error = "label starts or ends with '-' in '" + std::string(text) + "'";
+            return std::nullopt;
+        }
+        if (i < text.size()) {
+            to[i] = '.';
+            label_start = i + 1;
+        }
     }
     // A name whose last label is numeric is an IP address in some non-canonical form (127.1, 0x7f.1),
     // which clients and resolvers interpret differently; it is never a name.

@@ -94,6 +94,7 @@ compile_result policy::compile(policy_spec spec)
                 }
             }
             rule_cidrs.push_back(r.cidrs);
+            p->has_expiring_rules_ = p->has_expiring_rules_ || r.expires.has_value();
             compile_rule(r, id, i, p->groups_.back(), p->allow_domains_, p->allow_cidrs_);
             ++p->counts_.rules;
         }

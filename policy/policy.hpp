@@ -112,6 +112,8 @@ public:
         std::size_t cidrs = 0;            // in allow rules
     };
     counts stats() const { return counts_; }
+    // Whether any allow rule has `expires` (else no established connection can expire by the clock alone).
+    bool has_expiring_rules() const { return has_expiring_rules_; }
     mode default_mode() const { return default_mode_; }
     tls_mode default_tls() const { return default_tls_; }
     // Whether connections this snapshot no longer allows are closed when it replaces an older one.
@@ -211,6 +213,7 @@ private:
     prefix_trie<std::vector<cidr_entry>> allow_cidrs_;
     prefix_trie<std::vector<cidr_entry>> deny_cidrs_;
     counts counts_;
+    bool has_expiring_rules_ = false;
 };
 
 }  // namespace egressd::policy

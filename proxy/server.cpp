@@ -754,6 +754,9 @@ int server_process::run()
     tick_log();
     ready_ = true;
     metrics_->set_ready(true);
+    // Whoever waits for the start line (a supervisor, a test, a script) gets it now, not at the next tick,
+    // and only once everything it might touch next (the file watch, the signals) is in place.
+    log_.flush();
     auto keep_running = asio::make_work_guard(control_);
     control_.run();
 

@@ -3,11 +3,7 @@
 #include "proxy/session/connection.hpp"
 #include "proxy/worker.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,7 +17,6 @@ using asio::ip::tcp;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr unsigned splice_flags = SPLICE_F_NONBLOCK | SPLICE_F_MOVE;
 
 bool splice_refused(int e) { return e == EINVAL || e == ENOSYS; }
@@ -33,128 +28,126 @@ std::size_t clamp_to(std::uint64_t left, std::size_t most)
     return static_cast<std::size_t>(std::min<std::uint64_t>(left, most));
 }
 
-// Lets the worker's other connections run between two pipefuls: splice calls that keep succeeding would
-// otherwise never give the event loop back.
-asio::awaitable<void> yield_to_loop()
-{
-    auto executor = co_await asio::this_coro::executor;
-    co_await asio::post(executor, asio::use_awaitable);
-}
-
-// Writes what a pipe holds to `to` through a buffer: splice refused the write side after bytes went in.
-asio::awaitable<bool> drain_through_buffer(pipe_fds& pipe, std::size_t& in_pipe, tcp::socket& to, buffer_pool& buffers,
-                                           relay_observer& observer, relay_result& r)
-{
-    auto buffer = buffers.take();
-    while (in_pipe > 0) {
-        ssize_t n = ::read(pipe.read_end(), buffer.get(), std::min(in_pipe, buffer_pool::buffer_size));
-        if (n <= 0) {
-            r.end = relay_end::write_error;
-            r.ec = errno_code(n < 0 ? errno : EIO);
-            co_return false;
-        }
-        auto [ec, written] =
-            co_await asio::async_write(to, asio::buffer(buffer.get(), static_cast<std::size_t>(n)), use_tuple);
-        r.moved += written;
-        observer.moved(written);
-        if (ec) {
-            r.end = relay_end::write_error;
-            r.ec = ec;
-            co_return false;
-        }
-        in_pipe -= written;
-    }
-    buffers.give(std::move(buffer));
-    co_return true;
-}
-
-// The fallback: the same relay through a buffer of the pool, held only while bytes are in flight.
-asio::awaitable<relay_result> copy_relay(tcp::socket& from, tcp::socket& to, std::uint64_t limit,
-                                         buffer_pool& buffers, relay_observer& observer, relay_result r)
-{
-    boost::system::error_code ec;
-    for (;;) {
-        if (r.moved == limit) {
-            r.end = relay_end::limit;
-            co_return r;
-        }
-        if (observer.stopped()) {
-            r.end = relay_end::stopped;
-            co_return r;
-        }
-        auto buffer = buffers.take();
-        std::size_t n = from.read_some(asio::buffer(buffer.get(), clamp_to(limit - r.moved, buffer_pool::buffer_size)), ec);
-        if (ec == asio::error::would_block) {
-            buffers.give(std::move(buffer));
-            auto [wait_ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
-            if (wait_ec) {
-                r.end = relay_end::stopped;
-                r.ec = wait_ec;
-                co_return r;
-            }
-            continue;
-        }
-        if (ec) {
-            buffers.give(std::move(buffer));
-            r.end = ec == asio::error::eof ? relay_end::eof : relay_end::read_error;
-            r.ec = ec == asio::error::eof ? boost::system::error_code{} : ec;
-            co_return r;
-        }
-        auto [write_ec, written] = co_await asio::async_write(to, asio::buffer(buffer.get(), n), use_tuple);
-        buffers.give(std::move(buffer));
-        r.moved += written;
-        observer.moved(written);
-        if (write_ec) {
-            r.end = write_ec == asio::error::operation_aborted ? relay_end::stopped : relay_end::write_error;
-            r.ec = write_ec;
-            co_return r;
-        }
-    }
-}
-
 }  // namespace
 
-asio::awaitable<relay_result> splice_relay(tcp::socket& from, tcp::socket& to, std::uint64_t limit, pipe_pool& pipes,
-                                           buffer_pool& buffers, relay_observer& observer)
+splice_state::splice_state(tcp::socket& from, tcp::socket& to, std::uint64_t limit, pipe_pool& pipes,
+                           buffer_pool& buffers, relay_observer& observer)
+    : from_(&from), to_(&to), pipes_(&pipes), buffers_(&buffers), observer_(&observer), limit_(limit)
 {
-    relay_result r;
-    boost::system::error_code ignored;
-    // splice(2) blocks on a socket without O_NONBLOCK whatever its flags say; the fallback reads with read_some.
-    from.non_blocking(true, ignored);
-    to.native_non_blocking(true, ignored);
-    pipe_fds pipe;
-    std::size_t in_pipe = 0;
+}
+
+splice_state::step splice_state::resume(boost::system::error_code ec, std::size_t n)
+{
+    switch (waiting_) {
+    case waiting::start: {
+        boost::system::error_code ignored;
+        // splice(2) blocks on a socket without O_NONBLOCK whatever its flags say; the fallback reads with
+        // read_some.
+        from_->non_blocking(true, ignored);
+        to_->native_non_blocking(true, ignored);
+        break;
+    }
+    case waiting::readable:
+        if (ec) {
+            r_.end = relay_end::stopped;
+            r_.ec = ec;
+            return finish();
+        }
+        break;
+    case waiting::writable:
+        if (ec || observer_->stopped()) {
+            r_.end = relay_end::stopped;
+            r_.ec = ec;
+            return finish();
+        }
+        break;
+    case waiting::yielded:
+        break;
+    case waiting::drain_written:
+        r_.moved += n;
+        observer_->moved(n);
+        if (ec) {
+            r_.end = relay_end::write_error;
+            r_.ec = ec;
+            return finish();
+        }
+        in_pipe_ -= n;
+        break;
+    case waiting::copy_readable:
+        if (ec) {
+            r_.end = relay_end::stopped;
+            r_.ec = ec;
+            return finish();
+        }
+        return copy();
+    case waiting::copy_written:
+        buffers_->give(std::move(buffer_));
+        r_.moved += n;
+        observer_->moved(n);
+        if (ec) {
+            r_.end = ec == asio::error::operation_aborted ? relay_end::stopped : relay_end::write_error;
+            r_.ec = ec;
+            return finish();
+        }
+        return copy();
+    case waiting::done:
+        return step::done;
+    }
+    return splice();
+}
+
+splice_state::step splice_state::splice()
+{
     for (;;) {
-        if (in_pipe == 0) {
-            if (r.moved == limit) {
-                r.end = relay_end::limit;
-                break;
+        if (draining_) {
+            // Writes what the pipe holds to `to` through a buffer: splice refused the write side after bytes
+            // went in.
+            if (in_pipe_ == 0) {
+                buffers_->give(std::move(buffer_));
+                draining_ = false;
+                continue;
             }
-            if (observer.stopped()) {
-                r.end = relay_end::stopped;
-                break;
+            ssize_t n = ::read(pipe_.read_end(), buffer_.get(), std::min(in_pipe_, buffer_pool::buffer_size));
+            if (n <= 0) {
+                r_.end = relay_end::write_error;
+                r_.ec = errno_code(n < 0 ? errno : EIO);
+                return finish();
             }
-            if (!pipes.splice_works()) {
-                pipes.give(std::move(pipe));
-                co_return co_await copy_relay(from, to, limit, buffers, observer, r);
+            write_size_ = static_cast<std::size_t>(n);
+            waiting_ = waiting::drain_written;
+            return step::write;
+        }
+        if (in_pipe_ == 0) {
+            if (r_.moved == limit_) {
+                r_.end = relay_end::limit;
+                return finish();
             }
-            if (!pipe) {
-                pipe = pipes.take();
-                if (!pipe) {
-                    r.end = relay_end::read_error;
-                    r.ec = errno_code(errno);
-                    break;
+            if (observer_->stopped()) {
+                r_.end = relay_end::stopped;
+                return finish();
+            }
+            if (!pipes_->splice_works()) {
+                // The rest goes through a buffer.
+                pipes_->give(std::move(pipe_));
+                return copy();
+            }
+            if (!pipe_) {
+                pipe_ = pipes_->take();
+                if (!pipe_) {
+                    r_.end = relay_end::read_error;
+                    r_.ec = errno_code(errno);
+                    return finish();
                 }
             }
-            ssize_t n = ::splice(from.native_handle(), nullptr, pipe.write_end(), nullptr,
-                                 clamp_to(limit - r.moved, pipe.capacity()), splice_flags);
+            ssize_t n = ::splice(from_->native_handle(), nullptr, pipe_.write_end(), nullptr,
+                                 clamp_to(limit_ - r_.moved, pipe_.capacity()), splice_flags);
             if (n > 0) {
-                in_pipe = static_cast<std::size_t>(n);
+                in_pipe_ = static_cast<std::size_t>(n);
                 continue;
             }
             if (n == 0) {
-                r.end = relay_end::eof;
-                break;
+                r_.end = relay_end::eof;
+                return finish();
             }
             int e = errno;
             if (e == EINTR) {
@@ -162,30 +155,27 @@ asio::awaitable<relay_result> splice_relay(tcp::socket& from, tcp::socket& to, s
             }
             if (e == EAGAIN) {
                 // Nothing to read: wait without the pipe, so an idle relay holds none.
-                pipes.give(std::move(pipe));
-                auto [wait_ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
-                if (wait_ec) {
-                    r.end = relay_end::stopped;
-                    r.ec = wait_ec;
-                    break;
-                }
-                continue;
+                pipes_->give(std::move(pipe_));
+                waiting_ = waiting::readable;
+                return step::wait_read;
             }
             if (splice_refused(e)) {
-                pipes.splice_unsupported();
+                pipes_->splice_unsupported();
                 continue;
             }
-            r.end = relay_end::read_error;
-            r.ec = errno_code(e);
-            break;
+            r_.end = relay_end::read_error;
+            r_.ec = errno_code(e);
+            return finish();
         }
-        ssize_t n = ::splice(pipe.read_end(), nullptr, to.native_handle(), nullptr, in_pipe, splice_flags);
+        ssize_t n = ::splice(pipe_.read_end(), nullptr, to_->native_handle(), nullptr, in_pipe_, splice_flags);
         if (n > 0) {
-            in_pipe -= static_cast<std::size_t>(n);
-            r.moved += static_cast<std::uint64_t>(n);
-            observer.moved(static_cast<std::size_t>(n));
-            if (in_pipe == 0) {
-                co_await yield_to_loop();
+            in_pipe_ -= static_cast<std::size_t>(n);
+            r_.moved += static_cast<std::uint64_t>(n);
+            observer_->moved(static_cast<std::size_t>(n));
+            if (in_pipe_ == 0) {
+                // Splice calls that keep succeeding would otherwise never give the event loop back.
+                waiting_ = waiting::yielded;
+                return step::yield;
             }
             continue;
         }
@@ -195,30 +185,68 @@ asio::awaitable<relay_result> splice_relay(tcp::socket& from, tcp::socket& to, s
         }
         if (e == EAGAIN) {
             // Backpressure: `to` is full; read nothing more until the pipe drains.
-            auto [wait_ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
-            if (wait_ec || observer.stopped()) {
-                r.end = relay_end::stopped;
-                r.ec = wait_ec;
-                break;
-            }
-            continue;
+            waiting_ = waiting::writable;
+            return step::wait_write;
         }
         if (splice_refused(e)) {
-            pipes.splice_unsupported();
-            if (!co_await drain_through_buffer(pipe, in_pipe, to, buffers, observer, r)) {
-                break;
-            }
+            pipes_->splice_unsupported();
+            buffer_ = buffers_->take();
+            draining_ = true;
             continue;
         }
-        r.end = relay_end::write_error;
-        r.ec = errno_code(e);
-        break;
+        r_.end = relay_end::write_error;
+        r_.ec = errno_code(e);
+        return finish();
     }
-    if (in_pipe == 0) {
-        pipes.give(std::move(pipe));
+}
+
+// The fallback: the same relay through a buffer of the pool, held only while bytes are in flight.
+splice_state::step splice_state::copy()
+{
+    if (r_.moved == limit_) {
+        r_.end = relay_end::limit;
+        return finish();
+    }
+    if (observer_->stopped()) {
+        r_.end = relay_end::stopped;
+        return finish();
+    }
+    buffer_ = buffers_->take();
+    boost::system::error_code ec;
+    std::size_t n =
+        from_->read_some(asio::buffer(buffer_.get(), clamp_to(limit_ - r_.moved, buffer_pool::buffer_size)), ec);
+    if (ec == asio::error::would_block) {
+        buffers_->give(std::move(buffer_));
+        waiting_ = waiting::copy_readable;
+        return step::wait_read;
+    }
+    if (ec) {
+        buffers_->give(std::move(buffer_));
+        r_.end = ec == asio::error::eof ? relay_end::eof : relay_end::read_error;
+        r_.ec = ec == asio::error::eof ? boost::system::error_code{} : ec;
+        return finish();
+    }
+    write_size_ = n;
+    waiting_ = waiting::copy_written;
+    return step::write;
+}
+
+splice_state::step splice_state::finish()
+{
+    waiting_ = waiting::done;
+    if (in_pipe_ == 0) {
+        pipes_->give(std::move(pipe_));
     }
     // Otherwise the pipe closes here with the bytes it still holds: never handed to another relay.
-    co_return r;
+    pipe_ = pipe_fds();
+    buffer_.reset();
+    return step::done;
+}
+
+asio::awaitable<relay_result> splice_relay(tcp::socket& from, tcp::socket& to, std::uint64_t limit, pipe_pool& pipes,
+                                           buffer_pool& buffers, relay_observer& observer)
+{
+    return async_splice(from, to, limit, pipes, buffers, observer, asio::use_awaitable);
 }
 
 void connection_observer::moved(std::size_t n)

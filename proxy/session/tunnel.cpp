@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <exception>
 #include <memory>
 #include <string_view>
 
@@ -66,7 +67,7 @@ asio::awaitable<observe::close_cause> tunnel::run()
     c_.watch.idle(t.idle, hard_limit);
     c_.owner.metrics().tunnel_opened();
     if (c_.client.tls() == nullptr) {
-        co_await (client_to_upstream() && splice_direction(c_.upstream, c_.client.socket(), false));
+        co_await splice_both();
     } else {
         co_await (client_to_upstream() && relay(c_.upstream, c_.client, down_, false));
     }
@@ -91,10 +92,9 @@ asio::awaitable<observe::close_cause> tunnel::run()
 
 // Client to upstream: under a tls mode, not one byte goes up before the ClientHello was checked.
 // Upstream to client flows from the start, so server-speaks-first protocols work under tls: allow.
-asio::awaitable<void> tunnel::client_to_upstream()
+asio::awaitable<bool> tunnel::open_upstream()
 {
-    bool peeked = tls_ != policy::tls_mode::off;
-    if (peeked) {
+    if (tls_ != policy::tls_mode::off) {
         bool malformed = false;
         std::optional<std::chrono::steady_clock::time_point> peek_deadline;
         if (tls_ == policy::tls_mode::require) {
@@ -104,7 +104,7 @@ asio::awaitable<void> tunnel::client_to_upstream()
         const authorization* held = c_.upstream_auth.get();
         if (held == nullptr) {
             c_.cancel_io();
-            co_return;
+            co_return false;
         }
         const authorization& auth = *held;
         auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
@@ -122,7 +122,7 @@ asio::awaitable<void> tunnel::client_to_upstream()
         if (!d.allows_traffic()) {
             denied_ = true;
             c_.cancel_io();
-            co_return;
+            co_return false;
         }
         c_.upstream_auth.tunnel_started(std::move(start));
     }
@@ -132,34 +132,84 @@ asio::awaitable<void> tunnel::client_to_upstream()
         auto [ec, n] = co_await asio::async_write(c_.upstream, asio::buffer(c_.client_in), use_tuple);
         if (ec) {
             c_.cancel_io();
-            co_return;
+            co_return false;
         }
     }
     std::string().swap(c_.client_in);
-    if (c_.client.tls() == nullptr) {
-        co_await splice_direction(c_.client.socket(), c_.upstream, true);
+    co_return true;
+}
+
+asio::awaitable<void> tunnel::client_to_upstream()
+{
+    bool open = co_await open_upstream();
+    if (!open) {
         co_return;
     }
     // A peek has just drained the socket: wait before the first read.
-    co_await relay(c_.client, c_.upstream, up_, true, peeked);
+    co_await relay(c_.client, c_.upstream, up_, true, tls_ != policy::tls_mode::off);
 }
 
 // Both sides plain: the bytes go from socket to socket through a pipe and never through user space.
-asio::awaitable<void> tunnel::splice_direction(tcp::socket& from, tcp::socket& to, bool from_client)
+asio::awaitable<void> tunnel::splice_both()
 {
+    // A timer is half the size of a channel; never expires, the last direction cancels it.
+    asio::steady_timer both_done(c_.owner.io(), asio::steady_timer::time_point::max());
+    both_done_ = &both_done;
+    start_splice(false);
+    // The directions refer to this object: whatever happens here, wait for both before returning.
+    std::exception_ptr failure;
+    try {
+        bool open = co_await open_upstream();
+        if (open) {
+            start_splice(true);
+        }
+    } catch (...) {
+        failure = std::current_exception();
+        halted_ = true;
+        c_.cancel_io();
+    }
+    while (splicing_ > 0) {
+        co_await both_done.async_wait(use_tuple);
+        if (splicing_ > 0) {
+            // Not woken by the last direction: something else cancelled the wait. End both, then wait for them.
+            halted_ = true;
+            c_.cancel_io();
+        }
+    }
+    both_done_ = nullptr;
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+}
+
+void tunnel::start_splice(bool from_client)
+{
+    auto& from = from_client ? c_.client.socket() : c_.upstream;
+    auto& to = from_client ? c_.upstream : c_.client.socket();
     auto& observer = from_client ? up_observer_ : down_observer_;
-    auto r = co_await splice_relay(c_, from, to, no_limit, observer);
+    auto& state = from_client ? up_splice_ : down_splice_;
+    state.emplace(from, to, no_limit, c_.owner.pipes(), c_.owner.buffers(), observer);
+    async_splice(*state, [this, from_client](relay_result r) { splice_done(from_client, r); });
+    // Counted once started: it never completes inside the call above.
+    ++splicing_;
+}
+
+void tunnel::splice_done(bool from_client, const relay_result& r)
+{
     if (r.end == relay_end::eof) {
         if (!client_eof_first_ && !upstream_eof_first_) {
             (from_client ? client_eof_first_ : upstream_eof_first_) = true;
         }
         // Half-close: the other side learns this direction is done and may still answer.
-        half_close(to);
-        co_return;
+        half_close(from_client ? c_.upstream : c_.client.socket());
+    } else {
+        // An error, a deadline or a revocation in one direction ends both.
+        halted_ = true;
+        c_.cancel_io();
     }
-    // An error, a deadline or a revocation in one direction ends both.
-    halted_ = true;
-    c_.cancel_io();
+    if (--splicing_ == 0 && both_done_ != nullptr) {
+        both_done_->cancel();
+    }
 }
 
 asio::awaitable<policy::tunnel_start> tunnel::peek_start(bool& malformed,

@@ -7,6 +7,7 @@
 #include "proxy/session/splice_relay.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -31,12 +32,18 @@ public:
     boost::asio::awaitable<observe::close_cause> run();
 
 private:
+    // Under a tls mode: the ClientHello peeked and decided; then the client bytes read with the CONNECT head
+    // written up. False: the client to upstream direction must not start (the tunnel is ending).
+    boost::asio::awaitable<bool> open_upstream();
     boost::asio::awaitable<void> client_to_upstream();
+    // Both sides plain: each direction an async_splice on a state of this object, not a coroutine, so an idle
+    // tunnel holds two socket waits and one timer wait.
+    boost::asio::awaitable<void> splice_both();
+    void start_splice(bool from_client);
+    void splice_done(bool from_client, const relay_result& r);
     // The first client bytes, as far as the tunnel phase needs them (the ClientHello).
     boost::asio::awaitable<policy::tunnel_start> peek_start(
         bool& malformed, std::optional<std::chrono::steady_clock::time_point> deadline);
-    boost::asio::awaitable<void> splice_direction(boost::asio::ip::tcp::socket& from,
-                                                  boost::asio::ip::tcp::socket& to, bool from_client);
     template <typename From, typename To>
     boost::asio::awaitable<void> relay(From& from, To& to, std::uint64_t& counter, bool from_client,
                                        bool wait_first = false);
@@ -51,6 +58,10 @@ private:
     bool halted_ = false;  // one direction failed or was stopped: the other stops too
     connection_observer up_observer_{c_, up_, true, &halted_};
     connection_observer down_observer_{c_, down_, false, &halted_};
+    std::optional<splice_state> up_splice_;
+    std::optional<splice_state> down_splice_;
+    std::uint8_t splicing_ = 0;                       // directions started and not yet completed
+    boost::asio::steady_timer* both_done_ = nullptr;  // cancelled when the last one completes
 };
 
 }  // namespace egressd::proxy

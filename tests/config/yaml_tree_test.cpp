@@ -1,4 +1,5 @@
-// parse_yaml on its own: node kinds and positions, document counting, and the alias expansion budget.
+// parse_yaml on its own: node kinds and positions, document counting, the alias expansion budget, and the fast
+// parser (libfyaml) building exactly the tree, or the error, that the reference (yaml-cpp) does.
 
 #include "config/yaml_tree.hpp"
 
@@ -156,6 +157,93 @@ TEST(config_yaml, refuses_an_alias_bomb_within_a_small_budget)
     EXPECT_EQ(error.where.line, 4u);
     EXPECT_EQ(error.where.column, 8u);
 }
+
+// --- the fast path against the reference ------------------------------------------------------------------
+
+std::string describe(const yaml_node& n)
+{
+    std::string out = std::to_string(static_cast<int>(n.type)) + (n.plain ? "p" : "q") + "@" +
+                      std::to_string(n.where.line) + ":" + std::to_string(n.where.column);
+    if (n.is_scalar()) {
+        out += "'" + n.value + "'";
+    }
+    for (const auto& item : n.items) {
+        out += " [" + describe(item) + "]";
+    }
+    for (const auto& [key, value] : n.entries) {
+        out += " {" + describe(key) + " => " + describe(value) + "}";
+    }
+    return out;
+}
+
+std::string outcome(const std::string& text, yaml_engine engine)
+{
+    yaml_error error;
+    auto root = parse_yaml(std::string_view(text), error, 1000, engine);
+    if (!root) {
+        return "error@" + std::to_string(error.where.line) + ":" + std::to_string(error.where.column) + " " +
+               error.message;
+    }
+    return describe(*root);
+}
+
+std::string long_flow_line()
+{
+    std::string text = "destinations: [";
+    for (int i = 0; i < 300; ++i) {
+        text += (i == 0 ? "\"h" : ", \"h") + std::to_string(i) + ".example.com\"";
+    }
+    return text + "]\nnext: [a, 'b']\n";
+}
+
+class config_yaml_engines : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(config_yaml_engines, build_the_same_tree_or_error)
+{
+    const auto& text = GetParam();
+    EXPECT_EQ(outcome(text, yaml_engine::libfyaml), outcome(text, yaml_engine::yaml_cpp)) << text;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    policy_shapes, config_yaml_engines,
+    ::testing::Values(
+        // Quoted and plain scalars: "443" and 443 differ only in the plain flag.
+        "ports: [443, \"443\", '443', 80-81, all]\n",
+        "a: 'it''s'\nb: \"tab\\there \\\"q\\\" \\u00e9\"\nc: plain with  spaces\nd: 'x' \n",
+        // Nulls: empty values, ~ and null; a quoted null is a string; a tagged null is not plain.
+        "a:\nb: ~\nc: null\nd: 'null'\ne: !!str null\nf: NULL\n",
+        "groups:\n  web:\n    rules:\n      - ports: [443]\n        destinations:\n          - a.example.com\n"
+        "          - \"*.b.example.com\"\n          - .c.example.com # a comment\n",
+        // Comments everywhere, blank lines, an explicit document start and end.
+        "# head\n---\n# after\nversion: 1 # trailing\n\n\nmode: enforce\n...\n",
+        // Multi-line scalars: plain continuation, literal and folded blocks, quoted across lines.
+        "description: one\n  two\n  three\nnext: x\n",
+        "a: |\n  line one\n  line two\nb: >-\n  folded\n  text\nc: \"across\n  lines\"\nd: 'single\n\n  quoted'\n",
+        // Anchors and aliases, on scalars, lists and maps, with tags and redefinitions.
+        "a: &web [80, 443]\nb: *web\nc: &s str\nd: *s\ne: &m {k: v}\nf: *m\ng: &s other\nh: *s\n",
+        "a: &x !!str 5\nb: !!int &y 6\nc: [*x, *y]\n",
+        // Flow maps and nested flow collections, spread over lines.
+        "a: {b: 1, c: [x, y], 'd': \"e\"}\nf: [\n  1,\n  2,\n]\ng: [a: b]\n",
+        // Repeated keys are kept for the schema to report.
+        "a: 1\na: 2\nb:\n  c: 1\n  c: 1\n",
+        // Non-ASCII text before another scalar on the same line: columns count bytes.
+        "a: {d: 'café', e: x}\n'ключ': значение\n",
+        // CRLF line ends, and a key with spaces.
+        "a: 1\r\nb: [x, y]\r\nthe key: v\r\n",
+        // Empty sequence items and empty keys go to the reference, which places them.
+        "- \n- x\n-\n", "a: [x, , y]\n", "? \n: v\n", "? complex\n: v\n",
+        // Documents: none, several, only comments, a bare scalar, a top-level list.
+        "", "# only a comment\n", "a: 1\n---\nb: 2\n", "---\n", "just a scalar\n", "- a\n- b\n",
+        // Errors: each worded and placed by the reference.
+        "version: 1\nmode: enforce: report\n", "version: 1\ngroups: [a, b\n", "version: 1\n\tmode: enforce\n",
+        "a: [*.example.com]\n", "a: *nowhere\n", "a: 'unterminated\n", "a: b\n c: d\n", "a:\n- b\n c\n",
+        "a: &a [*a]\n", "%YAML 1.2\n---\na: 1\n", "a: @x\n", "{a: 1\n",
+        // Tags on collections; a long flow line (columns far from the line's start).
+        "a: !!seq [1]\nb: !!map {k: v}\nc: !custom x\n",
+        long_flow_line(),
+        // Aliases over the budget of 1000 nodes fail at the same alias in both.
+        "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c]\n"));
 
 }  // namespace
 }  // namespace egressd::config

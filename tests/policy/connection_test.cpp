@@ -691,6 +691,30 @@ TEST(expiry_of, earliest_expiry_of_the_rules_the_decision_rests_on)
         });
 }
 
+// The shortcut for policies where nothing expires must not hide an expiring rule anywhere in the policy.
+TEST(expiry_of, a_policy_knows_whether_any_allow_rule_expires)
+{
+    auto p = expiring_policy();
+    ASSERT_TRUE(p);
+    EXPECT_TRUE(p->has_expiring_rules());
+    auto never = spec_builder{}
+                     .group("web", {rule{}.domain("api.example.com").port(443)})
+                     .client("app", {"172.16.0.0/12"}, {"web"})
+                     .compile_ok();
+    ASSERT_TRUE(never);
+    EXPECT_FALSE(never->has_expiring_rules());
+    expect_expiries(*never, {{.name = "nothing_expires", .connection = {.target = "api.example.com"}}});
+    auto only_later_group = spec_builder{}
+                                .group("web", {rule{}.domain("api.example.com").port(443)})
+                                .group("temp", {rule{}.domain("temp.example.com").port(443).expires(at(100))})
+                                .client("app", {"172.16.0.0/12"}, {"web", "temp"})
+                                .compile_ok();
+    ASSERT_TRUE(only_later_group);
+    EXPECT_TRUE(only_later_group->has_expiring_rules());
+    expect_expiries(*only_later_group,
+                    {{.name = "last_group_rule_expires", .connection = {.target = "temp.example.com"}, .want = at(100)}});
+}
+
 // KNOWN GAP (disabled so the suite stays green; enable once fixed): a CONNECT to an IP literal allowed by a CIDR
 // rule that never expires, whose tunnel's SNI is allowed only by a name rule that expires. decide_established's
 // tunnel phase decides the SNI by name, so the connection is refused (sni_mismatch) from that rule's expiry on,

@@ -272,6 +272,69 @@ TEST_F(splice_relay_test, where_splice_is_refused_it_copies_with_the_same_limit)
     EXPECT_EQ(pipes_.idle(), 0U);  // no pipe was ever taken
 }
 
+TEST_F(splice_relay_test, a_callback_is_never_called_inside_the_initiating_call)
+{
+    observer_.stop = true;
+    async_splice(in_.near, out_.near, no_limit, pipes_, buffers_, observer_, [this](relay_result r) { result_ = r; });
+    EXPECT_FALSE(result_);  // even an operation with nothing to do completes from the event loop
+    run_until_done();
+    ASSERT_TRUE(result_);
+    EXPECT_EQ(result_->end, relay_end::stopped);
+    EXPECT_EQ(result_->moved, 0U);
+}
+
+TEST_F(splice_relay_test, a_callback_operation_on_a_kept_state_moves_every_byte_to_the_eof)
+{
+    const std::size_t size = 2 * 1024 * 1024 + 11;
+    std::string sent = pattern(size, 3);
+    std::thread writer([&] {
+        asio::write(in_.far, asio::buffer(sent));
+        in_.far.shutdown(tcp::socket::shutdown_send);
+    });
+    std::string received;
+    std::thread reader([&] { received = read_up_to(out_.far, size + 1); });
+    splice_state state(in_.near, out_.near, no_limit, pipes_, buffers_, observer_);
+    int calls = 0;
+    async_splice(state, [&](relay_result r) {
+        ++calls;
+        result_ = r;
+        // What a tunnel does at the end of one direction: the reader sees the end too.
+        out_.near.shutdown(tcp::socket::shutdown_send);
+    });
+    run_until_done();
+    relay_io_.run_for(20ms);
+    reader.join();
+    writer.join();
+    EXPECT_EQ(calls, 1);
+    ASSERT_TRUE(result_);
+    EXPECT_EQ(result_->end, relay_end::eof);
+    EXPECT_EQ(result_->moved, size);
+    EXPECT_EQ(state.result().moved, size);
+    EXPECT_EQ(observer_.total, size);
+    EXPECT_TRUE(received == sent);
+    EXPECT_EQ(pipes_.idle(), 1U);
+}
+
+TEST_F(splice_relay_test, a_callback_operation_in_copy_mode_ends_on_a_cancel)
+{
+    pipes_.splice_unsupported();
+    asio::write(in_.far, asio::buffer("abc", 3));
+    splice_state state(in_.near, out_.near, no_limit, pipes_, buffers_, observer_);
+    async_splice(state, [this](relay_result r) { result_ = r; });
+    auto until = std::chrono::steady_clock::now() + 5s;
+    while (observer_.total < 3 && std::chrono::steady_clock::now() < until) {
+        relay_io_.run_for(10ms);
+    }
+    EXPECT_EQ(read_up_to(out_.far, 3), "abc");
+    EXPECT_FALSE(result_);
+    in_.near.cancel();
+    run_until_done();
+    ASSERT_TRUE(result_);
+    EXPECT_EQ(result_->end, relay_end::stopped);
+    EXPECT_EQ(result_->moved, 3U);
+    EXPECT_EQ(pipes_.idle(), 0U);
+}
+
 TEST(pipe_pool_test, keeps_a_bounded_number_of_idle_pipes)
 {
     pipe_pool pool;
