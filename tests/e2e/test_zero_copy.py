@@ -176,6 +176,21 @@ def recv_to_eof(sock, limit=1 << 31):
     raise AssertionError("no EOF")
 
 
+def recv_count(sock, count, piece=262144):
+    """Up to count bytes, stopping early at EOF: (byte count, SHA-256 hex digest)."""
+    h = hashlib.sha256()
+    n = 0
+    for _ in range(10000000):
+        if n >= count:
+            break
+        data = sock.recv(min(piece, count - n))
+        if not data:
+            break
+        h.update(data)
+        n += len(data)
+    return n, h.hexdigest()
+
+
 def send_then_shutdown(sock, data):
     sock.sendall(data)
     sock.shutdown(socket.SHUT_WR)
@@ -676,17 +691,7 @@ class ZeroCopyTlsPeekTest(ZeroCopyBase):
         server_ctx.load_cert_chain(self.cert, self.key)
 
         def handler(s, record, origin):
-            h = hashlib.sha256()
-            n = 0
-            for _ in range(100000):
-                if n >= len(up):
-                    break
-                data = s.recv(min(65536, len(up) - n))
-                if not data:
-                    break
-                h.update(data)
-                n += len(data)
-            record["got"] = (n, h.hexdigest())
+            record["got"] = recv_count(s, len(up), 65536)
             s.sendall(down)
             record["after"] = recv_to_eof(s)
 
@@ -1105,17 +1110,7 @@ class ZeroCopyTlsListenerTest(ZeroCopyBase):
         down = os.urandom(3000029)
 
         def handler(s, record, origin):
-            h = hashlib.sha256()
-            n = 0
-            for _ in range(100000):
-                if n >= len(up):
-                    break
-                data = s.recv(min(262144, len(up) - n))
-                if not data:
-                    break
-                h.update(data)
-                n += len(data)
-            record["got"] = (n, h.hexdigest())
+            record["got"] = recv_count(s, len(up), 262144)
             s.sendall(down)
 
         origin = self.origin(handler)
