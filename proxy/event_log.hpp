@@ -123,12 +123,12 @@ private:
     std::shared_ptr<spdlog::logger> deny_;
 };
 
-// One worker's events, handed to the event_log once per pass of its event loop: a burst of events costs one
+// One worker's events, handed to the event_log a few milliseconds after the first of them: a burst costs one
 // queue entry and at most one wake-up of the writer thread, instead of one each.
 // Thread contract: its worker's thread only.
 class event_batch {
 public:
-    // schedule_flush must arrange for flush() to run soon on the same thread (the worker posts it).
+    // schedule_flush must arrange for flush() to run soon on the same thread (the worker arms a timer).
     event_batch(event_log& log, std::function<void()> schedule_flush)
         : log_(log), schedule_flush_(std::move(schedule_flush))
     {

@@ -96,7 +96,7 @@ worker::worker(unsigned index, runtime& rt, std::shared_ptr<const live_state> li
       live_(std::move(live)),
       metrics_(metrics),
       resolver_(io_, resolver_settings(rt.config.dns)),
-      events_(rt.log, [this] { asio::post(io_, [this] { events_.flush(); }); })
+      events_(rt.log, [this] { schedule_events(); })
 {
     make_authenticator();
     metrics_.use_policy(live_->policy);
@@ -117,6 +117,16 @@ worker::~worker()
 {
     join();
     events_.flush();  // the thread is gone: whatever it left is written from here
+}
+
+// A few milliseconds of events go to the log writer together: one wake-up of its thread per batch rather
+// than per connection, which on a busy worker was most of its futex calls (sinks are flushed only every
+// 200 ms anyway). stop() and the destructor flush what is left.
+void worker::schedule_events()
+{
+    constexpr auto batch_window = std::chrono::milliseconds(2);
+    events_due_.expires_after(batch_window);
+    events_due_.async_wait([this](const boost::system::error_code&) { events_.flush(); });
 }
 
 void worker::add_acceptor(tcp::acceptor acceptor, std::size_t listener, const tls_context_slot* tls)

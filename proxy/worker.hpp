@@ -208,6 +208,8 @@ private:
     boost::asio::awaitable<void> accept_loop(const listening& where);
     boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket, std::string source, bool tls);
     void make_authenticator();
+    // Arms the timer that hands the event batch to the log writer (event_batch calls it on its first line).
+    void schedule_events();
     void revalidate(recheck_trigger trigger, std::uint64_t previous_version);
     void revoke(client_session& s, observe::close_cause cause, std::string_view reason, std::string_view detail,
                 const policy::decision* d, std::uint64_t previous_version);
@@ -224,6 +226,7 @@ private:
     dns::resolver resolver_;
     std::shared_ptr<proxy_authenticator> authenticator_;
     event_batch events_;
+    boost::asio::steady_timer events_due_{io_};  // when events_ goes to the log writer
     buffer_pool buffers_;
     pipe_pool pipes_;
     std::vector<listening> acceptors_;
