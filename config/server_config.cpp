@@ -5,10 +5,12 @@
 #include "policy/address.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 namespace egressd::config {
 namespace {
@@ -500,7 +502,35 @@ private:
         if (!r_.expect_map(n, "logging settings")) {
             return;
         }
-        r_.check_keys(n, "logging", {"stdout", "file", "deny_file", "syslog", "queue_size"});
+        r_.check_keys(n, "logging", {"format", "instance", "http_query", "stdout", "file", "deny_file", "syslog",
+                                     "queue_size"});
+        if (const auto* f = r_.find(n, "format")) {
+            auto text = r_.string_value(*f, "format: egressd, ecs or ocsf");
+            if (text && *text == "egressd") {
+                out_.logging.format = event_format::egressd;
+            } else if (text && *text == "ecs") {
+                out_.logging.format = event_format::ecs;
+            } else if (text && *text == "ocsf") {
+                out_.logging.format = event_format::ocsf;
+            } else if (text) {
+                r_.error(*f, "expected format: egressd, ecs or ocsf, found '" + *text + "'");
+            }
+        }
+        if (const auto* i = r_.find(n, "instance")) {
+            if (auto text = r_.string_value(*i, "an instance name"); text && text->empty()) {
+                r_.error(*i, "empty instance name: leave it out to use the host name");
+            } else if (text) {
+                out_.logging.instance = *text;
+            }
+        }
+        if (const auto* q = r_.find(n, "http_query")) {
+            auto text = r_.string_value(*q, "http_query: true or false");
+            if (text && (*text == "true" || *text == "false")) {
+                out_.logging.http_query = *text == "true";
+            } else if (text) {
+                r_.error(*q, "expected http_query: true or false, found '" + *text + "'");
+            }
+        }
         if (const auto* s = r_.find(n, "stdout")) {
             auto text = r_.string_value(*s, "stdout: true or false");
             if (text && (*text == "true" || *text == "false")) {
@@ -906,6 +936,10 @@ loaded_server_config load_server_config_text(const std::string& name, const std:
     config.file = name;
     schema_reader reader(name, result.errors);
     server_reader(reader, config, base_dir).read(*root);
+    if (config.logging.instance.empty()) {
+        std::array<char, 256> host{};
+        config.logging.instance = ::gethostname(host.data(), host.size() - 1) == 0 ? host.data() : "egressd";
+    }
     if (result.errors.empty()) {
         result.config = std::move(config);
     }

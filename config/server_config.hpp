@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace egressd::config {
@@ -74,7 +75,14 @@ struct rotating_file_config {
     std::size_t max_files = 5;
 };
 
+// How each event line is written: egressd's own JSON fields, Elastic Common Schema, or OCSF (see
+// docs/EVENT_FORMATS.md for every field).
+enum class event_format : std::uint8_t { egressd, ecs, ocsf };
+
 struct logging_config {
+    event_format format = event_format::egressd;
+    std::string instance;     // written in every event; empty in the file: the host name, filled in by the loader
+    bool http_query = false;  // forwarded plain HTTP: keep the URL's query in the event (it may carry secrets)
     bool to_stdout = true;
     std::optional<rotating_file_config> file;
     std::optional<rotating_file_config> deny_file;  // denials (and would-denials) also go here
@@ -165,6 +173,26 @@ struct approvals_config {
     mark where;
 };
 
+// One alert sink: denials grouped by (client, host, port, reason), one alert per group per dedup window and
+// a summary count when the window closes, posted to a webhook, a Slack incoming webhook or Alertmanager.
+struct alert_sink_config {
+    enum class sink_kind : std::uint8_t { webhook, slack, alertmanager } kind = sink_kind::webhook;
+    std::string url;   // http:// or https://; for alertmanager the base URL (…/api/v2/alerts is added)
+    std::string name;  // metric label; default "<kind>-<position in the list>"
+    // webhook: the HMAC-SHA256 key, as for approvals' webhooks. Read at start and on reload.
+    std::optional<std::filesystem::path> secret_file;
+    mark secret_file_at;
+    std::vector<std::string> reasons;   // reason codes (observe::reason names); empty: every reason
+    std::vector<std::string> clients;   // client names; empty: every client (and no client)
+    // deny, would_deny, revoke, would_revoke, error; default deny and revoke.
+    std::vector<std::string> verdicts{"deny", "revoke"};
+    std::chrono::seconds dedup{600};
+    unsigned max_per_minute = 60;       // alerts and summaries posted per minute; beyond it counted as suppressed
+    std::size_t queue = 1000;           // deliveries waiting; beyond it dropped and counted
+    std::vector<std::pair<std::string, std::string>> severity;  // reason -> low|medium|high, over the defaults
+    mark where;
+};
+
 struct server_config {
     std::string file;  // where it was loaded from
     std::vector<listener_config> listeners;
@@ -178,6 +206,7 @@ struct server_config {
     std::optional<admin_config> admin = admin_config{};  // nullopt: "admin: off"
     reload_config reload;
     std::optional<approvals_config> approvals;  // nullopt: no access requests
+    std::vector<alert_sink_config> alerts;
 };
 
 struct loaded_server_config {
