@@ -81,7 +81,8 @@ static_assert(static_cast<int>(reason::granted) + 1 == policy::reason_count,
               "the policy's reasons come first, in the same order");
 
 constexpr std::array<std::string_view, event_kind_count> event_kind_names{
-    "egress.allow", "egress.deny", "egress.would_deny", "egress.close", "egress.revoke", "egress.would_revoke",
+    "egress.allow", "egress.deny",         "egress.would_deny", "egress.close",
+    "egress.revoke", "egress.would_revoke", "egress.error",
 };
 
 constexpr std::array<std::string_view, revoke_outcome_count> revoke_outcome_names{"closed", "would_close", "kept"};

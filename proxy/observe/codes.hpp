@@ -99,8 +99,9 @@ enum class event_kind : std::uint8_t {
     close,         // egress.close
     revoke,        // egress.revoke: an established connection closed by a policy, CRL or credentials change
     would_revoke,  // egress.would_revoke: report mode, or on_revoke: keep
+    error,         // egress.error: an allowed name that could not be reached for want of DNS, not a policy denial
 };
-inline constexpr std::size_t event_kind_count = 6;
+inline constexpr std::size_t event_kind_count = 7;
 
 // What became of an established connection that a policy, CRL or credentials change no longer allows: the
 // `action` of egress.revoke / egress.would_revoke and of egressd_revocations_total.
