@@ -300,6 +300,9 @@ void event_batch::add(std::string line, bool deny)
 
 void event_batch::flush()
 {
+    if (observer_ != nullptr) {
+        observer_->flush();
+    }
     if (lines_.empty()) {
         return;
     }

@@ -123,6 +123,16 @@ private:
     std::shared_ptr<spdlog::logger> deny_;
 };
 
+// Sees the decisions and revocations a worker logs, besides the log (the alert stream's intake). Called on the
+// worker's thread; flush() comes with the batch's, so an observer can hand its own batch on at the same time.
+class event_observer {
+public:
+    virtual ~event_observer() = default;
+    virtual void decision(const decision_event& e) = 0;
+    virtual void revoke(const revoke_event& e) = 0;
+    virtual void flush() = 0;
+};
+
 // One worker's events, handed to the event_log a few milliseconds after the first of them: a burst costs one
 // queue entry and at most one wake-up of the writer thread, instead of one each.
 // Thread contract: its worker's thread only.
@@ -134,17 +144,32 @@ public:
     {
     }
 
-    void decision(const decision_event& e) { add(event_log::format(e), e.event != observe::event_kind::allow); }
+    void decision(const decision_event& e)
+    {
+        add(event_log::format(e), e.event != observe::event_kind::allow);
+        if (observer_ != nullptr) {
+            observer_->decision(e);
+        }
+    }
     void close(const close_event& e) { add(event_log::format(e), false); }
     // Revocations go to the deny file too: an operator who watches denials wants to see them.
-    void revoke(const revoke_event& e) { add(event_log::format(e), true); }
+    void revoke(const revoke_event& e)
+    {
+        add(event_log::format(e), true);
+        if (observer_ != nullptr) {
+            observer_->revoke(e);
+        }
+    }
     void flush();
+    // nullptr: none. The observer must outlive the batch or be replaced first.
+    void set_observer(event_observer* observer) { observer_ = observer; }
 
 private:
     void add(std::string line, bool deny);
 
     event_log& log_;
     std::function<void()> schedule_flush_;
+    event_observer* observer_ = nullptr;
     std::string lines_;
     std::string deny_lines_;
 };
