@@ -28,6 +28,69 @@ struct bio_closer {
     void operator()(BIO* b) const { BIO_free(b); }
 };
 
+// OpenSSL forgets the peer certificate when its verification fails; the refusal event still names it, so the
+// verify callback keeps a reference to the leaf in the connection's ex_data, freed with the SSL object.
+void free_rejected(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/, void* /*argp*/)
+{
+    X509_free(static_cast<X509*>(ptr));
+}
+
+int rejected_index()
+{
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_rejected);
+    return index;
+}
+
+int remember_rejected(int preverify_ok, X509_STORE_CTX* store)
+{
+    if (preverify_ok == 1) {
+        return preverify_ok;
+    }
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    X509* leaf = X509_STORE_CTX_get0_cert(store);
+    if (ssl != nullptr && leaf != nullptr && SSL_get_ex_data(ssl, rejected_index()) == nullptr &&
+        X509_up_ref(leaf) == 1) {
+        if (SSL_set_ex_data(ssl, rejected_index(), leaf) != 1) {
+            X509_free(leaf);
+        }
+    }
+    return preverify_ok;
+}
+
+// The longest subject a refusal event carries: the client chose it.
+constexpr std::size_t max_subject = 1024;
+
+std::string subject_text(X509* cert)
+{
+    std::unique_ptr<BIO, bio_closer> out(BIO_new(BIO_s_mem()));
+    // RFC 2253 order and escaping; ESC_MSB (part of XN_FLAG_RFC2253) writes bytes above 0x7f as \XX.
+    if (!out || X509_NAME_print_ex(out.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0) {
+        ERR_clear_error();
+        return {};
+    }
+    char* data = nullptr;
+    long size = BIO_get_mem_data(out.get(), &data);
+    return size > 0 ? std::string(data, std::min(static_cast<std::size_t>(size), max_subject)) : std::string();
+}
+
+std::string serial_text(X509* cert)
+{
+    std::unique_ptr<BIGNUM, decltype(&BN_free)> number(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr),
+                                                       &BN_free);
+    if (!number) {
+        ERR_clear_error();
+        return {};
+    }
+    char* hex = BN_bn2hex(number.get());
+    if (hex == nullptr) {
+        ERR_clear_error();
+        return {};
+    }
+    std::string text(hex);
+    OPENSSL_free(hex);
+    return text;
+}
+
 // A file that is missing or unreadable is named as such, not as an OpenSSL parse failure.
 bool readable(const std::filesystem::path& file, tls_file role, std::string_view what,
               std::vector<tls_file_error>& errors)
@@ -195,7 +258,7 @@ tls_server_context make_tls_server_context(const tls_server_files& files)
             }
         }
         int mode = SSL_VERIFY_PEER | (files.require_client_certificate ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
-        SSL_CTX_set_verify(ctx, mode, nullptr);
+        SSL_CTX_set_verify(ctx, mode, remember_rejected);
         SSL_CTX_set_verify_depth(ctx, 8);
         if (files.crl && readable(*files.crl, tls_file::crl, "CRL file", errors)) {
             X509_STORE* store = SSL_CTX_get_cert_store(ctx);
@@ -320,6 +383,10 @@ handshake_failure why_handshake_failed(ssl_st* ssl, unsigned long error_value, s
     if (long verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
         f.kind = handshake_refusal::client_cert_rejected;
         f.detail = X509_verify_cert_error_string(verify);
+        if (auto* rejected = static_cast<X509*>(SSL_get_ex_data(ssl, rejected_index()))) {
+            f.subject = subject_text(rejected);
+            f.serial = serial_text(rejected);
+        }
         return f;
     }
     if (ERR_GET_LIB(error_value) == ERR_LIB_SSL &&

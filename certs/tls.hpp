@@ -72,6 +72,9 @@ std::string_view to_string(handshake_refusal r);
 struct handshake_failure {
     handshake_refusal kind = handshake_refusal::tls_handshake_failed;
     std::string detail;  // in OpenSSL's words
+    // client_cert_rejected: the rejected certificate's subject (RFC 2253, non-ASCII escaped) and serial (hex).
+    std::string subject;
+    std::string serial;
 };
 // error_value: the failed handshake's error code value (an OpenSSL error, or 0 with the message given).
 handshake_failure why_handshake_failed(ssl_st* ssl, unsigned long error_value, std::string_view message);

@@ -29,7 +29,7 @@ public:
         }
         r_.check_keys(root, "the configuration",
                       {"version", "listeners", "policy", "workers", "dns", "timeouts", "limits", "logging",
-                       "proxy_auth", "admin", "reload", "approvals"});
+                       "proxy_auth", "admin", "reload", "approvals", "alerts"});
         if (const auto* v = r_.require(root, "version", "the configuration")) {
             if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != 1) {
                 r_.error(*v, "unsupported configuration version " + std::to_string(*version) + ": expected version 1");
@@ -74,6 +74,9 @@ public:
         }
         if (const auto* a = r_.find(root, "approvals")) {
             read_approvals(*a);
+        }
+        if (const auto* a = r_.find(root, "alerts")) {
+            read_alerts(*a);
         }
     }
 
@@ -820,6 +823,178 @@ private:
             }
             out.push_back(std::move(hook));
         }
+    }
+
+    // alerts: a list of sinks, each naming exactly one of webhook, slack or alertmanager with its URL. Reason codes
+    // are the proxy's (observe::reason): the loader checks them, since configuration knows no proxy code.
+    void read_alerts(const yaml_node& n)
+    {
+        if (!n.is_sequence()) {
+            std::string found = n.is_scalar() ? "'" + n.value + "'" : n.is_map() ? "a mapping" : "nothing";
+            r_.error(n, "expected alerts: a list of sinks, each with webhook, slack or alertmanager and its URL; "
+                        "found " + found);
+            return;
+        }
+        // Each name with where it was written (the sink itself for a default name): names label the metrics.
+        std::vector<std::pair<std::string, mark>> names;
+        for (std::size_t i = 0; i < n.items.size(); ++i) {
+            const auto& item = n.items[i];
+            if (!r_.expect_map(item, "an alert sink (webhook, slack or alertmanager with its URL)")) {
+                continue;
+            }
+            r_.check_keys(item, "an alert sink",
+                          {"webhook", "slack", "alertmanager", "name", "secret_file", "reasons", "clients", "verdicts",
+                           "dedup", "max_per_minute", "queue", "severity"});
+            alert_sink_config sink;
+            sink.where = item.where;
+            auto kind = read_alert_destination(item, sink);
+            mark name_at = item.where;
+            if (const auto* name = r_.find(item, "name")) {
+                name_at = name->where;
+                auto text = r_.string_value(*name, "a sink name, like security-hook");
+                if (text && valid_sink_name(*text)) {
+                    sink.name = *text;
+                } else if (text) {
+                    r_.error(*name, "invalid sink name '" + *text +
+                                        "': expected 1 to 64 letters, digits, '-', '_' or '.', like security-hook");
+                }
+            } else if (kind) {
+                sink.name = std::string(*kind) + "-" + std::to_string(i + 1);
+            }
+            if (!sink.name.empty()) {
+                auto same =
+                    std::find_if(names.begin(), names.end(), [&](const auto& e) { return e.first == sink.name; });
+                if (same != names.end()) {
+                    r_.error(name_at, "alert sink name '" + sink.name + "' is already used at line " +
+                                          std::to_string(same->second.line) +
+                                          ": expected a name of its own (names label the metrics)");
+                } else {
+                    names.emplace_back(sink.name, name_at);
+                }
+            }
+            if (const auto* secret = r_.find(item, "secret_file")) {
+                sink.secret_file_at = secret->where;
+                sink.secret_file = path_of(*secret, "the file holding the webhook's signing secret");
+                if (kind && sink.kind != alert_sink_config::sink_kind::webhook) {
+                    r_.error(*secret, "secret_file is for webhook sinks: " + std::string(*kind) +
+                                          " bodies carry no signature");
+                }
+            }
+            sink.reasons = alert_names(item, "reasons", "reason codes, like explicit_deny", {});
+            sink.clients = alert_names(item, "clients", "client names", {});
+            if (r_.find(item, "verdicts") != nullptr) {
+                sink.verdicts = alert_names(item, "verdicts", "verdicts: deny, would_deny, revoke, would_revoke, error",
+                                            {"deny", "would_deny", "revoke", "would_revoke", "error"});
+            }
+            set_duration(item, "dedup", sink.dedup);
+            if (const auto* d = r_.find(item, "dedup");
+                d != nullptr && (sink.dedup < std::chrono::seconds(1) || sink.dedup > std::chrono::hours(24))) {
+                r_.error(*d, "alert dedup must be from 1s to 24h, found '" + d->value + "'");
+            }
+            set_integer(item, "max_per_minute", sink.max_per_minute, 1, 100'000);
+            set_integer(item, "queue", sink.queue, 1, 1'000'000);
+            if (const auto* severity = r_.find(item, "severity")) {
+                read_alert_severity(*severity, sink);
+            }
+            out_.alerts.push_back(std::move(sink));
+        }
+    }
+
+    // The one destination key of a sink: its kind's name, or nothing (reported) when there is none or more.
+    std::optional<std::string_view> read_alert_destination(const yaml_node& item, alert_sink_config& sink)
+    {
+        using kind = alert_sink_config::sink_kind;
+        constexpr std::array<std::pair<std::string_view, kind>, 3> kinds{
+            {{"webhook", kind::webhook}, {"slack", kind::slack}, {"alertmanager", kind::alertmanager}}};
+        std::optional<std::string_view> found;
+        for (const auto& [key, k] : kinds) {
+            const auto* url = r_.find(item, key);
+            if (url == nullptr) {
+                continue;
+            }
+            if (found) {
+                r_.error(*url, "an alert sink has one destination: found both " + std::string(*found) + " and " +
+                                   std::string(key) + " (write two sinks)");
+                return std::nullopt;
+            }
+            found = key;
+            sink.kind = k;
+            // Alertmanager's URL is a base to which /api/v2/alerts is added: no query there.
+            bool base_url = k == kind::alertmanager;
+            auto what = base_url ? std::string("Alertmanager's base URL, like http://alertmanager:9093")
+                                 : "the " + std::string(key) + " URL, like https://hooks.example.com/egressd";
+            if (auto text = r_.string_value(*url, what)) {
+                std::string error;
+                if (valid_http_url(*text, !base_url, error)) {
+                    sink.url = base_url ? without_trailing_slashes(*text) : *text;
+                } else {
+                    r_.error(*url, "invalid " + std::string(key) + " URL '" + *text + "': " + error);
+                }
+            }
+        }
+        if (!found) {
+            r_.error(item, "an alert sink needs one of webhook, slack or alertmanager, with its URL");
+        }
+        return found;
+    }
+
+    // A non-empty list of distinct names; with `allowed`, each must be one of them.
+    std::vector<std::string> alert_names(const yaml_node& item, std::string_view key, std::string_view what,
+                                         std::initializer_list<std::string_view> allowed)
+    {
+        std::vector<std::string> out;
+        const auto* n = r_.find(item, key);
+        if (n == nullptr) {
+            return out;
+        }
+        auto items = r_.scalar_list(*n, what);
+        if (n->is_sequence() && n->items.empty()) {
+            r_.error(*n, "empty " + std::string(key) + " list: leave " + std::string(key) + " out to match them all");
+        }
+        for (const auto* e : items) {
+            if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), e->value) == allowed.end()) {
+                r_.error(*e,
+                         "unknown " + std::string(key) + " entry '" + e->value + "': expected " + std::string(what));
+            } else if (e->value.empty()) {
+                r_.error(*e, "empty " + std::string(key) + " entry: expected " + std::string(what));
+            } else if (std::find(out.begin(), out.end(), e->value) != out.end()) {
+                r_.error(*e, std::string(key) + " entry '" + e->value + "' appears twice");
+            } else {
+                out.push_back(e->value);
+            }
+        }
+        return out;
+    }
+
+    void read_alert_severity(const yaml_node& n, alert_sink_config& sink)
+    {
+        if (!r_.expect_map(n, "severity: reason codes to low, medium or high")) {
+            return;
+        }
+        for (const auto& [key, value] : n.entries) {
+            auto reason = r_.string_value(key, "a reason code, like no_matching_rule");
+            auto level = r_.string_value(value, "low, medium or high");
+            if (!reason || !level) {
+                continue;
+            }
+            if (*level != "low" && *level != "medium" && *level != "high") {
+                r_.error(value, "expected severity low, medium or high for " + *reason + ", found '" + *level + "'");
+            } else if (std::any_of(sink.severity.begin(), sink.severity.end(),
+                                   [&](const auto& s) { return s.first == *reason; })) {
+                r_.error(key, "severity of '" + *reason + "' appears twice");
+            } else {
+                sink.severity.emplace_back(*reason, *level);
+            }
+        }
+    }
+
+    // A metric label value that reads well in a dashboard and a log line.
+    static bool valid_sink_name(std::string_view text)
+    {
+        return !text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                   c == '_' || c == '.';
+        });
     }
 
     // An http:// or https:// URL with a host, an optional port and an optional path (and, with allow_query, a

@@ -11,6 +11,10 @@
 #include "protocol/host_port.hpp"
 #include "proxy/server.hpp"
 #include "proxy/startup/loader.hpp"
+#include "proxy/tools/events_summary.hpp"
+#include "proxy/tools/policy_test.hpp"
+#include "proxy/tools/replay.hpp"
+#include "proxy/tools/suggest.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -37,6 +41,10 @@ Usage:
   egressd policy check PATH
   egressd policy explain PATH (--client NAME | --source IP | --identity ID [--source IP]) --dest HOST:PORT
                          [--resolved IP ...] [--at TIME] [--json]
+  egressd policy test POLICY CASES.yaml [--json]
+  egressd policy replay CANDIDATE --events FILE... [--since 1h|TIME] [--client NAME] [--json]
+  egressd policy suggest --events FILE... [--policy CURRENT] [--client NAME] [--since DURATION] [--collapse N]
+  egressd events summary FILE... [--since 1h|TIME] [--client NAME] [--json]
   egressd approvals [--url URL] [--user USER] [--password-stdin] [--ca FILE] [--json]
                     list|show|approve|deny|revoke|extend|justify|grants|history ...
   egressd --version
@@ -47,12 +55,15 @@ Commands:
             only what its policy allows; stops gracefully on SIGTERM or SIGINT
   config    check a server configuration and the policy it names
   passwd    print a line for the proxy_auth credentials file (PBKDF2-SHA256, random salt)
-  policy    check a policy, or explain how it decides a destination
+  policy    check a policy, explain how it decides a destination, test it against expected decisions,
+            replay recorded traffic against it, or suggest one from recorded traffic
+  events    summarize event logs: what was denied, by client, destination and reason
   approvals list, approve and deny access requests, and revoke or extend grants, on a running egressd
 
-Exit codes: 0 ok, 1 invalid policy, 2 usage error, 3 denied (policy explain).
-Run 'egressd policy --help' for the policy commands, 'egressd approvals --help' for the approvals
-commands and their exit codes.
+Exit codes: 0 ok, 1 invalid policy or unreadable file, 2 usage error, 3 denied (policy explain),
+4 a replay found newly denied traffic or a policy test failed.
+Run 'egressd policy --help' for the policy commands, 'egressd events --help' for the event logs,
+'egressd approvals --help' for the approvals commands and their exit codes.
 )";
 
 constexpr std::string_view policy_help = R"(Usage:
@@ -73,6 +84,54 @@ constexpr std::string_view policy_help = R"(Usage:
         --at TIME         RFC 3339 time to decide at (default: now), e.g. 2026-12-31T12:00:00Z
         --json            print one JSON object instead of text
       Exit 0 allowed (or would-deny in report mode), 3 denied, 1 invalid policy, 2 usage error.
+
+  egressd policy test POLICY CASES.yaml [--json]
+      Decide every case of CASES.yaml (a YAML list) as policy explain does, and compare with what the
+      case expects. Each case is a mapping:
+        name: TEXT                      optional, shown when the case fails
+        client: NAME                    or source: IP and/or identity: ID
+        dest: HOST:PORT                 e.g. api.payments.example:443
+        resolved: [IP, ...]             optional: addresses the name resolved to (address phase)
+        at: TIME                        optional RFC 3339 time (default: now)
+        expect: allow | deny
+        reason: CODE                    optional: the reason code must match too (e.g. explicit_deny)
+      A client in report mode is denied here when the policy denies (its events say would_deny).
+      Every failing case is printed with file:line, what was expected, what happened and the deciding
+      rule (group#index "description") or reason; then a one-line total.
+      Exit 0 every case passes, 4 a case failed, 1 invalid policy or cases file, 2 usage error.
+
+  egressd policy replay CANDIDATE --events FILE... [--since 1h|TIME] [--client NAME] [--json]
+      Decide every recorded decision of the event logs (egress.allow, egress.deny, egress.would_deny;
+      egressd, ECS or OCSF format; - is standard input) again with the CANDIDATE policy, and print what
+      would change: newly denied and newly allowed, by client, destination and port, with counts and the
+      candidate's reason and rule. The client is found by its recorded name, or by source address and
+      identity when the candidate has no client of that name. Decisions are made now, as the candidate
+      would run now (an expired rule denies). A candidate in report mode counts would_deny as denied.
+      Traffic allowed before by an approver's grant is listed apart: the candidate has no grants.
+      Proxy-authentication, handshake and DNS refusals are not policy decisions and are skipped.
+        --since 1h|TIME   only events since a duration ago (90s, 30m, 1h, 7d) or an RFC 3339 time
+        --client NAME     only events of this client
+        --json            print one JSON object instead of text
+      Exit 0 nothing allowed before would be denied, 4 something would be (a CI gate), 1 invalid
+      candidate or unreadable file, 2 usage error.
+
+  egressd policy suggest --events FILE... [--policy CURRENT] [--client NAME] [--since DURATION] [--collapse N]
+      Write a policy that would allow what the events show: one group per client, exact names, ports
+      per name, collapsed to *.parent only when many siblings were seen, with hit counts and first and
+      last seen as comments; never what the deny list or the address guard refused.
+)";
+
+constexpr std::string_view events_help = R"(Usage:
+  egressd events summary FILE... [--since 1h|TIME] [--client NAME] [--json]
+      Summarize event logs (egressd, ECS or OCSF format, detected line by line; - is standard input):
+      what was denied (egress.deny), grouped by client, destination and reason, with counts and first
+      and last seen, most frequent first; then would-deny (report mode), revoked connections and errors
+      (egress.error: an allowed name that could not be resolved) in sections of their own.
+        --since 1h|TIME   only events since a duration ago (90s, 30m, 1h, 7d) or an RFC 3339 time
+        --client NAME     only events of this client
+        --json            print one JSON object instead of a table
+      What was blocked in the last hour:  egressd events summary /var/log/egressd/events.log --since 1h
+      Exit 0 ok, 1 a file cannot be read, 2 usage error.
 )";
 
 bool is_help(std::string_view arg) { return arg == "--help" || arg == "-h" || arg == "help"; }
@@ -390,7 +449,7 @@ int run_command(const std::vector<std::string>& args, std::ostream& err)
         return exit_invalid;
     }
     try {
-        event_log log(all->config->logging);
+        event_log log(all->config->logging, EGRESSD_VERSION);
         return serve(args[1], std::move(*all), log);
     } catch (const std::exception& e) {
         err << "egressd: cannot start: " << e.what() << '\n';
@@ -418,7 +477,35 @@ int policy_command(const std::vector<std::string>& args, std::ostream& out, std:
     if (args[0] == "explain") {
         return policy_explain(rest, out, err);
     }
+    if (args[0] == "test") {
+        return tools::policy_test(rest, out, err);
+    }
+    if (args[0] == "replay") {
+        return tools::policy_replay(rest, out, err);
+    }
+    if (args[0] == "suggest") {
+        return tools::policy_suggest(rest, out, err);
+    }
     return usage_error(err, "unknown policy command '" + args[0] + "'");
+}
+
+int events_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
+{
+    if (args.empty() || is_help(args[0])) {
+        (args.empty() ? err : out) << events_help;
+        return args.empty() ? exit_usage : exit_ok;
+    }
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    for (const auto& a : rest) {
+        if (a == "--help" || a == "-h") {
+            out << events_help;
+            return exit_ok;
+        }
+    }
+    if (args[0] == "summary") {
+        return tools::events_summary(rest, out, err);
+    }
+    return usage_error(err, "unknown events command '" + args[0] + "'");
 }
 
 }  // namespace
@@ -440,6 +527,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     std::vector<std::string> rest(args.begin() + 1, args.end());
     if (args[0] == "policy") {
         return policy_command(rest, out, err);
+    }
+    if (args[0] == "events") {
+        return events_command(rest, out, err);
     }
     if (args[0] == "config") {
         return config_command(rest, out, err);

@@ -1,6 +1,7 @@
 #include "proxy/event_log.hpp"
 
 #include "config/rfc3339.hpp"
+#include "policy/address.hpp"
 #include "proxy/json.hpp"
 
 #include <spdlog/async.h>
@@ -8,10 +9,14 @@
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/base_sink.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
-#include <syslog.h>
+#include <initializer_list>
 #include <mutex>
 #include <stdexcept>
+#include <syslog.h>
+#include <type_traits>
 
 namespace egressd::proxy {
 namespace {
@@ -75,16 +80,18 @@ void append_utc_millis(std::string& out, std::chrono::system_clock::time_point t
     out += cached;
 }
 
-// Appends ,"name":"value" (or a number) to a JSON object under construction.
+// Appends ,"name":"value" (or a number) to a JSON object under construction: egressd's own format.
 class json_line {
 public:
-    explicit json_line(std::string_view event)
+    // instance: ,"instance":"..." already rendered.
+    json_line(std::string_view event, std::string_view instance)
     {
         out_.reserve(512);
         out_ = "{\"time\":\"";
         append_utc_millis(out_, std::chrono::system_clock::now());
         out_ += '"';
         field("event", event);
+        out_ += instance;
     }
     json_line& field(std::string_view name, std::string_view value)
     {
@@ -124,10 +131,93 @@ public:
         out_ += json;
         return *this;
     }
+    // The line without its closing brace.
+    std::string open() { return std::move(out_); }
     std::string done() { return std::move(out_) + "}"; }
 
 private:
     std::string out_;
+};
+
+// A JSON object with nested objects, written front to back: ECS and OCSF lines.
+class json_writer {
+public:
+    json_writer()
+    {
+        out_.reserve(1024);
+        out_ += '{';
+    }
+    json_writer& open(std::string_view name)
+    {
+        key(name);
+        out_ += '{';
+        ++depth_;
+        has_member_ &= ~(std::uint64_t{1} << depth_);
+        return *this;
+    }
+    json_writer& close()
+    {
+        out_ += '}';
+        --depth_;
+        return *this;
+    }
+    json_writer& str(std::string_view name, std::string_view value)
+    {
+        key(name);
+        append_json_string(out_, value);
+        return *this;
+    }
+    json_writer& optional(std::string_view name, std::string_view value)
+    {
+        return value.empty() ? *this : str(name, value);
+    }
+    json_writer& null_or(std::string_view name, std::string_view value)
+    {
+        if (!value.empty()) {
+            return str(name, value);
+        }
+        return raw(name, "null");
+    }
+    json_writer& num(std::string_view name, std::uint64_t value) { return raw(name, std::to_string(value)); }
+    json_writer& raw(std::string_view name, std::string_view json)
+    {
+        key(name);
+        out_ += json;
+        return *this;
+    }
+    json_writer& list(std::string_view name, std::initializer_list<std::string_view> items)
+    {
+        key(name);
+        out_ += '[';
+        bool first = true;
+        for (auto item : items) {
+            if (!first) {
+                out_ += ',';
+            }
+            first = false;
+            append_json_string(out_, item);
+        }
+        out_ += ']';
+        return *this;
+    }
+    // The text so far, objects still open.
+    std::string take() { return std::move(out_); }
+
+private:
+    void key(std::string_view name)
+    {
+        auto bit = std::uint64_t{1} << depth_;
+        if ((has_member_ & bit) != 0) {
+            out_ += ',';
+        }
+        has_member_ |= bit;
+        append_json_string(out_, name);
+        out_ += ':';
+    }
+
+    std::string out_;
+    unsigned depth_ = 0;
+    std::uint64_t has_member_ = 0;  // bit d: the object open at depth d has a member already
 };
 
 }  // namespace
@@ -139,7 +229,8 @@ std::string format_utc_millis(std::chrono::system_clock::time_point t)
     return out;
 }
 
-event_log::event_log(const config::logging_config& config)
+event_log::event_log(const config::logging_config& config, std::string product_version)
+    : formatter_(config, std::move(product_version))
 {
     pool_ = std::make_shared<spdlog::details::thread_pool>(config.queue_size, 1);
     std::vector<spdlog::sink_ptr> sinks;
@@ -194,6 +285,102 @@ void event_log::write(const std::string& line, bool deny)
 
 namespace {
 
+constexpr std::string_view ecs_version = "8.11.0";
+constexpr std::string_view ocsf_version = "1.1.0";
+constexpr std::string_view product = "egressd";
+// The longest attacker-chosen text (a user name tried, a certificate subject) an event carries.
+constexpr std::size_t max_untrusted = 256;
+
+std::string_view capped(std::string_view s) { return s.substr(0, std::min(s.size(), max_untrusted)); }
+
+// "10.0.0.5:40000" or "[2001:db8::1]:40000": the address (without brackets) and the port; no port: 0.
+std::pair<std::string_view, std::uint16_t> split_source(std::string_view source)
+{
+    auto colon = source.rfind(':');
+    if (colon == std::string_view::npos) {
+        return {source, 0};
+    }
+    auto ip = source.substr(0, colon);
+    if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
+        ip = ip.substr(1, ip.size() - 2);
+    }
+    unsigned port = 0;
+    for (char c : source.substr(colon + 1)) {
+        if (c < '0' || c > '9' || port > 65535) {
+            return {source, 0};
+        }
+        port = port * 10 + static_cast<unsigned>(c - '0');
+    }
+    return {ip, port > 65535 ? std::uint16_t{0} : static_cast<std::uint16_t>(port)};
+}
+
+// The host as asked, when it is an IP literal: its text without brackets.
+std::optional<std::string_view> literal_of(std::string_view host)
+{
+    auto bare = host;
+    if (bare.size() >= 2 && bare.front() == '[' && bare.back() == ']') {
+        bare = bare.substr(1, bare.size() - 2);
+    }
+    if (policy::address::parse(bare)) {
+        return bare;
+    }
+    return std::nullopt;
+}
+
+bool known(std::string_view s) { return !s.empty() && s != "-"; }
+
+std::string_view identity_source_text(observe::identity_source s)
+{
+    return s == observe::identity_source::none ? std::string_view() : observe::to_string(s);
+}
+
+std::uint64_t epoch_millis()
+{
+    using namespace std::chrono;
+    return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+std::string rfc3339_now()
+{
+    std::string out;
+    append_utc_millis(out, std::chrono::system_clock::now());
+    return out;
+}
+
+// What every egress.* event says about the request and the destination, whatever its kind.
+struct traffic_view {
+    std::string_view request_id;
+    std::string_view client;
+    std::string_view source;
+    std::string_view method;
+    std::string_view host;
+    std::uint16_t port = 0;
+    std::string_view address;
+    std::string_view identity;
+    std::string_view sni;
+    std::string_view rule_group;
+    std::optional<std::uint32_t> rule_index;
+    std::string_view rule_description;
+};
+
+template <typename Event>
+traffic_view view_of(const Event& e)
+{
+    traffic_view v{e.request_id, e.client, e.source, e.method, e.host, e.port, e.address, {}, {}, {}, {}, {}};
+    if constexpr (!std::is_same_v<Event, close_event>) {
+        v.identity = e.identity;
+        v.sni = e.sni;
+        if (!e.rule_group.empty() && e.rule_index) {
+            v.rule_group = e.rule_group;
+            v.rule_index = e.rule_index;
+            v.rule_description = e.rule_description;
+        }
+    }
+    return v;
+}
+
+// --- egressd's own format ---------------------------------------------------------------------------------
+
 // The fields every egress.* event starts with, in this order.
 template <typename Event>
 json_line& request_fields(json_line& j, const Event& e)
@@ -216,60 +403,497 @@ json_line& rule_and_identity_fields(json_line& j, const Event& e)
         j.optional_field("rule_description", e.rule_description);
     }
     return j.optional_field("identity", e.identity)
-        .optional_field("identity_source", e.identity_source == observe::identity_source::none
-                                               ? std::string_view()
-                                               : observe::to_string(e.identity_source));
+        .optional_field("identity_source", identity_source_text(e.identity_source));
+}
+
+// --- Elastic Common Schema ---------------------------------------------------------------------------------
+
+// @timestamp, ecs and the event object up to (not including) its end.
+void ecs_head(json_writer& w, std::string_view action, std::initializer_list<std::string_view> categories,
+              std::initializer_list<std::string_view> types, std::string_view outcome, std::string_view reason,
+              std::string_view id)
+{
+    w.str("@timestamp", rfc3339_now());
+    w.open("ecs").str("version", ecs_version).close();
+    w.open("event")
+        .str("kind", "event")
+        .list("category", categories)
+        .list("type", types)
+        .str("action", action)
+        .optional("outcome", outcome)
+        .optional("reason", reason)
+        .optional("id", id)
+        .str("dataset", "egressd.events")
+        .str("provider", product);
+}
+
+void ecs_observer(json_writer& w, std::string_view instance)
+{
+    w.open("host").str("name", instance).close();
+    w.open("observer").str("name", instance).str("product", product).str("vendor", product).str("type", "proxy").close();
+}
+
+// source, destination, user, tls, rule. bytes: close events' byte counts (source sent, destination sent).
+void ecs_traffic(json_writer& w, const traffic_view& v, const std::uint64_t* bytes_from_client = nullptr,
+                 const std::uint64_t* bytes_to_client = nullptr)
+{
+    auto [ip, source_port] = split_source(v.source);
+    w.open("source").str("address", ip).str("ip", ip).num("port", source_port);
+    if (bytes_from_client != nullptr) {
+        w.num("bytes", *bytes_from_client);
+    }
+    w.close();
+    if (known(v.host) || bytes_to_client != nullptr) {
+        w.open("destination");
+        if (known(v.host)) {
+            w.str("address", v.host);
+            if (!literal_of(v.host)) {
+                w.str("domain", v.host);
+            }
+        }
+        if (!v.address.empty()) {
+            w.str("ip", v.address);
+        } else if (auto literal = literal_of(v.host)) {
+            w.str("ip", *literal);
+        }
+        if (v.port != 0) {
+            w.num("port", v.port);
+        }
+        if (bytes_to_client != nullptr) {
+            w.num("bytes", *bytes_to_client);
+        }
+        w.close();
+    }
+    if (!v.identity.empty()) {
+        w.open("user").str("name", v.identity).close();
+    }
+    if (v.rule_index) {
+        w.open("rule")
+            .str("ruleset", v.rule_group)
+            .str("id", std::string(v.rule_group) + "#" + std::to_string(*v.rule_index))
+            .optional("description", v.rule_description)
+            .close();
+    }
+}
+
+// The rule_group and rule_index a reader needs whole: ECS's rule.id joins them.
+void rule_fields(json_writer& w, const traffic_view& v)
+{
+    if (v.rule_index) {
+        w.str("rule_group", v.rule_group).num("rule_index", *v.rule_index);
+    }
+}
+
+// --- OCSF 1.1.0 --------------------------------------------------------------------------------------------
+
+constexpr std::uint64_t http_activity = 4002;
+constexpr std::uint64_t network_activity = 4001;
+
+// HTTP Activity's activity_id is the method (OCSF 1.1.0 names eight; any other is 99 Other).
+std::uint64_t http_activity_of(std::string_view method)
+{
+    constexpr std::array<std::string_view, 8> methods{"CONNECT", "DELETE", "GET",  "HEAD",
+                                                      "OPTIONS", "POST",   "PUT", "TRACE"};
+    for (std::size_t i = 0; i < methods.size(); ++i) {
+        if (methods[i] == method) {
+            return i + 1;
+        }
+    }
+    return 99;
+}
+
+void ocsf_head(json_writer& w, std::uint64_t class_uid, std::uint64_t activity_id, std::uint64_t severity_id,
+               std::uint64_t status_id, std::string_view request_id, std::string_view version)
+{
+    w.num("class_uid", class_uid)
+        .num("category_uid", class_uid / 1000)
+        .num("activity_id", activity_id)
+        .num("type_uid", class_uid * 100 + activity_id)
+        .num("time", epoch_millis())
+        .num("severity_id", severity_id)
+        .num("status_id", status_id);
+    w.open("metadata").str("version", ocsf_version).optional("uid", request_id);
+    w.open("product").str("name", product).str("vendor_name", product).optional("version", version).close();
+    w.close();
+}
+
+// src_endpoint, dst_endpoint, actor, tls, the proxy's own endpoint, firewall_rule.
+void ocsf_traffic(json_writer& w, const traffic_view& v, std::string_view instance)
+{
+    auto [ip, source_port] = split_source(v.source);
+    w.open("src_endpoint").str("ip", ip).num("port", source_port).close();
+    auto literal = literal_of(v.host);
+    if (known(v.host)) {
+        w.open("dst_endpoint");
+        if (!literal) {
+            w.str("hostname", v.host);
+        }
+        if (literal) {
+            w.str("ip", *literal);
+        } else if (!v.address.empty()) {
+            w.str("ip", v.address);
+        }
+        if (v.port != 0) {
+            w.num("port", v.port);
+        }
+        w.close();
+    }
+    if (!v.identity.empty()) {
+        w.open("actor").open("user").str("name", v.identity).close().close();
+    }
+    w.open("proxy_endpoint").str("hostname", instance).close();
+    if (v.rule_index) {
+        w.open("firewall_rule")
+            .str("name", v.rule_group)
+            .str("uid", std::string(v.rule_group) + "#" + std::to_string(*v.rule_index))
+            .optional("desc", v.rule_description)
+            .close();
+    }
+}
+
+// unmapped.egressd's start: what OCSF has no home for and a reader needs.
+void ocsf_unmapped_start(json_writer& w, std::string_view event, const traffic_view& v)
+{
+    w.open("unmapped").open("egressd").str("event", event).null_or("client", v.client).str("host", v.host);
+    if (!v.address.empty()) {
+        w.str("address", v.address);
+    }
+    rule_fields(w, v);
 }
 
 }  // namespace
 
-std::string event_log::format(const decision_event& e)
+event_formatter::event_formatter(const config::logging_config& config, std::string product_version)
+    : format_(config.format),
+      instance_(config.instance),
+      http_query_(config.http_query),
+      product_version_(std::move(product_version))
 {
-    json_line j(observe::to_string(e.event));
-    request_fields(j, e)
-        .field("reason", observe::to_string(e.reason))
-        .field("mode", e.mode);
-    rule_and_identity_fields(j, e)
-        .optional_field("guard", e.guard)
-        .optional_field("sni", e.sni)
-        .optional_field("detail", e.detail);
+    instance_field_ = ",\"instance\":" + json_string(instance_);
+}
+
+std::string event_formatter::line(const decision_event& e) const { return finish(open_line(e), e.status); }
+
+open_decision event_formatter::open_line(const decision_event& e) const
+{
+    open_decision d;
+    d.deny = for_deny_file(e.event);
+    auto event = observe::to_string(e.event);
+    auto reason = observe::to_string(e.reason);
+    std::string_view query = http_query_ ? e.query : std::string_view();
+    auto cert_subject = capped(e.cert_subject);
+    auto user = capped(e.user);
+    if (format_ == config::event_format::egressd) {
+        json_line j(event, instance_field_);
+        request_fields(j, e).field("reason", reason).field("mode", e.mode);
+        rule_and_identity_fields(j, e)
+            .optional_field("guard", e.guard)
+            .optional_field("sni", e.sni)
+            .optional_field("detail", e.detail);
+        if (e.grant_id != 0) {
+            j.number("grant_id", e.grant_id);
+        }
+        if (e.access_request != 0) {
+            j.number("access_request", static_cast<std::uint64_t>(e.access_request));
+        }
+        j.optional_field("user", user)
+            .optional_field("cert_subject", cert_subject)
+            .optional_field("cert_serial", e.cert_serial)
+            .optional_field("path", e.path)
+            .optional_field("query", query);
+        d.text = j.open();
+        return d;
+    }
+    auto v = view_of(e);
+    bool allowed = e.event == observe::event_kind::allow || e.event == observe::event_kind::would_deny;
+    bool has_method = known(e.method);
+    json_writer w;
+    if (format_ == config::event_format::ecs) {
+        std::string_view type = e.event == observe::event_kind::error ? "error" : allowed ? "allowed" : "denied";
+        std::string_view outcome = allowed ? "success" : "failure";
+        if (has_method) {
+            ecs_head(w, event, {"network", "web"}, {type}, outcome, reason, e.request_id);
+        } else {
+            ecs_head(w, event, {"network"}, {type}, outcome, reason, e.request_id);
+        }
+        w.close();
+        ecs_traffic(w, v);
+        if (!e.sni.empty() || !cert_subject.empty() || !e.cert_serial.empty()) {
+            w.open("tls").open("client").optional("server_name", e.sni).optional("subject", cert_subject);
+            if (!e.cert_serial.empty()) {
+                w.open("x509").str("serial_number", e.cert_serial).close();
+            }
+            w.close().close();
+        }
+        if (e.event == observe::event_kind::error) {
+            w.open("error").str("code", reason).optional("message", e.detail).close();
+        }
+        if (!e.path.empty()) {
+            w.open("url").str("scheme", "http").optional("domain", literal_of(e.host) ? std::string_view() : e.host);
+            if (e.port != 0) {
+                w.num("port", e.port);
+            }
+            w.str("path", e.path).optional("query", query).close();
+        }
+        ecs_observer(w, instance_);
+        w.open("egressd").str("event", event).null_or("client", e.client).str("reason", reason).str("mode", e.mode);
+        rule_fields(w, v);
+        w.optional("identity_source", identity_source_text(e.identity_source))
+            .optional("guard", e.guard)
+            .optional("detail", e.detail)
+            .optional("user", user);
+        if (e.grant_id != 0) {
+            w.num("grant_id", e.grant_id);
+        }
+        if (e.access_request != 0) {
+            w.num("access_request", static_cast<std::uint64_t>(e.access_request));
+        }
+        w.close();
+        if (has_method) {
+            w.open("http").open("request").str("method", e.method).close();
+            d.http_open = true;
+        }
+        d.text = w.take();
+        return d;
+    }
+    std::uint64_t severity = e.event == observe::event_kind::allow ? 1 : e.event == observe::event_kind::deny ? 3 : 2;
+    std::uint64_t action_id = allowed || e.event == observe::event_kind::error ? 1 : 2;
+    // 1 Allowed, 2 Blocked, 15 Detected (report mode: seen, let through).
+    std::uint64_t disposition_id = e.event == observe::event_kind::would_deny ? 15 : action_id == 1 ? 1 : 2;
+    std::uint64_t status_id = allowed ? 1 : 2;
+    if (has_method) {
+        ocsf_head(w, http_activity, http_activity_of(e.method), severity, status_id, e.request_id, product_version_);
+        if (http_activity_of(e.method) == 99) {
+            w.str("activity_name", e.method);
+        }
+    } else {
+        // Refused before any request (the TLS handshake or the client certificate): 5 Refuse.
+        ocsf_head(w, network_activity, 5, severity, status_id, e.request_id, product_version_);
+    }
+    w.num("action_id", action_id).num("disposition_id", disposition_id).str("status_detail", reason);
+    ocsf_traffic(w, v, instance_);
+    if (!e.sni.empty() || !cert_subject.empty() || !e.cert_serial.empty()) {
+        w.open("tls").optional("sni", e.sni);
+        if (!cert_subject.empty() || !e.cert_serial.empty()) {
+            w.open("certificate").optional("subject", cert_subject).optional("serial_number", e.cert_serial).close();
+        }
+        w.close();
+    }
+    if (has_method) {
+        w.open("http_request").str("http_method", e.method);
+        w.open("url").str("hostname", e.host);
+        if (e.port != 0) {
+            w.num("port", e.port);
+        }
+        if (!e.path.empty()) {
+            w.str("scheme", "http").str("path", e.path).optional("query_string", query);
+        }
+        w.close().close();
+    }
+    ocsf_unmapped_start(w, event, v);
+    if (!has_method) {
+        w.str("method", e.method);
+    }
+    w.str("reason", reason)
+        .str("mode", e.mode)
+        .optional("identity_source", identity_source_text(e.identity_source))
+        .optional("guard", e.guard)
+        .optional("detail", e.detail)
+        .optional("user", user);
     if (e.grant_id != 0) {
-        j.number("grant_id", e.grant_id);
+        w.num("grant_id", e.grant_id);
     }
     if (e.access_request != 0) {
-        j.number("access_request", static_cast<std::uint64_t>(e.access_request));
+        w.num("access_request", static_cast<std::uint64_t>(e.access_request));
     }
-    return j.done();
+    w.close().close();
+    d.text = w.take();
+    return d;
 }
 
-std::string event_log::format(const close_event& e)
+std::string event_formatter::finish(open_decision&& d, int status) const
 {
-    json_line j(observe::to_string(observe::event_kind::close));
-    request_fields(j, e)
-        .number("bytes_from_client", e.bytes_from_client)
-        .number("bytes_to_client", e.bytes_to_client)
-        .number("duration_ms", static_cast<std::uint64_t>(e.duration.count()))
-        .number("requests", e.requests)
-        .field("cause", observe::to_string(e.cause));
-    return j.done();
+    std::string out = std::move(d.text);
+    bool with_status = status > 0;
+    switch (format_) {
+    case config::event_format::egressd:
+        if (with_status) {
+            out += ",\"status\":" + std::to_string(status);
+        }
+        break;
+    case config::event_format::ecs:
+        if (d.http_open) {
+            if (with_status) {
+                out += ",\"response\":{\"status_code\":" + std::to_string(status) + "}";
+            }
+            out += '}';
+        }
+        break;
+    case config::event_format::ocsf:
+        if (with_status) {
+            out += ",\"http_response\":{\"code\":" + std::to_string(status) + "}";
+        }
+        break;
+    }
+    out += '}';
+    return out;
 }
 
-std::string event_log::format(const revoke_event& e)
+std::string event_formatter::line(const close_event& e) const
 {
-    json_line j(observe::to_string(e.kind));
-    request_fields(j, e)
-        .field("cause", observe::to_string(e.cause))
-        .field("reason", e.reason)
-        .field("action", observe::to_string(e.action))
-        .number("policy_version", e.policy_version)
-        .number("previous_version", e.previous_version);
-    rule_and_identity_fields(j, e)
-        .optional_field("sni", e.sni)
-        .optional_field("detail", e.detail);
-    if (e.grant_id != 0) {
-        j.number("grant_id", e.grant_id);
+    auto event = observe::to_string(observe::event_kind::close);
+    auto cause = observe::to_string(e.cause);
+    if (format_ == config::event_format::egressd) {
+        json_line j(event, instance_field_);
+        request_fields(j, e)
+            .number("bytes_from_client", e.bytes_from_client)
+            .number("bytes_to_client", e.bytes_to_client)
+            .number("duration_ms", static_cast<std::uint64_t>(e.duration.count()))
+            .number("requests", e.requests)
+            .field("cause", cause);
+        return j.done();
     }
-    return j.done();
+    auto v = view_of(e);
+    auto millis = static_cast<std::uint64_t>(e.duration.count());
+    json_writer w;
+    if (format_ == config::event_format::ecs) {
+        ecs_head(w, event, {"network"}, {"connection", "end"}, "success", {}, e.request_id);
+        w.num("duration", millis * 1'000'000).close();  // ECS: nanoseconds
+        ecs_traffic(w, v, &e.bytes_from_client, &e.bytes_to_client);
+        w.open("network").num("bytes", e.bytes_from_client + e.bytes_to_client).close();
+        ecs_observer(w, instance_);
+        w.open("egressd").str("event", event).null_or("client", e.client).str("cause", cause).num("requests", e.requests);
+        w.close();
+        if (known(e.method)) {
+            w.open("http").open("request").str("method", e.method).close().close();
+        }
+        w.close();
+        return w.take();
+    }
+    ocsf_head(w, network_activity, 2, 1, 1, e.request_id, product_version_);  // 2 Close
+    w.num("duration", millis);
+    w.open("traffic")
+        .num("bytes_out", e.bytes_from_client)
+        .num("bytes_in", e.bytes_to_client)
+        .num("bytes", e.bytes_from_client + e.bytes_to_client)
+        .close();
+    ocsf_traffic(w, v, instance_);
+    ocsf_unmapped_start(w, event, v);
+    w.str("method", e.method).str("cause", cause).num("requests", e.requests).close().close();
+    w.close();
+    return w.take();
+}
+
+std::string event_formatter::line(const revoke_event& e) const
+{
+    auto event = observe::to_string(e.kind);
+    auto cause = observe::to_string(e.cause);
+    auto action = observe::to_string(e.action);
+    if (format_ == config::event_format::egressd) {
+        json_line j(event, instance_field_);
+        request_fields(j, e)
+            .field("cause", cause)
+            .field("reason", e.reason)
+            .field("action", action)
+            .number("policy_version", e.policy_version)
+            .number("previous_version", e.previous_version);
+        rule_and_identity_fields(j, e).optional_field("sni", e.sni).optional_field("detail", e.detail);
+        if (e.grant_id != 0) {
+            j.number("grant_id", e.grant_id);
+        }
+        return j.done();
+    }
+    auto v = view_of(e);
+    bool closed = e.kind == observe::event_kind::revoke;
+    json_writer w;
+    auto extras = [&] {
+        w.str("cause", cause)
+            .str("reason", e.reason)
+            .str("action", action)
+            .num("policy_version", e.policy_version)
+            .num("previous_version", e.previous_version)
+            .optional("identity_source", identity_source_text(e.identity_source))
+            .optional("detail", e.detail);
+        if (e.grant_id != 0) {
+            w.num("grant_id", e.grant_id);
+        }
+    };
+    if (format_ == config::event_format::ecs) {
+        if (closed) {
+            ecs_head(w, event, {"network"}, {"connection", "end", "denied"}, "failure", e.reason, e.request_id);
+        } else {
+            ecs_head(w, event, {"network"}, {"connection", "info"}, "success", e.reason, e.request_id);
+        }
+        w.close();
+        ecs_traffic(w, v);
+        if (!e.sni.empty()) {
+            w.open("tls").open("client").str("server_name", e.sni).close().close();
+        }
+        ecs_observer(w, instance_);
+        w.open("egressd").str("event", event).null_or("client", e.client);
+        rule_fields(w, v);
+        extras();
+        w.close();
+        if (known(e.method)) {
+            w.open("http").open("request").str("method", e.method).close().close();
+        }
+        w.close();
+        return w.take();
+    }
+    // 3 Reset: closed by a middle device; 6 Traffic: a report on a connection that stays.
+    ocsf_head(w, network_activity, closed ? 3 : 6, closed ? 3 : 2, closed ? 2 : 1, e.request_id, product_version_);
+    // 2 Denied / 6 Dropped; 1 Allowed / 15 Detected.
+    w.num("action_id", closed ? 2 : 1).num("disposition_id", closed ? 6 : 15).str("status_detail", e.reason);
+    ocsf_traffic(w, v, instance_);
+    if (!e.sni.empty()) {
+        w.open("tls").str("sni", e.sni).close();
+    }
+    ocsf_unmapped_start(w, event, v);
+    w.str("method", e.method);
+    extras();
+    w.close().close().close();
+    return w.take();
+}
+
+std::string event_formatter::line(std::string_view event, const notice_fields& fields, bool warning) const
+{
+    if (format_ == config::event_format::egressd) {
+        json_line j(event, instance_field_);
+        for (const auto& [name, value] : fields) {
+            j.raw(name, value.text());
+        }
+        return j.done();
+    }
+    json_writer w;
+    if (format_ == config::event_format::ecs) {
+        std::string_view type = event == "egressd.start"    ? "start"
+                                : event == "egressd.stop"   ? "end"
+                                : event == "egressd.reload" ? "change"
+                                                            : "info";
+        ecs_head(w, event, {"process"}, {type}, {}, {}, {});
+        w.close();
+        w.open("log").str("level", warning ? "warning" : "info").close();
+        ecs_observer(w, instance_);
+        w.open("egressd").str("event", event);
+    } else {
+        // Application Lifecycle (6002): 3 Start, 4 Stop; every other notice is 99 Other, named by activity_name.
+        std::uint64_t activity = event == "egressd.start" ? 3 : event == "egressd.stop" ? 4 : 99;
+        ocsf_head(w, 6002, activity, warning ? 3 : 1, 1, {}, product_version_);
+        if (activity == 99) {
+            w.str("activity_name", event);
+        }
+        w.open("app").str("name", product).str("vendor_name", product).optional("version", product_version_).close();
+        w.open("unmapped").open("egressd").str("event", event).str("instance", instance_);
+    }
+    for (const auto& [name, value] : fields) {
+        w.raw(name, value.text());
+    }
+    w.close();
+    if (format_ == config::event_format::ocsf) {
+        w.close();
+    }
+    w.close();
+    return w.take();
 }
 
 void event_log::write_lines(const std::string& lines, const std::string& deny_lines)
@@ -311,17 +935,13 @@ void event_batch::flush()
     deny_lines_.clear();
 }
 
-void event_log::notice(std::string_view event, const std::vector<std::pair<std::string_view, json_value>>& fields,
-                       bool warning)
+void event_log::notice(std::string_view event, const notice_fields& fields, bool warning)
 {
-    json_line j(event);
-    for (const auto& [name, value] : fields) {
-        j.raw(name, value.text());
-    }
+    auto line = formatter_.line(event, fields, warning);
     if (warning) {
-        main_->warn(j.done());
+        main_->warn(line);
     } else {
-        main_->info(j.done());
+        main_->info(line);
     }
 }
 

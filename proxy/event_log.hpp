@@ -23,12 +23,14 @@ class thread_pool;
 
 namespace egressd::proxy {
 
-// Every event egressd writes, as one JSON line with fixed names (documented in README.md):
+// Every event egressd writes, as one JSON line in the configured format (egressd's own, ECS or OCSF: every field
+// of each is in docs/EVENT_FORMATS.md):
 //   egress.allow, egress.deny, egress.would_deny  one per decision
+//   egress.error                                  an allowed name DNS could not resolve (not a denial)
 //   egress.close                                  one per closed client connection or tunnel
 //   egressd.*                                     start, listening, stop, reload, log drops
 struct decision_event {
-    observe::event_kind event = observe::event_kind::deny;  // allow, deny or would_deny
+    observe::event_kind event = observe::event_kind::deny;  // allow, deny, would_deny or error
     std::string_view request_id;
     std::string_view client;  // empty: unknown client
     std::string_view source;  // ip:port
@@ -48,7 +50,20 @@ struct decision_event {
     std::string_view detail; // extra words for errors that are not policy (dns status, parse error)
     std::uint64_t grant_id = 0;        // reason granted: the approver's grant; 0: none
     std::int64_t access_request = 0;   // a denial that became (or counted towards) an access request; 0: none
+    std::string_view path;   // forwarded plain HTTP: the URL's path
+    std::string_view query;  // and its query without the '?' (written only with logging.http_query: true)
+    int status = 0;          // forwarded plain HTTP: the upstream's status, or egressd's own answer's; 0: none
+    std::string_view user;   // proxy_auth_failed: the user name tried (never the password)
+    std::string_view cert_subject;  // client_cert_rejected: the certificate's subject (RFC 2253)
+    std::string_view cert_serial;   // and its serial number in hex
 };
+
+// Decision and revocation events that go to logging.deny_file besides the main log.
+constexpr bool for_deny_file(observe::event_kind k)
+{
+    return k == observe::event_kind::deny || k == observe::event_kind::would_deny ||
+           k == observe::event_kind::revoke || k == observe::event_kind::would_revoke;
+}
 
 struct close_event {
     std::string_view request_id;
@@ -90,27 +105,59 @@ struct revoke_event {
     std::uint64_t grant_id = 0;  // the connection rested on this grant; 0: none
 };
 
+// A decision event formatted before its HTTP status is known (forwarded plain HTTP: the status is the upstream's
+// response's, or egressd's own answer's). event_formatter::finish completes it.
+struct open_decision {
+    std::string text;        // the line without its end
+    bool deny = false;       // also for the deny file
+    bool http_open = false;  // ECS: the line ends inside its "http" object
+};
+
+// The operational event's fields: name and value already rendered as JSON.
+using notice_fields = std::vector<std::pair<std::string_view, json_value>>;
+
+// Writes events in one of the three formats (config::event_format), each line carrying the instance's name.
+// Immutable after construction. Thread contract: safe from any thread.
+class event_formatter {
+public:
+    // product_version: egressd's version, for OCSF's metadata.product.version (empty: not written).
+    explicit event_formatter(const config::logging_config& config, std::string product_version = {});
+
+    std::string line(const decision_event& e) const;
+    std::string line(const close_event& e) const;
+    std::string line(const revoke_event& e) const;
+    std::string line(std::string_view event, const notice_fields& fields, bool warning) const;
+    // A decision whose status comes later: open_line, then finish with the status (0: none known).
+    open_decision open_line(const decision_event& e) const;
+    std::string finish(open_decision&& d, int status) const;
+
+private:
+    config::event_format format_;
+    std::string instance_;
+    std::string instance_field_;  // ,"instance":"..." rendered once
+    bool http_query_;
+    std::string product_version_;
+};
+
 // Asynchronous JSON-lines logger: callers format and enqueue, a writer thread does the I/O, the queue is
 // bounded and drops its oldest entries when full (counted, and reported as egressd.log_dropped), so the
 // data path never waits on a disk or a syslog daemon.
 // Thread contract: all member functions are safe to call from any thread.
 class event_log {
 public:
-    explicit event_log(const config::logging_config& config);  // throws std::runtime_error if a sink cannot open
+    // Throws std::runtime_error if a sink cannot open. product_version: see event_formatter.
+    explicit event_log(const config::logging_config& config, std::string product_version = {});
     ~event_log();
     event_log(const event_log&) = delete;
     event_log& operator=(const event_log&) = delete;
 
-    void decision(const decision_event& e) { write(format(e), e.event != observe::event_kind::allow); }
-    void close(const close_event& e) { write(format(e), false); }
+    const event_formatter& formatter() const { return formatter_; }
+    void decision(const decision_event& e) { write(formatter_.line(e), for_deny_file(e.event)); }
+    void close(const close_event& e) { write(formatter_.line(e), false); }
     // Several events at once, each part holding whole lines joined by '\n': one queue entry for all of them.
     void write_lines(const std::string& lines, const std::string& deny_lines);
-    static std::string format(const decision_event& e);
-    static std::string format(const close_event& e);
-    static std::string format(const revoke_event& e);
-    // An operational event: egressd.start, egressd.listening, ... with string fields.
-    void notice(std::string_view event, const std::vector<std::pair<std::string_view, json_value>>& fields,
-                bool warning = false);
+    // An operational event: egressd.start, egressd.listening, ... with typed fields.
+    void notice(std::string_view event, const notice_fields& fields, bool warning = false);
 
     std::uint64_t dropped() const;
     void flush();
@@ -118,6 +165,7 @@ public:
 private:
     void write(const std::string& line, bool deny);
 
+    event_formatter formatter_;
     std::shared_ptr<spdlog::details::thread_pool> pool_;
     std::shared_ptr<spdlog::logger> main_;
     std::shared_ptr<spdlog::logger> deny_;
@@ -146,16 +194,30 @@ public:
 
     void decision(const decision_event& e)
     {
-        add(event_log::format(e), e.event != observe::event_kind::allow);
+        add(log_.formatter().line(e), for_deny_file(e.event));
         if (observer_ != nullptr) {
             observer_->decision(e);
         }
     }
-    void close(const close_event& e) { add(event_log::format(e), false); }
+    // A decision whose HTTP status is not known yet (forwarded plain HTTP): the observer sees it now, the log when
+    // the caller completes it.
+    open_decision open(const decision_event& e)
+    {
+        if (observer_ != nullptr) {
+            observer_->decision(e);
+        }
+        return log_.formatter().open_line(e);
+    }
+    void complete(open_decision&& d, int status)
+    {
+        bool deny = d.deny;
+        add(log_.formatter().finish(std::move(d), status), deny);
+    }
+    void close(const close_event& e) { add(log_.formatter().line(e), false); }
     // Revocations go to the deny file too: an operator who watches denials wants to see them.
     void revoke(const revoke_event& e)
     {
-        add(event_log::format(e), true);
+        add(log_.formatter().line(e), true);
         if (observer_ != nullptr) {
             observer_->revoke(e);
         }

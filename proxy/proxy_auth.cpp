@@ -49,7 +49,7 @@ boost::asio::awaitable<proxy_authenticator::result> proxy_authenticator::check(c
         },
         boost::asio::use_awaitable);
     if (!ok) {
-        co_return result{outcome::failed, {}};
+        co_return result{outcome::failed, user};
     }
     if (verified_.size() >= cache_limit) {
         verified_.clear();  // a flood of distinct good credentials: start over rather than grow

@@ -56,7 +56,7 @@ public:
     enum class outcome : std::uint8_t { none, verified, failed };
     struct result {
         outcome state = outcome::none;
-        std::string user;
+        std::string user;  // verified: who; failed: the user name tried, if the header named one (attacker-chosen)
     };
 
     // Reads Proxy-Authorization from the request head: none when absent, failed when malformed or wrong.

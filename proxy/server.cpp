@@ -1,6 +1,7 @@
 #include "proxy/server.hpp"
 
 #include "proxy/admin/admin_server.hpp"
+#include "proxy/alerts/engine.hpp"
 #include "proxy/approvals/notifier.hpp"
 #include "proxy/approvals/service.hpp"
 #include "proxy/approvals/web_server.hpp"
@@ -17,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <random>
 #include <stdexcept>
@@ -160,6 +162,7 @@ public:
 private:
     void bind_listeners();
     void start_admin();
+    void start_alerts();
     void start_approvals();
     void stop_approvals();
     approvals::directory approvals_users(const startup::loaded_state& s) const;
@@ -188,6 +191,8 @@ private:
     asio::signal_set signals_;
     asio::steady_timer log_tick_;
     asio::steady_timer drain_timer_;
+    // The alert sinks (when configured): declared before the workers, whose event batches feed it.
+    std::unique_ptr<alerts::engine> alerts_;
     std::unique_ptr<observe::metrics_registry> metrics_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::vector<std::unique_ptr<tls_context_slot>> tls_slots_;
@@ -318,6 +323,23 @@ void server_process::start_admin()
     log_.notice("egressd.admin_listening", {{"address", admin_name_},
                                             {"tls", initial_.admin_tls != nullptr},
                                             {"token", initial_.admin_token.has_value()}});
+}
+
+// Before the workers are made: each one feeds the engine from its event batch. The sinks are fixed for the
+// process's life; a reload hands over only their re-read secrets.
+void server_process::start_alerts()
+{
+    if (config_.alerts.empty()) {
+        return;
+    }
+    alerts_ = std::make_unique<alerts::engine>(config_.alerts, initial_.alert_secrets, config_.logging.instance,
+                                               alerts::engine::options{});
+    rt_.alerts = alerts_.get();
+    std::vector<std::string> sinks;
+    for (const auto& sink : config_.alerts) {
+        sinks.push_back(sink.name);
+    }
+    log_.notice("egressd.alerts", {{"sinks", sinks}});
 }
 
 approvals::directory server_process::approvals_users(const startup::loaded_state& s) const
@@ -590,6 +612,11 @@ void server_process::finish_reload(startup::load_result result)
                 notifier_->set_secrets(state.webhook_secrets);
             }
         }
+        // Changed sinks wait for a restart; the secrets of the running ones apply now.
+        if (alerts_ && std::find(outcome.restart_needed.begin(), outcome.restart_needed.end(), "alerts") ==
+                           outcome.restart_needed.end()) {
+            alerts_->set_secrets(state.alert_secrets);
+        }
         rt_.limiter.set_limits(state.config->limits.max_connections, state.config->limits.max_connections_per_client);
         policy_digest_ = state.policy_digest;
         policy_files_ = state.policy_files;
@@ -731,7 +758,18 @@ int server_process::run()
     policy_loaded_at_ = std::chrono::system_clock::now();
     // The admin port first: a start that fails on it must fail before the listeners are announced.
     start_admin();
+    start_alerts();
     bind_listeners();
+    if (alerts_) {
+        metrics_->set_alerts_source([this] {
+            std::vector<observe::alert_sink_sample> samples;
+            for (const auto& c : alerts_->counts()) {
+                samples.push_back({c.name, c.alerts, c.summaries, c.delivered, c.failed, c.retried, c.dropped,
+                                   c.suppressed, c.rate_limited, c.queued});
+            }
+            return samples;
+        });
+    }
     start_approvals();
     metrics_->reload_result(true, policy_loaded_at_);
     auto stats = live_->policy->stats();
@@ -775,6 +813,9 @@ int server_process::run()
     for (auto& w : workers_) {
         w->join();
     }
+    // The workers handed over their last batches when they stopped; what is still queued is dropped.
+    rt_.alerts = nullptr;
+    alerts_.reset();
     if (admin_) {
         admin_->stop();
     }

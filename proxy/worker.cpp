@@ -2,6 +2,7 @@
 
 #include "certs/tls.hpp"
 #include "policy/connection.hpp"
+#include "proxy/alerts/engine.hpp"
 #include "proxy/session/session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -88,6 +89,74 @@ dns::resolver_config resolver_settings(const config::dns_config& c)
     return r;
 }
 
+// Hands the alert engine the decisions and revocations it wants, a batch at a time: the worker's event batch
+// flushes every few milliseconds, and each flush is one engine.submit (one lock) for all of them. wants() is
+// lock-free, so an event no sink filters for costs a few loads.
+// Thread contract: its worker's thread only.
+class alert_feed final : public event_observer {
+public:
+    explicit alert_feed(alerts::engine& engine) : engine_(engine) {}
+
+    void decision(const decision_event& e) override
+    {
+        if (!engine_.wants(e.event, e.reason, e.client)) {
+            return;
+        }
+        auto& o = add(e.event, e.reason, e.client, e.source, e.host, e.port);
+        o.address = e.address;
+        o.identity = e.identity;
+        o.rule_group = e.rule_group;
+        o.rule_index = e.rule_index;
+        o.request_id = e.request_id;
+        o.detail = e.detail;
+        o.mode = e.mode;
+        o.sni = e.sni;
+    }
+
+    void revoke(const revoke_event& e) override
+    {
+        // Revocation reasons are written from the same table (policy or proxy reason names).
+        auto why = observe::parse_reason(e.reason);
+        if (!why || !engine_.wants(e.kind, *why, e.client)) {
+            return;
+        }
+        auto& o = add(e.kind, *why, e.client, e.source, e.host, e.port);
+        o.address = e.address;
+        o.identity = e.identity;
+        o.rule_group = e.rule_group;
+        o.rule_index = e.rule_index;
+        o.request_id = e.request_id;
+        o.detail = e.detail;
+        o.sni = e.sni;
+    }
+
+    void flush() override
+    {
+        if (pending_.empty()) {
+            return;
+        }
+        engine_.submit(std::exchange(pending_, {}));
+    }
+
+private:
+    alerts::observation& add(observe::event_kind kind, observe::reason why, std::string_view client,
+                             std::string_view source, std::string_view host, std::uint16_t port)
+    {
+        auto& o = pending_.emplace_back();
+        o.at = std::chrono::system_clock::now();
+        o.kind = kind;
+        o.reason = why;
+        o.client = client;
+        o.source = source;
+        o.host = host;
+        o.port = port;
+        return o;
+    }
+
+    alerts::engine& engine_;
+    std::vector<alerts::observation> pending_;
+};
+
 }  // namespace
 
 worker::worker(unsigned index, runtime& rt, std::shared_ptr<const live_state> live, observe::worker_metrics& metrics)
@@ -96,8 +165,10 @@ worker::worker(unsigned index, runtime& rt, std::shared_ptr<const live_state> li
       live_(std::move(live)),
       metrics_(metrics),
       resolver_(io_, resolver_settings(rt.config.dns)),
+      alert_feed_(rt.alerts != nullptr ? std::make_unique<alert_feed>(*rt.alerts) : nullptr),
       events_(rt.log, [this] { schedule_events(); })
 {
+    events_.set_observer(alert_feed_.get());
     make_authenticator();
     metrics_.use_policy(live_->policy);
 }

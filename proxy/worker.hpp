@@ -31,6 +31,9 @@ namespace egressd::proxy {
 namespace approvals {
 class service;
 }
+namespace alerts {
+class engine;
+}
 
 class client_session;
 
@@ -106,6 +109,7 @@ struct runtime {
     boost::asio::thread_pool* slow_work = nullptr;  // password checks
     auth_failures* login_failures = nullptr;
     approvals::service* approvals = nullptr;  // null: denials never become access requests
+    alerts::engine* alerts = nullptr;         // null: no alert sinks; set before the workers are made
 };
 
 // What a reload replaces: built whole on the control thread, then handed to every worker, which swaps it in on
@@ -225,6 +229,8 @@ private:
     observe::worker_metrics& metrics_;
     dns::resolver resolver_;
     std::shared_ptr<proxy_authenticator> authenticator_;
+    // Declared before events_, whose flush at destruction may still reach it.
+    std::unique_ptr<event_observer> alert_feed_;  // null without alert sinks
     event_batch events_;
     boost::asio::steady_timer events_due_{io_};  // when events_ goes to the log writer
     buffer_pool buffers_;

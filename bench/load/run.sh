@@ -7,8 +7,10 @@
 #   bench/load/run.sh sni                   # only the cost of the SNI check (tls: off | allow | require)
 #   bench/load/run.sh table                 # issue 10's table: direct | Squid | egressd, pinned, medians
 #   EGRESSD_BASELINE=old/egressd bench/load/run.sh ab   # A/B: the egressd scenarios, old binary against new
+#   bench/load/run.sh alerts                # the alert path's cost on denied GETs: alerts off | on | sink down
 #
-# The argument (or BENCH_SCENARIOS when there is none) is all (default: squid and sni), squid, sni, table or ab.
+# The argument (or BENCH_SCENARIOS when there is none) is all (default: squid and sni), squid, sni, table, ab or
+# alerts.
 #
 # Environment (all optional):
 #   EGRESSD=path       egressd binary          (default build/release/proxy/egressd; "new" in ab)
@@ -23,7 +25,7 @@
 #   BENCH_SNI_WORKERS  workers of each egressd in the sni scenario (default 1)
 #   BENCH_AB_WORKERS   workers of both egressd instances in ab (default: the first of EGRESSD_WORKERS, i.e. 2)
 #   BENCH_KEEP=1       keep the temporary directory (configs, logs, raw results)
-# table only (see bench/load/README.md for the rest): BENCH_PROXY_CPU (1), BENCH_LOAD_CPU (0), BENCH_PIN (1),
+# table and alerts (see bench/load/README.md for the rest): BENCH_PROXY_CPU (1), BENCH_LOAD_CPU (0), BENCH_PIN (1),
 #   BENCH_TABLE_OUT=path (also write the table there), BENCH_STARTUP_NAMES (100000), BENCH_POLICY_LOAD (0);
 #   BENCH_ROUNDS defaults to 3 and BENCH_IDLE to 5000 there.
 #
@@ -54,15 +56,19 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
 
 what=${1:-${BENCH_SCENARIOS:-all}}
-run_ab=0 run_table=0
+run_ab=0 run_table=0 run_alerts=0
 case $what in
 all) run_squid=1 run_sni=1 ;;
 squid) run_squid=1 run_sni=0 ;;
 sni) run_squid=0 run_sni=1 ;;
 ab) run_squid=0 run_sni=0 run_ab=1 ;;
 table) run_squid=0 run_sni=0 run_table=1 ;;
-*) die "unknown scenario set '$what' (all, squid, sni, table or ab)" ;;
+alerts) run_squid=0 run_sni=0 run_alerts=1 ;;
+*) die "unknown scenario set '$what' (all, squid, sni, table, ab or alerts)" ;;
 esac
+if [[ $run_alerts == 1 ]]; then
+    BENCH_ROUNDS=${BENCH_ROUNDS:-5}
+fi
 if [[ $run_table == 1 ]]; then
     BENCH_ROUNDS=${BENCH_ROUNDS:-3}
     BENCH_IDLE=${BENCH_IDLE:-5000}
@@ -80,12 +86,12 @@ BENCH_TABLE_WORKERS=${BENCH_TABLE_WORKERS:-1}
 [[ $BENCH_ROUNDS =~ ^[1-9][0-9]*$ && $BENCH_ROUNDS -le 50 ]] || die "BENCH_ROUNDS must be 1 to 50"
 [[ $BENCH_IDLE =~ ^[1-9][0-9]*$ && $BENCH_IDLE -le 20000 ]] || die "BENCH_IDLE must be 1 to 20000"
 
-# The table pins the proxy alone on one CPU and the load generator and the origin on another (taskset), so that
-# the proxy's core is its own. Other scenario sets run unpinned, as before.
+# The table and alerts pin the proxy alone on one CPU and the load generator and the origin on another (taskset),
+# so that the proxy's core is its own. Other scenario sets run unpinned, as before.
 proxy_pin=()
 load_pin=()
 pin_text="unpinned"
-if [[ $run_table == 1 ]]; then
+if [[ $run_table == 1 || $run_alerts == 1 ]]; then
     if [[ $BENCH_PIN != 1 ]]; then
         pin_text="unpinned (BENCH_PIN=$BENCH_PIN)"
     elif [[ $(nproc) -lt 2 ]]; then
@@ -1179,6 +1185,110 @@ table_comparison() {
 }
 
 # =============================================================================================================
+# The alert path's cost (run.sh alerts): the denied-GET rate of three egressd instances that differ only in their
+# alerts: none (off), a webhook sink whose loopback receiver answers 200 (on), and one whose receiver answers 500
+# to everything (down: every delivery retried, then failed, the queue full, drops counted). Default dedup: every
+# denial of the run has one (client, host, port, reason) key, so each is an observation handed to the engine and
+# folded into its open group, which is the per-denial cost. Pinned like the table; BENCH_ROUNDS interleaved
+# rounds, medians, ratios to off.
+
+start_receiver() {  # name status: a loopback webhook receiver answering every POST with status; sets receiver_port
+    local name=$1 line
+    cat >"$tmp/receiver.py" <<'EOF'
+import http.server, sys, threading
+status = int(sys.argv[1])
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print("listening", server.server_address[1], flush=True)
+threading.Timer(900, server.shutdown).start()  # bounded, like the origin
+server.serve_forever()
+EOF
+    "${load_pin[@]}" python3 "$tmp/receiver.py" "$2" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    pids+=($!)
+    line=$(wait_for_line "$tmp/$name.out" '^listening' 10) || die "the $name receiver did not start: $(cat "$tmp/$name.err")"
+    receiver_port=${line#listening }
+}
+
+alerts_metrics() {  # name -> the instance's egressd_alerts_total and egressd_alert_queue samples, on one line
+    local line port
+    line=$(grep -m1 '"egressd.admin_listening"' "$tmp/$1.events.all" 2>/dev/null || true)
+    port=$(sed -n 's/.*"address":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' <<<"$line")
+    [[ -n $port ]] || { echo "(no admin endpoint)"; return; }
+    curl -s --max-time 5 --noproxy '*' "http://127.0.0.1:$port/metrics" | grep -E '^egressd_alert(s_total|_queue)' |
+        grep -v ' 0$' | sed 's/^egressd_//' | tr '\n' ' '
+}
+
+alerts_cost() {
+    local name sname args out c=$BENCH_CONNECTIONS
+    write_bench_policy
+    denied_port=$("$LOAD" freeport)
+    for name in off on down; do
+        write_egressd_config "alerts-$name" "$EGRESSD" "$BENCH_TABLE_WORKERS" policy.yaml 127.0.0.1:53 \
+            "never used: every destination is an IP literal"
+    done
+    start_receiver receiver-ok 200
+    printf 'alerts:\n  - webhook: http://127.0.0.1:%s/alerts\n    name: bench\n' "$receiver_port" >>"$tmp/alerts-on.yaml"
+    start_receiver receiver-down 500
+    printf 'alerts:\n  - webhook: http://127.0.0.1:%s/alerts\n    name: bench\n' "$receiver_port" >>"$tmp/alerts-down.yaml"
+    local targets=(alerts-off alerts-on alerts-down)
+    for name in "${targets[@]}"; do
+        start_egressd "$name"
+        # The admin endpoint's address is in the first lines, which truncate_logs empties after every run.
+        cp "$tmp/$name.events" "$tmp/$name.events.all"
+        out=$("${load_pin[@]}" "$LOAD" keepalive --proxy "127.0.0.1:${proxy_port[$name]}" \
+            --url "http://127.0.0.1:$denied_port/small" --expect-status 403 --connections 1 --seconds 0.2 --warmup 0 \
+            --op-timeout 2)
+        [[ $(field "$out" errors) == 0 && $(field "$out" ops) != 0 ]] || die "$name does not deny with 403: $out"
+    done
+
+    echo "alert path cost: $pin_text; $(nproc) CPUs, $(uname -r)"
+    echo "egressd: $("$EGRESSD" --version 2>/dev/null | head -1), $BENCH_TABLE_WORKERS worker(s) each; denied GETs to 127.0.0.1:$denied_port"
+    echo "alerts-off: no alerts; alerts-on: a webhook sink, its receiver answers 200; alerts-down: its receiver answers 500"
+    echo "measured ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds per cell (+0.5 s warm-up, order reversed every round), ${c} connections, load threads ${LOAD_THREADS}"
+    echo
+
+    raw="$tmp/alerts-results.txt"
+    : >"$raw"
+    sname=denied
+    args="keepalive --url http://127.0.0.1:$denied_port/small --expect-status 403 --connections $c"
+    run_rounds "$sname" "$args" "${targets[@]}"
+
+    local off_rate off_cpu rate per
+    off_rate=$(median_of "${vals[$sname|alerts-off]:-}")
+    off_cpu=$(median_of "${cpuvals[$sname|alerts-off]:-}")
+    printf '%-12s %18s %6s %25s %6s   %s\n' target "denied GET, req/s" "/off" "req per proxy CPU-second" "/off" \
+        "per round, req/s"
+    for name in "${targets[@]}"; do
+        rate=$(median_of "${vals[$sname|$name]:-}")
+        per=$(median_of "${cpuvals[$sname|$name]:-}")
+        printf '%-12s %18s %6s %25s %6s   %s\n' "$name" "$rate$([[ ${errs[$sname|$name]:-0} -gt 0 ]] && echo '*')" \
+            "$(ratio "$rate" "$off_rate")" "$per" "$(ratio "$per" "$off_cpu")" "${vals[$sname|$name]% }"
+    done
+    echo
+    echo "Medians over the rounds; /off divides medians. * = some run had errors or timeouts."
+    echo "latency p50/p99 in microseconds, per round:"
+    for name in "${targets[@]}"; do
+        printf '  %-12s %s\n' "$name" "${p50[$sname|$name]% }"
+    done
+    echo "alert counters at the end (non-zero):"
+    for name in alerts-on alerts-down; do
+        echo "  $name: $(alerts_metrics "$name")"
+    done
+    echo
+    echo "raw results:"
+    cat "$raw"
+    print_load_messages
+}
+
+# =============================================================================================================
 if [[ $run_squid == 1 ]]; then
     squid_comparison
 fi
@@ -1191,4 +1301,7 @@ if [[ $run_ab == 1 ]]; then
 fi
 if [[ $run_table == 1 ]]; then
     table_comparison
+fi
+if [[ $run_alerts == 1 ]]; then
+    alerts_cost
 fi

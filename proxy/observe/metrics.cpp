@@ -18,7 +18,7 @@
 
 namespace egressd::proxy::observe {
 
-static_assert(static_cast<std::size_t>(policy::verdict::would_deny) + 1 == verdict_count);
+static_assert(static_cast<std::size_t>(policy::verdict::would_deny) + 1 == error_verdict);
 static_assert(static_cast<std::size_t>(dns::dns_status::error) + 1 == dns_status_count);
 
 namespace {
@@ -219,10 +219,25 @@ void worker_metrics::use_policy(std::shared_ptr<const policy::policy> snapshot)
     // The retired table (and possibly the last reference to its snapshot) is freed outside the lock.
 }
 
+std::string_view verdict_label(std::size_t verdict)
+{
+    return verdict == error_verdict ? std::string_view("error") : policy::to_string(static_cast<policy::verdict>(verdict));
+}
+
 void worker_metrics::decision(const policy::policy& snapshot, policy::verdict v, reason r,
                               std::optional<policy::client_id> client)
 {
-    auto index = static_cast<std::size_t>(v) * reason_count + static_cast<std::size_t>(r);
+    count_decision(snapshot, static_cast<std::size_t>(v) * reason_count + static_cast<std::size_t>(r), client);
+}
+
+void worker_metrics::decision_error(const policy::policy& snapshot, reason r, std::optional<policy::client_id> client)
+{
+    count_decision(snapshot, error_verdict * reason_count + static_cast<std::size_t>(r), client);
+}
+
+void worker_metrics::count_decision(const policy::policy& snapshot, std::size_t index,
+                                    std::optional<policy::client_id> client)
+{
     if (!client) {
         unknown_client_.counts[index].add(1);
         return;
@@ -400,6 +415,7 @@ struct scrape {
     std::optional<std::uint64_t> dropped_events;
     process_sample proc;
     std::optional<approvals_sample> approvals;
+    std::vector<alert_sink_sample> alerts;
 };
 
 // Writes the text exposition format 0.0.4, one family at a time.
@@ -561,13 +577,14 @@ constexpr family_entry families[] = {
       "Requests read from clients: one per request head (CONNECT or plain HTTP), by listener address."},
      [](const scrape& s, exposition& out) { by_listener(s, out, s.workers.requests); }},
     {{"egressd_decisions_total", counter, {"verdict", "reason", "client"},
-      "Policy decisions by verdict (allow, deny, would_deny), reason code and policy client name; client is "
-      "\"-\" when no client matched. A series appears with its first decision."},
+      "Policy decisions by verdict (allow, deny, would_deny, or error for an allowed name DNS could not resolve), "
+      "reason code and policy client name; client is \"-\" when no client matched. A series appears with its first "
+      "decision."},
      [](const scrape& s, exposition& out) {
          for (const auto& [client, counts] : s.workers.decisions) {
              for (std::size_t i = 0; i < counts.size(); ++i) {
                  if (counts[i] != 0) {
-                     auto v = policy::to_string(static_cast<policy::verdict>(i / reason_count));
+                     auto v = verdict_label(i / reason_count);
                      auto r = to_string(static_cast<reason>(i % reason_count));
                      out.sample({v, r, client}, counts[i]);
                  }
@@ -733,6 +750,27 @@ constexpr family_entry families[] = {
              out.sample({"dropped"}, a.notifications_dropped);
          }
      }},
+    {{"egressd_alerts_total", counter, {"sink", "outcome"},
+      "Alert sinks: alert and summary (made), delivered, failed (gave up), retried (attempts after the first), "
+      "dropped (queue full), suppressed (folded into an open group), rate_limited (over max_per_minute)."},
+     [](const scrape& s, exposition& out) {
+         for (const auto& a : s.alerts) {
+             out.sample({a.name, "alert"}, a.alerts);
+             out.sample({a.name, "summary"}, a.summaries);
+             out.sample({a.name, "delivered"}, a.delivered);
+             out.sample({a.name, "failed"}, a.failed);
+             out.sample({a.name, "retried"}, a.retried);
+             out.sample({a.name, "dropped"}, a.dropped);
+             out.sample({a.name, "suppressed"}, a.suppressed);
+             out.sample({a.name, "rate_limited"}, a.rate_limited);
+         }
+     }},
+    {{"egressd_alert_queue", gauge, {"sink"}, "Deliveries waiting in each alert sink's queue."},
+     [](const scrape& s, exposition& out) {
+         for (const auto& a : s.alerts) {
+             out.sample({a.name}, a.queued);
+         }
+     }},
     {{"process_cpu_seconds_total", counter, {}, "Total user and system CPU time spent in seconds."},
      [](const scrape& s, exposition& out) {
          if (s.proc.cpu_seconds) {
@@ -865,10 +903,16 @@ void metrics_registry::set_approvals_source(std::function<approvals_sample()> so
     process_.approvals = std::move(source);
 }
 
+void metrics_registry::set_alerts_source(std::function<std::vector<alert_sink_sample>()> source)
+{
+    std::lock_guard lock(mutex_);
+    process_.alerts = std::move(source);
+}
+
 std::string metrics_registry::render() const
 {
     scrape s{listener_names_, version_, detail::worker_totals(listener_names_.size()), {}, std::nullopt,
-             read_process(), std::nullopt};
+             read_process(), std::nullopt, {}};
     {
         std::lock_guard lock(mutex_);
         for (const auto& w : workers_) {
@@ -882,6 +926,9 @@ std::string metrics_registry::render() const
     }
     if (s.process.approvals) {
         s.approvals = s.process.approvals();
+    }
+    if (s.process.alerts) {
+        s.alerts = s.process.alerts();
     }
     exposition out;
     for (const auto& f : families) {

@@ -38,7 +38,11 @@ enum class dns_status : std::uint8_t;
 
 namespace egressd::proxy::observe {
 
-inline constexpr std::size_t verdict_count = 3;  // policy::verdict: allow, deny, would_deny
+// The verdict label of egressd_decisions_total: policy::verdict's allow, deny and would_deny, then error (an
+// allowed name that DNS could not resolve: not a denial).
+inline constexpr std::size_t verdict_count = 4;
+inline constexpr std::size_t error_verdict = 3;
+std::string_view verdict_label(std::size_t verdict);
 inline constexpr std::size_t dns_status_count = 6;  // dns::dns_status: ok ... error
 
 // The label of egressd_upstream_connects_total: how one connect attempt to one vetted address ended.
@@ -130,6 +134,15 @@ struct approvals_sample {
                   notifications_dropped = 0;
 };
 
+// One alert sink, read at every scrape when alerts are configured.
+struct alert_sink_sample {
+    std::string name;
+    std::uint64_t alerts = 0, summaries = 0;  // made
+    std::uint64_t delivered = 0, failed = 0, retried = 0, dropped = 0;
+    std::uint64_t suppressed = 0, rate_limited = 0;
+    std::uint64_t queued = 0;
+};
+
 namespace detail {
 
 struct process_state {
@@ -144,6 +157,7 @@ struct process_state {
     bool ready = false;
     std::function<std::uint64_t()> dropped_events;
     std::function<approvals_sample()> approvals;
+    std::function<std::vector<alert_sink_sample>()> alerts;
 };
 
 }  // namespace detail
@@ -173,6 +187,8 @@ public:
     // no client matched. A snapshot other than the adopted one (a session that took its snapshot around a
     // reload) is counted by client name on a slower path.
     void decision(const policy::policy& snapshot, policy::verdict v, reason r, std::optional<policy::client_id> client);
+    // An allowed name that DNS could not resolve: counted under the verdict error, not as a denial.
+    void decision_error(const policy::policy& snapshot, reason r, std::optional<policy::client_id> client);
 
     void connection_opened(std::size_t listener)
     {
@@ -226,6 +242,7 @@ private:
     };
 
     // Decision slow path: counts by client name in by_name_.
+    void count_decision(const policy::policy& snapshot, std::size_t index, std::optional<policy::client_id> client);
     void count_by_name(std::string_view name, std::size_t index);
     // Adds this worker's counts into t. Any thread; takes mutex_.
     void add_to(detail::worker_totals& t) const;
@@ -282,6 +299,8 @@ public:
     void set_dropped_events_source(std::function<std::uint64_t()> source);
     // The approvals workflow's gauges and counters; without a source their families show no samples.
     void set_approvals_source(std::function<approvals_sample()> source);
+    // The alert sinks' counters and queues, one sample per sink; without a source their families show none.
+    void set_alerts_source(std::function<std::vector<alert_sink_sample>()> source);
 
     // The exposition text of every family in catalogue order.
     std::string render() const;

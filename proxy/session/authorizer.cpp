@@ -34,7 +34,7 @@ observe::reason reason_for(dns::dns_status s)
 void log_decision(connection& c, const policy::policy& snapshot, const policy::decision& d, const decision_details& x)
 {
     decision_event e;
-    e.event = observe::event_for(d.outcome);
+    e.event = x.dns_error ? observe::event_kind::error : observe::event_for(d.outcome);
     e.request_id = c.request.id;
     e.client = x.client;
     e.source = c.source_text;
@@ -63,8 +63,20 @@ void log_decision(connection& c, const policy::policy& snapshot, const policy::d
         e.identity = *c.identity;
         e.identity_source = c.identity_from;
     }
-    c.owner.events().decision(e);
-    c.owner.metrics().decision(snapshot, d.outcome, e.reason, d.client);
+    e.path = c.request.path;
+    e.query = c.request.query;
+    if (e.path.empty()) {
+        c.owner.events().decision(e);
+    } else {
+        // Forwarded plain HTTP: the event names the response's status, so it waits for it (settle_decision).
+        c.settle_decision(0);
+        c.decision = c.owner.events().open(e);
+    }
+    if (x.dns_error) {
+        c.owner.metrics().decision_error(snapshot, e.reason, d.client);
+    } else {
+        c.owner.metrics().decision(snapshot, d.outcome, e.reason, d.client);
+    }
 }
 
 boost::asio::awaitable<void> authorizer::note_request(const authorization& a, const policy::decision& d)
@@ -104,9 +116,8 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     a.tunnel = tunnel;
     const auto& p = *a.snapshot;
     auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-    auto log = [&](const policy::decision& d, std::string_view address, std::string_view detail = {},
-                   std::optional<observe::reason> reason = {}) {
-        log_decision(c_, p, d, {a.client_name, address, detail, reason, {}});
+    auto log = [&](const policy::decision& d, std::string_view address, std::string_view detail = {}) {
+        log_decision(c_, p, d, {a.client_name, address, detail});
     };
     auto denied = [&](const policy::decision& d, std::string address) {
         return refusal{{failure_kind::denied, observe::from_policy(d.why)}, a.client_name, std::move(address)};
@@ -135,12 +146,14 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     auto answer = co_await c_.owner.resolver().resolve(*a.target.name());
     c_.owner.metrics().dns_lookup(answer.status, answer.from_cache, std::chrono::steady_clock::now() - asked);
     if (answer.status != dns::dns_status::ok) {
-        // Refused for want of an address: a denial with a DNS reason, never counted as allowed traffic.
+        // Refused for want of an address: an error with a DNS reason (egress.error), neither allowed traffic nor a
+        // policy denial.
         failure why{answer.status == dns::dns_status::timeout ? failure_kind::dns_timeout : failure_kind::dns_failed,
                     reason_for(answer.status)};
         policy::decision refused = name_decision;
         refused.outcome = policy::verdict::deny;
-        log(refused, {}, {}, why.why);
+        log_decision(c_, p, refused,
+                     {.client = a.client_name, .address = {}, .reason = why.why, .dns_error = true});
         co_return refusal{std::move(why), a.client_name, {}};
     }
     auto vetting = policy::vet_addresses(p, a.client, a.target, a.port, answer.addresses, now, grants);

@@ -49,6 +49,7 @@ struct decision_details {
     std::string_view detail = {};
     std::optional<observe::reason> reason = {};  // instead of the policy's: a DNS status
     std::string_view sni = {};                   // the tunnel phase: the ClientHello's server name
+    bool dns_error = false;  // an allowed name DNS could not resolve: egress.error, not a denial
 };
 void log_decision(connection& c, const policy::policy& snapshot, const policy::decision& d, const decision_details& x);
 

@@ -49,6 +49,14 @@ asio::awaitable<bool> write_from(connection& c, Stream& to, std::string_view dat
 
 }  // namespace
 
+void connection::settle_decision(int status)
+{
+    if (decision) {
+        owner.events().complete(std::move(*decision), status);
+        decision.reset();
+    }
+}
+
 void upstream_authorization::hold(authorization a)
 {
     release();

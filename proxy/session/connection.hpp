@@ -3,6 +3,7 @@
 #include "config/server_config.hpp"
 #include "policy/address.hpp"
 #include "proxy/client_stream.hpp"
+#include "proxy/event_log.hpp"
 #include "proxy/observe/codes.hpp"
 #include "proxy/session/authorization.hpp"
 #include "proxy/watchdog.hpp"
@@ -33,6 +34,8 @@ struct request_record {
     std::string client;   // the matched client's name; empty: none
     std::string address;  // the address decided on, then the one connected to
     std::int64_t access_request = 0;  // a denial that became (or counted towards) this access request; 0: none
+    std::string path;   // forwarded plain HTTP: the URI's path; empty for CONNECT
+    std::string query;  // and its query, without the '?'
 
     // A new request: nothing is known of it but its id and method (the strings keep their capacity).
     void begin(std::string request_id, std::string_view request_method)
@@ -44,6 +47,8 @@ struct request_record {
         client.clear();
         address.clear();
         access_request = 0;
+        path.clear();
+        query.clear();
     }
 };
 
@@ -100,6 +105,9 @@ struct connection {
     void cancel_io();
     // The upstream goes away: the socket closes and its authorization is released.
     void close_upstream();
+    // The decision event of a forwarded plain-HTTP request waits in `decision` for the status of the response
+    // (the upstream's, or egressd's own answer's); this writes it with that status (0: none came).
+    void settle_decision(int status);
 
     worker& owner;
     const config::listener_config& listener;
@@ -119,6 +127,7 @@ struct connection {
     std::uint64_t bytes_to_client = 0;
     std::uint64_t requests = 0;
     request_record request;
+    std::optional<open_decision> decision;  // the request's decision event, waiting for its status
 
     bool idle = false;  // waiting for the next request of a kept-alive connection
     std::optional<observe::close_cause> closed_by;  // client_session::close() was called: egressd ends it

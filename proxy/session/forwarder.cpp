@@ -298,6 +298,7 @@ asio::awaitable<std::optional<failure>> forwarder::download_response(std::string
         }
         break;
     }
+    c_.settle_decision(head.status);
     http::parse_error err = http::parse_error::none;
     auto framing = http::response_framing(head, method, err);
     if (!framing) {

@@ -198,7 +198,7 @@ asio::awaitable<std::optional<close_cause>> intake::accept_tls(std::shared_ptr<a
             log_refusal(reason::client_cert_missing, why.detail);
             co_return close_cause::client_cert_missing;
         case certs::handshake_refusal::client_cert_rejected:
-            log_refusal(reason::client_cert_rejected, why.detail);
+            log_refusal(reason::client_cert_rejected, why.detail, why.subject, why.serial);
             co_return close_cause::client_cert_rejected;
         case certs::handshake_refusal::tls_handshake_failed:
             break;
@@ -218,7 +218,8 @@ asio::awaitable<std::optional<close_cause>> intake::accept_tls(std::shared_ptr<a
     co_return std::nullopt;
 }
 
-void intake::log_refusal(reason why, std::string_view detail)
+void intake::log_refusal(reason why, std::string_view detail, std::string_view cert_subject,
+                         std::string_view cert_serial)
 {
     c_.request.id = c_.owner.next_request_id();
     decision_event e;
@@ -230,6 +231,8 @@ void intake::log_refusal(reason why, std::string_view detail)
     e.reason = why;
     e.mode = policy::to_string(policy::mode::enforce);
     e.detail = detail;
+    e.cert_subject = cert_subject;
+    e.cert_serial = cert_serial;
     c_.owner.events().decision(e);
     c_.owner.metrics().decision(*c_.owner.policy_snapshot(), policy::verdict::deny, why, std::nullopt);
     c_.owner.metrics().handshake_refused(why);
@@ -341,6 +344,7 @@ asio::awaitable<intake::auth_outcome> intake::authenticate(const http::request_h
     e.port = c_.request.port;
     e.reason = why;
     e.mode = policy::to_string(policy::mode::enforce);
+    e.user = checked.user;  // the name tried; the event log caps its length
     c_.owner.events().decision(e);
     c_.owner.metrics().decision(*c_.owner.policy_snapshot(), policy::verdict::deny, why, std::nullopt);
     c_.owner.metrics().proxy_auth_refused(why);

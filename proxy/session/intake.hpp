@@ -63,8 +63,10 @@ public:
 private:
     boost::asio::awaitable<std::optional<observe::close_cause>> take_proxy_header();
     boost::asio::awaitable<observe::close_cause> head_cut_short();
-    // A connection refused before any request (its TLS handshake or client certificate) is a denial too.
-    void log_refusal(observe::reason why, std::string_view detail);
+    // A connection refused before any request (its TLS handshake or client certificate) is a denial too; a
+    // rejected certificate is named by its subject and serial.
+    void log_refusal(observe::reason why, std::string_view detail, std::string_view cert_subject = {},
+                     std::string_view cert_serial = {});
 
     connection& c_;
 };

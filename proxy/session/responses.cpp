@@ -76,6 +76,7 @@ std::string_view reason_phrase(int status)
 boost::asio::awaitable<bool> respond(connection& c, const failure& f, bool keep_alive)
 {
     int status = traits_of(f.kind).status;
+    c.settle_decision(status);  // egressd answers instead of the upstream: the decision event names this status
     std::string_view reason = observe::to_string(f.why);
     std::string request_id = c.request.id.empty() ? std::string("-") : c.request.id;
     std::string body = "egressd: " + std::string(reason_phrase(status)) + " (" + std::string(reason) + ")";

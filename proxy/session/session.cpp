@@ -115,6 +115,7 @@ asio::awaitable<client_session::served> client_session::serve_requests(intake& i
         }
         const auto& head = std::get<http::request_head>(next);
         ++c_.requests;
+        c_.settle_decision(0);
         c_.request.begin(worker_.next_request_id(), head.method);
         worker_.metrics().request(listener_index_);
         auto target = parse_target(head);
@@ -195,6 +196,10 @@ asio::awaitable<std::optional<close_cause>> client_session::serve_forward(const 
     bool client_keep_alive = wants_keep_alive(head, worker_.draining());
     c_.request.host = dest.target.to_string();
     c_.request.port = dest.port;
+    std::string_view origin_form = target.uri->origin_form;
+    auto question = origin_form.find('?');
+    c_.request.path = origin_form.substr(0, question);
+    c_.request.query = question == std::string_view::npos ? std::string_view() : origin_form.substr(question + 1);
     auto decided = co_await authorizer(c_).authorize(dest, false);
     if (const auto* no = std::get_if<refusal>(&decided)) {
         c_.request.client = no->client;
@@ -234,6 +239,7 @@ void client_session::finish(close_cause cause)
         return;
     }
     finished_ = true;
+    c_.settle_decision(0);
     const auto& r = c_.request;
     close_event e;
     e.request_id = r.id.empty() ? std::string_view("-") : std::string_view(r.id);

@@ -3,7 +3,9 @@
 #include "certs/digest.hpp"
 #include "certs/tls.hpp"
 #include "config/policy_loader.hpp"
+#include "proxy/observe/codes.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -83,15 +85,16 @@ std::shared_ptr<const certs::credential_store> load_users(const std::filesystem:
     return std::make_shared<const certs::credential_store>(std::move(*store));
 }
 
-// A webhook's HMAC key: the file's bytes without the line break an editor or `echo` leaves at the end.
-std::string read_secret(const config::webhook_config& hook, const std::string& file, std::vector<std::string>& errors)
+// A webhook's HMAC key (approvals' or an alert sink's): the file's bytes without the line break an editor or
+// `echo` leaves at the end. Errors point at the setting that names the file.
+std::string read_secret(const std::filesystem::path& path, config::mark named_at, const std::string& file,
+                        std::vector<std::string>& errors)
 {
     auto fail = [&](const std::string& why) {
-        errors.push_back(
-            config::diagnostic{file, hook.secret_file_at, hook.secret_file->string() + ": " + why}.format("error"));
+        errors.push_back(config::diagnostic{file, named_at, path.string() + ": " + why}.format("error"));
         return std::string();
     };
-    std::ifstream in(*hook.secret_file, std::ios::binary);
+    std::ifstream in(path, std::ios::binary);
     if (!in) {
         return fail("cannot read the secret file");
     }
@@ -105,6 +108,29 @@ std::string read_secret(const config::webhook_config& hook, const std::string& f
         return fail("the secret file is empty (try: openssl rand -hex 32 > FILE)");
     }
     return secret;
+}
+
+// An alert sink's reasons and severity keys are the proxy's reason codes (X-Egressd-Reason, the events'
+// "reason"): observe's table is the one list of them.
+void check_alert_reasons(const config::alert_sink_config& sink, const std::string& file,
+                         std::vector<std::string>& errors)
+{
+    auto check = [&](const std::string& name, std::string_view setting) {
+        if (!observe::parse_reason(name)) {
+            errors.push_back(config::diagnostic{file, sink.where,
+                                                "alert sink '" + sink.name + "': unknown reason '" + name + "' in " +
+                                                    std::string(setting) +
+                                                    ": expected a reason code egressd writes, like explicit_deny, "
+                                                    "address_guard, no_matching_rule or proxy_auth_failed"}
+                                 .format("error"));
+        }
+    };
+    for (const auto& r : sink.reasons) {
+        check(r, "reasons");
+    }
+    for (const auto& [r, level] : sink.severity) {
+        check(r, "severity");
+    }
 }
 
 }  // namespace
@@ -170,11 +196,17 @@ load_result load(const std::filesystem::path& config_path)
             state.requesters = load_users(*a.requesters, a.requesters_at, cfg.file, result.errors);
         }
         for (const auto& hook : a.notify) {
-            state.webhook_secrets.push_back(hook.secret_file ? read_secret(hook, cfg.file, result.errors) : "");
+            state.webhook_secrets.push_back(
+                hook.secret_file ? read_secret(*hook.secret_file, hook.secret_file_at, cfg.file, result.errors) : "");
         }
         if (a.tls) {
             state.approvals_tls = load_tls(*a.tls, cfg.file, result.errors);
         }
+    }
+    for (const auto& sink : cfg.alerts) {
+        check_alert_reasons(sink, cfg.file, result.errors);
+        state.alert_secrets.push_back(
+            sink.secret_file ? read_secret(*sink.secret_file, sink.secret_file_at, cfg.file, result.errors) : "");
     }
     if (!result.errors.empty()) {
         return result;
@@ -219,7 +251,8 @@ std::vector<std::string> restart_needed(const config::server_config& running, co
     const auto& l1 = running.logging;
     const auto& l2 = loaded.logging;
     if (l1.to_stdout != l2.to_stdout || !same_file(l1.file, l2.file) || !same_file(l1.deny_file, l2.deny_file) ||
-        l1.syslog_ident != l2.syslog_ident || l1.queue_size != l2.queue_size) {
+        l1.syslog_ident != l2.syslog_ident || l1.queue_size != l2.queue_size || l1.format != l2.format ||
+        l1.instance != l2.instance || l1.http_query != l2.http_query) {
         changed.emplace_back("logging");
     }
     const auto& a1 = running.admin;
@@ -237,6 +270,16 @@ std::vector<std::string> restart_needed(const config::server_config& running, co
         (p1 && (p1->address != p2->address || p1->port != p2->port || p1->tls.has_value() != p2->tls.has_value() ||
                 p1->store != p2->store))) {
         changed.emplace_back("approvals");
+    }
+    // The sinks' engine is built at start; only their secrets (re-read on every reload) apply live.
+    auto same_sink = [](const config::alert_sink_config& a, const config::alert_sink_config& b) {
+        return a.kind == b.kind && a.url == b.url && a.name == b.name && a.reasons == b.reasons &&
+               a.clients == b.clients && a.verdicts == b.verdicts && a.dedup == b.dedup &&
+               a.max_per_minute == b.max_per_minute && a.queue == b.queue && a.severity == b.severity;
+    };
+    if (!std::equal(running.alerts.begin(), running.alerts.end(), loaded.alerts.begin(), loaded.alerts.end(),
+                    same_sink)) {
+        changed.emplace_back("alerts");
     }
     return changed;
 }

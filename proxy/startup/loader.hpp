@@ -32,6 +32,8 @@ struct loaded_state {
     std::shared_ptr<const certs::credential_store> requesters;
     std::vector<std::string> webhook_secrets;
     std::shared_ptr<boost::asio::ssl::context> approvals_tls;  // null: plain HTTP (or no approvals)
+    // One signing secret per alerts entry, in order ("" for a sink without secret_file).
+    std::vector<std::string> alert_secrets;
 };
 
 struct load_result {
@@ -41,8 +43,9 @@ struct load_result {
 };
 
 // The one loading path, at start (`run`, `config check`) and at every reload: the server configuration, the
-// policy, the proxy-authentication credentials, the TLS files of the listeners and of the admin listener, and the
-// approvals' credentials files, webhook secrets and TLS files.
+// policy, the proxy-authentication credentials, the TLS files of the listeners and of the admin listener, the
+// approvals' credentials files, webhook secrets and TLS files, and the alert sinks' secrets (and their reason
+// codes, which the configuration alone cannot check).
 // Independent files are all read, so one run reports every problem with any of them.
 load_result load(const std::filesystem::path& config_path);
 

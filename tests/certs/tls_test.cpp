@@ -900,6 +900,16 @@ TEST_P(certs_tls_refusal, fails_the_handshake_and_says_why)
     auto why = why_handshake_failed(h.server.get(), h.server_error, h.server_message);
     EXPECT_EQ(to_string(why.kind), to_string(c.kind)) << show(why);
     EXPECT_EQ(why.detail, c.detail) << show(why);
+    // A rejected certificate is named in the refusal event, though OpenSSL keeps no peer certificate after a
+    // failed verification: the subject in RFC 2253 order, the serial in hex.
+    if (c.kind == handshake_refusal::client_cert_rejected) {
+        EXPECT_EQ(why.subject, "CN=worker,O=egressd tests") << show(why);
+        EXPECT_FALSE(why.serial.empty());
+        EXPECT_EQ(why.serial.find_first_not_of("0123456789ABCDEF"), std::string::npos) << why.serial;
+    } else {
+        EXPECT_EQ(why.subject, "");
+        EXPECT_EQ(why.serial, "");
+    }
 }
 
 const std::string no_issuer = "unable to get local issuer certificate";

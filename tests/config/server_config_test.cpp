@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <initializer_list>
@@ -20,6 +21,8 @@
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 #ifndef EGRESSD_SOURCE_DIR
 #error "EGRESSD_SOURCE_DIR must be defined by the build"
@@ -81,6 +84,12 @@ TEST(config_server_example, loads_with_two_listeners_and_a_policy_next_to_it)
     EXPECT_FALSE(c.logging.deny_file);
     EXPECT_FALSE(c.logging.syslog_ident);
     EXPECT_EQ(c.logging.queue_size, 8192u);
+    EXPECT_EQ(c.logging.format, event_format::egressd);
+    EXPECT_FALSE(c.logging.http_query);
+    // Every event names its instance: the host name unless the configuration names one.
+    std::array<char, 256> host{};
+    ASSERT_EQ(::gethostname(host.data(), host.size() - 1), 0);
+    EXPECT_EQ(c.logging.instance, host.data());
     EXPECT_EQ(c.timeouts.drain_delay, 0s);
     ASSERT_TRUE(c.admin);
     EXPECT_EQ(c.admin->address, "127.0.0.1");
@@ -280,6 +289,18 @@ TEST(config_server_defaults, every_section_written_out)
     // An empty syslog mapping turns syslog on with the default ident.
     EXPECT_EQ(c.logging.syslog_ident, "egressd");
     EXPECT_EQ(c.logging.queue_size, 16u);
+}
+
+TEST(config_server_defaults, event_format_instance_and_query)
+{
+    auto loaded = load(with({"logging:", "  format: ocsf", "  instance: egress-gw-1", "  http_query: true"}));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    EXPECT_EQ(loaded.config->logging.format, event_format::ocsf);
+    EXPECT_EQ(loaded.config->logging.instance, "egress-gw-1");
+    EXPECT_TRUE(loaded.config->logging.http_query);
+    auto ecs = load(with({"logging:", "  format: ecs"}));
+    ASSERT_TRUE(ecs.config) << show(ecs);
+    EXPECT_EQ(ecs.config->logging.format, event_format::ecs);
 }
 
 TEST(config_server_defaults, syslog_ident_and_a_single_dns_server_as_a_scalar)
@@ -734,7 +755,13 @@ INSTANTIATE_TEST_SUITE_P(
                    "unknown key 'max_body_bytes' in limits; expected one of: max_head_bytes, max_headers, "
                    "max_request_line, max_connections, max_connections_per_client"},
         error_case{"logging", with({"logging:", "  level: debug"}), 4, 3,
-                   "unknown key 'level' in logging; expected one of: stdout, file, deny_file, syslog, queue_size"},
+                   "unknown key 'level' in logging; expected one of: format, instance, http_query, stdout, file, deny_file, syslog, queue_size"},
+        error_case{"logging_format", with({"logging:", "  format: splunk"}), 4, 11,
+                   "expected format: egressd, ecs or ocsf, found 'splunk'"},
+        error_case{"logging_instance", with({"logging:", "  instance: \"\""}), 4, 13,
+                   "empty instance name: leave it out to use the host name"},
+        error_case{"logging_http_query", with({"logging:", "  http_query: maybe"}), 4, 15,
+                   "expected http_query: true or false, found 'maybe'"},
         error_case{"logging_file", with({"logging:", "  file:", "    path: events.log", "    rotate: daily"}), 6, 5,
                    "unknown key 'rotate' in logging.file; expected one of: path, max_bytes, max_files"},
         error_case{"logging_deny_file", with({"logging:", "  deny_file: {path: deny.log, keep: 3}"}), 4, 31,
@@ -1338,6 +1365,186 @@ TEST(config_server_policy_path, empty_is_an_error_not_the_config_directory)
     EXPECT_EQ(loaded.errors[0].where.line, 2u);
     EXPECT_NE(loaded.errors[0].message.find("empty policy path"), std::string::npos);
 }
+
+}  // namespace
+}  // namespace egressd::config
+
+// --- alerts --------------------------------------------------------------------------------------------------
+
+namespace egressd::config {
+namespace {
+
+// minimal, then "alerts:" on line 3 and the sink lines from line 4.
+std::string alerts_with(std::initializer_list<std::string_view> more)
+{
+    return minimal + lines({"alerts:"}) + lines(more);
+}
+
+TEST(config_server_alerts, none_by_default)
+{
+    auto loaded = load(minimal);
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    EXPECT_TRUE(loaded.config->alerts.empty());
+    auto empty = load(with({"alerts: []"}));
+    ASSERT_TRUE(empty.config) << show(empty);
+    EXPECT_TRUE(empty.config->alerts.empty());
+}
+
+TEST(config_server_alerts, every_setting_is_read)
+{
+    auto loaded = load(alerts_with({
+        "  - webhook: http://alerts.internal:8080/egress?team=sec",  // 4
+        "    name: security-hook",
+        "    secret_file: secrets/alert.secret",  // 6
+        "    reasons: [explicit_deny, address_guard, sni_mismatch]",
+        "    clients: [web, batch]",
+        "    verdicts: [deny, would_deny, revoke, would_revoke, error]",
+        "    dedup: 10m",
+        "    max_per_minute: 600",
+        "    queue: 5000",
+        "    severity: {no_matching_rule: high, explicit_deny: low}",
+        "  - slack: https://hooks.slack.example/services/T0/B0/x",  // 14
+        "  - alertmanager: http://127.0.0.1:9093/",
+        "    dedup: 1s",
+        "  - {alertmanager: 'http://[::1]:9093/am', name: am.second}",
+    }));
+    ASSERT_TRUE(loaded.config) << show(loaded);
+    const auto& a = loaded.config->alerts;
+    ASSERT_EQ(a.size(), 4u);
+    using kind = alert_sink_config::sink_kind;
+    EXPECT_EQ(a[0].kind, kind::webhook);
+    EXPECT_EQ(a[0].url, "http://alerts.internal:8080/egress?team=sec");
+    EXPECT_EQ(a[0].name, "security-hook");
+    EXPECT_EQ(a[0].secret_file, base_dir / "secrets/alert.secret");
+    EXPECT_EQ(a[0].secret_file_at.line, 6u);
+    EXPECT_EQ(a[0].secret_file_at.column, 18u);
+    EXPECT_EQ(a[0].where.line, 4u);
+    EXPECT_EQ(a[0].reasons, (std::vector<std::string>{"explicit_deny", "address_guard", "sni_mismatch"}));
+    EXPECT_EQ(a[0].clients, (std::vector<std::string>{"web", "batch"}));
+    EXPECT_EQ(a[0].verdicts, (std::vector<std::string>{"deny", "would_deny", "revoke", "would_revoke", "error"}));
+    EXPECT_EQ(a[0].dedup, 10min);
+    EXPECT_EQ(a[0].max_per_minute, 600u);
+    EXPECT_EQ(a[0].queue, 5000u);
+    using level = std::pair<std::string, std::string>;
+    EXPECT_EQ(a[0].severity, (std::vector<level>{{"no_matching_rule", "high"}, {"explicit_deny", "low"}}));
+
+    // The defaults: every reason and client, denials and revocations, 10 minutes, 60 a minute, 1000 queued.
+    EXPECT_EQ(a[1].kind, kind::slack);
+    EXPECT_EQ(a[1].url, "https://hooks.slack.example/services/T0/B0/x");
+    EXPECT_EQ(a[1].name, "slack-2");
+    EXPECT_FALSE(a[1].secret_file);
+    EXPECT_TRUE(a[1].reasons.empty());
+    EXPECT_TRUE(a[1].clients.empty());
+    EXPECT_EQ(a[1].verdicts, (std::vector<std::string>{"deny", "revoke"}));
+    EXPECT_EQ(a[1].dedup, 10min);
+    EXPECT_EQ(a[1].max_per_minute, 60u);
+    EXPECT_EQ(a[1].queue, 1000u);
+    EXPECT_TRUE(a[1].severity.empty());
+
+    // Alertmanager's URL is a base: /api/v2/alerts is appended to it, so a trailing slash goes.
+    EXPECT_EQ(a[2].kind, kind::alertmanager);
+    EXPECT_EQ(a[2].url, "http://127.0.0.1:9093");
+    EXPECT_EQ(a[2].name, "alertmanager-3");
+    EXPECT_EQ(a[2].dedup, 1s);
+    EXPECT_EQ(a[3].url, "http://[::1]:9093/am");
+    EXPECT_EQ(a[3].name, "am.second");
+}
+
+TEST(config_server_alerts, every_mistake_is_reported_in_one_run)
+{
+    auto loaded = load(alerts_with({
+        "  - webhook: ftp://x/",  // 4:14
+        "    dedup: 2d",          // 5:12
+        "  - slack: https://hooks.example/x",
+        "    secret_file: s",     // 7:18
+        "    verdicts: [deny, allow]",  // 8:22
+        "  - name: nowhere",      // 9:5 (no destination)
+        "    queue: 0",           // 10:12
+    }));
+    EXPECT_FALSE(loaded.config);
+    std::vector<std::tuple<std::uint32_t, std::uint32_t>> positions;
+    for (const auto& e : loaded.errors) {
+        positions.emplace_back(e.where.line, e.where.column);
+    }
+    std::sort(positions.begin(), positions.end());
+    using p = std::tuple<std::uint32_t, std::uint32_t>;
+    EXPECT_EQ(positions, (std::vector<p>{p{4, 14}, p{5, 12}, p{7, 18}, p{8, 22}, p{9, 5}, p{10, 12}})) << show(loaded);
+}
+
+class config_server_alert_error : public ::testing::TestWithParam<error_case> {};
+
+TEST_P(config_server_alert_error, is_reported_once_with_its_location)
+{
+    const auto& c = GetParam();
+    auto loaded = load(c.yaml);
+    EXPECT_FALSE(loaded.config);
+    ASSERT_EQ(loaded.errors.size(), 1u) << show(loaded);
+    test::expect_diagnostic(loaded.errors[0], located{file_name, c.line, c.column, c.fragment});
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    alerts, config_server_alert_error,
+    ::testing::Values(
+        error_case{"a_mapping", with({"alerts: {webhook: 'http://127.0.0.1/'}"}), 3, 9,
+                   "expected alerts: a list of sinks, each with webhook, slack or alertmanager and its URL; found a "
+                   "mapping"},
+        error_case{"a_scalar_sink", alerts_with({"  - http://127.0.0.1/"}), 4, 5,
+                   "expected an alert sink (webhook, slack or alertmanager with its URL) (a mapping), found a scalar"},
+        error_case{"no_destination", alerts_with({"  - name: x"}), 4, 5,
+                   "an alert sink needs one of webhook, slack or alertmanager, with its URL"},
+        error_case{"two_destinations", alerts_with({"  - webhook: http://127.0.0.1/", "    slack: https://h.example/"}),
+                   5, 12, "an alert sink has one destination: found both webhook and slack (write two sinks)"},
+        error_case{"unknown_key", alerts_with({"  - webhook: http://127.0.0.1/", "    retries: 3"}), 5, 5,
+                   "unknown key 'retries' in an alert sink"},
+        error_case{"url_not_http", alerts_with({"  - slack: ftp://127.0.0.1/"}), 4, 12,
+                   "invalid slack URL 'ftp://127.0.0.1/': expected an http:// or https:// URL"},
+        error_case{"url_with_credentials", alerts_with({"  - webhook: 'http://u:p@127.0.0.1/'"}), 4, 14,
+                   "a user name or password in the URL is not allowed"},
+        error_case{"alertmanager_url_with_query", alerts_with({"  - alertmanager: 'http://127.0.0.1:9093/?x=1'"}), 4,
+                   19, "invalid alertmanager URL 'http://127.0.0.1:9093/?x=1': a query (?...) is not allowed"},
+        error_case{"secret_file_on_slack", alerts_with({"  - slack: https://h.example/", "    secret_file: s"}), 5, 18,
+                   "secret_file is for webhook sinks: slack bodies carry no signature"},
+        error_case{"secret_file_on_alertmanager",
+                   alerts_with({"  - alertmanager: http://127.0.0.1:9093", "    secret_file: s"}), 5, 18,
+                   "secret_file is for webhook sinks: alertmanager bodies carry no signature"},
+        error_case{"secret_file_empty", alerts_with({"  - webhook: http://127.0.0.1/", "    secret_file: ''"}), 5, 18,
+                   "empty path: expected the file holding the webhook's signing secret"},
+        error_case{"name_with_a_space", alerts_with({"  - webhook: http://127.0.0.1/", "    name: 'my hook'"}), 5, 11,
+                   "invalid sink name 'my hook': expected 1 to 64 letters, digits"},
+        error_case{"name_twice",
+                   alerts_with({"  - {webhook: 'http://127.0.0.1/', name: hook}",
+                                "  - {webhook: 'http://127.0.0.2/', name: hook}"}),
+                   5, 42, "alert sink name 'hook' is already used at line 4"},
+        error_case{"name_takes_a_default_name",
+                   alerts_with({"  - webhook: http://127.0.0.1/",
+                                "  - {slack: 'https://h.example/', name: webhook-1}"}),
+                   5, 41, "alert sink name 'webhook-1' is already used at line 4"},
+        error_case{"reasons_empty", alerts_with({"  - webhook: http://127.0.0.1/", "    reasons: []"}), 5, 14,
+                   "empty reasons list: leave reasons out to match them all"},
+        error_case{"reason_twice",
+                   alerts_with({"  - webhook: http://127.0.0.1/", "    reasons: [not_tls, not_tls]"}), 5, 24,
+                   "reasons entry 'not_tls' appears twice"},
+        error_case{"clients_a_map", alerts_with({"  - webhook: http://127.0.0.1/", "    clients: {a: b}"}), 5, 14,
+                   "expected client names"},
+        error_case{"verdict_unknown", alerts_with({"  - webhook: http://127.0.0.1/", "    verdicts: [deny, close]"}), 5,
+                   22,
+                   "unknown verdicts entry 'close': expected verdicts: deny, would_deny, revoke, would_revoke, error"},
+        error_case{"dedup_zero", alerts_with({"  - webhook: http://127.0.0.1/", "    dedup: 0s"}), 5, 12,
+                   "invalid duration '0s' for dedup"},
+        error_case{"dedup_below_a_second", alerts_with({"  - webhook: http://127.0.0.1/", "    dedup: 500ms"}), 5, 12,
+                   "dedup must be whole seconds"},
+        error_case{"dedup_over_a_day", alerts_with({"  - webhook: http://127.0.0.1/", "    dedup: 25h"}), 5, 12,
+                   "alert dedup must be from 1s to 24h, found '25h'"},
+        error_case{"max_per_minute_zero", alerts_with({"  - webhook: http://127.0.0.1/", "    max_per_minute: 0"}), 5,
+                   21, "expected max_per_minute as a whole number from 1 to 100000, found '0'"},
+        error_case{"queue_too_long", alerts_with({"  - webhook: http://127.0.0.1/", "    queue: 1000001"}), 5, 12,
+                   "expected queue as a whole number from 1 to 1000000"},
+        error_case{"severity_unknown_level",
+                   alerts_with({"  - webhook: http://127.0.0.1/", "    severity: {not_tls: critical}"}), 5, 25,
+                   "expected severity low, medium or high for not_tls, found 'critical'"},
+        error_case{"severity_a_list", alerts_with({"  - webhook: http://127.0.0.1/", "    severity: [high]"}), 5, 15,
+                   "expected severity: reason codes to low, medium or high (a mapping), found a list"}),
+    test::param_name<error_case>);
 
 }  // namespace
 }  // namespace egressd::config

@@ -22,8 +22,9 @@ class DnsTest(harness.ProxyTestCase):
         self.assertTrue(rid and rid != "-")
         self.assertIn(reason.encode(), resp.body)
         self.assertGreaterEqual(self.dns.count(name), 1)
-        # One decision event: a denial whose reason says what DNS answered; no address, no connection.
-        ev = self.proxy.wait_event(event="egress.deny", request_id=rid)
+        # One decision event: an error (not a policy denial) whose reason says what DNS answered; no address, no
+        # connection.
+        ev = self.proxy.wait_event(event="egress.error", request_id=rid)
         self.proxy.wait_event(event="egress.close", request_id=rid)
         decisions = [e for e in self.proxy.events(request_id=rid) if e["event"] != "egress.close"]
         self.assertEqual(decisions, [ev])
@@ -31,6 +32,9 @@ class DnsTest(harness.ProxyTestCase):
         self.assertEqual(ev["host"], name)
         self.assertEqual(ev["client"], "tests")
         self.assertIsNone(ev.get("address"), ev)
+        self.assertEqual(self.proxy.events(event="egress.deny", request_id=rid), [])
+        if not connect:
+            self.assertEqual(ev["status"], status, ev)
         self.assert_upstreams_untouched()
         return ev
 

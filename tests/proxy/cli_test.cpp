@@ -72,7 +72,14 @@ TEST(cli_commands, help_goes_to_stdout)
         EXPECT_TRUE(contains(r.out, "Usage:")) << show(r);
         EXPECT_TRUE(contains(r.out, "egressd policy check PATH")) << show(r);
         EXPECT_TRUE(contains(r.out, "egressd policy explain PATH")) << show(r);
-        EXPECT_TRUE(contains(r.out, "Exit codes: 0 ok, 1 invalid policy, 2 usage error, 3 denied")) << show(r);
+        EXPECT_TRUE(contains(r.out, "Exit codes: 0 ok, 1 invalid policy or unreadable file, 2 usage error, 3 denied"))
+            << show(r);
+        EXPECT_TRUE(contains(r.out, "4 a replay found newly denied traffic or a policy test failed")) << show(r);
+        for (const char* command :
+             {"egressd policy test POLICY CASES.yaml", "egressd policy replay CANDIDATE --events FILE...",
+              "egressd policy suggest --events FILE...", "egressd events summary FILE..."}) {
+            EXPECT_TRUE(contains(r.out, command)) << command << "\n" << show(r);
+        }
         EXPECT_TRUE(r.err.empty()) << show(r);
     }
 }
@@ -83,12 +90,18 @@ TEST(cli_commands, policy_help)
                                           {"policy", "-h"},
                                           {"policy", "check", "--help"},
                                           {"policy", "explain", "--help"},
-                                          {"policy", "explain", example_path, "--help"}}) {
+                                          {"policy", "explain", example_path, "--help"},
+                                          {"policy", "test", "--help"},
+                                          {"policy", "replay", "--help"},
+                                          {"policy", "suggest", "-h"}}) {
         auto r = run(args);
         EXPECT_EQ(r.code, exit_ok) << show(r);
         EXPECT_TRUE(contains(r.out, "egressd policy check PATH")) << show(r);
         EXPECT_TRUE(contains(r.out, "--resolved IP")) << show(r);
         EXPECT_TRUE(contains(r.out, "--at TIME")) << show(r);
+        EXPECT_TRUE(contains(r.out, "egressd policy test POLICY CASES.yaml [--json]")) << show(r);
+        EXPECT_TRUE(contains(r.out, "Exit 0 nothing allowed before would be denied, 4 something would be")) << show(r);
+        EXPECT_TRUE(contains(r.out, "Write a policy that would allow what the events show")) << show(r);
         EXPECT_TRUE(r.err.empty()) << show(r);
     }
 }
@@ -140,6 +153,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(usage_case{"unknown_command", {"serve"}, "unknown command 'serve'"},
                       usage_case{"unknown_policy_command", {"policy", "lint", example_path},
                                  "unknown policy command 'lint'"},
+                      usage_case{"unknown_events_command", {"events", "tail", "x.log"},
+                                 "unknown events command 'tail'"},
                       usage_case{"check_without_path", {"policy", "check"}, "policy check takes exactly one PATH"},
                       usage_case{"check_with_two_paths", {"policy", "check", example_path, example_path},
                                  "policy check takes exactly one PATH"},
@@ -190,6 +205,47 @@ INSTANTIATE_TEST_SUITE_P(
         // "help" is a valid client name: as an option's value it is looked up, not taken as a help request.
         usage_case{"client_named_help", explain_args({"--client", "help", "--dest", "a.example:443"}),
                    "no client named 'help' in " + example_path}),
+    usage_case_name);
+
+// The offline tools name their own help page.
+class cli_tools_usage_error : public ::testing::TestWithParam<usage_case> {};
+
+TEST_P(cli_tools_usage_error, exits_2_and_says_what_is_wrong)
+{
+    const auto& c = GetParam();
+    auto r = run(c.args);
+    EXPECT_EQ(r.code, exit_usage) << show(r);
+    EXPECT_TRUE(r.out.empty()) << show(r);
+    EXPECT_TRUE(contains(r.err, "egressd: " + c.fragment)) << show(r);
+    EXPECT_TRUE(contains(r.err, "Run 'egressd " + c.args[0] + " --help' for usage.")) << show(r);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    tools, cli_tools_usage_error,
+    ::testing::Values(
+        usage_case{"summary_without_files", {"events", "summary"}, "events summary needs at least one FILE"},
+        usage_case{"summary_bad_since", {"events", "summary", "x.log", "--since", "yesterday"},
+                   "--since 'yesterday' is neither a duration like 90s, 30m, 1h, 7d nor an RFC 3339 time"},
+        usage_case{"summary_since_without_value", {"events", "summary", "x.log", "--since"}, "--since needs a value"},
+        usage_case{"summary_unknown_option", {"events", "summary", "x.log", "--top", "5"}, "unknown option '--top'"},
+        usage_case{"replay_without_events", {"policy", "replay", example_path},
+                   "--events needs at least one FILE (- for standard input)"},
+        usage_case{"replay_events_without_files", {"policy", "replay", example_path, "--events", "--json"},
+                   "--events needs at least one FILE"},
+        usage_case{"replay_without_candidate", {"policy", "replay", "--events", "x.log"},
+                   "policy replay takes one CANDIDATE policy and --events FILE..."},
+        usage_case{"replay_two_candidates", {"policy", "replay", example_path, example_path, "--events", "x.log"},
+                   "policy replay takes one CANDIDATE policy and --events FILE..."},
+        usage_case{"replay_bad_since", {"policy", "replay", example_path, "--events", "x.log", "--since", "1y"},
+                   "--since '1y' is neither a duration"},
+        usage_case{"replay_unknown_option", {"policy", "replay", example_path, "--events", "x.log", "--at", "now"},
+                   "unknown option '--at'"},
+        usage_case{"test_without_cases", {"policy", "test", example_path},
+                   "policy test takes a POLICY and a CASES.yaml file"},
+        usage_case{"test_three_paths", {"policy", "test", example_path, "a.yaml", "b.yaml"},
+                   "policy test takes a POLICY and a CASES.yaml file"},
+        usage_case{"test_unknown_option", {"policy", "test", example_path, "a.yaml", "--verbose"},
+                   "unknown option '--verbose'"}),
     usage_case_name);
 
 // --- policy check -------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include "tests/proxy/mini_json.hpp"
 #include "tests/support/temp_dir.hpp"
 
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -13,7 +14,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <functional>
+#include <map>
 #include <future>
 #include <memory>
 #include <set>
@@ -35,6 +38,7 @@ config::logging_config file_logging(const temp_dir& dir, bool with_deny_file = t
 {
     config::logging_config c;
     c.to_stdout = false;
+    c.instance = "egress-1";
     // Large enough that nothing rotates during a test: every line stays in one file to be counted.
     c.file = config::rotating_file_config{(dir.path() / "events.log").string(), std::size_t{1} << 30, 2};
     if (with_deny_file) {
@@ -247,8 +251,8 @@ TEST(cli_event_log, each_event_is_one_json_line_with_fixed_fields)
         EXPECT_TRUE(is_utc_millis(v.back().at("time").text)) << l;
     }
 
-    const std::set<std::string> decision_keys{"time", "event", "request_id", "client", "source", "method",
-                                              "host", "port", "address", "reason", "mode"};
+    const std::set<std::string> decision_keys{"time",   "event", "instance", "request_id", "client", "source",
+                                              "method", "host",  "port",     "address",    "reason", "mode"};
     // allow, with its rule
     auto with_rule = decision_keys;
     with_rule.insert({"rule_group", "rule_index", "rule_description"});
@@ -284,8 +288,9 @@ TEST(cli_event_log, each_event_is_one_json_line_with_fixed_fields)
     expect_string(v[2], "mode", "report");
     expect_string(v[2], "detail", "dns: NXDOMAIN");
 
-    const std::set<std::string> close_keys{"time", "event", "request_id", "client", "source", "method",
-                                           "host", "port", "address", "bytes_from_client", "bytes_to_client",
+    const std::set<std::string> close_keys{"time",    "event",   "instance",          "request_id",
+                                           "client",  "source",  "method",            "host",
+                                           "port",    "address", "bytes_from_client", "bytes_to_client",
                                            "duration_ms", "requests", "cause"};
     EXPECT_EQ(keys(v[3]), close_keys) << lines[3];
     expect_string(v[3], "event", "egress.close");
@@ -304,7 +309,8 @@ TEST(cli_event_log, each_event_is_one_json_line_with_fixed_fields)
     expect_number(v[4], "bytes_to_client", "0");
     expect_string(v[4], "host", "");
 
-    EXPECT_EQ(keys(v[5]), (std::set<std::string>{"time", "event", "workers", "policy"})) << lines[5];
+    EXPECT_EQ(keys(v[5]), (std::set<std::string>{"time", "event", "instance", "workers", "policy"})) << lines[5];
+    expect_string(v[5], "instance", "egress-1");
     expect_string(v[5], "event", "egressd.start");
     expect_string(v[5], "workers", "2");
     expect_string(v[5], "policy", "/etc/egressd/policy.yaml");
@@ -352,14 +358,15 @@ TEST(cli_event_log, identity_source_is_written_only_for_a_proven_identity)
     auto with = deny_event();
     with.identity = "alice";
     with.identity_source = observe::identity_source::proxy_auth;
-    auto v = parse_line(event_log::format(with));
+    event_formatter format(config::logging_config{});
+    auto v = parse_line(format.line(with));
     expect_string(v, "identity", "alice");
     expect_string(v, "identity_source", "proxy_auth");
     auto mtls = deny_event();
     mtls.identity = "build-agent";
     mtls.identity_source = observe::identity_source::mtls;
-    expect_string(parse_line(event_log::format(mtls)), "identity_source", "mtls");
-    auto none = parse_line(event_log::format(deny_event()));
+    expect_string(parse_line(format.line(mtls)), "identity_source", "mtls");
+    auto none = parse_line(format.line(deny_event()));
     EXPECT_EQ(none.get("identity"), nullptr);
     EXPECT_EQ(none.get("identity_source"), nullptr);
 }
@@ -552,6 +559,511 @@ TEST(cli_event_log, format_utc_millis_on_fixed_instants)
     EXPECT_EQ(format_utc_millis(second + 999ms), "2026-11-21T06:50:00.999Z");
     EXPECT_EQ(format_utc_millis(second + 1000ms), "2026-11-21T06:50:01.000Z");
     EXPECT_EQ(format_utc_millis(second + 60ms), "2026-11-21T06:50:00.060Z");
+}
+
+
+// --- the three formats ---------------------------------------------------------------------------------------
+//
+// Each line is parsed with Boost.JSON (which also rejects ill-formed UTF-8) and checked field by field: the
+// contract in docs/EVENT_FORMATS.md, and the fields each schema requires.
+
+namespace bj = boost::json;
+
+bj::object parse_object(const std::string& line)
+{
+    boost::system::error_code ec;
+    auto v = bj::parse(line, ec);
+    EXPECT_FALSE(ec) << ec.message() << "\nline: " << line;
+    if (ec || !v.is_object()) {
+        ADD_FAILURE() << "not an object: " << line;
+        return {};
+    }
+    return v.as_object();
+}
+
+// The value at a dotted path of nested objects ("event.kind"), or nullptr.
+const bj::value* at_path(const bj::object& o, std::string_view path)
+{
+    const bj::object* here = &o;
+    for (;;) {
+        auto dot = path.find('.');
+        auto* v = here->if_contains(path.substr(0, dot));
+        if (v == nullptr || dot == std::string_view::npos) {
+            return v;
+        }
+        if (!v->is_object()) {
+            return nullptr;
+        }
+        here = &v->as_object();
+        path = path.substr(dot + 1);
+    }
+}
+
+std::string text_at(const bj::object& o, std::string_view path)
+{
+    const auto* v = at_path(o, path);
+    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string("<absent>");
+}
+
+std::int64_t number_at(const bj::object& o, std::string_view path)
+{
+    const auto* v = at_path(o, path);
+    if (v == nullptr) {
+        return -1;
+    }
+    if (v->is_uint64()) {
+        return static_cast<std::int64_t>(v->as_uint64());
+    }
+    return v->is_int64() ? v->as_int64() : -1;
+}
+
+std::vector<std::string> strings_at(const bj::object& o, std::string_view path)
+{
+    std::vector<std::string> out;
+    const auto* v = at_path(o, path);
+    if (v != nullptr && v->is_array()) {
+        for (const auto& item : v->as_array()) {
+            out.push_back(item.is_string() ? std::string(item.as_string()) : std::string("<not a string>"));
+        }
+    }
+    return out;
+}
+
+config::logging_config format_config(config::event_format f, bool http_query = false)
+{
+    config::logging_config c;
+    c.format = f;
+    c.instance = "egress-1";
+    c.http_query = http_query;
+    return c;
+}
+
+// A forwarded plain-HTTP GET, allowed; its status arrives later.
+decision_event forwarded_get()
+{
+    decision_event e = allow_event();
+    e.request_id = "r-7";
+    e.method = "GET";
+    e.port = 80;
+    e.path = "/v1/items";
+    e.query = "token=secret";
+    e.identity = "alice";
+    e.identity_source = observe::identity_source::proxy_auth;
+    return e;
+}
+
+decision_event dns_error_event()
+{
+    decision_event e = allow_event();
+    e.event = observe::event_kind::error;
+    e.request_id = "r-8";
+    e.address = "";
+    e.reason = observe::reason::dns_nxdomain;
+    return e;
+}
+
+decision_event cert_rejected_event()
+{
+    decision_event e;
+    e.event = observe::event_kind::deny;
+    e.request_id = "r-9";
+    e.source = "[2001:db8::7]:5000";
+    e.method = "-";
+    e.host = "-";
+    e.reason = observe::reason::client_cert_rejected;
+    e.mode = "enforce";
+    e.detail = "certificate revoked";
+    e.cert_subject = "CN=build-agent,O=Example";
+    e.cert_serial = "1A2B";
+    return e;
+}
+
+close_event sample_close()
+{
+    close_event c;
+    c.request_id = "r-1";
+    c.client = "app";
+    c.source = "10.0.0.5:40000";
+    c.method = "CONNECT";
+    c.host = "api.example.com";
+    c.port = 443;
+    c.address = "93.184.216.34";
+    c.bytes_from_client = 517;
+    c.bytes_to_client = 4096;
+    c.duration = 1234ms;
+    c.cause = observe::close_cause::client_closed;
+    c.requests = 1;
+    return c;
+}
+
+revoke_event sample_revoke()
+{
+    revoke_event r;
+    r.request_id = "r-1";
+    r.client = "app";
+    r.source = "10.0.0.5:40000";
+    r.method = "CONNECT";
+    r.host = "api.example.com";
+    r.port = 443;
+    r.address = "93.184.216.34";
+    r.reason = "no_matching_rule";
+    r.policy_version = 2;
+    r.previous_version = 1;
+    return r;
+}
+
+TEST(event_formats, egressd_format_carries_the_new_fields)
+{
+    event_formatter plain(format_config(config::event_format::egressd));
+    auto get = plain.line(forwarded_get());
+    auto v = parse_object(get);
+    EXPECT_EQ(text_at(v, "instance"), "egress-1");
+    EXPECT_EQ(text_at(v, "path"), "/v1/items");
+    EXPECT_EQ(at_path(v, "query"), nullptr) << "the query may carry secrets: only with logging.http_query";
+    EXPECT_EQ(at_path(v, "status"), nullptr) << "no status known yet";
+    auto opened = plain.open_line(forwarded_get());
+    EXPECT_FALSE(opened.deny);
+    auto with_status = parse_object(plain.finish(std::move(opened), 204));
+    EXPECT_EQ(number_at(with_status, "status"), 204);
+
+    event_formatter with_query(format_config(config::event_format::egressd, true));
+    EXPECT_EQ(text_at(parse_object(with_query.line(forwarded_get())), "query"), "token=secret");
+
+    auto failed = deny_event();
+    failed.reason = observe::reason::proxy_auth_failed;
+    std::string long_name(5000, 'x');
+    failed.user = long_name;
+    auto user = text_at(parse_object(plain.line(failed)), "user");
+    EXPECT_GT(user.size(), 0u);
+    EXPECT_LE(user.size(), 256u) << "an attacker-chosen name is capped";
+
+    auto rejected = parse_object(plain.line(cert_rejected_event()));
+    EXPECT_EQ(text_at(rejected, "cert_subject"), "CN=build-agent,O=Example");
+    EXPECT_EQ(text_at(rejected, "cert_serial"), "1A2B");
+
+    auto error = parse_object(plain.line(dns_error_event()));
+    EXPECT_EQ(text_at(error, "event"), "egress.error");
+    EXPECT_EQ(text_at(error, "reason"), "dns_nxdomain");
+    EXPECT_FALSE(plain.open_line(dns_error_event()).deny) << "a DNS failure is not a denial";
+    EXPECT_TRUE(plain.open_line(deny_event()).deny);
+}
+
+TEST(event_formats, errors_stay_out_of_the_deny_file)
+{
+    temp_dir dir;
+    {
+        event_log log(file_logging(dir));
+        log.decision(dns_error_event());
+        log.decision(deny_event());
+    }
+    auto lines = read_lines(dir.path() / "events.log");
+    auto deny_lines = read_lines(dir.path() / "deny.log");
+    ASSERT_EQ(lines.size(), 2u);
+    ASSERT_EQ(deny_lines.size(), 1u);
+    EXPECT_EQ(deny_lines[0], lines[1]);
+}
+
+// ECS 8.11 categorization fields, allowed values (https://www.elastic.co/guide/en/ecs/8.11/ecs-allowed-values-event-kind.html,
+// ...-event-category.html and ...-event-type.html), and the fields every ECS event carries: @timestamp (the one
+// field ECS calls required, "Base fields") and ecs.version ("ECS fields": must be present in every event).
+const std::set<std::string> ecs_kinds{"alert", "enrichment", "event", "metric", "state", "pipeline_error", "signal"};
+const std::set<std::string> ecs_categories{"authentication", "configuration", "database", "driver",  "email",
+                                           "file",           "host",          "iam",      "intrusion_detection",
+                                           "malware",        "network",       "package",  "process", "registry",
+                                           "session",        "threat",        "vulnerability", "web"};
+const std::set<std::string> ecs_types{"access",   "admin",     "allowed",      "change", "connection", "creation",
+                                      "deletion", "denied",    "end",          "error",  "group",      "indicator",
+                                      "info",     "installation", "protocol", "start",  "user"};
+// Which types each category we use allows (the "expected event types" of each category's allowed-values page).
+const std::map<std::string, std::set<std::string>> ecs_types_of{
+    {"network", {"access", "allowed", "connection", "denied", "end", "info", "protocol", "start"}},
+    {"web", {"access", "error", "info"}},
+    {"process", {"access", "change", "end", "info", "start"}},
+};
+
+void expect_ecs_event(const bj::object& v, const std::string& line)
+{
+    EXPECT_TRUE(v.contains("@timestamp")) << line;
+    EXPECT_TRUE(is_utc_millis(text_at(v, "@timestamp"))) << line;
+    EXPECT_EQ(text_at(v, "ecs.version"), "8.11.0") << line;
+    EXPECT_TRUE(ecs_kinds.contains(text_at(v, "event.kind"))) << line;
+    auto categories = strings_at(v, "event.category");
+    auto types = strings_at(v, "event.type");
+    EXPECT_FALSE(categories.empty()) << line;
+    EXPECT_FALSE(types.empty()) << line;
+    for (const auto& c : categories) {
+        EXPECT_TRUE(ecs_categories.contains(c)) << c << ": " << line;
+    }
+    for (const auto& t : types) {
+        EXPECT_TRUE(ecs_types.contains(t)) << t << ": " << line;
+        // Each type must be expected by at least one of the event's categories.
+        bool expected = std::any_of(categories.begin(), categories.end(), [&](const std::string& c) {
+            auto it = ecs_types_of.find(c);
+            return it != ecs_types_of.end() && it->second.contains(t);
+        });
+        EXPECT_TRUE(expected) << t << " under " << categories.front() << ": " << line;
+    }
+    if (const auto* outcome = at_path(v, "event.outcome")) {
+        std::string o(outcome->as_string());
+        EXPECT_TRUE(o == "success" || o == "failure" || o == "unknown") << line;
+    }
+    EXPECT_EQ(text_at(v, "host.name"), "egress-1") << line;
+    EXPECT_EQ(text_at(v, "observer.name"), "egress-1") << line;
+    EXPECT_EQ(text_at(v, "observer.product"), "egressd") << line;
+    EXPECT_EQ(text_at(v, "egressd.event"), text_at(v, "event.action")) << line;
+    for (const auto& [key, unused] : v) {
+        EXPECT_EQ(std::string_view(key).find('.'), std::string_view::npos) << "nested objects, not dotted keys: " << line;
+    }
+}
+
+TEST(event_formats, ecs_lines_carry_what_ecs_requires_and_the_contract)
+{
+    event_formatter ecs(format_config(config::event_format::ecs));
+
+    auto allow_line = ecs.finish(ecs.open_line(forwarded_get()), 200);
+    auto allow = parse_object(allow_line);
+    expect_ecs_event(allow, allow_line);
+    EXPECT_EQ(strings_at(allow, "event.category"), (std::vector<std::string>{"network", "web"}));
+    EXPECT_EQ(strings_at(allow, "event.type"), (std::vector<std::string>{"allowed"}));
+    EXPECT_EQ(text_at(allow, "event.action"), "egress.allow");
+    EXPECT_EQ(text_at(allow, "event.outcome"), "success");
+    EXPECT_EQ(text_at(allow, "event.reason"), "allowed");
+    EXPECT_EQ(text_at(allow, "event.id"), "r-7");
+    EXPECT_EQ(text_at(allow, "source.ip"), "10.0.0.5");
+    EXPECT_EQ(number_at(allow, "source.port"), 40000);
+    EXPECT_EQ(text_at(allow, "destination.address"), "api.example.com");
+    EXPECT_EQ(text_at(allow, "destination.domain"), "api.example.com");
+    EXPECT_EQ(text_at(allow, "destination.ip"), "93.184.216.34");
+    EXPECT_EQ(number_at(allow, "destination.port"), 80);
+    EXPECT_EQ(text_at(allow, "user.name"), "alice");
+    EXPECT_EQ(text_at(allow, "rule.ruleset"), "web");
+    EXPECT_EQ(text_at(allow, "rule.id"), "web#0");
+    EXPECT_EQ(text_at(allow, "rule.description"), "the API");
+    EXPECT_EQ(text_at(allow, "url.path"), "/v1/items");
+    EXPECT_EQ(at_path(allow, "url.query"), nullptr);
+    EXPECT_EQ(text_at(allow, "http.request.method"), "GET");
+    EXPECT_EQ(number_at(allow, "http.response.status_code"), 200);
+    EXPECT_EQ(text_at(allow, "egressd.client"), "app");
+    EXPECT_EQ(text_at(allow, "egressd.mode"), "enforce");
+    EXPECT_EQ(text_at(allow, "egressd.rule_group"), "web");
+    EXPECT_EQ(number_at(allow, "egressd.rule_index"), 0);
+    EXPECT_EQ(text_at(allow, "egressd.identity_source"), "proxy_auth");
+
+    auto deny_line = ecs.line(deny_event());
+    auto deny = parse_object(deny_line);
+    expect_ecs_event(deny, deny_line);
+    EXPECT_EQ(strings_at(deny, "event.type"), (std::vector<std::string>{"denied"}));
+    EXPECT_EQ(text_at(deny, "event.outcome"), "failure");
+    EXPECT_TRUE(at_path(deny, "egressd.client")->is_null());
+    EXPECT_EQ(text_at(deny, "destination.address"), "169.254.169.254");
+    EXPECT_EQ(at_path(deny, "destination.domain"), nullptr) << "an IP literal is no domain";
+    EXPECT_EQ(text_at(deny, "destination.ip"), "169.254.169.254");
+    EXPECT_EQ(text_at(deny, "egressd.guard"), "link_local");
+    EXPECT_EQ(at_path(deny, "http.response"), nullptr);
+
+    auto error_line = ecs.line(dns_error_event());
+    auto error = parse_object(error_line);
+    expect_ecs_event(error, error_line);
+    EXPECT_EQ(strings_at(error, "event.type"), (std::vector<std::string>{"error"}));
+    EXPECT_EQ(text_at(error, "error.code"), "dns_nxdomain");
+
+    auto rejected_line = ecs.line(cert_rejected_event());
+    auto rejected = parse_object(rejected_line);
+    expect_ecs_event(rejected, rejected_line);
+    EXPECT_EQ(strings_at(rejected, "event.category"), (std::vector<std::string>{"network"}));
+    EXPECT_EQ(text_at(rejected, "source.ip"), "2001:db8::7");
+    EXPECT_EQ(number_at(rejected, "source.port"), 5000);
+    EXPECT_EQ(at_path(rejected, "destination"), nullptr);
+    EXPECT_EQ(at_path(rejected, "http"), nullptr);
+    EXPECT_EQ(text_at(rejected, "tls.client.subject"), "CN=build-agent,O=Example");
+    EXPECT_EQ(text_at(rejected, "tls.client.x509.serial_number"), "1A2B");
+
+    auto close_line = ecs.line(sample_close());
+    auto closed = parse_object(close_line);
+    expect_ecs_event(closed, close_line);
+    EXPECT_EQ(strings_at(closed, "event.type"), (std::vector<std::string>{"connection", "end"}));
+    EXPECT_EQ(number_at(closed, "event.duration"), 1'234'000'000);
+    EXPECT_EQ(number_at(closed, "source.bytes"), 517);
+    EXPECT_EQ(number_at(closed, "destination.bytes"), 4096);
+    EXPECT_EQ(text_at(closed, "egressd.cause"), "client_closed");
+
+    auto revoke_line = ecs.line(sample_revoke());
+    expect_ecs_event(parse_object(revoke_line), revoke_line);
+    auto kept = sample_revoke();
+    kept.kind = observe::event_kind::would_revoke;
+    kept.action = observe::revoke_outcome::would_close;
+    auto kept_line = ecs.line(kept);
+    expect_ecs_event(parse_object(kept_line), kept_line);
+
+    auto notice_line = ecs.line("egressd.start", {{"workers", 2}}, false);
+    auto notice = parse_object(notice_line);
+    expect_ecs_event(notice, notice_line);
+    EXPECT_EQ(strings_at(notice, "event.category"), (std::vector<std::string>{"process"}));
+    EXPECT_EQ(strings_at(notice, "event.type"), (std::vector<std::string>{"start"}));
+    EXPECT_EQ(number_at(notice, "egressd.workers"), 2);
+}
+
+// OCSF 1.1.0 (https://schema.ocsf.io/1.1.0): the base event's required attributes (activity_id, category_uid,
+// class_uid, metadata, severity_id, time, type_uid), metadata's (product, version) and product's (vendor_name);
+// the Network category's constraint (at least one of src_endpoint, dst_endpoint); HTTP Activity's (at least one of
+// http_request, http_response); Application Lifecycle's app; action_id 0-2/99 and disposition_id from the
+// security_control profile.
+void expect_ocsf_event(const bj::object& v, const std::string& line)
+{
+    for (auto attribute : {"activity_id", "category_uid", "class_uid", "severity_id", "time", "type_uid"}) {
+        EXPECT_GE(number_at(v, attribute), 0) << attribute << ": " << line;
+    }
+    EXPECT_EQ(number_at(v, "type_uid"), number_at(v, "class_uid") * 100 + number_at(v, "activity_id")) << line;
+    EXPECT_EQ(number_at(v, "category_uid"), number_at(v, "class_uid") / 1000) << line;
+    auto severity = number_at(v, "severity_id");
+    EXPECT_TRUE((severity >= 0 && severity <= 6) || severity == 99) << line;
+    EXPECT_EQ(text_at(v, "metadata.version"), "1.1.0") << line;
+    EXPECT_EQ(text_at(v, "metadata.product.vendor_name"), "egressd") << line;
+    EXPECT_EQ(text_at(v, "metadata.product.name"), "egressd") << line;
+    if (const auto* status = at_path(v, "status_id")) {
+        auto s = status->as_int64();
+        EXPECT_TRUE(s == 0 || s == 1 || s == 2 || s == 99) << line;
+    }
+    if (at_path(v, "action_id") != nullptr) {
+        auto a = number_at(v, "action_id");
+        EXPECT_TRUE(a == 0 || a == 1 || a == 2 || a == 99) << line;
+        auto d = number_at(v, "disposition_id");
+        EXPECT_TRUE((d >= 0 && d <= 17) || d == 99) << line;
+    }
+    auto class_uid = number_at(v, "class_uid");
+    if (class_uid == 4001 || class_uid == 4002) {
+        EXPECT_TRUE(v.contains("src_endpoint") || v.contains("dst_endpoint")) << line;
+        EXPECT_EQ(text_at(v, "proxy_endpoint.hostname"), "egress-1") << line;
+        EXPECT_TRUE(at_path(v, "unmapped.egressd.event") != nullptr) << line;
+    }
+    if (class_uid == 4002) {
+        EXPECT_TRUE(v.contains("http_request") || v.contains("http_response")) << line;
+        auto activity = number_at(v, "activity_id");
+        EXPECT_TRUE((activity >= 0 && activity <= 8) || activity == 99) << line;
+    }
+    if (class_uid == 4001) {
+        auto activity = number_at(v, "activity_id");
+        EXPECT_TRUE((activity >= 0 && activity <= 6) || activity == 99) << line;
+    }
+    if (class_uid == 6002) {
+        EXPECT_EQ(text_at(v, "app.name"), "egressd") << line;
+        EXPECT_EQ(text_at(v, "app.vendor_name"), "egressd") << line;
+    }
+}
+
+TEST(event_formats, ocsf_lines_carry_what_ocsf_requires_and_the_contract)
+{
+    event_formatter ocsf(format_config(config::event_format::ocsf, true), "0.1.0");
+
+    auto allow_line = ocsf.finish(ocsf.open_line(forwarded_get()), 502);
+    auto allow = parse_object(allow_line);
+    expect_ocsf_event(allow, allow_line);
+    EXPECT_EQ(number_at(allow, "class_uid"), 4002);
+    EXPECT_EQ(number_at(allow, "activity_id"), 3) << "3 Get";
+    EXPECT_EQ(number_at(allow, "action_id"), 1);
+    EXPECT_EQ(number_at(allow, "disposition_id"), 1);
+    EXPECT_EQ(text_at(allow, "metadata.uid"), "r-7");
+    EXPECT_EQ(text_at(allow, "metadata.product.version"), "0.1.0");
+    EXPECT_EQ(text_at(allow, "src_endpoint.ip"), "10.0.0.5");
+    EXPECT_EQ(number_at(allow, "src_endpoint.port"), 40000);
+    EXPECT_EQ(text_at(allow, "dst_endpoint.hostname"), "api.example.com");
+    EXPECT_EQ(text_at(allow, "dst_endpoint.ip"), "93.184.216.34");
+    EXPECT_EQ(number_at(allow, "dst_endpoint.port"), 80);
+    EXPECT_EQ(text_at(allow, "actor.user.name"), "alice");
+    EXPECT_EQ(text_at(allow, "http_request.http_method"), "GET");
+    EXPECT_EQ(text_at(allow, "http_request.url.path"), "/v1/items");
+    EXPECT_EQ(text_at(allow, "http_request.url.query_string"), "token=secret");
+    EXPECT_EQ(number_at(allow, "http_response.code"), 502);
+    EXPECT_EQ(text_at(allow, "unmapped.egressd.event"), "egress.allow");
+    EXPECT_EQ(text_at(allow, "unmapped.egressd.client"), "app");
+    EXPECT_EQ(text_at(allow, "unmapped.egressd.host"), "api.example.com");
+    EXPECT_EQ(text_at(allow, "unmapped.egressd.reason"), "allowed");
+    EXPECT_EQ(text_at(allow, "unmapped.egressd.mode"), "enforce");
+    EXPECT_EQ(text_at(allow, "unmapped.egressd.rule_group"), "web");
+    EXPECT_EQ(number_at(allow, "unmapped.egressd.rule_index"), 0);
+    EXPECT_GT(number_at(allow, "time"), 1'600'000'000'000);
+
+    auto deny_line = ocsf.line(deny_event());
+    auto deny = parse_object(deny_line);
+    expect_ocsf_event(deny, deny_line);
+    EXPECT_EQ(number_at(deny, "action_id"), 2);
+    EXPECT_EQ(number_at(deny, "disposition_id"), 2);
+    EXPECT_EQ(text_at(deny, "dst_endpoint.ip"), "169.254.169.254");
+    EXPECT_EQ(at_path(deny, "dst_endpoint.hostname"), nullptr);
+    EXPECT_TRUE(at_path(deny, "unmapped.egressd.client")->is_null());
+
+    auto would = deny_event();
+    would.event = observe::event_kind::would_deny;
+    auto would_line = ocsf.line(would);
+    auto report = parse_object(would_line);
+    expect_ocsf_event(report, would_line);
+    EXPECT_EQ(number_at(report, "action_id"), 1);
+    EXPECT_EQ(number_at(report, "disposition_id"), 15);
+
+    auto error_line = ocsf.line(dns_error_event());
+    auto error = parse_object(error_line);
+    expect_ocsf_event(error, error_line);
+    EXPECT_EQ(number_at(error, "status_id"), 2);
+    EXPECT_EQ(text_at(error, "status_detail"), "dns_nxdomain");
+    EXPECT_EQ(text_at(error, "unmapped.egressd.event"), "egress.error");
+
+    auto rejected_line = ocsf.line(cert_rejected_event());
+    auto rejected = parse_object(rejected_line);
+    expect_ocsf_event(rejected, rejected_line);
+    EXPECT_EQ(number_at(rejected, "class_uid"), 4001);
+    EXPECT_EQ(number_at(rejected, "activity_id"), 5) << "5 Refuse";
+    EXPECT_EQ(text_at(rejected, "tls.certificate.subject"), "CN=build-agent,O=Example");
+    EXPECT_EQ(text_at(rejected, "tls.certificate.serial_number"), "1A2B");
+    EXPECT_EQ(text_at(rejected, "unmapped.egressd.method"), "-");
+
+    auto close_line = ocsf.line(sample_close());
+    auto closed = parse_object(close_line);
+    expect_ocsf_event(closed, close_line);
+    EXPECT_EQ(number_at(closed, "class_uid"), 4001);
+    EXPECT_EQ(number_at(closed, "activity_id"), 2) << "2 Close";
+    EXPECT_EQ(number_at(closed, "traffic.bytes_out"), 517);
+    EXPECT_EQ(number_at(closed, "traffic.bytes_in"), 4096);
+    EXPECT_EQ(number_at(closed, "duration"), 1234);
+    EXPECT_EQ(text_at(closed, "unmapped.egressd.method"), "CONNECT");
+
+    auto revoke_line = ocsf.line(sample_revoke());
+    auto revoked = parse_object(revoke_line);
+    expect_ocsf_event(revoked, revoke_line);
+    EXPECT_EQ(number_at(revoked, "action_id"), 2);
+
+    auto start_line = ocsf.line("egressd.start", {{"workers", 2}}, false);
+    auto start = parse_object(start_line);
+    expect_ocsf_event(start, start_line);
+    EXPECT_EQ(number_at(start, "class_uid"), 6002);
+    EXPECT_EQ(number_at(start, "activity_id"), 3) << "3 Start";
+    EXPECT_EQ(number_at(start, "unmapped.egressd.workers"), 2);
+    EXPECT_EQ(text_at(start, "unmapped.egressd.instance"), "egress-1");
+    auto reload_line = ocsf.line("egressd.reload_failed", {{"errors", 1}}, true);
+    auto reload = parse_object(reload_line);
+    expect_ocsf_event(reload, reload_line);
+    EXPECT_EQ(number_at(reload, "activity_id"), 99);
+    EXPECT_EQ(text_at(reload, "activity_name"), "egressd.reload_failed");
+}
+
+TEST(event_formats, hostile_strings_keep_every_format_valid)
+{
+    const std::string hostile = std::string("a\"b\\c\n\r\t\x01\x7f\xff\xc3(") + "\xe2\x82\xac}" + std::string(1, '\0');
+    for (auto f : {config::event_format::egressd, config::event_format::ecs, config::event_format::ocsf}) {
+        event_formatter format(format_config(f, true));
+        auto e = forwarded_get();
+        e.path = hostile;
+        e.query = hostile;
+        e.host = hostile;
+        e.source = hostile;
+        e.user = hostile;
+        e.detail = hostile;
+        e.identity = hostile;
+        parse_object(format.finish(format.open_line(e), 200));
+        auto c = cert_rejected_event();
+        c.cert_subject = hostile;
+        parse_object(format.line(c));
+        parse_object(format.line(hostile, {{hostile, hostile}}, true));
+    }
 }
 
 }  // namespace

@@ -236,6 +236,25 @@ TEST(Metrics, UnknownClientIsADash)
     EXPECT_EQ(value(text, decisions("deny", "no_matching_rule", "app")), "absent");
 }
 
+// An allowed name that DNS could not resolve is counted under verdict="error", never as a denial, so a deny
+// dashboard shows policy denials only.
+TEST(Metrics, DnsFailuresAreErrorsNotDenials)
+{
+    auto p = policy_with({"app"});
+    metrics_registry registry({"l"}, "v");
+    auto& w = registry.add_worker();
+    w.use_policy(p);
+    w.decision_error(*p, reason::dns_nxdomain, id_of(*p, "app"));
+    w.decision_error(*p, reason::dns_timeout, std::nullopt);
+
+    auto text = registry.render();
+    EXPECT_EQ(value(text, decisions("error", "dns_nxdomain", "app")), "1");
+    EXPECT_EQ(value(text, decisions("error", "dns_timeout", "-")), "1");
+    EXPECT_EQ(value(text, decisions("deny", "dns_nxdomain", "app")), "absent");
+    EXPECT_EQ(verdict_label(error_verdict), "error");
+    EXPECT_EQ(verdict_label(0), "allow");
+}
+
 TEST(Metrics, DecisionsBeforeAnyPolicyAreCountedByName)
 {
     auto p = policy_with({"app"});
@@ -410,11 +429,65 @@ TEST(Metrics, RenderPassesPromtool)
     w.decision(*p, verdict::allow, reason::allowed, id_of(*p, "app"));
     w.decision(*p, verdict::would_deny, reason::dns_nxdomain, id_of(*p, "db"));
     w.decision(*p, verdict::deny, reason::unknown_client, std::nullopt);
+    w.decision_error(*p, reason::dns_servfail, id_of(*p, "app"));
     w.dns_lookup(dns::dns_status::servfail, false, 30ms);
     w.upstream_connect(connect_result::failed, 1500ms);
     w.revocation(close_cause::policy_revoked, revoke_outcome::closed);
 
     auto check = promtool_check(registry.render());
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+    EXPECT_EQ(check.output, "");
+}
+
+// Without alerts the families are declared and empty; with a source, every sink has every outcome (zero
+// included, so an alert rule sees the series from the start) and its queue.
+TEST(Metrics, AlertSinksShowEveryOutcome)
+{
+    metrics_registry registry({"l"}, "v");
+    auto before = registry.render();
+    EXPECT_NE(before.find("# TYPE egressd_alerts_total counter\n"), std::string::npos);
+    EXPECT_EQ(before.find("egressd_alerts_total{"), std::string::npos) << before;
+    EXPECT_EQ(before.find("egressd_alert_queue{"), std::string::npos) << before;
+
+    registry.set_alerts_source([] {
+        alert_sink_sample hook;
+        hook.name = "security-hook";
+        hook.alerts = 2;
+        hook.summaries = 1;
+        hook.delivered = 3;
+        hook.suppressed = 9998;
+        hook.queued = 1;
+        alert_sink_sample am;
+        am.name = "am \"1\"";
+        am.failed = 4;
+        am.retried = 16;
+        am.dropped = 5;
+        am.rate_limited = 6;
+        return std::vector<alert_sink_sample>{hook, am};
+    });
+    auto text = registry.render();
+    auto alerts = [](std::string_view sink, std::string_view outcome) {
+        return "egressd_alerts_total{sink=\"" + std::string(sink) + "\",outcome=\"" + std::string(outcome) + "\"}";
+    };
+    EXPECT_EQ(value(text, alerts("security-hook", "alert")), "2");
+    EXPECT_EQ(value(text, alerts("security-hook", "summary")), "1");
+    EXPECT_EQ(value(text, alerts("security-hook", "delivered")), "3");
+    EXPECT_EQ(value(text, alerts("security-hook", "suppressed")), "9998");
+    EXPECT_EQ(value(text, alerts("security-hook", "failed")), "0");
+    EXPECT_EQ(value(text, alerts("security-hook", "rate_limited")), "0");
+    EXPECT_EQ(value(text, "egressd_alert_queue{sink=\"security-hook\"}"), "1");
+    // Label values are escaped like any other.
+    EXPECT_EQ(value(text, alerts("am \\\"1\\\"", "failed")), "4");
+    EXPECT_EQ(value(text, alerts("am \\\"1\\\"", "retried")), "16");
+    EXPECT_EQ(value(text, alerts("am \\\"1\\\"", "dropped")), "5");
+    EXPECT_EQ(value(text, alerts("am \\\"1\\\"", "rate_limited")), "6");
+    EXPECT_EQ(value(text, "egressd_alert_queue{sink=\"am \\\"1\\\"\"}"), "0");
+    std::size_t series = 0;
+    for (const auto& [name, v] : samples(text)) {
+        series += name.starts_with("egressd_alerts_total{") ? 1 : 0;
+    }
+    EXPECT_EQ(series, 16u);
+    auto check = promtool_check(text);
     EXPECT_EQ(check.exit_code, 0) << check.output;
     EXPECT_EQ(check.output, "");
 }

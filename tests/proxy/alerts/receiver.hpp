@@ -1,0 +1,161 @@
+#pragma once
+
+// A webhook receiver on 127.0.0.1 (port 0) for the alert tests: a synchronous Beast server on its own thread,
+// one connection at a time, that records every request and answers the configured status (0: read the request,
+// then hold the connection unanswered until the receiver is destroyed).
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace egressd::test_support {
+
+struct recorded_request {
+    std::string method;
+    std::string target;
+    std::map<std::string, std::string> headers;  // names in lower case
+    std::string body;
+
+    std::string header(const std::string& name) const
+    {
+        auto it = headers.find(name);
+        return it == headers.end() ? std::string() : it->second;
+    }
+};
+
+class http_receiver {
+public:
+    explicit http_receiver(unsigned status = 200)
+        : status_(status), acceptor_(io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0))
+    {
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~http_receiver()
+    {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+            if (current_ >= 0) {
+                ::shutdown(current_, SHUT_RDWR);
+            }
+        }
+        changed_.notify_all();
+        // A connection of our own ends a blocked accept().
+        boost::asio::io_context io;
+        boost::asio::ip::tcp::socket poke(io);
+        boost::system::error_code ec;
+        poke.connect(acceptor_.local_endpoint(), ec);
+        thread_.join();
+    }
+    http_receiver(const http_receiver&) = delete;
+    http_receiver& operator=(const http_receiver&) = delete;
+
+    std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+    std::string url(std::string_view path = "/hook") const
+    {
+        return "http://127.0.0.1:" + std::to_string(port()) + std::string(path);
+    }
+    void set_status(unsigned status)
+    {
+        std::lock_guard lock(mutex_);
+        status_ = status;
+    }
+
+    std::vector<recorded_request> requests() const
+    {
+        std::lock_guard lock(mutex_);
+        return requests_;
+    }
+    bool wait_for_requests(std::size_t n, std::chrono::milliseconds limit) const
+    {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, limit, [&] { return requests_.size() >= n; });
+    }
+
+private:
+    void serve()
+    {
+        for (;;) {
+            boost::asio::ip::tcp::socket socket(io_);
+            boost::system::error_code ec;
+            acceptor_.accept(socket, ec);
+            {
+                std::lock_guard lock(mutex_);
+                if (stopping_ || ec) {
+                    return;
+                }
+                current_ = socket.native_handle();
+            }
+            handle(socket);
+            std::lock_guard lock(mutex_);
+            current_ = -1;
+        }
+    }
+
+    void handle(boost::asio::ip::tcp::socket& socket)
+    {
+        namespace http = boost::beast::http;
+        boost::beast::flat_buffer buffer;
+        http::request<http::string_body> req;
+        boost::system::error_code ec;
+        http::read(socket, buffer, req, ec);
+        if (ec) {
+            return;
+        }
+        recorded_request r;
+        r.method = std::string(req.method_string());
+        r.target = std::string(req.target());
+        for (const auto& field : req) {
+            std::string name(field.name_string());
+            std::transform(name.begin(), name.end(), name.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            r.headers[name] = std::string(field.value());
+        }
+        r.body = req.body();
+        unsigned status = 0;
+        {
+            std::unique_lock lock(mutex_);
+            requests_.push_back(std::move(r));
+            status = status_;
+            changed_.notify_all();
+            if (status == 0) {
+                changed_.wait(lock, [&] { return stopping_; });
+                return;
+            }
+        }
+        http::response<http::string_body> res{static_cast<http::status>(status), 11};
+        res.body() = "ok";
+        res.keep_alive(false);
+        res.prepare_payload();
+        http::write(socket, res, ec);
+    }
+
+    mutable std::mutex mutex_;
+    mutable std::condition_variable changed_;
+    unsigned status_;
+    std::vector<recorded_request> requests_;
+    bool stopping_ = false;
+    int current_ = -1;
+    boost::asio::io_context io_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::thread thread_;
+};
+
+}  // namespace egressd::test_support
