@@ -140,10 +140,12 @@ class LimitsTest(harness.ProxyTestCase):
         self.assertEqual(ev["cause"], "upstream_timeout", ev)
 
     def test_connect_failure_502(self):
+        # Bound but never listening: a connection to it is refused, and while the socket stays open no other
+        # test running in parallel can take the port and accept.
         s = socket.socket()
+        self.addCleanup(s.close)
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
-        s.close()  # nothing listens there now
         policy = self.policy_text().replace("ports: [%d, " % self.upstream.port,
                                             "ports: [%d, %d, " % (closed_port, self.upstream.port))
         self.assertIn(str(closed_port), policy)
