@@ -906,11 +906,18 @@ void event_log::write_lines(const std::string& lines, const std::string& deny_li
     }
 }
 
+void event_batch::request_flush()
+{
+    if (!flush_scheduled_) {
+        flush_scheduled_ = true;
+        schedule_flush_();
+    }
+}
+
 void event_batch::add(std::string line, bool deny)
 {
-    if (lines_.empty()) {
-        schedule_flush_();
-    } else {
+    request_flush();
+    if (!lines_.empty()) {
         lines_ += '\n';
     }
     if (deny) {
@@ -924,6 +931,7 @@ void event_batch::add(std::string line, bool deny)
 
 void event_batch::flush()
 {
+    flush_scheduled_ = false;
     if (observer_ != nullptr) {
         observer_->flush();
     }

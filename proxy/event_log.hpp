@@ -205,6 +205,8 @@ public:
     {
         if (observer_ != nullptr) {
             observer_->decision(e);
+            // The observer's batch must not wait for the line, which may come only with the upstream's answer.
+            request_flush();
         }
         return log_.formatter().open_line(e);
     }
@@ -228,9 +230,11 @@ public:
 
 private:
     void add(std::string line, bool deny);
+    void request_flush();
 
     event_log& log_;
     std::function<void()> schedule_flush_;
+    bool flush_scheduled_ = false;
     event_observer* observer_ = nullptr;
     std::string lines_;
     std::string deny_lines_;

@@ -1066,5 +1066,52 @@ TEST(event_formats, hostile_strings_keep_every_format_valid)
     }
 }
 
+// Counts what an event_batch's observer sees and how often the batch asks to be flushed.
+class counting_observer final : public event_observer {
+public:
+    void decision(const decision_event&) override { ++decisions; }
+    void revoke(const revoke_event&) override { ++revocations; }
+    void flush() override { ++flushes; }
+    int decisions = 0;
+    int revocations = 0;
+    int flushes = 0;
+};
+
+TEST(event_batch, asks_for_one_flush_per_batch_and_hands_the_observer_its_events)
+{
+    temp_dir dir;
+    event_log log(file_logging(dir));
+    int scheduled = 0;
+    event_batch batch(log, [&scheduled] { ++scheduled; });
+    counting_observer observer;
+    batch.set_observer(&observer);
+    batch.decision(deny_event());
+    batch.decision(deny_event());
+    EXPECT_EQ(scheduled, 1);
+    EXPECT_EQ(observer.decisions, 2);
+    batch.flush();
+    EXPECT_EQ(observer.flushes, 1);
+    batch.decision(deny_event());
+    EXPECT_EQ(scheduled, 2);
+}
+
+TEST(event_batch, a_decision_held_for_its_status_still_reaches_the_observer_in_the_next_flush)
+{
+    temp_dir dir;
+    event_log log(file_logging(dir));
+    int scheduled = 0;
+    event_batch batch(log, [&scheduled] { ++scheduled; });
+    counting_observer observer;
+    batch.set_observer(&observer);
+    // Forwarded plain HTTP: the line waits for the upstream's status, the observer (alerts) must not.
+    auto held = batch.open(deny_event());
+    EXPECT_EQ(observer.decisions, 1);
+    EXPECT_EQ(scheduled, 1);
+    batch.complete(std::move(held), 403);
+    EXPECT_EQ(scheduled, 1);
+    batch.flush();
+    EXPECT_EQ(observer.flushes, 1);
+}
+
 }  // namespace
 }  // namespace egressd::proxy
