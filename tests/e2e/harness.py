@@ -1067,12 +1067,31 @@ def _yaml_list(items):
     return "[" + ", ".join(json.dumps(str(i)) if not isinstance(i, int) else str(i) for i in items) + "]"
 
 
+def own_fields(event_format, line):
+    """egressd's own fields of one event line in any logging.format (ECS keeps them under "egressd", OCSF under
+    "unmapped.egressd"), with the whole ECS or OCSF line under "_raw" (raw_line gives it back): tests wait on
+    "event" whatever the format."""
+    if event_format == "egressd":
+        return line
+    own = line.get("egressd") if event_format == "ecs" else line.get("unmapped", {}).get("egressd")
+    view = dict(own) if isinstance(own, dict) else {}
+    view["_raw"] = line
+    return view
+
+
+def raw_line(event):
+    """The line an event of Egressd.events() was read from, in its logging.format."""
+    return event.get("_raw", event)
+
+
 class Egressd:
     """The real egressd binary, configured in a temporary directory, its JSON events collected."""
 
     def __init__(self, directory, policy_text, dns_port, settings=None, start_timeout=10.0, extra_yaml=None,
                  policy_files=None):
-        """extra_yaml: optional text appended as is to egressd.yaml (top-level sections such as proxy_auth).
+        """settings: sections merged over the defaults below; "logging" adds to the logging section (format,
+        instance, http_query), and events are then read in that format (see own_fields).
+        extra_yaml: optional text appended as is to egressd.yaml (top-level sections such as proxy_auth).
         policy_files: {file name: text}; if given, the policy is the directory `policy.d` holding these files
         (policy_text is then not used, and policy_path names the directory)."""
         self.directory = directory
@@ -1112,6 +1131,9 @@ class Egressd:
             for k, v in self.settings[section].items():
                 lines.append("  %s: %s" % (k, v))
         lines += ["logging:", "  stdout: true", "  queue_size: 65536"]
+        for k, v in self.settings.get("logging", {}).items():
+            lines.append("  %s: %s" % (k, v))
+        self.event_format = self.settings.get("logging", {}).get("format", "egressd")
         if extra_yaml:
             lines.append(extra_yaml.rstrip("\n"))
         if not extra_yaml or not re.search(r"^admin:", extra_yaml, re.M):
@@ -1157,7 +1179,7 @@ class Egressd:
             with self.cond:
                 self.raw_lines.append(line)
                 if isinstance(event, dict):
-                    self._events.append(event)
+                    self._events.append(own_fields(self.event_format, event))
                 self.cond.notify_all()
 
     def _read_stderr(self):

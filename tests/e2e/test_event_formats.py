@@ -40,38 +40,6 @@ OCSF_BASE_REQUIRED = ("activity_id", "category_uid", "class_uid", "metadata", "s
 OCSF_ACTIVITIES = {4001: {0, 1, 2, 3, 4, 5, 6, 99}, 4002: {0, 1, 2, 3, 4, 5, 6, 7, 8, 99}, 6002: {0, 1, 2, 3, 4, 99}}
 
 
-def egressd_view(fmt, obj):
-    """egressd's own fields of one line in any format, the line itself under "_raw": the harness waits on
-    "event" and reads "address" of egressd.listening, whatever the format."""
-    if fmt == "ecs":
-        view = dict(obj.get("egressd", {}))
-    elif fmt == "ocsf":
-        view = dict(obj.get("unmapped", {}).get("egressd", {}))
-    else:
-        view = dict(obj)
-    view["_raw"] = obj
-    return view
-
-
-class FormatEgressd(harness.Egressd):
-    def __init__(self, fmt, *args, **kwargs):
-        self.fmt = fmt
-        super().__init__(*args, **kwargs)
-
-    def _read_stdout(self):
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                obj = None
-            with self.cond:
-                self.raw_lines.append(line)
-                if isinstance(obj, dict):
-                    self._events.append(egressd_view(self.fmt, obj))
-                self.cond.notify_all()
-
-
 def get(obj, path):
     for part in path.split("."):
         if not isinstance(obj, dict) or part not in obj:
@@ -96,17 +64,13 @@ class EventFormatsBase(harness.ProxyTestCase):
             f.write(r.stdout.decode().strip() + "\n")
 
     def extra_yaml(self):
-        # The harness writes "logging:" with stdout and queue_size last: these indented lines continue it.
-        return ("  format: %s\n  instance: %s\n  http_query: %s\n"
-                "proxy_auth:\n  credentials: %s\n  required: false\n") % (
-            self.fmt, INSTANCE, "true" if self.http_query else "false", json.dumps(self.credentials))
+        return "proxy_auth:\n  credentials: %s\n  required: false\n" % json.dumps(self.credentials)
 
     def start_proxy(self, settings=None, policy_text=None, extra_yaml=None, **kwargs):
-        d = tempfile.mkdtemp(dir=self.tmp.name)
-        proxy = FormatEgressd(self.fmt, d, policy_text or self.policy_text(), self.dns.port, settings,
-                              extra_yaml=extra_yaml, **kwargs)
-        self.addCleanup(self._stop_proxy, proxy)
-        return proxy
+        merged = dict(settings or {})
+        merged["logging"] = {"format": self.fmt, "instance": INSTANCE,
+                             "http_query": "true" if self.http_query else "false", **merged.get("logging", {})}
+        return super().start_proxy(merged, policy_text, extra_yaml, **kwargs)
 
     # -- the traffic --------------------------------------------------------------------------------------
     def traffic(self):
@@ -115,8 +79,8 @@ class EventFormatsBase(harness.ProxyTestCase):
         resp = self.get(self.up_url("allowed.test", "/hello?token=s3cret"))
         self.assertEqual(resp.status, 200, resp)
         allow = self.proxy.wait_event(event="egress.allow", pred=lambda e: e.get("host") == "allowed.test"
-                                      or get(e["_raw"], "destination.address") == "allowed.test"
-                                      or get(e["_raw"], "dst_endpoint.hostname") == "allowed.test")
+                                      or get(harness.raw_line(e), "destination.address") == "allowed.test"
+                                      or get(harness.raw_line(e), "dst_endpoint.hostname") == "allowed.test")
         rid = self.request_id_of(allow)
         out["allow"] = (rid, allow)
         out["allow_close"] = (rid, self.wait_close(rid))
@@ -144,7 +108,7 @@ class EventFormatsBase(harness.ProxyTestCase):
         return out
 
     def request_id_of(self, view):
-        raw = view["_raw"]
+        raw = harness.raw_line(view)
         return raw.get("request_id") or get(raw, "event.id") or get(raw, "metadata.uid")
 
     def wait_decision(self, name, rid):
@@ -181,7 +145,7 @@ class EgressdFormatTest(EventFormatsBase):
         auth = t["auth"][1]
         self.assertEqual(auth["reason"], "proxy_auth_failed")
         self.assertEqual(auth["user"], "mallory")
-        self.assertNotIn("guess", json.dumps(auth["_raw"]), "never the password")
+        self.assertNotIn("guess", json.dumps(harness.raw_line(auth)), "never the password")
         self.assertNotIn("guess", "\n".join(self.proxy.raw_lines))
         for name, (rid, ev) in t.items():
             self.assertEqual(ev["instance"], INSTANCE, name)
@@ -213,12 +177,12 @@ class EcsFormatTest(EventFormatsBase):
     def test_ecs_lines(self):
         t = self.traffic()
         for name, (rid, ev) in t.items():
-            self.check_ecs(ev["_raw"])
-            self.assertEqual(get(ev["_raw"], "event.id"), rid, name)
+            self.check_ecs(harness.raw_line(ev))
+            self.assertEqual(get(harness.raw_line(ev), "event.id"), rid, name)
         for ev in self.notices():
-            self.check_ecs(ev["_raw"])
-            self.assertEqual(get(ev["_raw"], "event.category"), ["process"])
-        allow = t["allow"][1]["_raw"]
+            self.check_ecs(harness.raw_line(ev))
+            self.assertEqual(get(harness.raw_line(ev), "event.category"), ["process"])
+        allow = harness.raw_line(t["allow"][1])
         self.assertEqual(get(allow, "event.type"), ["allowed"])
         self.assertEqual(get(allow, "event.category"), ["network", "web"])
         self.assertEqual(get(allow, "event.outcome"), "success")
@@ -233,20 +197,20 @@ class EcsFormatTest(EventFormatsBase):
         self.assertEqual(get(allow, "http.response.status_code"), 200)
         self.assertEqual(get(allow, "rule.ruleset"), "web")
         self.assertEqual(get(allow, "egressd.client"), "tests")
-        deny = t["deny"][1]["_raw"]
+        deny = harness.raw_line(t["deny"][1])
         self.assertEqual(get(deny, "event.type"), ["denied"])
         self.assertEqual(get(deny, "event.reason"), "no_matching_rule")
         self.assertEqual(get(deny, "destination.address"), "nowhere.example")
         self.assertEqual(get(deny, "http.request.method"), "CONNECT")
-        error = t["error"][1]["_raw"]
+        error = harness.raw_line(t["error"][1])
         self.assertEqual(get(error, "event.type"), ["error"])
         self.assertEqual(get(error, "event.action"), "egress.error")
         self.assertEqual(get(error, "error.code"), "dns_nxdomain")
         self.assertEqual(get(error, "http.response.status_code"), 502)
-        close = t["deny_close"][1]["_raw"]
+        close = harness.raw_line(t["deny_close"][1])
         self.assertEqual(get(close, "event.type"), ["connection", "end"])
         self.assertIsInstance(get(close, "event.duration"), int)
-        self.assertEqual(get(t["auth"][1]["_raw"], "egressd.user"), "mallory")
+        self.assertEqual(get(harness.raw_line(t["auth"][1]), "egressd.user"), "mallory")
 
 
 class OcsfFormatTest(EventFormatsBase):
@@ -278,15 +242,15 @@ class OcsfFormatTest(EventFormatsBase):
     def test_ocsf_lines(self):
         t = self.traffic()
         for name, (rid, ev) in t.items():
-            self.check_ocsf(ev["_raw"])
-            self.assertEqual(get(ev["_raw"], "metadata.uid"), rid, name)
+            self.check_ocsf(harness.raw_line(ev))
+            self.assertEqual(get(harness.raw_line(ev), "metadata.uid"), rid, name)
         notices = self.notices()
         self.assertTrue(notices)
         for ev in notices:
-            self.check_ocsf(ev["_raw"])
-            self.assertEqual(ev["_raw"]["class_uid"], 6002)
+            self.check_ocsf(harness.raw_line(ev))
+            self.assertEqual(harness.raw_line(ev)["class_uid"], 6002)
             self.assertEqual(ev["instance"], INSTANCE)
-        allow = t["allow"][1]["_raw"]
+        allow = harness.raw_line(t["allow"][1])
         self.assertEqual(allow["class_uid"], 4002)
         self.assertEqual(allow["activity_id"], 3)
         self.assertEqual(allow["action_id"], 1)
@@ -296,19 +260,19 @@ class OcsfFormatTest(EventFormatsBase):
         self.assertEqual(get(allow, "dst_endpoint.hostname"), "allowed.test")
         self.assertEqual(get(allow, "dst_endpoint.ip"), "127.0.0.1")
         self.assertEqual(get(allow, "src_endpoint.ip"), "127.0.0.1")
-        deny = t["deny"][1]["_raw"]
+        deny = harness.raw_line(t["deny"][1])
         self.assertEqual(deny["activity_id"], 1, "1 Connect")
         self.assertEqual(deny["action_id"], 2)
         self.assertEqual(deny["disposition_id"], 2)
         self.assertEqual(get(deny, "unmapped.egressd.reason"), "no_matching_rule")
-        error = t["error"][1]["_raw"]
+        error = harness.raw_line(t["error"][1])
         self.assertEqual(error["status_id"], 2)
         self.assertEqual(error["status_detail"], "dns_nxdomain")
-        close = t["allow_close"][1]["_raw"]
+        close = harness.raw_line(t["allow_close"][1])
         self.assertEqual(close["class_uid"], 4001)
         self.assertEqual(close["activity_id"], 2)
         self.assertGreater(get(close, "traffic.bytes_in"), 0)
-        self.assertEqual(get(t["auth"][1]["_raw"], "unmapped.egressd.user"), "mallory")
+        self.assertEqual(get(harness.raw_line(t["auth"][1]), "unmapped.egressd.user"), "mallory")
 
 
 if __name__ == "__main__":

@@ -153,36 +153,12 @@ class PolicyToolsTest(harness.ProxyTestCase):
         self.assertIn("candidate.yaml:2:7: error:", r.stderr)
 
 
-class FormatEgressd(harness.Egressd):
-    """egressd writing ECS or OCSF: the harness waits on egressd's own field names, found here under "egressd"
-    (ECS) or "unmapped.egressd" (OCSF)."""
-
-    def __init__(self, fmt, *args, **kwargs):
-        self.fmt = fmt
-        super().__init__(*args, **kwargs)
-
-    def _read_stdout(self):
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                obj = None
-            with self.cond:
-                self.raw_lines.append(line)
-                if isinstance(obj, dict):
-                    own = obj.get("egressd") if self.fmt == "ecs" else obj.get("unmapped", {}).get("egressd")
-                    self._events.append(dict(own) if isinstance(own, dict) else {})
-                self.cond.notify_all()
-
-
 class PolicyToolsFormatsTest(harness.ProxyTestCase):
     """The same traffic logged as ECS or OCSF summarizes and replays exactly as egressd's own format does."""
 
     def check_format(self, fmt):
         d = tempfile.mkdtemp(dir=self.tmp.name)
-        # The harness writes "logging:" last but for these lines, which continue it.
-        self.proxy = FormatEgressd(fmt, d, self.policy_text(), self.dns.port, extra_yaml="  format: %s\n" % fmt)
+        self.proxy = harness.Egressd(d, self.policy_text(), self.dns.port, {"logging": {"format": fmt}})
         self.addCleanup(self._stop_proxy, self.proxy)
         events = make_traffic(self)
         with open(events) as f:
