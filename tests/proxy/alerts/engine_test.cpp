@@ -6,7 +6,7 @@
 #include "proxy/alerts/engine.hpp"
 
 #include "config/rfc3339.hpp"
-#include "tests/proxy/alerts/receiver.hpp"
+#include "tests/support/webhook_receiver.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -33,7 +33,7 @@ using namespace std::chrono_literals;
 using observe::event_kind;
 using observe::reason;
 using sink_kind = config::alert_sink_config::sink_kind;
-using test_support::http_receiver;
+using test_support::webhook_receiver;
 
 constexpr auto wait_limit = 10s;  // far above what a passing test needs
 
@@ -125,7 +125,7 @@ std::uint16_t closed_port()
 
 TEST(alert_engine, a_burst_of_one_key_is_one_alert_and_one_summary)
 {
-    http_receiver r;
+    webhook_receiver r;
     engine e({sink(r.url())}, {""}, "proxy-1", fast_options());
     std::vector<observation> batch;
     for (int i = 0; i < 10'000; ++i) {
@@ -171,7 +171,7 @@ TEST(alert_engine, a_burst_of_one_key_is_one_alert_and_one_summary)
 
 TEST(alert_engine, one_lone_observation_has_no_summary_and_a_closed_window_alerts_again)
 {
-    http_receiver r;
+    webhook_receiver r;
     engine e({sink(r.url())}, {""}, "proxy-1", fast_options());
     e.submit({denial()});
     ASSERT_TRUE(r.wait_for_requests(1, wait_limit));
@@ -185,7 +185,7 @@ TEST(alert_engine, one_lone_observation_has_no_summary_and_a_closed_window_alert
 
 TEST(alert_engine, two_keys_are_two_alerts)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto c = sink(r.url());
     c.dedup = 600s;
     engine e({c}, {""}, "proxy-1", fast_options());
@@ -201,7 +201,7 @@ TEST(alert_engine, two_keys_are_two_alerts)
 
 TEST(alert_engine, a_client_less_flood_is_grouped_by_source_address)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto c = sink(r.url());
     c.dedup = 600s;
     engine e({c}, {""}, "proxy-1", fast_options());
@@ -237,7 +237,7 @@ TEST(alert_engine, a_client_less_flood_is_grouped_by_source_address)
 
 TEST(alert_engine, a_failing_receiver_is_retried_then_counted_failed)
 {
-    http_receiver r(500);
+    auto r = webhook_receiver::answering(500);
     engine e({sink(r.url())}, {""}, "proxy-1", fast_options());
     e.submit({denial()});
     ASSERT_TRUE(eventually([&] { return e.counts().at(0).failed == 1; }));
@@ -249,7 +249,7 @@ TEST(alert_engine, a_failing_receiver_is_retried_then_counted_failed)
 
 TEST(alert_engine, a_full_queue_drops_and_counts_without_blocking)
 {
-    http_receiver r(0);  // holds every connection unanswered
+    auto r = webhook_receiver::answering(0);  // holds every connection unanswered
     auto c = sink(r.url());
     c.queue = 2;
     c.dedup = 600s;
@@ -277,7 +277,7 @@ TEST(alert_engine, a_full_queue_drops_and_counts_without_blocking)
 
 TEST(alert_engine, a_dead_sink_does_not_hold_up_another)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto dead = sink("http://127.0.0.1:" + std::to_string(closed_port()) + "/hook");
     dead.name = "dead";
     auto live = sink(r.url());
@@ -298,7 +298,7 @@ TEST(alert_engine, a_dead_sink_does_not_hold_up_another)
 
 TEST(alert_engine, signs_webhooks_with_the_secret_and_a_reload_changes_it)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto c = sink(r.url());
     c.dedup = 600s;
     engine e({c}, {"s3cret"}, "proxy-1", fast_options());
@@ -323,7 +323,7 @@ TEST(alert_engine, signs_webhooks_with_the_secret_and_a_reload_changes_it)
 
 TEST(alert_engine, slack_sink_posts_a_text_body)
 {
-    http_receiver r;
+    webhook_receiver r;
     engine e({sink(r.url("/services/T0/B0"), sink_kind::slack)}, {""}, "proxy-1", fast_options());
     auto o = denial("team<a>&b");
     e.submit({o});
@@ -340,7 +340,7 @@ TEST(alert_engine, slack_sink_posts_a_text_body)
 
 TEST(alert_engine, alertmanager_sink_posts_postable_alerts_to_the_v2_api)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto start = std::chrono::system_clock::now();
     engine e({sink(r.url("/am/"), sink_kind::alertmanager)}, {""}, "proxy-1", fast_options());
     auto o = denial("", "evil.example.com", reason::address_guard);
@@ -384,7 +384,7 @@ TEST(alert_engine, alertmanager_sink_posts_postable_alerts_to_the_v2_api)
 
 TEST(alert_engine, filters_by_reason_client_and_verdict)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto by_reason = sink(r.url("/reasons"));
     by_reason.reasons = {"explicit_deny", "address_guard"};
     auto by_client = sink(r.url("/clients"));
@@ -430,7 +430,7 @@ TEST(alert_engine, no_sinks_want_nothing)
 
 TEST(alert_engine, severity_overrides_win_over_the_defaults)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto c = sink(r.url());
     c.severity = {{"no_matching_rule", "high"}, {"explicit_deny", "low"}};
     engine e({c}, {""}, "proxy-1", fast_options());
@@ -449,7 +449,7 @@ TEST(alert_engine, severity_overrides_win_over_the_defaults)
 
 TEST(alert_engine, the_rate_limit_counts_and_the_summary_keeps_the_count)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto c = sink(r.url());
     c.max_per_minute = 3;
     engine e({c}, {""}, "proxy-1", fast_options());
@@ -468,7 +468,7 @@ TEST(alert_engine, the_rate_limit_counts_and_the_summary_keeps_the_count)
 
 TEST(alert_engine, the_summary_of_a_rate_limited_group_counts_its_first_observation)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto c = sink(r.url());
     c.max_per_minute = 120;  // 2 per second: the summary gets a fresh token by the time the window closes
     engine e({c}, {""}, "proxy-1", fast_options());
@@ -497,7 +497,7 @@ TEST(alert_engine, the_summary_of_a_rate_limited_group_counts_its_first_observat
 
 TEST(alert_engine, open_groups_are_bounded_and_the_overflow_is_summarized)
 {
-    http_receiver r;
+    webhook_receiver r;
     auto o = fast_options();
     o.max_groups = 3;
     engine e({sink(r.url())}, {""}, "proxy-1", o);
@@ -523,7 +523,7 @@ TEST(alert_engine, open_groups_are_bounded_and_the_overflow_is_summarized)
 
 TEST(alert_engine, stopping_does_not_wait_for_a_back_off)
 {
-    http_receiver r(500);
+    auto r = webhook_receiver::answering(500);
     auto o = fast_options();
     o.first_retry = 30s;
     o.max_retry = 60s;

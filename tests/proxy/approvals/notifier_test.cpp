@@ -7,6 +7,7 @@
 
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_pki.hpp"
+#include "tests/support/webhook_receiver.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,8 +15,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <gtest/gtest.h>
@@ -29,16 +28,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cctype>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -54,8 +48,6 @@ namespace egressd::proxy::approvals {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace ssl = asio::ssl;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
@@ -63,157 +55,8 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr auto wait_limit = 5s;  // far above what a passing test needs
 
-// --- a webhook receiver --------------------------------------------------------------------------------------
-
-struct recorded {
-    std::string method;
-    std::string target;
-    std::map<std::string, std::string> headers;  // names in lower case
-    std::string body;
-    std::string sni;  // TLS only
-
-    std::string header(const std::string& name) const
-    {
-        auto it = headers.find(name);
-        return it == headers.end() ? std::string() : it->second;
-    }
-};
-
-// A synchronous Beast server on its own thread, one connection at a time. Answers the scripted statuses in
-// order (0: read the request, then hold the connection without answering until stopped), then 200s.
-class receiver {
-public:
-    explicit receiver(std::vector<unsigned> replies = {}, std::shared_ptr<ssl::context> tls = nullptr)
-        : replies_(replies.begin(), replies.end()), tls_(std::move(tls)),
-          acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0))
-    {
-        thread_ = std::thread([this] { serve(); });
-    }
-    ~receiver()
-    {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-            if (current_ >= 0) {
-                ::shutdown(current_, SHUT_RDWR);
-            }
-        }
-        changed_.notify_all();
-        // A connection of our own ends a blocked accept().
-        asio::io_context io;
-        tcp::socket poke(io);
-        boost::system::error_code ec;
-        poke.connect(acceptor_.local_endpoint(), ec);
-        thread_.join();
-    }
-    receiver(const receiver&) = delete;
-    receiver& operator=(const receiver&) = delete;
-
-    std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
-    std::string url(std::string_view path = "/hook") const
-    {
-        return "http://127.0.0.1:" + std::to_string(port()) + std::string(path);
-    }
-
-    std::vector<recorded> requests() const
-    {
-        std::lock_guard lock(mutex_);
-        return requests_;
-    }
-    bool wait_for_requests(std::size_t n, std::chrono::milliseconds limit = wait_limit) const
-    {
-        std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, limit, [&] { return requests_.size() >= n; });
-    }
-
-private:
-    void serve()
-    {
-        for (;;) {
-            tcp::socket socket(io_);
-            boost::system::error_code ec;
-            acceptor_.accept(socket, ec);
-            {
-                std::lock_guard lock(mutex_);
-                if (stopping_ || ec) {
-                    return;
-                }
-                current_ = socket.native_handle();
-            }
-            if (tls_) {
-                ssl::stream<tcp::socket> stream(std::move(socket), *tls_);
-                stream.handshake(ssl::stream_base::server, ec);
-                if (!ec) {
-                    const char* name = SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
-                    handle(stream, name != nullptr ? name : "");
-                }
-                forget_connection();
-            } else {
-                handle(socket, "");
-                forget_connection();
-            }
-        }
-    }
-
-    void forget_connection()
-    {
-        std::lock_guard lock(mutex_);
-        current_ = -1;
-    }
-
-    template <class Stream>
-    void handle(Stream& stream, std::string sni)
-    {
-        beast::flat_buffer buffer;
-        http::request<http::string_body> req;
-        boost::system::error_code ec;
-        http::read(stream, buffer, req, ec);
-        if (ec) {
-            return;
-        }
-        recorded r;
-        r.method = std::string(req.method_string());
-        r.target = std::string(req.target());
-        for (const auto& field : req) {
-            std::string name(field.name_string());
-            std::transform(name.begin(), name.end(), name.begin(),
-                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-            r.headers[name] = std::string(field.value());
-        }
-        r.body = req.body();
-        r.sni = std::move(sni);
-        unsigned status = 200;
-        {
-            std::unique_lock lock(mutex_);
-            requests_.push_back(std::move(r));
-            if (!replies_.empty()) {
-                status = replies_.front();
-                replies_.pop_front();
-            }
-            changed_.notify_all();
-            if (status == 0) {
-                changed_.wait(lock, [&] { return stopping_; });
-                return;
-            }
-        }
-        http::response<http::string_body> res{static_cast<http::status>(status), 11};
-        res.body() = "ok";
-        res.keep_alive(false);
-        res.prepare_payload();
-        http::write(stream, res, ec);
-    }
-
-    mutable std::mutex mutex_;
-    mutable std::condition_variable changed_;
-    std::deque<unsigned> replies_;
-    std::vector<recorded> requests_;
-    bool stopping_ = false;
-    int current_ = -1;
-    std::shared_ptr<ssl::context> tls_;
-    asio::io_context io_;
-    tcp::acceptor acceptor_;
-    std::thread thread_;
-};
+using receiver = test_support::webhook_receiver;
+using recorded = test_support::recorded_request;
 
 // --- helpers -------------------------------------------------------------------------------------------------
 

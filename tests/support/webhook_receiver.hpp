@@ -1,15 +1,19 @@
 #pragma once
 
-// A webhook receiver on 127.0.0.1 (port 0) for the alert tests: a synchronous Beast server on its own thread,
-// one connection at a time, that records every request and answers the configured status (0: read the request,
-// then hold the connection unanswered until the receiver is destroyed).
+// A webhook receiver on 127.0.0.1 (port 0) for the approvals notifier's and the alert sinks' tests: a
+// synchronous Beast server on its own thread, one connection at a time, plain or TLS, that records every
+// request and answers the scripted statuses in order, then `otherwise` (0: read the request, then hold the
+// connection unanswered until the receiver is destroyed).
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/ssl.h>
 
 #include <sys/socket.h>
 
@@ -18,7 +22,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -32,6 +38,7 @@ struct recorded_request {
     std::string target;
     std::map<std::string, std::string> headers;  // names in lower case
     std::string body;
+    std::string sni;  // TLS only
 
     std::string header(const std::string& name) const
     {
@@ -40,14 +47,18 @@ struct recorded_request {
     }
 };
 
-class http_receiver {
+class webhook_receiver {
 public:
-    explicit http_receiver(unsigned status = 200)
-        : status_(status), acceptor_(io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0))
+    explicit webhook_receiver(std::vector<unsigned> replies = {}, std::shared_ptr<boost::asio::ssl::context> tls = nullptr,
+                              unsigned otherwise = 200)
+        : replies_(replies.begin(), replies.end()), otherwise_(otherwise), tls_(std::move(tls)),
+          acceptor_(io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0))
     {
         thread_ = std::thread([this] { serve(); });
     }
-    ~http_receiver()
+    // Answers every request with status (0: holds every connection unanswered).
+    static webhook_receiver answering(unsigned status) { return webhook_receiver({}, nullptr, status); }
+    ~webhook_receiver()
     {
         {
             std::lock_guard lock(mutex_);
@@ -64,18 +75,13 @@ public:
         poke.connect(acceptor_.local_endpoint(), ec);
         thread_.join();
     }
-    http_receiver(const http_receiver&) = delete;
-    http_receiver& operator=(const http_receiver&) = delete;
+    webhook_receiver(const webhook_receiver&) = delete;
+    webhook_receiver& operator=(const webhook_receiver&) = delete;
 
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
     std::string url(std::string_view path = "/hook") const
     {
         return "http://127.0.0.1:" + std::to_string(port()) + std::string(path);
-    }
-    void set_status(unsigned status)
-    {
-        std::lock_guard lock(mutex_);
-        status_ = status;
     }
 
     std::vector<recorded_request> requests() const
@@ -83,7 +89,7 @@ public:
         std::lock_guard lock(mutex_);
         return requests_;
     }
-    bool wait_for_requests(std::size_t n, std::chrono::milliseconds limit) const
+    bool wait_for_requests(std::size_t n, std::chrono::milliseconds limit = std::chrono::seconds(5)) const
     {
         std::unique_lock lock(mutex_);
         return changed_.wait_for(lock, limit, [&] { return requests_.size() >= n; });
@@ -103,19 +109,29 @@ private:
                 }
                 current_ = socket.native_handle();
             }
-            handle(socket);
+            if (tls_) {
+                boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream(std::move(socket), *tls_);
+                stream.handshake(boost::asio::ssl::stream_base::server, ec);
+                if (!ec) {
+                    const char* name = SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
+                    handle(stream, name != nullptr ? name : "");
+                }
+            } else {
+                handle(socket, "");
+            }
             std::lock_guard lock(mutex_);
             current_ = -1;
         }
     }
 
-    void handle(boost::asio::ip::tcp::socket& socket)
+    template <class Stream>
+    void handle(Stream& stream, std::string sni)
     {
         namespace http = boost::beast::http;
         boost::beast::flat_buffer buffer;
         http::request<http::string_body> req;
         boost::system::error_code ec;
-        http::read(socket, buffer, req, ec);
+        http::read(stream, buffer, req, ec);
         if (ec) {
             return;
         }
@@ -129,11 +145,15 @@ private:
             r.headers[name] = std::string(field.value());
         }
         r.body = req.body();
-        unsigned status = 0;
+        r.sni = std::move(sni);
+        unsigned status = otherwise_;
         {
             std::unique_lock lock(mutex_);
             requests_.push_back(std::move(r));
-            status = status_;
+            if (!replies_.empty()) {
+                status = replies_.front();
+                replies_.pop_front();
+            }
             changed_.notify_all();
             if (status == 0) {
                 changed_.wait(lock, [&] { return stopping_; });
@@ -144,15 +164,17 @@ private:
         res.body() = "ok";
         res.keep_alive(false);
         res.prepare_payload();
-        http::write(socket, res, ec);
+        http::write(stream, res, ec);
     }
 
     mutable std::mutex mutex_;
     mutable std::condition_variable changed_;
-    unsigned status_;
+    std::deque<unsigned> replies_;
+    unsigned otherwise_;
     std::vector<recorded_request> requests_;
     bool stopping_ = false;
     int current_ = -1;
+    std::shared_ptr<boost::asio::ssl::context> tls_;
     boost::asio::io_context io_;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::thread thread_;
