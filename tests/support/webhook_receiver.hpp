@@ -1,6 +1,6 @@
 #pragma once
 
-// A webhook receiver on 127.0.0.1 (port 0) for the approvals notifier's and the alert sinks' tests: a
+// Loopback webhook test helpers. A webhook receiver on 127.0.0.1 (port 0) for the approvals notifier's and the alert sinks' tests: a
 // synchronous Beast server on its own thread, one connection at a time, plain or TLS, that records every
 // request and answers the scripted statuses in order, then `otherwise` (0: read the request, then hold the
 // connection unanswered until the receiver is destroyed).
@@ -13,11 +13,13 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
@@ -26,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -179,5 +182,46 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     std::thread thread_;
 };
+
+// A loopback port that refuses connections: bound but never listening, and held for the test's lifetime so
+// that no test running in parallel can take it and accept.
+class refused_port {
+public:
+    refused_port() : socket_(io_)
+    {
+        socket_.open(boost::asio::ip::tcp::v4());
+        socket_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    }
+    std::uint16_t port() const { return socket_.local_endpoint().port(); }
+    std::string url(std::string_view path = "/hook") const
+    {
+        return "http://127.0.0.1:" + std::to_string(port()) + std::string(path);
+    }
+
+private:
+    boost::asio::io_context io_;
+    boost::asio::ip::tcp::socket socket_;
+};
+
+// "sha256=" + hex HMAC-SHA256(secret, timestamp + "." + body) through EVP_MAC, not the code under test, as a
+// receiver would check a signed delivery.
+inline std::string expected_signature(std::string_view secret, std::string_view timestamp, std::string_view body)
+{
+    std::string message = std::string(timestamp) + "." + std::string(body);
+    std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+    std::size_t size = 0;
+    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret.data(), secret.size(),
+                  reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac.data(), mac.size(),
+                  &size) == nullptr) {
+        throw std::runtime_error("EVP_Q_mac failed");
+    }
+    std::string out = "sha256=";
+    static constexpr char digits[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < size; ++i) {
+        out += digits[mac[i] >> 4];
+        out += digits[mac[i] & 0xf];
+    }
+    return out;
+}
 
 }  // namespace egressd::test_support

@@ -14,14 +14,11 @@
 #include <boost/json/value.hpp>
 #include <gtest/gtest.h>
 
-#include <openssl/evp.h>
 
-#include <array>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +30,8 @@ using namespace std::chrono_literals;
 using observe::event_kind;
 using observe::reason;
 using sink_kind = config::alert_sink_config::sink_kind;
+using test_support::expected_signature;
+using test_support::refused_port;
 using test_support::webhook_receiver;
 
 constexpr auto wait_limit = 10s;  // far above what a passing test needs
@@ -93,33 +92,6 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
 }
 
 boost::json::object body_of(const test_support::recorded_request& r) { return boost::json::parse(r.body).as_object(); }
-
-// HMAC-SHA256 through EVP_MAC, not the code under test, as a receiver would check it.
-std::string expected_signature(std::string_view secret, std::string_view timestamp, std::string_view body)
-{
-    std::string message = std::string(timestamp) + "." + std::string(body);
-    std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
-    std::size_t size = 0;
-    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret.data(), secret.size(),
-                  reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac.data(), mac.size(),
-                  &size) == nullptr) {
-        throw std::runtime_error("EVP_Q_mac failed");
-    }
-    std::string out = "sha256=";
-    static constexpr char digits[] = "0123456789abcdef";
-    for (std::size_t i = 0; i < size; ++i) {
-        out += digits[mac[i] >> 4];
-        out += digits[mac[i] & 0xf];
-    }
-    return out;
-}
-
-std::uint16_t closed_port()
-{
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return acceptor.local_endpoint().port();  // closed again when acceptor goes
-}
 
 // --- grouping ------------------------------------------------------------------------------------------------
 
@@ -278,7 +250,8 @@ TEST(alert_engine, a_full_queue_drops_and_counts_without_blocking)
 TEST(alert_engine, a_dead_sink_does_not_hold_up_another)
 {
     webhook_receiver r;
-    auto dead = sink("http://127.0.0.1:" + std::to_string(closed_port()) + "/hook");
+    refused_port dead_end;
+    auto dead = sink(dead_end.url());
     dead.name = "dead";
     auto live = sink(r.url());
     live.name = "live";

@@ -20,16 +20,13 @@
 #include <gtest/gtest.h>
 
 #include <openssl/bio.h>
-#include <openssl/core_names.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -37,7 +34,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -56,6 +52,7 @@ using clock_type = std::chrono::steady_clock;
 constexpr auto wait_limit = 5s;  // far above what a passing test needs
 
 using receiver = test_support::webhook_receiver;
+using test_support::expected_signature;
 using recorded = test_support::recorded_request;
 
 // --- helpers -------------------------------------------------------------------------------------------------
@@ -131,33 +128,6 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
         std::this_thread::sleep_for(5ms);
     }
     return true;
-}
-
-// HMAC-SHA256 through EVP_MAC, not the code under test, as a receiver would check it.
-std::string expected_signature(std::string_view secret, std::string_view timestamp, std::string_view body)
-{
-    std::string message = std::string(timestamp) + "." + std::string(body);
-    std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
-    std::size_t size = 0;
-    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret.data(), secret.size(),
-                  reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac.data(), mac.size(),
-                  &size) == nullptr) {
-        throw std::runtime_error("EVP_Q_mac failed");
-    }
-    std::string out = "sha256=";
-    static constexpr char digits[] = "0123456789abcdef";
-    for (std::size_t i = 0; i < size; ++i) {
-        out += digits[mac[i] >> 4];
-        out += digits[mac[i] & 0xf];
-    }
-    return out;
-}
-
-std::uint16_t closed_port()
-{
-    asio::io_context io;
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    return acceptor.local_endpoint().port();  // closed again when acceptor goes
 }
 
 // --- bodies, signature, URLs ---------------------------------------------------------------------------------
@@ -408,7 +378,8 @@ TEST(notifier, counts_a_closed_port_failed_after_max_attempts)
 {
     auto o = fast_options();
     o.max_attempts = 4;
-    notifier n({hook("http://127.0.0.1:" + std::to_string(closed_port()) + "/hook")}, o);
+    test_support::refused_port dead_end;
+    notifier n({hook(dead_end.url())}, o);
     auto start = clock_type::now();
     n.enqueue(approved_notification());
     ASSERT_TRUE(eventually([&] { return n.counts().failed == 1; }));
