@@ -29,7 +29,7 @@ public:
         }
         r_.check_keys(root, "the configuration",
                       {"version", "listeners", "policy", "workers", "dns", "timeouts", "limits", "logging",
-                       "proxy_auth", "admin", "reload", "approvals", "alerts"});
+                       "proxy_auth", "admin", "reload", "approvals", "alerts", "upstream_proxy"});
         if (const auto* v = r_.require(root, "version", "the configuration")) {
             if (auto version = r_.integer_value(*v, "version", 1, 1'000'000); version && *version != 1) {
                 r_.error(*v, "unsupported configuration version " + std::to_string(*version) + ": expected version 1");
@@ -77,6 +77,9 @@ public:
         }
         if (const auto* a = r_.find(root, "alerts")) {
             read_alerts(*a);
+        }
+        if (const auto* u = r_.find(root, "upstream_proxy")) {
+            out_.upstream_proxy = read_upstream_proxy(*u, r_, "upstream_proxy");
         }
     }
 
@@ -559,6 +562,35 @@ private:
         set_integer(n, "queue_size", out_.logging.queue_size, 16, 10'000'000);
     }
 
+    // An SQLite file, or a postgresql:// (postgres://) URI for a store that replicas share.
+    void read_store(const yaml_node& n, approvals_config& a)
+    {
+        auto text = r_.string_value(n, "the approvals store: an SQLite file, or a postgresql:// URL");
+        if (!text) {
+            return;
+        }
+        if (!text->starts_with("postgresql://") && !text->starts_with("postgres://")) {
+            a.store = path_of(n, "the approvals store (an SQLite file, or a postgresql:// URL)").value_or("");
+            return;
+        }
+        auto rest = std::string_view(*text).substr(text->find("://") + 3);
+        auto authority = rest.substr(0, rest.find_first_of("/?"));
+        if (auto at = authority.rfind('@'); at != std::string_view::npos &&
+                                            authority.substr(0, at).find(':') != std::string_view::npos) {
+            r_.error(n, "a password in the store URL is not allowed: give it to libpq in the PGPASSWORD "
+                        "environment variable or a passfile (?passfile=/path, or ~/.pgpass)");
+            return;
+        }
+        for (char c : *text) {
+            if (c <= 0x20 || c >= 0x7f) {
+                r_.error(n, "expected a postgresql:// URL of printable characters without spaces (percent-encode "
+                            "the others)");
+                return;
+            }
+        }
+        a.store_url = *text;
+    }
+
     void read_approvals(const yaml_node& n)
     {
         if (n.is_scalar() && n.value == "off") {
@@ -595,7 +627,7 @@ private:
             check_approvals_port(a, listen != nullptr ? listen->where : n.where);
         }
         if (const auto* store = r_.require(n, "store", "approvals")) {
-            a.store = path_of(*store, "the approvals store (an SQLite file)").value_or("");
+            read_store(*store, a);
         }
         const auto* tls = r_.find(n, "tls");
         if (tls != nullptr) {
@@ -1067,6 +1099,54 @@ private:
 };
 
 }  // namespace
+
+std::optional<upstream_proxy_config> read_upstream_proxy(const yaml_node& n, schema_reader& r, std::string_view what)
+{
+    const std::string expected = "expected " + std::string(what) + ": http://host:port, the parent proxy";
+    auto text = r.string_value(n, "a parent proxy URL, like http://proxy.corp.example:3128");
+    if (!text) {
+        return std::nullopt;
+    }
+    if (!text->starts_with("http://")) {
+        r.error(n, expected + " (only http:// parents are supported); found '" + *text + "'");
+        return std::nullopt;
+    }
+    std::string_view authority = std::string_view(*text).substr(7);
+    if (!authority.empty() && authority.back() == '/') {
+        authority.remove_suffix(1);
+    }
+    if (authority.find_first_of("/?#") != std::string_view::npos) {
+        r.error(n, expected + ", without a path; found '" + *text + "'");
+        return std::nullopt;
+    }
+    if (authority.find('@') != std::string_view::npos) {
+        r.error(n, "a user name or password in " + std::string(what) + " is not allowed");
+        return std::nullopt;
+    }
+    auto split = protocol::split_host_port(authority);
+    if (!split || split->host.empty() || split->unbracketed_v6) {
+        r.error(n, expected + " (IPv6 in brackets); found '" + *text + "'");
+        return std::nullopt;
+    }
+    upstream_proxy_config out;
+    out.where = n.where;
+    if (split->port) {
+        auto port = protocol::parse_port(*split->port);
+        if (!port) {
+            r.error(n, "invalid port '" + std::string(*split->port) + "' in " + std::string(what) +
+                           ": expected 1 to 65535");
+            return std::nullopt;
+        }
+        out.port = *port;
+    }
+    auto host = policy::host::parse(split->host);
+    if (!host.value) {
+        r.error(n, "invalid host in " + std::string(what) + ": " + host.error);
+        return std::nullopt;
+    }
+    out.host = host.value->is_address() ? host.value->literal()->to_string() : *host.value->name();
+    return out;
+}
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text)
 {

@@ -147,7 +147,12 @@ struct trusted_header_config {
 
 // Access requests and approvals: a denied destination becomes a request an approver can grant for a while.
 struct approvals_config {
-    std::filesystem::path store;  // the SQLite file, resolved against the configuration file's directory
+    // Where requests, grants and history live: an SQLite file (resolved against the configuration file's
+    // directory), or, when store_url is set, a PostgreSQL database that a fleet of replicas shares.
+    std::filesystem::path store;
+    // "postgresql://user@host:port/db?sslmode=..." (libpq's URI). Never a password: libpq takes it from
+    // PGPASSWORD or a passfile. Empty: the SQLite file above.
+    std::string store_url;
     std::string address = "127.0.0.1";  // the approvals web page and JSON API; IP literal, canonical text
     std::uint16_t port = 9091;            // 0: a free port, logged at start
     std::optional<listener_tls_config> tls;
@@ -193,6 +198,18 @@ struct alert_sink_config {
     mark where;
 };
 
+// A parent proxy that allowed traffic leaves through (a corporate proxy): CONNECT for tunnels, absolute-form
+// requests for plain HTTP, after egressd's own decision. The policy's groups may name their own.
+struct upstream_proxy_config {
+    std::string host;  // a DNS name or an IP literal (canonical text, without brackets)
+    std::uint16_t port = 3128;
+    mark where;
+    friend bool operator==(const upstream_proxy_config& a, const upstream_proxy_config& b)
+    {
+        return a.host == b.host && a.port == b.port;
+    }
+};
+
 struct server_config {
     std::string file;  // where it was loaded from
     std::vector<listener_config> listeners;
@@ -207,6 +224,7 @@ struct server_config {
     reload_config reload;
     std::optional<approvals_config> approvals;  // nullopt: no access requests
     std::vector<alert_sink_config> alerts;
+    std::optional<upstream_proxy_config> upstream_proxy;  // nullopt: connect to destinations directly
 };
 
 struct loaded_server_config {
@@ -218,6 +236,10 @@ struct loaded_server_config {
 loaded_server_config load_server_config(const std::filesystem::path& path);
 loaded_server_config load_server_config_text(const std::string& name, const std::string& text,
                                              const std::filesystem::path& base_dir);
+
+// "http://host:port" (the port defaults to 3128): the server's upstream_proxy or a policy group's. Errors go to r,
+// naming what (the setting) they are about.
+std::optional<upstream_proxy_config> read_upstream_proxy(const yaml_node& n, schema_reader& r, std::string_view what);
 
 // "250ms", "10s", "5m", "24h", "14d": a whole number and a unit.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

@@ -268,7 +268,7 @@ std::vector<std::string> restart_needed(const config::server_config& running, co
     const auto& p2 = loaded.approvals;
     if (p1.has_value() != p2.has_value() ||
         (p1 && (p1->address != p2->address || p1->port != p2->port || p1->tls.has_value() != p2->tls.has_value() ||
-                p1->store != p2->store))) {
+                p1->store != p2->store || p1->store_url != p2->store_url))) {
         changed.emplace_back("approvals");
     }
     // The sinks' engine is built at start; only their secrets (re-read on every reload) apply live.
