@@ -1,6 +1,7 @@
 #include "config/policy_loader.hpp"
 
 #include "config/rfc3339.hpp"
+#include "config/server_config.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -242,9 +243,12 @@ private:
             group.where = at(key);
             if (r_.expect_map(value, "group '" + key.value + "'")) {
                 std::string where = "group '" + key.value + "'";
-                r_.check_keys(value, where, {"description", "rules"});
+                r_.check_keys(value, where, {"description", "rules", "upstream_proxy"});
                 if (const auto* d = r_.find(value, "description")) {
                     group.description = r_.string_value(*d, "description text").value_or("");
+                }
+                if (const auto* u = r_.find(value, "upstream_proxy")) {
+                    group.upstream = read_route(*u, where);
                 }
                 if (const auto* rules = r_.require(value, "rules", where)) {
                     read_rules(*rules, group);
@@ -253,6 +257,27 @@ private:
             // Kept even when its rules had errors, so references to it do not add spurious errors.
             part_.spec.groups.push_back(std::move(group));
         }
+    }
+
+    // "direct", or a parent proxy's "http://host:port".
+    pol::upstream_route read_route(const yaml_node& n, const std::string& where)
+    {
+        pol::upstream_route route;
+        route.where = at(n);
+        if (n.is_scalar() && n.value == "direct") {
+            route.kind = pol::route_kind::direct;
+            return route;
+        }
+        if (n.is_scalar() && !n.value.starts_with("http://")) {
+            r_.error(n, "expected upstream_proxy of " + where +
+                            ": direct, or http://host:port (a parent proxy); found '" + n.value + "'");
+            return route;
+        }
+        if (auto parent = read_upstream_proxy(n, r_, "upstream_proxy of " + where)) {
+            route.kind = pol::route_kind::parent;
+            route.parent = {std::move(parent->host), parent->port};
+        }
+        return route;
     }
 
     void read_rules(const yaml_node& n, pol::group_spec& group)

@@ -575,8 +575,15 @@ private:
         }
         auto rest = std::string_view(*text).substr(text->find("://") + 3);
         auto authority = rest.substr(0, rest.find_first_of("/?"));
-        if (auto at = authority.rfind('@'); at != std::string_view::npos &&
-                                            authority.substr(0, at).find(':') != std::string_view::npos) {
+        auto query = rest.find('?') == std::string_view::npos ? std::string_view() : rest.substr(rest.find('?'));
+        bool password_in_query = false;
+        for (std::size_t at = query.find("password="); at != std::string_view::npos;
+             at = query.find("password=", at + 1)) {
+            password_in_query = password_in_query || query[at - 1] == '?' || query[at - 1] == '&';
+        }
+        if (auto at = authority.rfind('@');
+            password_in_query ||
+            (at != std::string_view::npos && authority.substr(0, at).find(':') != std::string_view::npos)) {
             r_.error(n, "a password in the store URL is not allowed: give it to libpq in the PGPASSWORD "
                         "environment variable or a passfile (?passfile=/path, or ~/.pgpass)");
             return;

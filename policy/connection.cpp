@@ -23,10 +23,28 @@ address_vetting vet_addresses(const policy& p, std::optional<client_id> client, 
     return v;
 }
 
+decision vet_parent(const policy& p, const decision& name, const address& parent)
+{
+    auto hit = classify(parent, p.guarded());
+    if (!hit || !name.allowed()) {
+        return name;  // a report-mode would_deny keeps the reason it already has
+    }
+    decision d = name;
+    d.why = reason::address_guard;
+    d.outcome = d.applied_mode == mode::report ? verdict::would_deny : verdict::deny;
+    d.guard = hit;
+    d.grant.reset();
+    return d;
+}
+
 decision decide_established(const policy& p, const established& e, time_point now, const grant_set* grants)
 {
     auto client = p.match_client(e.who);
-    auto d = p.decide_address(client, e.target, e.port, e.connected, now, grants);
+    auto d = e.through_parent ? p.decide_name(client, e.target, e.port, now, grants)
+                              : p.decide_address(client, e.target, e.port, e.connected, now, grants);
+    if (e.through_parent && d.allowed()) {
+        d = vet_parent(p, d, e.connected);
+    }
     if (!d.allowed() || !e.tunnel) {
         return d;
     }
@@ -42,7 +60,10 @@ std::optional<time_point> expiry_of(const policy& p, const established& e, time_
     }
     auto client = p.match_client(e.who);
     auto name = p.decide_name(client, e.target, e.port, now, grants);
-    std::vector<decision> rests_on{name, p.decide_address(client, e.target, e.port, e.connected, now, grants)};
+    std::vector<decision> rests_on{name};
+    if (!e.through_parent) {
+        rests_on.push_back(p.decide_address(client, e.target, e.port, e.connected, now, grants));
+    }
     // A tunnel to an IP literal rests on its SNI too: under a tls mode, that name must stay allowed.
     if (e.tunnel && e.tunnel->sni && e.target.is_address() && p.tls_for(name) != tls_mode::off) {
         if (auto sni = host::parse(*e.tunnel->sni); sni.value && !sni.value->is_address()) {

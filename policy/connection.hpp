@@ -25,20 +25,28 @@ address_vetting vet_addresses(const policy& p, std::optional<client_id> client, 
                               std::uint16_t port, std::span<const address> resolved, time_point now,
                               const grant_set* grants = nullptr);
 
+// Through a parent proxy egressd connects to the parent, which resolves the destination: the name phase is the
+// whole decision about the destination (as for an IP literal), and each of the parent's addresses must pass the
+// address guard (address_guard.except is how a parent on a private network is let through; CIDR rules name
+// destinations, not parents). name: the name phase's decision. Returns it, or, when it allowed and the parent's
+// address is guarded, address_guard (would_deny in report mode).
+decision vet_parent(const policy& p, const decision& name, const address& parent);
+
 // What an established connection was allowed on: who asked, where to, the address it is connected to, and
 // (for a CONNECT tunnel whose first bytes were checked) what the tunnel started with.
 struct established {
     client_facts who;
     host target;
     std::uint16_t port = 0;
-    address connected;
+    address connected;  // through a parent: the parent's address
     std::optional<tunnel_start> tunnel;
+    bool through_parent = false;
 };
 
 // Decides an established connection again, under another snapshot or at a later time: the client is matched
-// anew, then the address phase (which repeats the name phase) for the connected address, then the tunnel
-// phase. The first decision that is not `allowed` is returned (deny, or would_deny in report mode); otherwise
-// the allowing decision.
+// anew, then the address phase (which repeats the name phase) for the connected address (through a parent: the
+// name phase, and the parent's address against the guard), then the tunnel phase. The first decision that is
+// not `allowed` is returned (deny, or would_deny in report mode); otherwise the allowing decision.
 decision decide_established(const policy& p, const established& e, time_point now,
                             const grant_set* grants = nullptr);
 

@@ -77,7 +77,7 @@ compile_result policy::compile(policy_spec spec)
         group_where.push_back(g.where);
         auto id = static_cast<std::uint32_t>(p->groups_.size());
         p->groups_by_name_.emplace(g.name, id);
-        p->groups_.push_back(compiled_group{g.name, {}});
+        p->groups_.push_back(compiled_group{g.name, {}, g.upstream});
         for (std::uint32_t i = 0; i < g.rules.size(); ++i) {
             auto& r = g.rules[i];
             for (const auto& net : r.cidrs) {
@@ -707,6 +707,14 @@ policy::rule_view policy::describe(rule_ref ref) const
         v.expires = time_point{std::chrono::seconds{r.terms.expires}};
     }
     return v;
+}
+
+const upstream_route& policy::route_for(const decision& d) const
+{
+    if (d.why != reason::allowed || !d.rule || d.rule->is_deny()) {
+        return deny_.upstream;  // inherit: the deny list has no route of its own
+    }
+    return groups_[d.rule->group].upstream;
 }
 
 std::vector<std::string_view> policy::group_names(client_id id) const

@@ -81,6 +81,9 @@ public:
         std::optional<time_point> expires;
     };
     rule_view describe(rule_ref ref) const;
+    // Where the traffic a decision allows goes: the route of the allowing rule's group. A grant or a report-mode
+    // would_deny rests on no allowing rule, so it inherits (the server's upstream_proxy).
+    const upstream_route& route_for(const decision& d) const;
     std::string_view client_name(client_id id) const { return client_names_[id]; }
     mode client_mode(client_id id) const { return clients_hot_[id].effective_mode; }
     // The names of the groups a client belongs to, each once, in the order the policy defines the groups.
@@ -130,6 +133,7 @@ private:
     struct compiled_group {
         std::string name;
         std::vector<compiled_rule> rules;
+        upstream_route upstream;
     };
     // Decision-time view of a client, kept small and flat: groups live in client_groups_.
     struct client_hot {

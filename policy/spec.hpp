@@ -71,11 +71,37 @@ struct rule_spec {
     source_location where;
 };
 
+// A parent proxy (a corporate proxy) that allowed traffic leaves through: egressd connects to it and asks it for
+// the destination (CONNECT for tunnels, absolute-form for plain HTTP), so the parent resolves the destination.
+struct parent_proxy {
+    std::string host;  // a DNS name or an IP literal (canonical text, without brackets)
+    std::uint16_t port = 3128;
+    // "host:port", an IPv6 literal in brackets
+    std::string to_string() const
+    {
+        std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+        return h + ":" + std::to_string(port);
+    }
+    friend bool operator==(const parent_proxy&, const parent_proxy&) = default;
+};
+
+// Where a group's allowed traffic goes:
+//   inherit  the server's upstream_proxy (directly when it names none)
+//   direct   straight to the destination, even when the server names a parent
+//   parent   through this group's own parent
+enum class route_kind : std::uint8_t { inherit, direct, parent };
+struct upstream_route {
+    route_kind kind = route_kind::inherit;
+    parent_proxy parent;  // kind parent
+    source_location where;
+};
+
 struct group_spec {
     std::string name;
     std::string description;
     std::vector<rule_spec> rules;
     source_location where;
+    upstream_route upstream = {};  // "upstream_proxy: http://host:port" or "upstream_proxy: direct"
 };
 
 struct named_ref {

@@ -441,9 +441,10 @@ int run_command(const std::vector<std::string>& args, std::ostream& err)
     if (args.size() != 2 || args[0] != "--config") {
         return usage_error(err, "usage: egressd run --config PATH");
     }
-    // Until the server handles it, a SIGHUP (a supervisor's reload) would end the process: it is ignored
-    // while starting; the files are being read then anyway.
+    // Until the server handles them, a SIGHUP (a supervisor's reload) or a SIGUSR1 (logrotate's reopen) would
+    // end the process: they are ignored while starting; the files are being read and opened then anyway.
     std::signal(SIGHUP, SIG_IGN);
+    std::signal(SIGUSR1, SIG_IGN);
     auto all = load_all(args[1], err);
     if (!all) {
         return exit_invalid;

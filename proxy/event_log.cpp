@@ -6,12 +6,15 @@
 
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>
+#include <spdlog/details/file_helper.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/base_sink.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <initializer_list>
 #include <mutex>
 #include <stdexcept>
@@ -222,6 +225,84 @@ private:
 
 }  // namespace
 
+// spdlog's rotating_file_sink rotates by size (events.log -> events.1.log ...) but cannot reopen its file, which
+// logrotate needs: after logrotate renames the file, egressd must start a new one at the configured path
+// instead of writing on into the renamed one. Same rotation as spdlog's, plus a reopen that runs on the log
+// writer thread at the next flush, so every line queued before the request reaches the old file first.
+class reopenable_file_sink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    reopenable_file_sink(std::string path, std::size_t max_bytes, std::size_t max_files)
+        : path_(std::move(path)), max_bytes_(max_bytes), max_files_(max_files)
+    {
+        file_.open(path_);
+        size_ = file_.size();
+    }
+
+    void request_reopen() { reopen_requested_ = true; }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        spdlog::memory_buf_t formatted;
+        formatter_->format(msg, formatted);
+        if (!open_) {
+            // The last reopen failed (the directory was gone, say): try again rather than write nowhere.
+            file_.open(path_);
+            open_ = true;
+            size_ = file_.size();
+        }
+        if (size_ + formatted.size() > max_bytes_) {
+            file_.flush();
+            if (file_.size() > 0) {
+                rotate();
+            }
+        }
+        file_.write(formatted);
+        size_ += formatted.size();
+    }
+
+    void flush_() override
+    {
+        if (!open_) {
+            return;
+        }
+        file_.flush();
+        if (reopen_requested_.exchange(false)) {
+            open_ = false;
+            file_.reopen(false);
+            open_ = true;
+            size_ = file_.size();
+        }
+    }
+
+private:
+    void rotate()
+    {
+        using rotating = spdlog::sinks::rotating_file_sink<std::mutex>;
+        file_.close();
+        open_ = false;
+        for (auto i = max_files_; i > 0; --i) {
+            auto from = rotating::calc_filename(path_, i - 1);
+            std::error_code ec;
+            if (std::filesystem::exists(from, ec)) {
+                std::filesystem::rename(from, rotating::calc_filename(path_, i), ec);
+            }
+        }
+        // Truncated even when a rename failed, so that the file never grows beyond its limit.
+        file_.open(path_, true);
+        open_ = true;
+        size_ = 0;
+    }
+
+    std::string path_;
+    std::size_t max_bytes_;
+    std::size_t max_files_;
+    spdlog::details::file_helper file_;
+    std::size_t size_ = 0;
+    bool open_ = true;
+    std::atomic<bool> reopen_requested_{false};
+};
+
 std::string format_utc_millis(std::chrono::system_clock::time_point t)
 {
     std::string out;
@@ -239,8 +320,9 @@ event_log::event_log(const config::logging_config& config, std::string product_v
             sinks.push_back(std::make_shared<buffered_stdout_sink>());
         }
         if (config.file) {
-            sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(config.file->path, config.file->max_bytes,
-                                                                                   config.file->max_files));
+            files_.push_back(std::make_shared<reopenable_file_sink>(config.file->path, config.file->max_bytes,
+                                                                    config.file->max_files));
+            sinks.push_back(files_.back());
         }
         if (config.syslog_ident) {
             sinks.push_back(std::make_shared<line_syslog_sink>(*config.syslog_ident));
@@ -248,9 +330,9 @@ event_log::event_log(const config::logging_config& config, std::string product_v
         main_ = std::make_shared<spdlog::async_logger>("egressd", sinks.begin(), sinks.end(), pool_,
                                                        spdlog::async_overflow_policy::overrun_oldest);
         if (config.deny_file) {
-            auto deny_sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-                config.deny_file->path, config.deny_file->max_bytes, config.deny_file->max_files);
-            deny_ = std::make_shared<spdlog::async_logger>("egressd-deny", deny_sink, pool_,
+            files_.push_back(std::make_shared<reopenable_file_sink>(config.deny_file->path, config.deny_file->max_bytes,
+                                                                    config.deny_file->max_files));
+            deny_ = std::make_shared<spdlog::async_logger>("egressd-deny", files_.back(), pool_,
                                                            spdlog::async_overflow_policy::overrun_oldest);
         }
     } catch (const spdlog::spdlog_ex& e) {
@@ -273,6 +355,15 @@ void event_log::flush()
     if (deny_) {
         deny_->flush();
     }
+}
+
+void event_log::reopen_files()
+{
+    for (const auto& file : files_) {
+        file->request_reopen();
+    }
+    // The flush travels through the writer's queue behind every line already queued, and reopens there.
+    flush();
 }
 
 void event_log::write(const std::string& line, bool deny)
@@ -589,7 +680,8 @@ open_decision event_formatter::open_line(const decision_event& e) const
         rule_and_identity_fields(j, e)
             .optional_field("guard", e.guard)
             .optional_field("sni", e.sni)
-            .optional_field("detail", e.detail);
+            .optional_field("detail", e.detail)
+            .optional_field("upstream", e.upstream);
         if (e.grant_id != 0) {
             j.number("grant_id", e.grant_id);
         }
@@ -641,7 +733,8 @@ open_decision event_formatter::open_line(const decision_event& e) const
         w.optional("identity_source", identity_source_text(e.identity_source))
             .optional("guard", e.guard)
             .optional("detail", e.detail)
-            .optional("user", user);
+            .optional("user", user)
+            .optional("upstream", e.upstream);
         if (e.grant_id != 0) {
             w.num("grant_id", e.grant_id);
         }
@@ -699,7 +792,8 @@ open_decision event_formatter::open_line(const decision_event& e) const
         .optional("identity_source", identity_source_text(e.identity_source))
         .optional("guard", e.guard)
         .optional("detail", e.detail)
-        .optional("user", user);
+        .optional("user", user)
+        .optional("upstream", e.upstream);
     if (e.grant_id != 0) {
         w.num("grant_id", e.grant_id);
     }

@@ -53,6 +53,7 @@ struct decision_event {
     std::string_view path;   // forwarded plain HTTP: the URL's path
     std::string_view query;  // and its query without the '?' (written only with logging.http_query: true)
     int status = 0;          // forwarded plain HTTP: the upstream's status, or egressd's own answer's; 0: none
+    std::string_view upstream;  // the parent proxy ("host:port") the request goes through; empty: direct
     std::string_view user;   // proxy_auth_failed: the user name tried (never the password)
     std::string_view cert_subject;  // client_cert_rejected: the certificate's subject (RFC 2253)
     std::string_view cert_serial;   // and its serial number in hex
@@ -116,6 +117,9 @@ struct open_decision {
 // The operational event's fields: name and value already rendered as JSON.
 using notice_fields = std::vector<std::pair<std::string_view, json_value>>;
 
+// A size-rotated log file that can also be reopened at its path (event_log.cpp).
+class reopenable_file_sink;
+
 // Writes events in one of the three formats (config::event_format), each line carrying the instance's name.
 // Immutable after construction. Thread contract: safe from any thread.
 class event_formatter {
@@ -161,6 +165,9 @@ public:
 
     std::uint64_t dropped() const;
     void flush();
+    // Reopens logging.file and logging.deny_file at their configured paths (SIGUSR1, after logrotate renamed
+    // them): lines queued before the call still go to the renamed file, later ones to the new file.
+    void reopen_files();
 
 private:
     void write(const std::string& line, bool deny);
@@ -169,6 +176,7 @@ private:
     std::shared_ptr<spdlog::details::thread_pool> pool_;
     std::shared_ptr<spdlog::logger> main_;
     std::shared_ptr<spdlog::logger> deny_;
+    std::vector<std::shared_ptr<reopenable_file_sink>> files_;
 };
 
 // Sees the decisions and revocations a worker logs, besides the log (the alert stream's intake). Called on the

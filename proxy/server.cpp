@@ -8,6 +8,7 @@
 #include "proxy/json.hpp"
 #include "proxy/observe/metrics.hpp"
 #include "proxy/startup/file_watch.hpp"
+#include "proxy/systemd_notify.hpp"
 #include "proxy/worker.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -155,6 +156,7 @@ public:
           log_tick_(control_),
           drain_timer_(control_)
     {
+        signals_.add(SIGUSR1);  // logrotate: reopen the log files
     }
 
     int run();
@@ -236,7 +238,9 @@ private:
     reload_trigger running_trigger_ = reload_trigger::signal;
     std::chrono::steady_clock::time_point reload_started_;
 
+    // Started and not stopping; ready() also waits for a shared approvals store that was down at start.
     bool ready_ = false;
+    bool ready() const { return ready_ && (!approvals_ || approvals_->loaded()); }
     std::string stop_signal_;
     std::uint64_t reported_drops_ = 0;
 };
@@ -308,7 +312,7 @@ void server_process::start_admin()
     s.bearer_token = initial_.admin_token;
     s.tls = initial_.admin_tls;
     admin::handlers h;
-    h.ready = [this] { return ready_; };
+    h.ready = [this] { return ready(); };
     h.status_json = [this] { return status_json(); };
     h.metrics_text = [this] { return metrics_->render(); };
     h.reload = [this](std::function<void(bool, std::string)> done) {
@@ -354,7 +358,8 @@ approvals::directory server_process::approvals_users(const startup::loaded_state
 }
 
 // Before the proxy is ready: the store opened (and migrated), active grants loaded and handed to the workers,
-// the page listening. Any failure here ends the start with the reason.
+// the page listening. Any failure here ends the start with the reason, except a shared (PostgreSQL) store that
+// cannot be reached: the service keeps trying, and the proxy stays not ready until the grants are loaded.
 void server_process::start_approvals()
 {
     if (!config_.approvals) {
@@ -368,11 +373,12 @@ void server_process::start_approvals()
     web.internal_error = [this](std::string_view what) {
         log_.notice("egressd.approvals_error", {{"error", what}}, true);
     };
+    const std::string store_name = settings.store_url.empty() ? settings.store.string() : settings.store_url;
     std::unique_ptr<approvals::store> store;
     try {
-        store = approvals::open_sqlite_store(settings.store);
+        store = approvals::open_store(settings);
     } catch (const approvals::store_error& e) {
-        throw std::runtime_error("cannot open the approvals store " + settings.store.string() + ": " + e.what());
+        throw std::runtime_error("cannot open the approvals store " + store_name + ": " + e.what());
     }
     approvals_ = std::make_unique<approvals::service>(
         settings, std::move(store), log_,
@@ -396,7 +402,17 @@ void server_process::start_approvals()
     try {
         approvals_->load();
     } catch (const approvals::store_error& e) {
-        throw std::runtime_error("cannot read the approvals store " + settings.store.string() + ": " + e.what());
+        if (settings.store_url.empty()) {
+            throw std::runtime_error("cannot read the approvals store " + store_name + ": " + e.what());
+        }
+        log_.notice("egressd.approvals_waiting", {{"store", store_name}, {"error", e.what()}}, true);
+        approvals_->set_on_loaded([this] {
+            asio::post(control_, [this] {
+                if (ready_) {
+                    metrics_->set_ready(true);
+                }
+            });
+        });
     }
     approvals_web_ = std::make_unique<approvals::web_server>(*approvals_, std::move(web), approvals_users(initial_),
                                                              approvals_pool_);
@@ -497,6 +513,12 @@ void server_process::wait_signal()
             wait_signal();
             return;
         }
+        if (number == SIGUSR1) {
+            // logrotate renamed the files (its postrotate sends SIGUSR1): start new ones at the configured paths.
+            log_.reopen_files();
+            wait_signal();
+            return;
+        }
         shutdown(number == SIGTERM ? "SIGTERM" : "SIGINT");
     });
 }
@@ -546,6 +568,7 @@ void server_process::request_reload(reload_trigger trigger, std::function<void(b
 void server_process::start_reload()
 {
     reloading_ = true;
+    systemd::notify_reloading();
     reload_started_ = std::chrono::steady_clock::now();
     asio::post(reload_thread_, [this] {
         startup::load_result result;
@@ -660,6 +683,9 @@ void server_process::finish_reload(startup::load_result result)
         answers_ = std::move(next_answers_);
         next_answers_.clear();
         start_reload();
+    } else {
+        // Failed or not, the reload is over and the process serves on: systemctl reload returns.
+        systemd::notify_ready();
     }
 }
 
@@ -683,7 +709,7 @@ std::string server_process::status_json() const
     std::string j = "{\"version\":" + json_string(EGRESSD_VERSION) + ",\"pid\":" + std::to_string(::getpid()) +
                     ",\"started_at\":" + json_string(format_utc_millis(started_at_)) + ",\"uptime_seconds\":" +
                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - started_at_).count()) +
-                    ",\"ready\":" + (ready_ ? "true" : "false") +
+                    ",\"ready\":" + (ready() ? "true" : "false") +
                     ",\"draining\":" + (stop_signal_.empty() ? "false" : "true") +
                     ",\"workers\":" + std::to_string(worker_count_) +
                     ",\"listeners\":" + json_value(listener_names_).text() + ",\"policy\":{\"version\":" +
@@ -720,6 +746,7 @@ std::string server_process::status_json() const
 void server_process::shutdown(std::string_view signal)
 {
     stop_signal_ = signal;
+    systemd::notify_stopping();
     // Readiness turns first, so that a load balancer stops sending before the listeners close.
     ready_ = false;
     metrics_->set_ready(false);
@@ -791,10 +818,11 @@ int server_process::run()
     wait_signal();
     tick_log();
     ready_ = true;
-    metrics_->set_ready(true);
+    metrics_->set_ready(ready());
     // Whoever waits for the start line (a supervisor, a test, a script) gets it now, not at the next tick,
     // and only once everything it might touch next (the file watch, the signals) is in place.
     log_.flush();
+    systemd::notify_ready();
     auto keep_running = asio::make_work_guard(control_);
     control_.run();
 

@@ -152,28 +152,44 @@ service::~service() { stop(); }
 
 void service::load()
 {
+    // The version first: whatever changes while the rest is read shows up as a newer version at the next poll.
+    const auto version = store_->change_version();
     auto pending = store_->pending_requests();
+    auto now = now_seconds();
+    auto denied = store_->requests(request_state::denied, settings_.max_pending);
+    auto active = store_->active_grants();
     {
         std::lock_guard lock(mutex_);
-        pending_.clear();
+        std::unordered_map<request_key, pending_entry, key_hash> next;
         for (auto& r : pending) {
-            pending_[r.key] = pending_entry{r.id, 0, r.last_seen, r.reason, r.last_source, r.last_identity};
+            auto it = pending_.find(r.key);
+            // The same request: keep the hits counted here and not yet written.
+            next[r.key] = it != pending_.end() && it->second.id == r.id
+                              ? it->second
+                              : pending_entry{r.id, 0, r.last_seen, r.reason, r.last_source, r.last_identity};
         }
+        pending_ = std::move(next);
         counts_.pending = pending_.size();
     }
-    auto now = now_seconds();
-    for (const auto& r : store_->requests(request_state::denied, settings_.max_pending)) {
+    for (const auto& r : denied) {
         if (r.decided_at && *r.decided_at + settings_.request_ttl > now && !denied_.contains(r.key)) {
             denied_[r.key] = denied_entry{r.id, *r.decided_at + settings_.request_ttl};
         }
     }
-    publish_grants();
+    install_grants(active);
+    republish_ = false;
+    seen_version_ = version;
+    loaded_ = true;
 }
 
 void service::run()
 {
     work_.emplace(io_.get_executor());
     schedule_tick();
+    listener_ = store_->listen_for_changes();
+    if (listener_) {
+        listen_thread_ = std::thread([this] { listen_for_changes(); });
+    }
     thread_ = std::thread([this] {
         // A bug in one handler must not end the process: it is logged and the loop goes on.
         for (;;) {
@@ -203,6 +219,29 @@ void service::stop()
     });
     if (thread_.joinable()) {
         thread_.join();
+    }
+    if (listen_thread_.joinable()) {
+        listen_thread_.join();
+    }
+}
+
+void service::listen_for_changes()
+{
+    while (!stopped_) {
+        // Short waits, so that stop() is not held up for long.
+        if (!listener_->wait(std::chrono::milliseconds(500)) || stopped_) {
+            continue;
+        }
+        asio::post(io_, [this] {
+            if (!loaded_ || stopped_) {
+                return;  // the tick loads first
+            }
+            try {
+                apply_changes();
+            } catch (const store_error& e) {
+                background_failure(e, "cannot read the changes other replicas made");
+            }
+        });
     }
 }
 
@@ -304,8 +343,15 @@ std::optional<std::int64_t> service::create_request(const denial& d, time_point 
     try {
         made = store_->create_request(d.key, now, std::string(policy::to_string(d.why)), d.source, d.identity);
     } catch (const store_error& e) {
-        store_failed(e, "cannot record an access request");
+        background_failure(e, "cannot record an access request");
         return std::nullopt;
+    }
+    if (made.hits > 1) {
+        // Another replica made it first: this denial was counted on it, and its announcement was theirs.
+        std::lock_guard lock(mutex_);
+        pending_[d.key] = pending_entry{made.id, 0, now, made.reason, d.source, d.identity};
+        counts_.pending = pending_.size();
+        return made.id;
     }
     recent.push_back(steady);
     {
@@ -356,29 +402,43 @@ void service::forget_pending(const request_key& key)
 
 void service::publish_grants(std::optional<std::uint64_t> ended)
 {
-    std::vector<policy::grant> grants;
+    std::vector<grant_record> active;
     try {
-        for (const auto& g : store_->active_grants()) {
-            if (auto pg = to_policy_grant(g)) {
-                grants.push_back(std::move(*pg));
-            }
-        }
+        active = store_->active_grants();
         republish_ = false;
     } catch (const store_error& e) {
         // The change is committed but the set cannot be read back: retried at every tick. Meanwhile a grant that
         // ended leaves the set in force at once (fail closed); one just made waits for the retry.
-        store_failed(e, "cannot read the active grants");
+        background_failure(e, "cannot read the active grants");
         republish_ = true;
         if (!ended) {
             return;
         }
+        std::vector<policy::grant> kept;
         for (const auto& g : grants_snapshot()->all()) {
             if (g.id != *ended) {
-                grants.push_back(g);
+                kept.push_back(g);
             }
         }
+        publish_set(policy::grant_set::make(std::move(kept)));
+        return;
     }
-    auto set = policy::grant_set::make(std::move(grants));
+    install_grants(active);
+}
+
+void service::install_grants(const std::vector<grant_record>& active)
+{
+    std::vector<policy::grant> grants;
+    for (const auto& g : active) {
+        if (auto pg = to_policy_grant(g)) {
+            grants.push_back(std::move(*pg));
+        }
+    }
+    publish_set(policy::grant_set::make(std::move(grants)));
+}
+
+void service::publish_set(std::shared_ptr<const policy::grant_set> set)
+{
     {
         std::lock_guard lock(mutex_);
         grants_ = set;
@@ -413,22 +473,63 @@ void service::flush_hits()
             }
         }
     }
-    if (!updates.empty()) {
-        store_->add_hits(updates);
+    if (updates.empty()) {
+        return;
     }
+    try {
+        store_->add_hits(updates);
+    } catch (const store_error&) {
+        // Kept for the next flush: a store that is down for a while still gets the counts when it returns.
+        std::lock_guard lock(mutex_);
+        for (auto& [key, e] : pending_) {
+            for (const auto& u : updates) {
+                if (u.request_id == e.id) {
+                    e.unflushed_hits += u.hits;
+                }
+            }
+        }
+        throw;
+    }
+}
+
+void service::apply_changes()
+{
+    if (store_->change_version() != seen_version_) {
+        load();
+    }
+}
+
+void service::background_failure(const store_error& e, std::string_view what)
+{
+    count(&service_counts::store_failures);
+    // The next successful poll reads everything again: what other replicas did meanwhile is caught up.
+    seen_version_.reset();
+    if (store_down_) {
+        return;
+    }
+    store_down_ = true;
+    log_.notice("approval.store_unavailable", {{"what", what}, {"error", e.what()}}, true);
 }
 
 void service::tick()
 {
     auto now = now_seconds();
-    if (republish_) {
-        publish_grants();
-    }
     std::erase_if(notified_at_, [&](const auto& n) {
         return std::chrono::steady_clock::now() - n.second >= settings_.notify_cooldown;
     });
     std::erase_if(denied_, [&](const auto& d) { return d.second.until <= now; });
     try {
+        if (!loaded_) {
+            load();
+            auto c = counts();
+            log_.notice("approval.loaded", {{"pending", c.pending}, {"active_grants", c.active_grants}});
+            if (on_loaded_) {
+                on_loaded_();
+            }
+        }
+        if (republish_) {
+            publish_grants();
+        }
         flush_hits();
         auto expired = store_->expire(now, now - settings_.request_ttl);
         for (const auto& r : expired.requests) {
@@ -453,6 +554,7 @@ void service::tick()
         if (!expired.grants.empty()) {
             publish_grants();  // a grant past its expiry matches nothing even in a set that could not be renewed
         }
+        apply_changes();
         if (notifier_ != nullptr) {
             auto in_force = grants_snapshot();
             std::erase_if(warned_, [&](const auto& w) {
@@ -466,8 +568,12 @@ void service::tick()
                 }
             }
         }
+        if (store_down_ && !republish_) {
+            store_down_ = false;
+            log_.notice("approval.store_available", {{"pending", counts().pending}});
+        }
     } catch (const store_error& e) {
-        store_failed(e, "cannot update access requests");
+        background_failure(e, loaded_ ? "cannot update access requests" : "cannot load access requests and grants");
     }
 }
 
@@ -538,7 +644,12 @@ outcome<approve_result> service::approve(const user& who, std::int64_t request_i
     if (params.note.size() > max_text) {
         return error{failure::invalid, "a note is at most 2000 characters"};
     }
-    auto r = store_->request(request_id);
+    std::optional<access_request> r;
+    try {
+        r = store_->request(request_id);
+    } catch (const store_error& e) {
+        return store_failed(e, "cannot record the approval");
+    }
     if (!r) {
         return error{failure::not_found, "no access request " + std::to_string(request_id)};
     }
@@ -637,16 +748,16 @@ outcome<access_request> service::deny(const user& who, std::int64_t request_id, 
     if (note.size() > max_text) {
         return error{failure::invalid, "a note is at most 2000 characters"};
     }
-    if (auto asked = store_->request(request_id)) {
-        for (const auto& j : asked->justifications) {
-            if (j.user == who.name) {
-                return error{failure::forbidden, "you justified this request: another approver must decide it"};
-            }
-        }
-    }
     auto now = now_seconds();
     std::optional<access_request> r;
     try {
+        if (auto asked = store_->request(request_id)) {
+            for (const auto& j : asked->justifications) {
+                if (j.user == who.name) {
+                    return error{failure::forbidden, "you justified this request: another approver must decide it"};
+                }
+            }
+        }
         r = store_->deny(request_id, who.name, note, now);
     } catch (const store_error& e) {
         return store_failed(e, "cannot record the denial");
@@ -710,16 +821,26 @@ outcome<grant_record> service::extend(const user& who, std::int64_t grant_id, st
         return error{failure::forbidden, "only approvers extend grants"};
     }
     // An extension is a new decision: the same people may not make it as could not approve.
-    if (auto g = store_->grant(grant_id)) {
-        if (auto r = store_->request(g->request_id)) {
-            for (const auto& j : r->justifications) {
-                if (j.user == who.name) {
-                    return error{failure::forbidden, "you justified this request: another approver must extend it"};
-                }
+    std::optional<grant_record> current;
+    std::optional<access_request> asked;
+    try {
+        current = store_->grant(grant_id);
+        if (current) {
+            asked = store_->request(current->request_id);
+        }
+    } catch (const store_error& e) {
+        return store_failed(e, "cannot record the extension");
+    }
+    if (asked) {
+        for (const auto& j : asked->justifications) {
+            if (j.user == who.name) {
+                return error{failure::forbidden, "you justified this request: another approver must extend it"};
             }
         }
-        unsigned required = g->scope == policy::grant_scope::group ? group_required_approvals(g->scope_name)
-                                                                   : required_approvals(g->scope_name);
+    }
+    if (current) {
+        unsigned required = current->scope == policy::grant_scope::group ? group_required_approvals(current->scope_name)
+                                                                         : required_approvals(current->scope_name);
         if (required > 1) {
             return error{failure::forbidden, "this grant needed two approvers: it cannot be extended by one; revoke "
                                              "it, and two approvers approve the next request"};

@@ -119,9 +119,14 @@ public:
     std::string public_url() const;  // any thread
 
     // Start-up, before the proxy is ready: loads pending requests and active grants and publishes the grants.
-    // Throws store_error.
+    // Throws store_error; then run() keeps trying (a shared database that is down at start), and loaded()
+    // turns true once it succeeds.
     void load();
-    // Starts the service thread (expiry timer, hit flushing, notifications, and whatever else is posted).
+    bool loaded() const { return loaded_; }  // any thread
+    // Called on the service thread when a load that failed at start succeeds later (set before run()).
+    void set_on_loaded(std::function<void()> hook) { on_loaded_ = std::move(hook); }
+    // Starts the service thread (expiry timer, hit flushing, polling other replicas' changes, notifications, and
+    // whatever else is posted).
     void run();
     void stop();  // any thread; idempotent
 
@@ -173,11 +178,18 @@ private:
     std::optional<std::int64_t> create_request(const denial& d, time_point now);  // service thread
     // Service thread. ended: a grant that just ended, left out even if the store cannot be read back.
     void publish_grants(std::optional<std::uint64_t> ended = std::nullopt);
+    void install_grants(const std::vector<grant_record>& active);
+    void publish_set(std::shared_ptr<const policy::grant_set> set);
     std::shared_ptr<const policy::grant_set> grants_snapshot() const;
     unsigned group_required_approvals(const std::string& group) const;  // the most any client of the group needs
     void schedule_tick();
-    void tick();  // flush hits, expire, warn about expiring grants
+    void tick();  // load if not yet loaded, flush hits, expire, apply other replicas' changes, warn about expiries
     void flush_hits();
+    // Other replicas (or processes) sharing the store changed it: pending requests and grants are read again.
+    void apply_changes();
+    void listen_for_changes();  // the listener thread: a notification polls at once instead of at the next tick
+    // A background store call failed: counted, and logged once per outage rather than at every tick.
+    void background_failure(const store_error& e, std::string_view what);
     std::optional<error> check_duration(std::chrono::seconds d) const;
     void forget_pending(const request_key& key);
     void count(std::uint64_t service_counts::*which);
@@ -197,6 +209,10 @@ private:
     boost::asio::steady_timer tick_timer_{io_};
     std::thread thread_;
     std::atomic<bool> stopped_{false};
+    std::atomic<bool> loaded_{false};
+    std::function<void()> on_loaded_;
+    std::unique_ptr<change_listener> listener_;  // used by listen_thread_ only
+    std::thread listen_thread_;
 
     // Shared with the data path: the pending requests by key, for the id and the hit count; the page's URL.
     mutable std::mutex mutex_;
@@ -215,6 +231,8 @@ private:
     };
     std::unordered_map<request_key, denied_entry, key_hash> denied_;  // denied keys, for request_ttl
     bool republish_ = false;  // the last publish could not read the store
+    std::optional<std::int64_t> seen_version_;  // the store's change version at the last full read
+    bool store_down_ = false;                   // a background call failed and none has succeeded since
 };
 
 }  // namespace egressd::proxy::approvals

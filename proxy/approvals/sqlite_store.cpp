@@ -402,19 +402,27 @@ public:
                                   const std::string& source, const std::string& identity) override
     {
         return write("create a request for " + describe(key), [&] {
-            try {
+            // The write lock is held: the pending request found here cannot be decided before the hit counts.
+            std::optional<std::int64_t> existing;
+            {
+                auto q = prepare("SELECT id FROM requests WHERE client = ?1 AND host = ?2 AND port = ?3 "
+                                 "AND state = 'pending'");
+                q.bind(1, key.client).bind(2, key.host).bind(3, std::int64_t{key.port});
+                if (q.step()) {
+                    existing = q.int64(0);
+                }
+            }
+            if (existing) {
+                count_hit({*existing, 1, seen, reason, source, identity});
+                return must_load_request(*existing);
+            }
+            {
                 auto q = prepare(
                     "INSERT INTO requests (client, host, port, state, hits, first_seen, last_seen, reason, "
                     "last_source, last_identity) VALUES (?1, ?2, ?3, 'pending', 1, ?4, ?4, ?5, ?6, ?7)");
                 q.bind(1, key.client).bind(2, key.host).bind(3, std::int64_t{key.port}).bind(4, seen);
                 q.bind(5, reason).bind(6, source).bind(7, identity);
                 q.run();
-            } catch (const sqlite_failure& e) {
-                if (e.code() == SQLITE_CONSTRAINT_UNIQUE) {
-                    throw sqlite_failure(std::string("a pending request for this key exists (") + e.what() + ")",
-                                         e.code());
-                }
-                throw;
             }
             const std::int64_t id = sqlite3_last_insert_rowid(db_.get());
             add_history(seen, "requested", system_actor, id, std::nullopt, key, reason);
@@ -426,12 +434,7 @@ public:
     {
         write("count hits on " + std::to_string(updates.size()) + " requests", [&] {
             for (const auto& u : updates) {
-                auto q = prepare(
-                    "UPDATE requests SET hits = hits + ?2, last_seen = max(last_seen, ?3), reason = ?4, "
-                    "last_source = ?5, last_identity = ?6 WHERE id = ?1 AND state = 'pending'");
-                q.bind(1, u.request_id).bind(2, u.hits).bind(3, u.last_seen).bind(4, u.reason);
-                q.bind(5, u.last_source).bind(6, u.last_identity);
-                q.run();
+                count_hit(u);
             }
             return true;
         });
@@ -646,6 +649,15 @@ public:
         });
     }
 
+    // Writers take SQLite's one write lock, so history ids are committed in order: the newest is a version.
+    std::int64_t change_version() override
+    {
+        return read("read the change version", [&] {
+            auto q = prepare("SELECT coalesce(max(id), 0) FROM history");
+            return q.step() ? q.int64(0) : std::int64_t{0};
+        });
+    }
+
     std::vector<access_request> requests(std::optional<request_state> state, std::size_t limit) override
     {
         return read("read requests", [&] {
@@ -849,6 +861,16 @@ private:
         } catch (const sqlite_failure& e) {
             throw store_error("cannot " + what + ": " + e.what());
         }
+    }
+
+    void count_hit(const hit_update& u)
+    {
+        auto q = prepare(
+            "UPDATE requests SET hits = hits + ?2, last_seen = max(last_seen, ?3), reason = ?4, "
+            "last_source = ?5, last_identity = ?6 WHERE id = ?1 AND state = 'pending'");
+        q.bind(1, u.request_id).bind(2, u.hits).bind(3, u.last_seen).bind(4, u.reason);
+        q.bind(5, u.last_source).bind(6, u.last_identity);
+        q.run();
     }
 
     void add_history(time_point at, std::string_view event, std::string_view actor,

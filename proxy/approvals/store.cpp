@@ -1,5 +1,7 @@
 #include "proxy/approvals/store.hpp"
 
+#include "config/server_config.hpp"
+
 #include <array>
 
 namespace egressd::proxy::approvals {
@@ -43,6 +45,14 @@ std::string_view to_string(grant_state s)
 std::optional<grant_state> parse_grant_state(std::string_view text)
 {
     return parse_name<grant_state>(grant_state_names, text);
+}
+
+std::unique_ptr<store> open_store(const config::approvals_config& settings)
+{
+    if (!settings.store_url.empty()) {
+        return open_postgres_store(settings.store_url);
+    }
+    return open_sqlite_store(settings.store);
 }
 
 }  // namespace egressd::proxy::approvals

@@ -4,8 +4,10 @@
 // (PostgreSQL) where a single proxy keeps a local SQLite file.
 //
 // Every change is one transaction together with its history row: after a call returns, the change and its
-// audit entry are durable (they survive kill -9 and a power cut, with synchronous=FULL), or neither happened
-// and the call threw store_error. Nothing is ever deleted: requests and grants change state, history only grows.
+// audit entry are durable (they survive kill -9 and a power cut: SQLite with synchronous=FULL, PostgreSQL with
+// synchronous_commit on), or neither happened and the call threw store_error. Nothing is ever deleted: requests
+// and grants change state, history only grows. Several store objects (replicas) may share one database: every
+// check that a change depends on is made inside the transaction that writes it.
 
 #include "policy/grants.hpp"
 
@@ -18,6 +20,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace egressd::config {
+struct approvals_config;
+}
 
 namespace egressd::proxy::approvals {
 
@@ -161,6 +167,17 @@ struct approval_result {
     std::optional<access_request> request;  // the request after the call (when found)
 };
 
+// Wakes a replica sooner than its next poll when another replica changed the shared store. Only a hint:
+// notifications are lost while disconnected, so replicas still poll change_version().
+// Thread contract: one thread at a time, independent of the store it came from (it has its own connection).
+class change_listener {
+public:
+    virtual ~change_listener() = default;
+    // Blocks for at most timeout (longer only while a lost database is being reconnected: its connect timeout).
+    // True when something may have changed: a notification came, or the listener has just connected again.
+    virtual bool wait(std::chrono::milliseconds timeout) = 0;
+};
+
 class store {
 public:
     virtual ~store() = default;
@@ -169,7 +186,9 @@ public:
     virtual std::vector<access_request> pending_requests() = 0;
     virtual std::vector<grant_record> active_grants() = 0;
 
-    // A new pending request (history: requested). Throws store_error when another pending request has the key.
+    // A new pending request (history: requested), with hits 1. When a pending request for the key exists (another
+    // replica made it first), the denial counts as one more hit on it and that request is returned (hits > 1, no
+    // history row): replicas share one request per key.
     virtual access_request create_request(const request_key& key, time_point seen, const std::string& reason,
                                           const std::string& source, const std::string& identity) = 0;
     virtual void add_hits(const std::vector<hit_update>& updates) = 0;  // one transaction for all
@@ -194,6 +213,12 @@ public:
     };
     virtual expired_items expire(time_point now, time_point stale_before) = 0;
 
+    // Grows with every change other replicas must apply (requests created and decided, grants made, ended or
+    // extended; not hit counts): a replica that sees it move re-reads pending requests and active grants.
+    virtual std::int64_t change_version() = 0;
+    // nullptr: the store has no notifications (SQLite), and polling alone tells of changes.
+    virtual std::unique_ptr<change_listener> listen_for_changes() { return nullptr; }
+
     // Reads, newest first.
     virtual std::vector<access_request> requests(std::optional<request_state> state, std::size_t limit) = 0;
     virtual std::optional<access_request> request(std::int64_t id) = 0;
@@ -207,5 +232,15 @@ public:
 // opened, created or migrated, or its schema is newer than this build knows.
 // Thread contract: one store object is used from one thread at a time (the caller serializes).
 std::unique_ptr<store> open_sqlite_store(const std::filesystem::path& file);
+
+// PostgreSQL, for replicas that share one database. url: a postgresql:// URI without a password (libpq reads
+// PGPASSWORD or the passfile). Never throws for an unreachable database: every call connects as needed (after a
+// failure, again only after a bounded backoff) and throws store_error while it cannot; the schema is migrated to
+// the newest version at the first connection (an advisory lock keeps replicas starting together in turn).
+// Thread contract: one store object is used from one thread at a time (the caller serializes).
+std::unique_ptr<store> open_postgres_store(const std::string& url);
+
+// The store the settings name: PostgreSQL when store_url is set, else the SQLite file.
+std::unique_ptr<store> open_store(const config::approvals_config& settings);
 
 }  // namespace egressd::proxy::approvals

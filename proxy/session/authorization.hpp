@@ -27,6 +27,9 @@ struct authorization {
     policy::host target;
     std::uint16_t port = 0;
     bool tunnel = false;                             // CONNECT; else a forwarded plain-HTTP request
+    // Through a parent proxy: egressd connects to the parent and asks it for target:port; vetted and connected are
+    // then the parent's addresses (the destination's are the parent's business).
+    std::optional<policy::parent_proxy> parent;
     std::vector<policy::address> vetted;             // addresses that passed, in the resolver's order
     policy::decision decision;                       // the allowing decision (name phase for literals, else address)
     policy::tls_mode tls = policy::tls_mode::off;    // CONNECT: what the first client bytes must be
@@ -34,7 +37,9 @@ struct authorization {
     std::optional<policy::tunnel_start> client_hello;  // CONNECT under a tls mode: what the ClientHello said
 
     // The facts to decide the established connection again; needs `connected`.
-    policy::established facts() const { return {who, target, port, *connected, client_hello}; }
+    policy::established facts() const { return {who, target, port, *connected, client_hello, parent.has_value()}; }
+    // The port to connect to: the parent's, or the destination's.
+    std::uint16_t connect_port() const { return parent ? parent->port : port; }
 };
 
 }  // namespace egressd::proxy

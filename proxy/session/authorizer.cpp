@@ -29,9 +29,26 @@ observe::reason reason_for(dns::dns_status s)
     return observe::reason::dns_error;
 }
 
-}  // namespace
+// The parent proxy a decision's traffic goes through: its group's, none for a group that goes direct, else the
+// server's.
+std::optional<policy::parent_proxy> parent_for(const policy::upstream_route& route, const config::server_config& cfg)
+{
+    switch (route.kind) {
+    case policy::route_kind::parent:
+        return route.parent;
+    case policy::route_kind::direct:
+        return std::nullopt;
+    case policy::route_kind::inherit:
+        break;
+    }
+    if (!cfg.upstream_proxy) {
+        return std::nullopt;
+    }
+    return policy::parent_proxy{cfg.upstream_proxy->host, cfg.upstream_proxy->port};
+}
 
-void log_decision(connection& c, const policy::policy& snapshot, const policy::decision& d, const decision_details& x)
+decision_event event_of(connection& c, const policy::policy& snapshot, const policy::decision& d,
+                        const decision_details& x)
 {
     decision_event e;
     e.event = x.dns_error ? observe::event_kind::error : observe::event_for(d.outcome);
@@ -65,6 +82,15 @@ void log_decision(connection& c, const policy::policy& snapshot, const policy::d
     }
     e.path = c.request.path;
     e.query = c.request.query;
+    e.upstream = x.upstream;
+    return e;
+}
+
+}  // namespace
+
+void log_decision(connection& c, const policy::policy& snapshot, const policy::decision& d, const decision_details& x)
+{
+    auto e = event_of(c, snapshot, d, x);
     if (e.path.empty()) {
         c.owner.events().decision(e);
     } else {
@@ -77,6 +103,20 @@ void log_decision(connection& c, const policy::policy& snapshot, const policy::d
     } else {
         c.owner.metrics().decision(snapshot, d.outcome, e.reason, d.client);
     }
+}
+
+void log_parent_error(connection& c, const authorization& a, const failure& f, std::string_view detail)
+{
+    std::string parent = a.parent->to_string();
+    std::string literal = a.target.is_address() ? a.target.literal()->to_string() : std::string();
+    decision_details x{.client = a.client_name,
+                       .address = literal,
+                       .detail = detail,
+                       .reason = f.why,
+                       .dns_error = true,
+                       .upstream = parent};
+    // Written at once: the decision event already went (with the status of egressd's answer, for plain HTTP).
+    c.owner.events().decision(event_of(c, *a.snapshot, a.decision, x));
 }
 
 boost::asio::awaitable<void> authorizer::note_request(const authorization& a, const policy::decision& d)
@@ -126,21 +166,22 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     const auto* grants = a.grants.get();
     auto name_decision = p.decide_name(a.client, a.target, a.port, now, grants);
     a.tls = p.tls_for(name_decision);
-    if (const auto* literal = a.target.literal()) {
-        std::string address = literal->to_string();
+    const auto* literal = a.target.literal();
+    std::string literal_text = literal != nullptr ? literal->to_string() : std::string();
+    if (!name_decision.allows_traffic()) {
         co_await note_request(a, name_decision);
-        log(name_decision, address);
-        if (!name_decision.allows_traffic()) {
-            co_return denied(name_decision, std::move(address));
-        }
+        log(name_decision, literal_text);
+        co_return denied(name_decision, std::move(literal_text));
+    }
+    a.parent = parent_for(p.route_for(name_decision), c_.owner.config());
+    if (a.parent) {
+        co_return co_await through_parent(a, name_decision);
+    }
+    if (literal != nullptr) {
+        log(name_decision, literal_text);
         a.vetted.push_back(*literal);
         a.decision = name_decision;
         co_return a;
-    }
-    if (!name_decision.allows_traffic()) {
-        co_await note_request(a, name_decision);
-        log(name_decision, {});
-        co_return denied(name_decision, {});
     }
     auto asked = std::chrono::steady_clock::now();
     auto answer = co_await c_.owner.resolver().resolve(*a.target.name());
@@ -177,6 +218,71 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     }
     log(a.decision, a.vetted.front().to_string(), detail);
     co_return a;
+}
+
+// The destination is the parent's to resolve: what egressd checks is the name phase (already passed) and the
+// parent's own addresses against the address guard.
+boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::through_parent(
+    authorization& a, const policy::decision& name_decision)
+{
+    const auto& p = *a.snapshot;
+    std::string parent = a.parent->to_string();
+    std::string destination = a.target.is_address() ? a.target.literal()->to_string() : std::string();
+    std::vector<policy::address> candidates;
+    if (auto literal = policy::address::parse(a.parent->host)) {
+        candidates.push_back(*literal);
+    } else {
+        auto asked = std::chrono::steady_clock::now();
+        auto answer = co_await c_.owner.resolver().resolve(a.parent->host);
+        c_.owner.metrics().dns_lookup(answer.status, answer.from_cache, std::chrono::steady_clock::now() - asked);
+        if (answer.status != dns::dns_status::ok) {
+            failure why{answer.status == dns::dns_status::timeout ? failure_kind::dns_timeout
+                                                                  : failure_kind::dns_failed,
+                        reason_for(answer.status), "the parent proxy's name did not resolve"};
+            std::string detail = "parent proxy " + parent + ": its name did not resolve";
+            policy::decision refused = name_decision;
+            refused.outcome = policy::verdict::deny;
+            log_decision(c_, p, refused,
+                         {.client = a.client_name,
+                          .address = destination,
+                          .detail = detail,
+                          .reason = why.why,
+                          .dns_error = true,
+                          .upstream = parent});
+            co_return refusal{why, a.client_name, destination};
+        }
+        candidates = std::move(answer.addresses);
+    }
+    std::optional<policy::decision> guarded;
+    std::string guarded_address;
+    for (const auto& addr : candidates) {
+        auto d = policy::vet_parent(p, name_decision, addr);
+        if (d.allows_traffic()) {
+            a.vetted.push_back(addr);
+            if (a.vetted.size() == 1) {
+                a.decision = d;
+            }
+        } else if (!guarded) {
+            guarded = d;
+            guarded_address = addr.to_string();
+        }
+    }
+    if (a.vetted.empty()) {
+        std::string detail = "parent proxy " + parent + " is at " + guarded_address +
+                             ", a guarded address (address_guard.except lets it through)";
+        log_decision(c_, p, *guarded, {.client = a.client_name, .address = destination, .detail = detail,
+                                       .upstream = parent});
+        failure why{failure_kind::denied, observe::reason::address_guard, "the parent proxy's address is guarded"};
+        co_return refusal{why, a.client_name, destination};
+    }
+    std::string detail;
+    if (guarded) {
+        detail = "refused " + std::to_string(candidates.size() - a.vetted.size()) + " of " +
+                 std::to_string(candidates.size()) + " parent proxy addresses (address_guard, " + guarded_address + ")";
+    }
+    log_decision(c_, p, a.decision,
+                 {.client = a.client_name, .address = destination, .detail = detail, .upstream = parent});
+    co_return std::move(a);
 }
 
 }  // namespace egressd::proxy

@@ -38,6 +38,11 @@ private:
     // An allow-list miss of a client that may ask becomes (or counts towards) an access request, when the
     // approvals workflow is on: c_.request.access_request names it.
     boost::asio::awaitable<void> note_request(const authorization& a, const policy::decision& d);
+    // The name phase allowed a request whose route names a parent proxy (a.parent): the parent's addresses are
+    // vetted instead of the destination's. By reference (the caller awaits at once): a by-value argument would be
+    // a temporary inside the co_await, which g++ 12 may destroy twice.
+    boost::asio::awaitable<std::variant<authorization, refusal>> through_parent(
+        authorization& a, const policy::decision& name_decision);
 
     connection& c_;
 };
@@ -49,8 +54,13 @@ struct decision_details {
     std::string_view detail = {};
     std::optional<observe::reason> reason = {};  // instead of the policy's: a DNS status
     std::string_view sni = {};                   // the tunnel phase: the ClientHello's server name
-    bool dns_error = false;  // an allowed name DNS could not resolve: egress.error, not a denial
+    bool dns_error = false;  // an allowed request that could not go on (DNS, a parent proxy): egress.error
+    std::string_view upstream = {};  // the parent proxy the request goes through ("host:port"); empty: direct
 };
 void log_decision(connection& c, const policy::policy& snapshot, const policy::decision& d, const decision_details& x);
+
+// An allowed request through a parent proxy that the parent did not carry (unreachable, or it refused): an
+// egress.error naming the parent, besides the decision event already written.
+void log_parent_error(connection& c, const authorization& a, const failure& f, std::string_view detail);
 
 }  // namespace egressd::proxy

@@ -84,8 +84,10 @@ void upstream_authorization::release()
 
 bool upstream_authorization::reusable_for(const authorization& next) const
 {
-    return reusable() && held_->connected && held_->port == next.port &&
-           held_->target.to_string() == next.target.to_string() &&
+    // A parent proxy takes requests for any destination: only the parent must be the same.
+    bool same_destination =
+        next.parent || (held_->port == next.port && held_->target.to_string() == next.target.to_string());
+    return reusable() && held_->connected && held_->parent == next.parent && same_destination &&
            std::find(next.vetted.begin(), next.vetted.end(), *held_->connected) != next.vetted.end();
 }
 

@@ -74,8 +74,8 @@ public:
     // A new policy no longer allows the pooled upstream: no later request may reuse it.
     void forbid_reuse() { reusable_ = false; }
     bool reusable() const { return held_ && reusable_; }
-    // The held upstream may carry the request `next` allows: same host and port, connected to an address `next`
-    // vetted, and not forbidden.
+    // The held upstream may carry the request `next` allows: same host and port (through a parent proxy: the same
+    // parent, whatever the destination), connected to an address `next` vetted, and not forbidden.
     bool reusable_for(const authorization& next) const;
 
 private:

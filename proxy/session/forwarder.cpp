@@ -88,7 +88,7 @@ bool pooled_upstream_fits(connection& c, const authorization& next)
 
 asio::awaitable<std::optional<close_cause>> forwarder::exchange(const http::request_head& head,
                                                                 const http::body_framing& framing,
-                                                                std::string_view origin_form, std::string_view host,
+                                                                std::string_view request_target, std::string_view host,
                                                                 bool client_keep_alive)
 {
     auto headers = head.headers;
@@ -102,7 +102,7 @@ asio::awaitable<std::optional<close_cause>> forwarder::exchange(const http::requ
         headers.push_back({"Transfer-Encoding", "chunked"});
     }
     c_.watch.idle(c_.owner.config().timeouts.upstream_response, std::chrono::steady_clock::time_point::max());
-    std::string request_head = http::serialize_request_head(head.method, origin_form, headers);
+    std::string request_head = http::serialize_request_head(head.method, request_target, headers);
     if (!co_await c_.write_all(c_.upstream, request_head)) {
         c_.close_upstream();
         co_await respond(c_, {failure_kind::upstream_closed, reason::upstream_closed}, false);

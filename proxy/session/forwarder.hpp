@@ -18,7 +18,7 @@ namespace egressd::proxy {
 namespace http = protocol::http;
 
 // The kept-alive upstream of an earlier request may carry the one `next` allows: it is held for the same host
-// and port, connected to an address `next` vetted, and still idle.
+// and port (or the same parent proxy), connected to an address `next` vetted, and still idle.
 bool pooled_upstream_fits(connection& c, const authorization& next);
 
 // Forwards one plain-HTTP request over the connection's upstream and relays the response: the head rewritten
@@ -30,11 +30,12 @@ class forwarder {
 public:
     explicit forwarder(connection& c) : c_(c) {}
 
-    // origin_form: the path and query to ask for; host: the Host header's value. Returns nothing when the
-    // connection carries the next request, else the close cause (after egressd's answer where one is due).
+    // request_target: the path and query to ask for (the absolute URI when the upstream is a parent proxy);
+    // host: the Host header's value. Returns nothing when the connection carries the next request, else the close
+    // cause (after egressd's answer where one is due).
     boost::asio::awaitable<std::optional<observe::close_cause>> exchange(const http::request_head& head,
                                                                          const http::body_framing& framing,
-                                                                         std::string_view origin_form,
+                                                                         std::string_view request_target,
                                                                          std::string_view host, bool client_keep_alive);
 
 private:

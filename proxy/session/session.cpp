@@ -22,6 +22,21 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using observe::close_cause;
 
+namespace {
+
+// The address events name for an authorized request before it connects: the first vetted; through a parent
+// proxy the destination's own (an IP literal) or none, since the parent resolves names.
+std::string address_of(const authorization& a)
+{
+    if (!a.parent) {
+        return a.vetted.front().to_string();
+    }
+    const auto* literal = a.target.literal();
+    return literal != nullptr ? literal->to_string() : std::string();
+}
+
+}  // namespace
+
 client_session::client_session(worker& owner, tcp::socket socket, policy::address source, std::string source_text,
                                connection_limiter::ticket ticket, const config::listener_config& listener,
                                std::size_t listener_index, std::shared_ptr<asio::ssl::context> tls_context)
@@ -161,15 +176,22 @@ asio::awaitable<client_session::served> client_session::serve_connect(const http
     }
     auto& auth = std::get<authorization>(decided);
     c_.request.client = auth.client_name;
-    c_.request.address = auth.vetted.front().to_string();
+    c_.request.address = address_of(auth);
     c_.close_upstream();  // a pooled upstream of an earlier plain-HTTP request on this connection
-    auto connected = co_await connector(c_).connect(auth.vetted, dest.port);
-    if (const auto* f = std::get_if<failure>(&connected)) {
-        co_await respond(c_, *f, false);
-        co_return traits_of(f->kind).cause;
+    if (auto end = co_await connect_upstream(auth)) {
+        co_return *end;
     }
-    auth.connected = std::get<policy::address>(connected);
-    c_.request.address = auth.connected->to_string();
+    if (auth.parent) {
+        std::string detail;
+        auto refused = co_await connector(c_).open_parent_tunnel(auth, detail);
+        if (refused) {
+            failure f = *refused;
+            f.detail = detail;
+            log_parent_error(c_, auth, f, detail);
+            co_await respond(c_, f, false);
+            co_return traits_of(f.kind).cause;
+        }
+    }
     auto opened = std::make_unique<tunnel>(c_, std::move(auth));
     co_return std::move(opened);
 }
@@ -214,23 +236,44 @@ asio::awaitable<std::optional<close_cause>> client_session::serve_forward(const 
     }
     auto& auth = std::get<authorization>(decided);
     c_.request.client = auth.client_name;
-    c_.request.address = auth.vetted.front().to_string();
+    c_.request.address = address_of(auth);
     if (pooled_upstream_fits(c_, auth)) {
         auth.connected = c_.upstream_auth.get()->connected;
+        if (!auth.parent) {
+            c_.request.address = auth.connected->to_string();
+        }
     } else {
         c_.close_upstream();
-        auto connected = co_await connector(c_).connect(auth.vetted, dest.port);
-        if (const auto* f = std::get_if<failure>(&connected)) {
-            co_await respond(c_, *f, false);
-            co_return traits_of(f->kind).cause;
+        if (auto end = co_await connect_upstream(auth)) {
+            co_return *end;
         }
-        auth.connected = std::get<policy::address>(connected);
     }
-    c_.request.address = auth.connected->to_string();
-    c_.upstream_auth.hold(std::move(auth));
     std::string host = dest.port == 80 ? c_.request.host : c_.request.host + ":" + std::to_string(dest.port);
+    // A parent proxy is asked in absolute form, like any proxy; a server in origin form.
+    std::string absolute = auth.parent ? "http://" + host + std::string(origin_form) : std::string();
+    std::string_view request_target = auth.parent ? std::string_view(absolute) : origin_form;
+    c_.upstream_auth.hold(std::move(auth));
     forwarder forward(c_);
-    co_return co_await forward.exchange(head, *framing, target.uri->origin_form, host, client_keep_alive);
+    co_return co_await forward.exchange(head, *framing, request_target, host, client_keep_alive);
+}
+
+asio::awaitable<std::optional<close_cause>> client_session::connect_upstream(authorization& auth)
+{
+    auto connected = co_await connector(c_).connect(auth.vetted, auth.connect_port());
+    if (const auto* f = std::get_if<failure>(&connected)) {
+        if (auth.parent) {
+            std::string detail = "parent proxy " + auth.parent->to_string() + " is unreachable (" +
+                                 std::string(observe::to_string(f->why)) + ")";
+            log_parent_error(c_, auth, *f, detail);
+        }
+        co_await respond(c_, *f, false);
+        co_return traits_of(f->kind).cause;
+    }
+    auth.connected = std::get<policy::address>(connected);
+    if (!auth.parent) {
+        c_.request.address = auth.connected->to_string();
+    }
+    co_return std::nullopt;
 }
 
 void client_session::finish(close_cause cause)

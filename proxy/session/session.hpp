@@ -80,6 +80,9 @@ private:
     // Nothing: the connection carries the next request.
     boost::asio::awaitable<std::optional<observe::close_cause>> serve_forward(const http::request_head& head,
                                                                               const request_target& target);
+    // Connects the upstream socket to a vetted address of the destination or of its parent proxy (auth.connected);
+    // on failure answers the client and returns the close cause.
+    boost::asio::awaitable<std::optional<observe::close_cause>> connect_upstream(authorization& auth);
     // The one exit path: the close event, and the upstream goes. Once per connection.
     void finish(observe::close_cause cause);
     void close_client();

@@ -61,6 +61,12 @@ asio::awaitable<observe::close_cause> tunnel::run()
     if (!co_await c_.write_all(c_.client, established)) {
         co_return observe::close_cause::client_closed;
     }
+    // Through a parent proxy, the destination may have spoken already, behind the parent's 200.
+    if (!c_.upstream_in.empty()) {
+        if (!co_await c_.write_all(c_.client, c_.upstream_in)) {
+            co_return observe::close_cause::client_closed;
+        }
+    }
     // A tunnel may idle for hours: it keeps no buffer or pipe of its own (relays borrow from the worker's pools).
     std::string().swap(c_.upstream_in);
     auto hard_limit = std::chrono::steady_clock::now() + t.tunnel_lifetime;

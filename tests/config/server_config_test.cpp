@@ -508,6 +508,20 @@ TEST(config_server_approvals, the_smallest_section_takes_the_defaults)
     EXPECT_TRUE(a.notify.empty());
 }
 
+TEST(config_server_approvals, a_postgresql_store_is_kept_as_written)
+{
+    for (const char* url : {"postgresql://egressd@db.internal:5432/egressd?sslmode=verify-full",
+                            "postgres://db/egressd", "postgresql:///egressd?host=/run/postgresql&passfile=/etc/pgpass"}) {
+        auto loaded = load(with({"approvals:", std::string("  store: '") + url + "'", "  approvers: a.passwd"}));
+        ASSERT_TRUE(loaded.config) << url << "\n" << show(loaded);
+        EXPECT_EQ(loaded.config->approvals->store_url, url);
+        EXPECT_TRUE(loaded.config->approvals->store.empty()) << url;
+    }
+    auto sqlite = load(approvals_with({}));
+    ASSERT_TRUE(sqlite.config) << show(sqlite);
+    EXPECT_TRUE(sqlite.config->approvals->store_url.empty());
+}
+
 TEST(config_server_approvals, every_setting_written_out)
 {
     auto loaded = load(with({
@@ -1024,9 +1038,20 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"store_missing", with({"approvals:", "  approvers: approvers.passwd"}), 4, 3,
                    "missing required key 'store' in approvals"},
         error_case{"store_empty", with({"approvals:", "  store: ''", "  approvers: a.passwd"}), 4, 10,
-                   "empty path: expected the approvals store (an SQLite file)"},
+                   "empty path: expected the approvals store (an SQLite file, or a postgresql:// URL)"},
         error_case{"store_a_list", with({"approvals:", "  store: [a.db]", "  approvers: a.passwd"}), 4, 10,
-                   "expected the approvals store (an SQLite file), found a list"},
+                   "expected the approvals store: an SQLite file, or a postgresql:// URL, found a list"},
+        // A password in the configuration would end up in backups, diffs and `config check` output.
+        error_case{"store_url_password", with({"approvals:", "  store: postgresql://egressd:secret@db/egressd",
+                                               "  approvers: a.passwd"}),
+                   4, 10, "a password in the store URL is not allowed: give it to libpq in the PGPASSWORD"},
+        error_case{"store_url_password_parameter",
+                   with({"approvals:", "  store: postgres://db/egressd?sslmode=require&password=secret",
+                         "  approvers: a.passwd"}),
+                   4, 10, "a password in the store URL is not allowed"},
+        error_case{"store_url_space", with({"approvals:", "  store: 'postgresql://db/egress d'",
+                                            "  approvers: a.passwd"}),
+                   4, 10, "expected a postgresql:// URL of printable characters without spaces"},
         // Requesters cannot decide: someone must be able to approve.
         error_case{"no_way_to_sign_in", with({"approvals:", "  store: a.db", "  requesters: r.passwd"}), 4, 3,
                    "approvals needs a way for approvers to sign in: approvers (a credentials file made with egressd "

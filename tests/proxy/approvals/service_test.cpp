@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -165,6 +166,63 @@ TEST_F(ServiceTest, ADenialBecomesOnePendingRequestAndLaterDenialsCountOnIt)
     EXPECT_EQ(std::get<access_request>(r).state, request_state::pending);
     EXPECT_TRUE(logged("\"approval.requested\""));
     EXPECT_EQ(svc_->request_url(*first), "https://approvals.test/requests/" + std::to_string(*first));
+}
+
+// Two replicas over one store (here one SQLite file; in a fleet, one PostgreSQL database): a denial seen by both is
+// one request, and a decision made through either is applied by the other at its next poll.
+TEST_F(ServiceTest, ReplicasSharingAStoreShareRequestsAndApplyEachOthersGrants)
+{
+    start();
+    std::mutex other_mutex;
+    std::shared_ptr<const policy::grant_set> other_published;
+    service other(settings_, open_sqlite_store(settings_.store), *log_, [this] { return policy_; },
+                  [&](std::shared_ptr<const policy::grant_set> g) {
+                      std::lock_guard lock(other_mutex);
+                      other_published = std::move(g);
+                  });
+    other.load();
+    other.run();
+    const auto allows = [&](const std::shared_ptr<const policy::grant_set>& set) {
+        auto id = policy_->find_client("ci");
+        auto h = policy::host::parse("api.example.com");
+        auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+        return set && id && h.value && set->match(*policy_, *id, *h.value, 443, now) != nullptr;
+    };
+    const auto other_allows = [&] {
+        std::lock_guard lock(other_mutex);
+        return allows(other_published);
+    };
+    const auto within_two_seconds = [](auto condition) {
+        for (int i = 0; i < 40; ++i) {
+            if (condition()) {
+                return true;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        return condition();
+    };
+
+    auto id = deny("ci", "api.example.com");
+    ASSERT_TRUE(id);
+    asio::io_context worker;
+    denial d{{"ci", "api.example.com", 443}, policy::reason::no_matching_rule, "10.0.0.6:40000", ""};
+    auto seen_by_other = asio::co_spawn(worker, other.note_denial(d), asio::use_future);
+    worker.run();
+    EXPECT_EQ(seen_by_other.get(), id) << "the second replica made its own request for the same key";
+    auto r = on_service([&] { return svc_->request(*id); });
+    ASSERT_TRUE(std::holds_alternative<access_request>(r));
+    EXPECT_EQ(std::get<access_request>(r).hits, 2);
+
+    auto approved = on_service([&] { return svc_->approve(alice, *id, {"", "", 2min, ""}); });
+    ASSERT_TRUE(std::holds_alternative<approve_result>(approved));
+    EXPECT_TRUE(within_two_seconds(other_allows)) << "the other replica did not apply the grant";
+    const auto grant_id = std::get<approve_result>(approved).grant->id;
+    auto revoked = asio::post(other.io(), asio::use_future([&] { return other.revoke(bob, grant_id, ""); })).get();
+    ASSERT_TRUE(std::holds_alternative<grant_record>(revoked));
+    EXPECT_FALSE(other_allows());
+    EXPECT_TRUE(within_two_seconds([&] { return !granted("ci", "api.example.com"); }))
+        << "the first replica still applies a grant revoked through the other";
+    other.stop();
 }
 
 TEST_F(ServiceTest, MaxPendingAndThePerClientRateBoundNewRequests)
