@@ -1,6 +1,6 @@
 #include "proxy/approvals/store.hpp"
 
-#include "config/rfc3339.hpp"
+#include "proxy/approvals/store_rules.hpp"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -8,11 +8,11 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <limits>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 
 namespace egressd::proxy::approvals {
 
@@ -118,7 +118,6 @@ constexpr int schema_version = static_cast<int>(migrations.size());
 
 // pg_advisory_xact_lock's key for migrations: replicas starting together migrate one after the other.
 constexpr std::int64_t migration_lock_key = 0x6567726573736431;  // "egressd1"
-constexpr std::string_view system_actor = "egressd";
 constexpr auto first_backoff = std::chrono::milliseconds(250);
 constexpr auto max_backoff = std::chrono::seconds(5);
 // NOTIFY'd with every change: a wake-up for the other replicas' listeners.
@@ -126,9 +125,9 @@ constexpr const char* change_channel = "egressd_approvals";
 
 // A libpq call failed. Carries the server's (or libpq's) message up to the one place that knows what was being
 // done.
-class pg_failure : public std::runtime_error {
+class pg_failure : public backend_failure {
 public:
-    using std::runtime_error::runtime_error;
+    using backend_failure::backend_failure;
 };
 
 struct connection_closer {
@@ -153,22 +152,6 @@ std::string trimmed(const char* message)
         }
     }
     return out;
-}
-
-std::int64_t seconds_of(time_point t)
-{
-    return static_cast<std::int64_t>(t.time_since_epoch().count());
-}
-
-time_point time_of(std::int64_t seconds)
-{
-    return time_point{std::chrono::seconds{seconds}};
-}
-
-std::int64_t sql_limit(std::size_t limit)
-{
-    return static_cast<std::int64_t>(
-        std::min<std::size_t>(limit, static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())));
 }
 
 // Statement parameters, all sent as text (PostgreSQL casts them to the columns' types).
@@ -207,22 +190,20 @@ private:
     std::vector<std::optional<std::string>> values_;
 };
 
-// The rows of one result, read as text.
-class rows {
+// One row of a result, read as text.
+class row : public typed_columns<row> {
 public:
-    explicit rows(result_handle r) : r_(std::move(r)) {}
+    row(const PGresult* r, int index) : r_(r), index_(index) {}
 
-    int size() const { return PQntuples(r_.get()); }
-    bool null(int row, int column) const { return PQgetisnull(r_.get(), row, column) != 0; }
-    std::string text(int row, int column) const
+    bool null(int column) const { return PQgetisnull(r_, index_, column) != 0; }
+    std::string text(int column) const
     {
-        return std::string(PQgetvalue(r_.get(), row, column),
-                           static_cast<std::size_t>(PQgetlength(r_.get(), row, column)));
+        return std::string(PQgetvalue(r_, index_, column), static_cast<std::size_t>(PQgetlength(r_, index_, column)));
     }
-    std::int64_t int64(int row, int column) const
+    std::int64_t int64(int column) const
     {
-        const char* v = PQgetvalue(r_.get(), row, column);
-        const char* end = v + PQgetlength(r_.get(), row, column);
+        const char* v = PQgetvalue(r_, index_, column);
+        const char* end = v + PQgetlength(r_, index_, column);
         std::int64_t out = 0;
         auto [ptr, ec] = std::from_chars(v, end, out);
         if (ec != std::errc() || ptr != end) {
@@ -230,121 +211,27 @@ public:
         }
         return out;
     }
-    time_point time(int row, int column) const { return time_of(int64(row, column)); }
-    std::optional<std::int64_t> optional_int64(int row, int column) const
-    {
-        if (null(row, column)) {
-            return std::nullopt;
-        }
-        return int64(row, column);
-    }
-    std::optional<time_point> optional_time(int row, int column) const
-    {
-        if (auto v = optional_int64(row, column)) {
-            return time_of(*v);
-        }
-        return std::nullopt;
-    }
-    std::uint16_t port(int row, int column) const
-    {
-        const std::int64_t v = int64(row, column);
-        if (v < 0 || v > std::numeric_limits<std::uint16_t>::max()) {
-            throw pg_failure("port out of range: " + std::to_string(v));
-        }
-        return static_cast<std::uint16_t>(v);
-    }
+
+private:
+    const PGresult* r_;
+    int index_;
+};
+
+// The rows of one result.
+class rows {
+public:
+    explicit rows(result_handle r) : r_(std::move(r)) {}
+
+    int size() const { return PQntuples(r_.get()); }
+    row at(int index) const { return row(r_.get(), index); }
 
 private:
     result_handle r_;
 };
 
-constexpr std::string_view scope_name_of(policy::grant_scope s)
-{
-    return s == policy::grant_scope::group ? "group" : "client";
-}
-
-policy::grant_scope parse_scope(const std::string& text)
-{
-    if (text == "client") {
-        return policy::grant_scope::client;
-    }
-    if (text == "group") {
-        return policy::grant_scope::group;
-    }
-    throw pg_failure("unknown grant scope '" + text + "'");
-}
-
-std::string join(const std::vector<std::string>& names)
-{
-    std::string out;
-    for (const auto& name : names) {
-        if (!out.empty()) {
-            out += ',';
-        }
-        out += name;
-    }
-    return out;
-}
-
-std::string describe(const request_key& key)
-{
-    return key.client + " to " + key.host + ":" + std::to_string(key.port);
-}
-
-const std::string request_fields = "id, client, host, port, state, hits, first_seen, last_seen, reason, last_source, "
-                                   "last_identity, grant_id, decided_by, decision_note, decided_at";
-const std::string grant_fields = "id, request_id, scope, scope_name, destination, port, created, expires, state, "
-                                 "approved_by, note, ended_at, ended_by";
-
-access_request read_request_row(const rows& q, int i)
-{
-    access_request r;
-    r.id = q.int64(i, 0);
-    r.key.client = q.text(i, 1);
-    r.key.host = q.text(i, 2);
-    r.key.port = q.port(i, 3);
-    const std::string state = q.text(i, 4);
-    const auto parsed = parse_request_state(state);
-    if (!parsed) {
-        throw pg_failure("unknown request state '" + state + "'");
-    }
-    r.state = *parsed;
-    r.hits = q.int64(i, 5);
-    r.first_seen = q.time(i, 6);
-    r.last_seen = q.time(i, 7);
-    r.reason = q.text(i, 8);
-    r.last_source = q.text(i, 9);
-    r.last_identity = q.text(i, 10);
-    r.grant_id = q.optional_int64(i, 11);
-    r.decided_by = q.text(i, 12);
-    r.decision_note = q.text(i, 13);
-    r.decided_at = q.optional_time(i, 14);
-    return r;
-}
-
-grant_record read_grant_row(const rows& q, int i)
-{
-    grant_record g;
-    g.id = q.int64(i, 0);
-    g.request_id = q.int64(i, 1);
-    g.scope = parse_scope(q.text(i, 2));
-    g.scope_name = q.text(i, 3);
-    g.destination = q.text(i, 4);
-    g.port = q.port(i, 5);
-    g.created = q.time(i, 6);
-    g.expires = q.time(i, 7);
-    const std::string state = q.text(i, 8);
-    const auto parsed = parse_grant_state(state);
-    if (!parsed) {
-        throw pg_failure("unknown grant state '" + state + "'");
-    }
-    g.state = *parsed;
-    g.approved_by = q.text(i, 9);
-    g.note = q.text(i, 10);
-    g.ended_at = q.optional_time(i, 11);
-    g.ended_by = q.text(i, 12);
-    return g;
-}
+// As strings, for building statements with +.
+const std::string request_fields(request_columns);
+const std::string grant_fields(grant_columns);
 
 // Connects with egressd's defaults first: the URL (dbname, expanded) may override any of them. The keepalives and
 // the user timeout bound how long a call can hang on a database that vanished from the network.
@@ -478,8 +365,8 @@ public:
                     .add(reason)
                     .add(source)
                     .add(identity));
-            const std::int64_t id = made.int64(0, 0);
-            if (made.int64(0, 1) == 1) {
+            const std::int64_t id = made.at(0).int64(0);
+            if (made.at(0).int64(1) == 1) {
                 add_history(seen, "requested", system_actor, id, std::nullopt, key, reason);
                 bump_version();
             }
@@ -521,37 +408,13 @@ public:
     approval_result approve(std::int64_t request_id, const approval_input& input, time_point at) override
     {
         return write("record approval of request " + std::to_string(request_id), [&] {
-            approval_result result;
             // Locked: another replica's approver waits here and then sees this one's vote or grant.
-            auto r = load_request(request_id, lock::for_update);
-            if (!r) {
-                result.result = approval_result::outcome::not_found;
-                return result;
+            const auto r = load_request(request_id, lock::for_update);
+            auto decision = decide_approval(r, input, at);
+            if (decision.next == approval_decision::step::report) {
+                return std::move(decision.unchanged);
             }
-            result.request = r;
-            if (r->state != request_state::pending) {
-                result.result = approval_result::outcome::not_pending;
-                return result;
-            }
-            const bool justified = std::any_of(r->justifications.begin(), r->justifications.end(),
-                                               [&](const justification& j) { return j.user == input.approver; });
-            if (justified) {
-                result.result = approval_result::outcome::self_approval;
-                return result;
-            }
-            std::vector<std::string> approvers;
-            for (const auto& v : r->votes) {
-                approvers.push_back(v.approver);
-            }
-            const bool voted = std::find(approvers.begin(), approvers.end(), input.approver) != approvers.end();
-            if (!voted) {
-                approvers.push_back(input.approver);
-            }
-            if (approvers.size() < std::max(1U, input.required)) {
-                if (voted) {
-                    result.result = approval_result::outcome::already_voted;
-                    return result;
-                }
+            if (decision.next == approval_decision::step::record_vote) {
                 exec("INSERT INTO votes (request_id, approver, note, at, scope, scope_name, destination, duration) "
                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                      params{}
@@ -562,23 +425,11 @@ public:
                          .add(scope_name_of(input.scope))
                          .add(input.scope_name)
                          .add(input.destination)
-                         .add(static_cast<std::int64_t>((input.expires - at).count())));
+                         .add(static_cast<std::int64_t>(decision.duration.count())));
                 add_history(at, "voted", input.approver, request_id, std::nullopt, r->key, input.note);
                 bump_version();
-                result.result = approval_result::outcome::vote_recorded;
-                result.request = must_load_request(request_id);
-                return result;
+                return result_of_vote(must_load_request(request_id));
             }
-
-            // Every approver agrees to the same grant: what the first proposed, nothing wider or longer.
-            for (const auto& v : r->votes) {
-                if (v.scope != input.scope || v.scope_name != input.scope_name || v.destination != input.destination ||
-                    v.duration != input.expires - at) {
-                    result.result = approval_result::outcome::differs_from_vote;
-                    return result;
-                }
-            }
-            const std::string approved_by = join(approvers);
             auto made = exec("INSERT INTO grants (request_id, scope, scope_name, destination, port, created, expires, "
                              "state, approved_by, note) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9) "
                              "RETURNING id",
@@ -590,18 +441,15 @@ public:
                                  .add(std::int64_t{input.port})
                                  .add(at)
                                  .add(input.expires)
-                                 .add(approved_by)
+                                 .add(decision.approved_by)
                                  .add(input.note));
-            const std::int64_t grant_id = made.int64(0, 0);
+            const std::int64_t grant_id = made.at(0).int64(0);
             exec("UPDATE requests SET state = 'approved', grant_id = $2, decided_by = $3, decision_note = $4, "
                  "decided_at = $5 WHERE id = $1",
-                 params{}.add(request_id).add(grant_id).add(approved_by).add(input.note).add(at));
+                 params{}.add(request_id).add(grant_id).add(decision.approved_by).add(input.note).add(at));
             add_history(at, "approved", input.approver, request_id, grant_id, r->key, input.note);
             bump_version();
-            result.result = approval_result::outcome::granted;
-            result.grant = must_load_grant(grant_id);
-            result.request = must_load_request(request_id);
-            return result;
+            return result_of_grant(must_load_grant(grant_id), must_load_request(request_id));
         });
     }
 
@@ -647,12 +495,8 @@ public:
                 return std::nullopt;
             }
             exec("UPDATE grants SET expires = $2 WHERE id = $1", params{}.add(grant_id).add(new_expires));
-            std::string detail =
-                "expires " + config::format_rfc3339(g->expires) + " -> " + config::format_rfc3339(new_expires);
-            if (!note.empty()) {
-                detail += ": " + note;
-            }
-            add_history(at, "extended", actor, g->request_id, grant_id, key_of(g->request_id), detail);
+            add_history(at, "extended", actor, g->request_id, grant_id, key_of(g->request_id),
+                        extension_detail(g->expires, new_expires, note));
             bump_version();
             return must_load_grant(grant_id);
         });
@@ -670,13 +514,13 @@ public:
                                    grant_fields,
                                params{}.add(now).add(system_actor));
             for (int i = 0; i < grants.size(); ++i) {
-                out.grants.push_back(read_grant_row(grants, i));
+                out.grants.push_back(grant_from_row(grants.at(i)));
             }
             std::sort(out.grants.begin(), out.grants.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
             for (const auto& g : out.grants) {
                 // The expiry the grant had: extend cannot have moved it, the row is locked by this transaction.
                 add_history(now, "expired", system_actor, g.request_id, g.id, key_of(g.request_id),
-                            "expires " + config::format_rfc3339(g.expires));
+                            grant_expiry_detail(g));
             }
 
             auto stale = exec("UPDATE requests SET state = 'expired', decided_at = $1 WHERE id IN "
@@ -685,14 +529,14 @@ public:
                                   request_fields,
                               params{}.add(now).add(stale_before));
             for (int i = 0; i < stale.size(); ++i) {
-                out.requests.push_back(read_request_row(stale, i));
+                out.requests.push_back(request_from_row(stale.at(i)));
             }
             std::sort(out.requests.begin(), out.requests.end(),
                       [](const auto& a, const auto& b) { return a.id < b.id; });
             fill_details(out.requests);
             for (const auto& r : out.requests) {
                 add_history(now, "request_expired", system_actor, r.id, std::nullopt, r.key,
-                            "last seen " + config::format_rfc3339(r.last_seen));
+                            request_expiry_detail(r));
             }
             if (!out.grants.empty() || !out.requests.empty()) {
                 bump_version();
@@ -708,7 +552,7 @@ public:
             if (q.size() != 1) {
                 throw pg_failure("the changes table has no row");
             }
-            return q.int64(0, 0);
+            return q.at(0).int64(0);
         });
     }
 
@@ -757,41 +601,15 @@ public:
         return read("read history", [&] {
             // The statement's shape depends on which filters are set (so the indexes can serve them); the values
             // are always bound.
-            std::string sql =
-                "SELECT id, at, event, actor, request_id, grant_id, client, host, port, detail FROM history WHERE true";
+            std::string sql = "SELECT " + std::string(history_columns) + " FROM history WHERE true";
             params values;
-            const auto add = [&](const char* column_test, auto value) {
-                values.add(value);
-                sql += std::string(" AND ") + column_test + "$" + std::to_string(values.size());
-            };
-            if (filter.request_id) {
-                add("request_id = ", *filter.request_id);
-            }
-            if (filter.grant_id) {
-                add("grant_id = ", *filter.grant_id);
-            }
-            if (!filter.client.empty()) {
-                add("client = ", std::string_view(filter.client));
-            }
-            if (!filter.host.empty()) {
-                // A literal substring, never a LIKE pattern.
-                values.add(std::string_view(filter.host));
-                sql += " AND strpos(host, $" + std::to_string(values.size()) + ") > 0";
-            }
-            if (!filter.actor.empty()) {
-                add("actor = ", std::string_view(filter.actor));
-            }
-            if (!filter.event.empty()) {
-                add("event = ", std::string_view(filter.event));
-            }
-            if (filter.since) {
-                add("at >= ", seconds_of(*filter.since));
-            }
-            if (filter.until) {
-                add("at <= ", seconds_of(*filter.until));
-            }
-            if (filter.before_id) {
-                add("id < ", *filter.before_id);
+            for (const auto& c : history_conditions(filter)) {
+                std::visit([&](auto v) { values.add(v); }, c.value);
+                const std::string placeholder = "$" + std::to_string(values.size());
+                // strpos: a literal substring, never a LIKE pattern.
+                sql += c.contains ? " AND strpos(" + std::string(c.column) + ", " + placeholder + ") > 0"
+                                  : " AND " + std::string(c.column) + " " + std::string(c.comparison) + " " +
+                                        placeholder;
             }
             values.add(sql_limit(filter.limit));
             sql += " ORDER BY id DESC LIMIT $" + std::to_string(values.size());
@@ -799,18 +617,7 @@ public:
             auto q = exec(sql, values);
             std::vector<history_entry> out;
             for (int i = 0; i < q.size(); ++i) {
-                history_entry h;
-                h.id = q.int64(i, 0);
-                h.at = q.time(i, 1);
-                h.event = q.text(i, 2);
-                h.actor = q.text(i, 3);
-                h.request_id = q.optional_int64(i, 4);
-                h.grant_id = q.optional_int64(i, 5);
-                h.client = q.text(i, 6);
-                h.host = q.text(i, 7);
-                h.port = q.port(i, 8);
-                h.detail = q.text(i, 9);
-                out.push_back(std::move(h));
+                out.push_back(history_from_row(q.at(i)));
             }
             return out;
         });
@@ -895,7 +702,7 @@ private:
             if (v.size() == 0) {
                 exec("INSERT INTO schema_version (version) VALUES (0)", params{});
             } else {
-                version = static_cast<int>(v.int64(0, 0));
+                version = static_cast<int>(v.at(0).int64(0));
             }
             if (version < 0 || version > schema_version) {
                 throw pg_failure("its schema version " + std::to_string(version) +
@@ -934,7 +741,7 @@ private:
                 rollback();
                 throw;
             }
-        } catch (const pg_failure& e) {
+        } catch (const backend_failure& e) {
             throw store_error("cannot " + what + ": " + e.what());
         }
     }
@@ -983,7 +790,7 @@ private:
         auto q = exec(sql, p);
         std::vector<access_request> out;
         for (int i = 0; i < q.size(); ++i) {
-            out.push_back(read_request_row(q, i));
+            out.push_back(request_from_row(q.at(i)));
         }
         fill_details(out);
         return out;
@@ -994,7 +801,7 @@ private:
         auto q = exec(sql, p);
         std::vector<grant_record> out;
         for (int i = 0; i < q.size(); ++i) {
-            out.push_back(read_grant_row(q, i));
+            out.push_back(grant_from_row(q.at(i)));
         }
         return out;
     }
@@ -1013,19 +820,20 @@ private:
             ids += (ids.size() > 1 ? "," : "") + std::to_string(r.id);
         }
         ids += "}";
-        auto j = exec("SELECT request_id, user_name, body, at FROM justifications WHERE request_id = ANY($1::bigint[]) "
-                      "ORDER BY id",
+        // Column 0 is the request id; the detail's own columns follow.
+        auto j = exec("SELECT request_id, " + std::string(justification_columns) +
+                          " FROM justifications WHERE request_id = ANY($1::bigint[]) ORDER BY id",
                       params{}.add(std::string_view(ids)));
         for (int i = 0; i < j.size(); ++i) {
-            by_id.at(j.int64(i, 0))->justifications.push_back({j.text(i, 1), j.text(i, 2), j.time(i, 3)});
+            const auto found = j.at(i);
+            by_id.at(found.int64(0))->justifications.push_back(justification_from_row(found, 1));
         }
-        auto v = exec("SELECT request_id, approver, note, at, scope, scope_name, destination, duration FROM votes "
-                      "WHERE request_id = ANY($1::bigint[]) ORDER BY id",
+        auto v = exec("SELECT request_id, " + std::string(vote_columns) +
+                          " FROM votes WHERE request_id = ANY($1::bigint[]) ORDER BY id",
                       params{}.add(std::string_view(ids)));
         for (int i = 0; i < v.size(); ++i) {
-            by_id.at(v.int64(i, 0))
-                ->votes.push_back({v.text(i, 1), v.text(i, 2), v.time(i, 3), parse_scope(v.text(i, 4)), v.text(i, 5),
-                                   v.text(i, 6), std::chrono::seconds{v.int64(i, 7)}});
+            const auto found = v.at(i);
+            by_id.at(found.int64(0))->votes.push_back(vote_from_row(found, 1));
         }
     }
 
@@ -1037,7 +845,7 @@ private:
         if (q.size() == 0) {
             return std::nullopt;
         }
-        std::vector<access_request> one{read_request_row(q, 0)};
+        std::vector<access_request> one{request_from_row(q.at(0))};
         fill_details(one);
         return std::move(one.front());
     }
@@ -1060,7 +868,7 @@ private:
         if (q.size() == 0) {
             return std::nullopt;
         }
-        return read_grant_row(q, 0);
+        return grant_from_row(q.at(0));
     }
 
     grant_record must_load_grant(std::int64_t id)
@@ -1078,7 +886,8 @@ private:
         if (q.size() == 0) {
             throw pg_failure("grant's request " + std::to_string(request_id) + " is missing");
         }
-        return {q.text(0, 0), q.text(0, 1), q.port(0, 2)};
+        const auto found = q.at(0);
+        return {found.text(0), found.text(1), found.port(2)};
     }
 
     std::string url_;

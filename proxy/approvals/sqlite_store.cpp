@@ -1,12 +1,10 @@
 #include "proxy/approvals/store.hpp"
 
-#include "config/rfc3339.hpp"
+#include "proxy/approvals/store_rules.hpp"
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <array>
-#include <limits>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -103,14 +101,13 @@ CREATE INDEX history_at ON history (at);
 };
 constexpr int schema_version = static_cast<int>(migrations.size());
 
-constexpr std::string_view system_actor = "egressd";
 constexpr int busy_timeout_ms = 5000;
 
 // An SQLite call failed. Carries SQLite's message (taken at once: a later call, such as the rollback,
 // replaces it) up to the one place that knows what was being done.
-class sqlite_failure : public std::runtime_error {
+class sqlite_failure : public backend_failure {
 public:
-    sqlite_failure(const std::string& message, int code) : std::runtime_error(message), code_(code) {}
+    sqlite_failure(const std::string& message, int code) : backend_failure(message), code_(code) {}
     int code() const { return code_; }
 
 private:
@@ -139,26 +136,10 @@ struct statement_finalizer {
 };
 using statement_handle = std::unique_ptr<sqlite3_stmt, statement_finalizer>;
 
-std::int64_t seconds_of(time_point t)
-{
-    return static_cast<std::int64_t>(t.time_since_epoch().count());
-}
-
-time_point time_of(std::int64_t seconds)
-{
-    return time_point{std::chrono::seconds{seconds}};
-}
-
-std::int64_t sql_limit(std::size_t limit)
-{
-    return static_cast<std::int64_t>(
-        std::min<std::size_t>(limit, static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())));
-}
-
 // One use of a cached prepared statement: bind, step, read columns. Resets the statement when it goes, so an
 // unfinished statement never keeps a read snapshot open, and the next use starts with no parameters bound.
 // Only one query per statement may be alive at a time.
-class query {
+class query : public typed_columns<query> {
 public:
     query(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
     ~query()
@@ -202,34 +183,12 @@ public:
     }
 
     std::int64_t int64(int column) const { return static_cast<std::int64_t>(sqlite3_column_int64(stmt_, column)); }
-    time_point time(int column) const { return time_of(int64(column)); }
-    std::optional<std::int64_t> optional_int64(int column) const
-    {
-        if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
-            return std::nullopt;
-        }
-        return int64(column);
-    }
-    std::optional<time_point> optional_time(int column) const
-    {
-        if (auto v = optional_int64(column)) {
-            return time_of(*v);
-        }
-        return std::nullopt;
-    }
+    bool null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
     std::string text(int column) const
     {
         const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
         const int size = sqlite3_column_bytes(stmt_, column);
         return data != nullptr ? std::string(data, static_cast<std::size_t>(size)) : std::string();
-    }
-    std::uint16_t port(int column) const
-    {
-        const std::int64_t v = int64(column);
-        if (v < 0 || v > std::numeric_limits<std::uint16_t>::max()) {
-            throw sqlite_failure("port out of range: " + std::to_string(v), SQLITE_CORRUPT);
-        }
-        return static_cast<std::uint16_t>(v);
     }
 
 private:
@@ -267,95 +226,8 @@ private:
     sqlite3* db_;
 };
 
-constexpr std::string_view scope_name_of(policy::grant_scope s)
-{
-    return s == policy::grant_scope::group ? "group" : "client";
-}
-
-policy::grant_scope parse_scope(const std::string& text)
-{
-    if (text == "client") {
-        return policy::grant_scope::client;
-    }
-    if (text == "group") {
-        return policy::grant_scope::group;
-    }
-    throw sqlite_failure("unknown grant scope '" + text + "'", SQLITE_CORRUPT);
-}
-
-std::string join(const std::vector<std::string>& names)
-{
-    std::string out;
-    for (const auto& name : names) {
-        if (!out.empty()) {
-            out += ',';
-        }
-        out += name;
-    }
-    return out;
-}
-
-std::string describe(const request_key& key)
-{
-    return key.client + " to " + key.host + ":" + std::to_string(key.port);
-}
-
-const std::string request_columns =
-    "SELECT id, client, host, port, state, hits, first_seen, last_seen, reason, last_source, last_identity, "
-    "grant_id, decided_by, decision_note, decided_at FROM requests ";
-const std::string grant_columns =
-    "SELECT id, request_id, scope, scope_name, destination, port, created, expires, state, approved_by, note, "
-    "ended_at, ended_by FROM grants ";
-
-access_request read_request_row(const query& q)
-{
-    access_request r;
-    r.id = q.int64(0);
-    r.key.client = q.text(1);
-    r.key.host = q.text(2);
-    r.key.port = q.port(3);
-    const std::string state = q.text(4);
-    const auto parsed = parse_request_state(state);
-    if (!parsed) {
-        throw sqlite_failure("unknown request state '" + state + "'", SQLITE_CORRUPT);
-    }
-    r.state = *parsed;
-    r.hits = q.int64(5);
-    r.first_seen = q.time(6);
-    r.last_seen = q.time(7);
-    r.reason = q.text(8);
-    r.last_source = q.text(9);
-    r.last_identity = q.text(10);
-    r.grant_id = q.optional_int64(11);
-    r.decided_by = q.text(12);
-    r.decision_note = q.text(13);
-    r.decided_at = q.optional_time(14);
-    return r;
-}
-
-grant_record read_grant_row(const query& q)
-{
-    grant_record g;
-    g.id = q.int64(0);
-    g.request_id = q.int64(1);
-    g.scope = parse_scope(q.text(2));
-    g.scope_name = q.text(3);
-    g.destination = q.text(4);
-    g.port = q.port(5);
-    g.created = q.time(6);
-    g.expires = q.time(7);
-    const std::string state = q.text(8);
-    const auto parsed = parse_grant_state(state);
-    if (!parsed) {
-        throw sqlite_failure("unknown grant state '" + state + "'", SQLITE_CORRUPT);
-    }
-    g.state = *parsed;
-    g.approved_by = q.text(9);
-    g.note = q.text(10);
-    g.ended_at = q.optional_time(11);
-    g.ended_by = q.text(12);
-    return g;
-}
+const std::string request_select = "SELECT " + std::string(request_columns) + " FROM requests ";
+const std::string grant_select = "SELECT " + std::string(grant_columns) + " FROM grants ";
 
 // Thread contract: one thread at a time (the connection is opened without SQLite's own mutex).
 class sqlite_store final : public store {
@@ -375,7 +247,7 @@ public:
         try {
             configure();
             migrate(file);
-        } catch (const sqlite_failure& e) {
+        } catch (const backend_failure& e) {
             throw store_error("cannot open approvals store " + file.string() + ": " + e.what());
         }
     }
@@ -383,7 +255,7 @@ public:
     std::vector<access_request> pending_requests() override
     {
         return read("read pending requests", [&] {
-            static const std::string sql = request_columns + "WHERE state = 'pending' ORDER BY id";
+            static const std::string sql = request_select + "WHERE state = 'pending' ORDER BY id";
             auto q = prepare(sql);
             return load_requests(q);
         });
@@ -392,7 +264,7 @@ public:
     std::vector<grant_record> active_grants() override
     {
         return read("read active grants", [&] {
-            static const std::string sql = grant_columns + "WHERE state = 'active' ORDER BY id";
+            static const std::string sql = grant_select + "WHERE state = 'active' ORDER BY id";
             auto q = prepare(sql);
             return load_grants(q);
         });
@@ -461,67 +333,29 @@ public:
     approval_result approve(std::int64_t request_id, const approval_input& input, time_point at) override
     {
         return write("record approval of request " + std::to_string(request_id), [&] {
-            approval_result result;
-            auto r = load_request(request_id);
-            if (!r) {
-                result.result = approval_result::outcome::not_found;
-                return result;
+            const auto r = load_request(request_id);
+            auto decision = decide_approval(r, input, at);
+            if (decision.next == approval_decision::step::report) {
+                return std::move(decision.unchanged);
             }
-            result.request = r;
-            if (r->state != request_state::pending) {
-                result.result = approval_result::outcome::not_pending;
-                return result;
-            }
-            const bool justified = std::any_of(r->justifications.begin(), r->justifications.end(),
-                                               [&](const justification& j) { return j.user == input.approver; });
-            if (justified) {
-                result.result = approval_result::outcome::self_approval;
-                return result;
-            }
-            std::vector<std::string> approvers;
-            for (const auto& v : r->votes) {
-                approvers.push_back(v.approver);
-            }
-            const bool voted = std::find(approvers.begin(), approvers.end(), input.approver) != approvers.end();
-            if (!voted) {
-                approvers.push_back(input.approver);
-            }
-            if (approvers.size() < std::max(1U, input.required)) {
-                if (voted) {
-                    result.result = approval_result::outcome::already_voted;
-                    return result;
-                }
-                {
-                    auto q = prepare(
-                        "INSERT INTO votes (request_id, approver, note, at, scope, scope_name, destination, duration) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-                    q.bind(1, request_id).bind(2, input.approver).bind(3, input.note).bind(4, at);
-                    q.bind(5, scope_name_of(input.scope)).bind(6, input.scope_name).bind(7, input.destination);
-                    q.bind(8, static_cast<std::int64_t>((input.expires - at).count()));
-                    q.run();
-                }
+            if (decision.next == approval_decision::step::record_vote) {
+                auto q = prepare(
+                    "INSERT INTO votes (request_id, approver, note, at, scope, scope_name, destination, duration) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                q.bind(1, request_id).bind(2, input.approver).bind(3, input.note).bind(4, at);
+                q.bind(5, scope_name_of(input.scope)).bind(6, input.scope_name).bind(7, input.destination);
+                q.bind(8, static_cast<std::int64_t>(decision.duration.count()));
+                q.run();
                 add_history(at, "voted", input.approver, request_id, std::nullopt, r->key, input.note);
-                result.result = approval_result::outcome::vote_recorded;
-                result.request = must_load_request(request_id);
-                return result;
+                return result_of_vote(must_load_request(request_id));
             }
-
-            // Every approver agrees to the same grant: what the first proposed, nothing wider or longer.
-            for (const auto& v : r->votes) {
-                if (v.scope != input.scope || v.scope_name != input.scope_name || v.destination != input.destination ||
-                    v.duration != input.expires - at) {
-                    result.result = approval_result::outcome::differs_from_vote;
-                    return result;
-                }
-            }
-            const std::string approved_by = join(approvers);
             {
                 auto q = prepare(
                     "INSERT INTO grants (request_id, scope, scope_name, destination, port, created, expires, state, "
                     "approved_by, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8, ?9)");
                 q.bind(1, request_id).bind(2, scope_name_of(input.scope)).bind(3, input.scope_name);
                 q.bind(4, input.destination).bind(5, std::int64_t{input.port}).bind(6, at).bind(7, input.expires);
-                q.bind(8, approved_by).bind(9, input.note);
+                q.bind(8, decision.approved_by).bind(9, input.note);
                 q.run();
             }
             const std::int64_t grant_id = sqlite3_last_insert_rowid(db_.get());
@@ -529,14 +363,11 @@ public:
                 auto q = prepare(
                     "UPDATE requests SET state = 'approved', grant_id = ?2, decided_by = ?3, decision_note = ?4, "
                     "decided_at = ?5 WHERE id = ?1");
-                q.bind(1, request_id).bind(2, grant_id).bind(3, approved_by).bind(4, input.note).bind(5, at);
+                q.bind(1, request_id).bind(2, grant_id).bind(3, decision.approved_by).bind(4, input.note).bind(5, at);
                 q.run();
             }
             add_history(at, "approved", input.approver, request_id, grant_id, r->key, input.note);
-            result.result = approval_result::outcome::granted;
-            result.grant = must_load_grant(grant_id);
-            result.request = must_load_request(request_id);
-            return result;
+            return result_of_grant(must_load_grant(grant_id), must_load_request(request_id));
         });
     }
 
@@ -591,11 +422,8 @@ public:
                 q.bind(1, grant_id).bind(2, new_expires);
                 q.run();
             }
-            std::string detail = "expires " + config::format_rfc3339(g->expires) + " -> " + config::format_rfc3339(new_expires);
-            if (!note.empty()) {
-                detail += ": " + note;
-            }
-            add_history(at, "extended", actor, g->request_id, grant_id, key_of(g->request_id), detail);
+            add_history(at, "extended", actor, g->request_id, grant_id, key_of(g->request_id),
+                        extension_detail(g->expires, new_expires, note));
             return must_load_grant(grant_id);
         });
     }
@@ -606,11 +434,11 @@ public:
             expired_items out;
             std::vector<grant_record> grants;
             {
-                static const std::string sql = grant_columns + "WHERE state = 'active' AND expires <= ?1 ORDER BY id";
+                static const std::string sql = grant_select + "WHERE state = 'active' AND expires <= ?1 ORDER BY id";
                 auto q = prepare(sql);
                 q.bind(1, now);
                 while (q.step()) {
-                    grants.push_back(read_grant_row(q));
+                    grants.push_back(grant_from_row(q));
                 }
             }
             for (const auto& g : grants) {
@@ -621,18 +449,18 @@ public:
                     q.run();
                 }
                 add_history(now, "expired", system_actor, g.request_id, g.id, key_of(g.request_id),
-                            "expires " + config::format_rfc3339(g.expires));
+                            grant_expiry_detail(g));
                 out.grants.push_back(must_load_grant(g.id));
             }
 
             std::vector<access_request> stale;
             {
                 static const std::string sql =
-                    request_columns + "WHERE state = 'pending' AND last_seen < ?1 ORDER BY id";
+                    request_select + "WHERE state = 'pending' AND last_seen < ?1 ORDER BY id";
                 auto q = prepare(sql);
                 q.bind(1, stale_before);
                 while (q.step()) {
-                    stale.push_back(read_request_row(q));
+                    stale.push_back(request_from_row(q));
                 }
             }
             for (const auto& r : stale) {
@@ -642,7 +470,7 @@ public:
                     q.run();
                 }
                 add_history(now, "request_expired", system_actor, r.id, std::nullopt, r.key,
-                            "last seen " + config::format_rfc3339(r.last_seen));
+                            request_expiry_detail(r));
                 out.requests.push_back(must_load_request(r.id));
             }
             return out;
@@ -662,12 +490,12 @@ public:
     {
         return read("read requests", [&] {
             if (state) {
-                static const std::string sql = request_columns + "WHERE state = ?1 ORDER BY id DESC LIMIT ?2";
+                static const std::string sql = request_select + "WHERE state = ?1 ORDER BY id DESC LIMIT ?2";
                 auto q = prepare(sql);
                 q.bind(1, to_string(*state)).bind(2, sql_limit(limit));
                 return load_requests(q);
             }
-            static const std::string sql = request_columns + "ORDER BY id DESC LIMIT ?1";
+            static const std::string sql = request_select + "ORDER BY id DESC LIMIT ?1";
             auto q = prepare(sql);
             q.bind(1, sql_limit(limit));
             return load_requests(q);
@@ -683,12 +511,12 @@ public:
     {
         return read("read grants", [&] {
             if (state) {
-                static const std::string sql = grant_columns + "WHERE state = ?1 ORDER BY id DESC LIMIT ?2";
+                static const std::string sql = grant_select + "WHERE state = ?1 ORDER BY id DESC LIMIT ?2";
                 auto q = prepare(sql);
                 q.bind(1, to_string(*state)).bind(2, sql_limit(limit));
                 return load_grants(q);
             }
-            static const std::string sql = grant_columns + "ORDER BY id DESC LIMIT ?1";
+            static const std::string sql = grant_select + "ORDER BY id DESC LIMIT ?1";
             auto q = prepare(sql);
             q.bind(1, sql_limit(limit));
             return load_grants(q);
@@ -705,60 +533,23 @@ public:
         return read("read history", [&] {
             // The statement's shape depends on which filters are set (so the indexes can serve them); the values
             // are always bound.
-            std::string sql =
-                "SELECT id, at, event, actor, request_id, grant_id, client, host, port, detail FROM history WHERE 1";
-            std::vector<std::variant<std::int64_t, std::string_view>> values;
-            const auto add = [&](const char* clause, std::variant<std::int64_t, std::string_view> value) {
-                sql += clause;
-                values.push_back(value);
-            };
-            if (filter.request_id) {
-                add(" AND request_id = ?", *filter.request_id);
+            std::string sql = "SELECT " + std::string(history_columns) + " FROM history WHERE 1";
+            const auto conditions = history_conditions(filter);
+            for (const auto& c : conditions) {
+                sql += c.contains ? " AND instr(" + std::string(c.column) + ", ?) > 0"
+                                  : " AND " + std::string(c.column) + " " + std::string(c.comparison) + " ?";
             }
-            if (filter.grant_id) {
-                add(" AND grant_id = ?", *filter.grant_id);
-            }
-            if (!filter.client.empty()) {
-                add(" AND client = ?", std::string_view(filter.client));
-            }
-            if (!filter.host.empty()) {
-                add(" AND instr(host, ?) > 0", std::string_view(filter.host));
-            }
-            if (!filter.actor.empty()) {
-                add(" AND actor = ?", std::string_view(filter.actor));
-            }
-            if (!filter.event.empty()) {
-                add(" AND event = ?", std::string_view(filter.event));
-            }
-            if (filter.since) {
-                add(" AND at >= ?", seconds_of(*filter.since));
-            }
-            if (filter.until) {
-                add(" AND at <= ?", seconds_of(*filter.until));
-            }
-            if (filter.before_id) {
-                add(" AND id < ?", *filter.before_id);
-            }
-            add(" ORDER BY id DESC LIMIT ?", sql_limit(filter.limit));
+            sql += " ORDER BY id DESC LIMIT ?";
 
             auto q = prepare(sql);
-            for (std::size_t i = 0; i < values.size(); ++i) {
-                std::visit([&](auto v) { q.bind(static_cast<int>(i + 1), v); }, values[i]);
+            int index = 0;
+            for (const auto& c : conditions) {
+                std::visit([&](auto v) { q.bind(++index, v); }, c.value);
             }
+            q.bind(++index, sql_limit(filter.limit));
             std::vector<history_entry> out;
             while (q.step()) {
-                history_entry h;
-                h.id = q.int64(0);
-                h.at = q.time(1);
-                h.event = q.text(2);
-                h.actor = q.text(3);
-                h.request_id = q.optional_int64(4);
-                h.grant_id = q.optional_int64(5);
-                h.client = q.text(6);
-                h.host = q.text(7);
-                h.port = q.port(8);
-                h.detail = q.text(9);
-                out.push_back(std::move(h));
+                out.push_back(history_from_row(q));
             }
             return out;
         });
@@ -844,7 +635,7 @@ private:
             auto result = body();
             tx.commit();
             return result;
-        } catch (const sqlite_failure& e) {
+        } catch (const backend_failure& e) {
             throw store_error("cannot " + what + ": " + e.what());
         }
     }
@@ -858,7 +649,7 @@ private:
             auto result = body();
             tx.commit();
             return result;
-        } catch (const sqlite_failure& e) {
+        } catch (const backend_failure& e) {
             throw store_error("cannot " + what + ": " + e.what());
         }
     }
@@ -889,7 +680,7 @@ private:
     {
         std::vector<access_request> out;
         while (q.step()) {
-            out.push_back(read_request_row(q));
+            out.push_back(request_from_row(q));
         }
         for (auto& r : out) {
             fill_details(r);
@@ -901,7 +692,7 @@ private:
     {
         std::vector<grant_record> out;
         while (q.step()) {
-            out.push_back(read_grant_row(q));
+            out.push_back(grant_from_row(q));
         }
         return out;
     }
@@ -909,18 +700,20 @@ private:
     void fill_details(access_request& r)
     {
         {
-            auto q = prepare("SELECT user_name, body, at FROM justifications WHERE request_id = ?1 ORDER BY id");
+            static const std::string sql = "SELECT " + std::string(justification_columns) +
+                                           " FROM justifications WHERE request_id = ?1 ORDER BY id";
+            auto q = prepare(sql);
             q.bind(1, r.id);
             while (q.step()) {
-                r.justifications.push_back({q.text(0), q.text(1), q.time(2)});
+                r.justifications.push_back(justification_from_row(q, 0));
             }
         }
-        auto q = prepare("SELECT approver, note, at, scope, scope_name, destination, duration FROM votes "
-                         "WHERE request_id = ?1 ORDER BY id");
+        static const std::string sql =
+            "SELECT " + std::string(vote_columns) + " FROM votes WHERE request_id = ?1 ORDER BY id";
+        auto q = prepare(sql);
         q.bind(1, r.id);
         while (q.step()) {
-            r.votes.push_back({q.text(0), q.text(1), q.time(2), parse_scope(q.text(3)), q.text(4), q.text(5),
-                               std::chrono::seconds{q.int64(6)}});
+            r.votes.push_back(vote_from_row(q, 0));
         }
     }
 
@@ -928,11 +721,11 @@ private:
     {
         std::optional<access_request> r;
         {
-            static const std::string sql = request_columns + "WHERE id = ?1";
+            static const std::string sql = request_select + "WHERE id = ?1";
             auto q = prepare(sql);
             q.bind(1, id);
             if (q.step()) {
-                r = read_request_row(q);
+                r = request_from_row(q);
             }
         }
         if (r) {
@@ -953,11 +746,11 @@ private:
 
     std::optional<grant_record> load_grant(std::int64_t id)
     {
-        static const std::string sql = grant_columns + "WHERE id = ?1";
+        static const std::string sql = grant_select + "WHERE id = ?1";
         auto q = prepare(sql);
         q.bind(1, id);
         if (q.step()) {
-            return read_grant_row(q);
+            return grant_from_row(q);
         }
         return std::nullopt;
     }

@@ -275,8 +275,8 @@ s = socket.socket()
 flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH", b"lo", 0)))[1]
 fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))
 '
-echo ready
-exec chroot "$root" /bin/sh -c 'cd "$1" && exec sleep 900' sh "$workdir"
+# "ready" only once inside the chroot: nsenter --root takes the holder's root as it is at that moment.
+exec chroot "$root" /bin/sh -c 'cd "$1" && echo ready && exec sleep 900' sh "$workdir"
 """
 
 
