@@ -132,6 +132,27 @@ std::vector<std::filesystem::path> watched_paths(const std::filesystem::path& co
             add_tls(*l.tls);
         }
     }
+    // Secrets a reload re-reads: a rotated Kubernetes Secret or a replaced file applies without a signal.
+    if (config.admin && config.admin->token_file) {
+        paths.push_back(*config.admin->token_file);
+    }
+    if (config.approvals) {
+        for (const auto& file : {config.approvals->approvers, config.approvals->requesters}) {
+            if (file) {
+                paths.push_back(*file);
+            }
+        }
+        for (const auto& hook : config.approvals->notify) {
+            if (hook.secret_file) {
+                paths.push_back(*hook.secret_file);
+            }
+        }
+    }
+    for (const auto& sink : config.alerts) {
+        if (sink.secret_file) {
+            paths.push_back(*sink.secret_file);
+        }
+    }
     return paths;
 }
 

@@ -275,6 +275,29 @@ class AdminTest(harness.ProxyTestCase):
             output = "\n".join(proxy.raw_lines + proxy.stderr_lines)
         self.assertNotIn(TOKEN, output)
 
+    def test_a_rotated_token_file_applies_without_a_signal(self):
+        # A Kubernetes Secret is rotated by swapping a symlinked directory: the file watch must see it.
+        secret = os.path.join(self.tmp.name, "admin-token")
+        os.mkdir(secret)
+        for name in ("..2026_12_07_01", "..2026_12_07_02"):
+            os.mkdir(os.path.join(secret, name))
+        with open(os.path.join(secret, "..2026_12_07_01", "token"), "w") as f:
+            f.write(TOKEN + "\n")
+        os.symlink("..2026_12_07_01", os.path.join(secret, "..data"))
+        os.symlink("..data/token", os.path.join(secret, "token"))
+        proxy = self.start_proxy(extra_yaml=harness.admin_yaml(token_file=os.path.join(secret, "token")) +
+                                 harness.reload_yaml(watch=True, debounce="50ms"))
+        self.assertEqual(proxy.admin_get("/status", token=TOKEN).status, 200)
+        rotated = TOKEN[::-1]
+        with open(os.path.join(secret, "..2026_12_07_02", "token"), "w") as f:
+            f.write(rotated + "\n")
+        mark = proxy.event_count()
+        os.symlink("..2026_12_07_02", os.path.join(secret, "..data.tmp"))
+        os.rename(os.path.join(secret, "..data.tmp"), os.path.join(secret, "..data"))
+        self.assertEqual(proxy.wait_reload(mark)["trigger"], "file_change")
+        self.assertEqual(proxy.admin_get("/status", token=TOKEN).status, 401)
+        self.assertEqual(proxy.admin_get("/status", token=rotated).status, 200)
+
     # -- where the admin endpoint listens --------------------------------------------------------------
     def test_admin_off(self):
         proxy = self.start_proxy(extra_yaml="admin: off\n" + harness.reload_yaml(watch=False))
