@@ -187,12 +187,37 @@ private:
         }
     }
 
+    // The operator's own NAT64 prefixes: addresses in them are guarded by the IPv4 address they carry.
+    void read_nat64_prefixes(const yaml_node& n)
+    {
+        const auto items = r_.scalar_list(n, "address_guard.nat64_prefixes");
+        if (items.size() > pol::max_nat64_prefixes) {
+            r_.error(n, "too many nat64_prefixes: at most " + std::to_string(pol::max_nat64_prefixes));
+            return;
+        }
+        for (const auto* item : items) {
+            std::string error;
+            auto prefix = pol::cidr::parse(item->value, &error);
+            if (!prefix) {
+                r_.error(*item, error);
+            } else if (prefix->base().is_v4() || !pol::valid_nat64_prefix_length(prefix->length())) {
+                r_.error(*item, "invalid NAT64 prefix '" + item->value +
+                                    "': expected an IPv6 prefix of length 32, 40, 48, 56, 64 or 96 (RFC 6052)");
+            } else {
+                part_.spec.nat64_prefixes.push_back(*prefix);
+            }
+        }
+    }
+
     void read_guard(const yaml_node& n)
     {
         if (!r_.expect_map(n, "address_guard settings")) {
             return;
         }
-        r_.check_keys(n, "address_guard", {"except"});
+        r_.check_keys(n, "address_guard", {"except", "nat64_prefixes"});
+        if (const auto* prefixes = r_.find(n, "nat64_prefixes")) {
+            read_nat64_prefixes(*prefixes);
+        }
         const auto* except = r_.find(n, "except");
         if (except == nullptr) {
             return;
@@ -583,7 +608,10 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
              [&] { merged.default_mode = part.spec.default_mode; });
         once(i, part.has_tls, &file_part::tls_mark, tls_from, "tls", [&] { merged.default_tls = part.spec.default_tls; });
         once(i, part.has_guard, &file_part::guard_mark, guard_from, "address_guard",
-             [&] { merged.guarded = part.spec.guarded; });
+             [&] {
+                 merged.guarded = part.spec.guarded;
+                 merged.nat64_prefixes = part.spec.nat64_prefixes;
+             });
         once(i, part.has_revoke, &file_part::revoke_mark, revoke_from, "on_revoke",
              [&] { merged.on_revoke = part.spec.on_revoke; });
         once(i, part.has_requests, &file_part::requests_mark, requests_from, "requests",

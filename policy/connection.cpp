@@ -25,7 +25,7 @@ address_vetting vet_addresses(const policy& p, std::optional<client_id> client, 
 
 decision vet_parent(const policy& p, const decision& name, const address& parent)
 {
-    auto hit = classify(parent, p.guarded());
+    auto hit = classify(parent, p.guarded(), p.nat64_prefixes());
     if (!hit || !name.allowed()) {
         return name;  // a report-mode would_deny keeps the reason it already has
     }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace egressd::policy {
@@ -53,14 +54,23 @@ struct guard_hit {
     int range_length;  // prefix length of the guarded range that holds `checked`
 };
 
-// The first guarded category the address (or any IPv4 address embedded in it) falls into.
-std::optional<guard_hit> classify(const address& a, guard_set guarded);
+// An operator's own NAT64 prefix (address_guard.nat64_prefixes): RFC 6052 allows /32, /40, /48, /56, /64 and
+// /96, and the length decides where the IPv4 address sits in the IPv6 one.
+bool valid_nat64_prefix_length(int length);
+inline constexpr std::size_t max_nat64_prefixes = 4;
 
-// Every IPv4 address an IPv6 address carries in one of the known embeddings (Teredo carries two).
+// The first guarded category the address (or any IPv4 address embedded in it) falls into. nat64_prefixes: the
+// operator's own, besides the well-known 64:ff9b::/96 and the local-use 64:ff9b:1::/48.
+std::optional<guard_hit> classify(const address& a, guard_set guarded, std::span<const cidr> nat64_prefixes = {});
+
+// Every IPv4 address an IPv6 address carries in one of the known embeddings. Teredo carries two; an address in
+// the local-use NAT64 prefix 64:ff9b:1::/48 is read in each RFC 6052 layout its operator may use (/48, /56, /64,
+// /96), since egressd cannot know which one the network uses; each operator prefix adds its own layout.
 struct embedded_v4 {
     embedding form;
     address v4;
 };
-int embedded_addresses(const address& a, embedded_v4 (&out)[2]);
+inline constexpr std::size_t max_embedded = 4 + max_nat64_prefixes;
+int embedded_addresses(const address& a, embedded_v4 (&out)[max_embedded], std::span<const cidr> nat64_prefixes = {});
 
 }  // namespace egressd::policy

@@ -35,6 +35,7 @@ compile_result policy::compile(policy_spec spec)
     p->default_tls_ = spec.default_tls;
     p->on_revoke_ = spec.on_revoke;
     p->guarded_ = spec.guarded;
+    p->nat64_prefixes_ = spec.nat64_prefixes;
 
     std::vector<std::vector<cidr>> rule_cidrs;  // per compiled allow rule, in group order, for the shadow check
     auto compile_rule = [&](rule_spec& r, std::uint32_t group, std::uint32_t index, compiled_group& into,
@@ -480,8 +481,8 @@ policy::best_fit policy::match_cidr(const prefix_trie<std::vector<cidr_entry>>& 
 policy::best_fit policy::match_deny_address(const address& addr, std::uint16_t port, std::int64_t now) const
 {
     best_fit deny = match_cidr(deny_cidrs_, nullptr, addr, port, now, 0);
-    embedded_v4 inner[2];
-    int count = embedded_addresses(addr, inner);
+    embedded_v4 inner[max_embedded];
+    int count = embedded_addresses(addr, inner, nat64_prefixes_);
     for (int i = 0; i < count && deny.level != fit::match; ++i) {
         deny = match_cidr(deny_cidrs_, nullptr, inner[i].v4, port, now, 0);
     }
@@ -552,14 +553,14 @@ decision policy::decide_literal(decision d, const address& addr, std::uint16_t p
             return finish(d, allow);
         }
         // A grant never opens a guarded address: only a CIDR rule does, and none matched here.
-        if (auto hit = classify(addr, guarded_)) {
+        if (auto hit = classify(addr, guarded_, nat64_prefixes_)) {
             d.why = reason::address_guard;
             d.guard = hit;
             return finish(d);
         }
         return *granted;
     }
-    if (auto hit = classify(addr, guarded_)) {
+    if (auto hit = classify(addr, guarded_, nat64_prefixes_)) {
         int min_length = exemption_min_length(*hit);
         best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, t, min_length);
         if (exempt.level != fit::match) {
@@ -632,7 +633,7 @@ decision policy::decide_address(std::optional<client_id> client, const host& tar
         return finish(d);
     }
     // A name a grant allows reaches a guarded address only if a CIDR rule of the client opens that address.
-    if (auto hit = classify(addr, guarded_)) {
+    if (auto hit = classify(addr, guarded_, nat64_prefixes_)) {
         int min_length = exemption_min_length(*hit);
         auto groups = groups_of(*client);
         best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, t, min_length);

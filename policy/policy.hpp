@@ -122,6 +122,8 @@ public:
     // Whether connections this snapshot no longer allows are closed when it replaces an older one.
     revoke_action on_revoke() const { return on_revoke_; }
     guard_set guarded() const { return guarded_; }
+    // The operator's own NAT64 prefixes (address_guard.nat64_prefixes), for classify().
+    std::span<const cidr> nat64_prefixes() const { return nat64_prefixes_; }
 
 private:
     struct compiled_rule {
@@ -191,6 +193,7 @@ private:
     tls_mode default_tls_ = tls_mode::allow;
     revoke_action on_revoke_ = revoke_action::close;
     guard_set guarded_ = guard_set::all();
+    std::vector<cidr> nat64_prefixes_;
     std::vector<port_range> ports_;  // every rule's ranges after its first, sliced by rule_terms::more_ports_*
     std::vector<compiled_group> groups_;
     compiled_group deny_;

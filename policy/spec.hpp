@@ -143,6 +143,7 @@ struct policy_spec {
     tls_mode default_tls = tls_mode::allow;
     revoke_action on_revoke = revoke_action::close;
     guard_set guarded = guard_set::all();
+    std::vector<cidr> nat64_prefixes;  // address_guard.nat64_prefixes: the operator's own (RFC 6052 lengths)
     bool requests = true;  // "requests: off" at the top: no denial becomes an access request
     std::vector<group_spec> groups;
     std::vector<client_spec> clients;

@@ -130,7 +130,7 @@ boost::asio::awaitable<void> authorizer::note_request(const authorization& a, co
         co_return;
     }
     // A guarded address literal is refused as an allow-list miss, yet no grant could ever open it.
-    if (const auto* literal = a.target.literal(); literal && policy::classify(*literal, a.snapshot->guarded())) {
+    if (const auto* literal = a.target.literal(); literal && policy::classify(*literal, a.snapshot->guarded(), a.snapshot->nat64_prefixes())) {
         co_return;
     }
     approvals::denial asked{{a.client_name, a.target.to_string(), a.port}, d.why, c_.source_text,

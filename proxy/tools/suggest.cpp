@@ -287,8 +287,9 @@ void drop_refused(client_traffic& c, std::string_view client_name, const current
         name = name->second.empty() ? c.names.erase(name) : std::next(name);
     }
     auto guarded = current != nullptr ? current->compiled().guarded() : pol::guard_set::all();
+    auto nat64_prefixes = current != nullptr ? current->compiled().nat64_prefixes() : std::span<const pol::cidr>();
     for (auto literal = c.literals.begin(); literal != c.literals.end();) {
-        auto hit = pol::classify(literal->first, guarded);
+        auto hit = pol::classify(literal->first, guarded, nat64_prefixes);
         auto target = pol::host::parse(literal->first.to_string());
         for (auto port = literal->second.begin(); port != literal->second.end();) {
             auto text = destination_text(literal->first.to_string(), port->first);

@@ -316,7 +316,18 @@ INSTANTIATE_TEST_SUITE_P(
                    "unknown guarded set 'intranet'; expected one of: cloud_metadata, loopback, unspecified, private, "
                    "cgnat, link_local, unique_local, multicast, broadcast, reserved, benchmarking, documentation"},
         error_case{"as_list", lines({"version: 1", "address_guard: [documentation]"}), 2, 16,
-                   "expected address_guard settings (a mapping), found a list"}),
+                   "expected address_guard settings (a mapping), found a list"},
+        error_case{"nat64_prefix_length", lines({"version: 1", "address_guard:", "  nat64_prefixes: [\"2001:470::/80\"]"}),
+                   3, 20, "invalid NAT64 prefix '2001:470::/80': expected an IPv6 prefix of length 32, 40, 48, 56, 64 or 96"},
+        error_case{"nat64_prefix_v4", lines({"version: 1", "address_guard:", "  nat64_prefixes: [10.0.0.0/8]"}), 3, 20,
+                   "invalid NAT64 prefix '10.0.0.0/8'"},
+        error_case{"nat64_prefix_not_a_cidr", lines({"version: 1", "address_guard:", "  nat64_prefixes: [nat64]"}), 3, 20,
+                   "nat64"},
+        error_case{"nat64_too_many_prefixes",
+                   lines({"version: 1", "address_guard:",
+                          "  nat64_prefixes: [\"2001:470:1::/96\", \"2001:470:2::/96\", \"2001:470:3::/96\", "
+                          "\"2001:470:4::/96\", \"2001:470:5::/96\"]"}),
+                   3, 19, "too many nat64_prefixes: at most 4"}),
     case_name);
 
 INSTANTIATE_TEST_SUITE_P(

@@ -272,7 +272,7 @@ TEST(config_loader, deny_rules_apply_to_every_port_unless_narrowed)
 
 // --- address_guard.except -----------------------------------------------------------------------------------
 
-// A client allowed every IPv4 address; whether 192.0.2.1 (documentation) passes depends on the guard.
+// A client allowed every address; whether 192.0.2.1 (documentation) passes depends on the guard.
 std::string every_address_policy(std::string_view guard_line)
 {
     std::string text = lines({"version: 1"});
@@ -280,8 +280,8 @@ std::string every_address_policy(std::string_view guard_line)
         text += lines({"address_guard:"}) + std::string(guard_line) + "\n";
     }
     return text + lines({"groups:", "  anywhere:", "    rules:", "      - ports: [443]",
-                         "        destinations: [0.0.0.0/0]", "clients:", "  app:", "    sources: [10.0.0.0/8]",
-                         "    groups: [anywhere]"});
+                         "        destinations: [0.0.0.0/0, \"::/0\"]", "clients:", "  app:",
+                         "    sources: [10.0.0.0/8]", "    groups: [anywhere]"});
 }
 
 TEST(config_loader_guard, except_documentation_lets_documentation_addresses_through)
@@ -294,6 +294,21 @@ TEST(config_loader_guard, except_documentation_lets_documentation_addresses_thro
     expect_decision(p, "8.8.8.8", 443, pol::reason::allowed);
     // Only the named set is lifted: private addresses stay refused.
     expect_decision(p, "10.1.2.3", 443, pol::reason::address_guard);
+}
+
+TEST(config_loader_guard, an_operators_nat64_prefix_is_read_in_its_own_layout)
+{
+    // The local-use prefix split into /96 by this operator: a public address in it is reachable, a private one
+    // is not; without the prefix named, the every-layout reading refuses both.
+    const std::string ipv6_target = "[64:ff9b:1::5db8:d822]";
+    auto named = load_policy_texts({{"policy.yaml", every_address_policy("  nat64_prefixes: [\"64:ff9b:1::/96\"]")}});
+    ASSERT_NE(named.snapshot, nullptr) << test::show(named);
+    ASSERT_EQ(named.snapshot->nat64_prefixes().size(), 1u);
+    expect_decision(*named.snapshot, ipv6_target, 443, pol::reason::allowed);
+    expect_decision(*named.snapshot, "[64:ff9b:1::a00:1]", 443, pol::reason::address_guard);
+    auto unnamed = load_policy_texts({{"policy.yaml", every_address_policy("")}});
+    ASSERT_NE(unnamed.snapshot, nullptr) << test::show(unnamed);
+    expect_decision(*unnamed.snapshot, ipv6_target, 443, pol::reason::address_guard);
 }
 
 TEST(config_loader_guard, every_set_is_guarded_by_default)

@@ -16,6 +16,9 @@ FORBIDDEN = {
     "v6loop.guard.test": ("::1", "loopback"),  # ::1/128 is opened only on the IPv6 echo port
     "mapped.guard.test": ("::ffff:169.254.169.254", "cloud_metadata"),
     "cgnat.guard.test": ("100.64.0.1", "cgnat"),
+    # 10.88.0.1 in the /64 layout of the local-use NAT64 prefix (RFC 8215, RFC 6052 section 2.2): once allowed
+    # and connected to, when only the /96 layout was read.
+    "nat64-local.guard.test": ("64:ff9b:1:0:a:5800:100:0", "private"),
 }
 
 
@@ -32,6 +35,7 @@ class AddressGuardTest(harness.ProxyTestCase):
             return {"A": ["127.0.0.1" if count % 2 == 1 else "127.0.0.2"], "ttl": 0}
 
         records["rebind.test"] = rebind
+        records["nat64-local.guard.test"] = {"AAAA": ["64:ff9b:1:0:a:5800:100:0"], "ttl": 60}
         return records
 
     def check_forbidden(self, name, connect):

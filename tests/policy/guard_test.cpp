@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace egressd::policy {
 namespace {
@@ -170,6 +171,11 @@ INSTANTIATE_TEST_SUITE_P(
         embedded_case{"nat64_private", "64:ff9b::10.0.0.1", gc::private_network, em::nat64, "10.0.0.1"},
         embedded_case{"nat64_local_use_metadata", "64:ff9b:1::a9fe:a9fe", gc::cloud_metadata, em::nat64,
                       "169.254.169.254"},
+        // RFC 8215 lets the local-use prefix be split into /48, /56 and /64 prefixes, which put the IPv4 address
+        // elsewhere (RFC 6052 section 2.2). 10.88.0.1 in each layout:
+        embedded_case{"nat64_local_use_64_layout", "64:ff9b:1:0:a:5800:100:0", gc::private_network, em::nat64,
+                      "10.88.0.1"},
+
         embedded_case{"six_to_four_loopback", "2002:7f00:1::1", gc::loopback, em::six_to_four, "127.0.0.1"},
         embedded_case{"six_to_four_metadata", "2002:a9fe:a9fe::1", gc::cloud_metadata, em::six_to_four,
                       "169.254.169.254"},
@@ -184,9 +190,49 @@ INSTANTIATE_TEST_SUITE_P(
                       "10.0.0.1"}),
     case_name<embedded_case>);
 
+TEST(guard_embedded_addresses, the_local_use_nat64_prefix_is_read_in_every_layout)
+{
+    // 10.88.0.1 in the /56 and /48 layouts. Their /96 reading is 0.0.0.x (unspecified, refused too): without
+    // that set, the private address must still be found.
+    auto guarded = guard_set::all();
+    guarded.remove(guard_category::unspecified);
+    for (const char* text : {"64:ff9b:1:a:58:1::", "64:ff9b:1:a58:0:100::"}) {
+        auto hit = classify(parse_or_die(text), guarded);
+        ASSERT_TRUE(hit.has_value()) << text;
+        EXPECT_EQ(hit->category, guard_category::private_network) << text;
+        EXPECT_EQ(hit->checked.to_string(), "10.88.0.1") << text;
+        EXPECT_TRUE(classify(parse_or_die(text), guard_set::all()).has_value()) << text;
+    }
+    // A public address in the /96 layout is refused too unless the operator names the prefix and its length.
+    const auto public_96 = parse_or_die("64:ff9b:1::5db8:d822");
+    EXPECT_TRUE(classify(public_96, guard_set::all()).has_value());
+    const std::vector<cidr> named{*cidr::parse("64:ff9b:1::/96")};
+    EXPECT_FALSE(classify(public_96, guard_set::all(), named).has_value());
+    EXPECT_TRUE(classify(parse_or_die("64:ff9b:1::a00:1"), guard_set::all(), named).has_value());
+}
+
+TEST(guard_embedded_addresses, an_operators_nat64_prefix_is_read_in_its_own_layout)
+{
+    // 2001:470:64::/48 (a public prefix), a /48 layout: 169.254.169.254 sits in bytes 6, 7, 9 and 10.
+    const auto prefix = *cidr::parse("2001:470:64::/48");
+    const auto metadata = parse_or_die("2001:470:64:a9fe:a9:fe00::");
+    EXPECT_FALSE(classify(metadata, guard_set::all()).has_value()) << "without the prefix it is a public address";
+    const std::vector<cidr> prefixes{prefix};
+    auto hit = classify(metadata, guard_set::all(), prefixes);
+    ASSERT_TRUE(hit.has_value());
+    EXPECT_EQ(hit->category, guard_category::cloud_metadata);
+    EXPECT_EQ(hit->form, embedding::nat64);
+    EXPECT_EQ(hit->checked.to_string(), "169.254.169.254");
+    // A public IPv4 address in the same prefix passes; an address outside the prefix is not read as NAT64.
+    EXPECT_FALSE(classify(parse_or_die("2001:470:64:5db8:d8:2200::"), guard_set::all(), prefixes).has_value());
+    EXPECT_FALSE(classify(parse_or_die("2001:470:65:a9fe:a9:fe00::"), guard_set::all(), prefixes).has_value());
+    EXPECT_TRUE(valid_nat64_prefix_length(96));
+    EXPECT_FALSE(valid_nat64_prefix_length(80));
+}
+
 TEST(guard_embedded_addresses, lists_every_embedded_ipv4)
 {
-    embedded_v4 out[2];
+    embedded_v4 out[max_embedded];
     EXPECT_EQ(embedded_addresses(parse_or_die("127.0.0.1"), out), 0);
     EXPECT_EQ(embedded_addresses(parse_or_die("2606:2800:220:1:248:1893:25c8:1946"), out), 0);
 
