@@ -74,7 +74,15 @@ std::optional<std::chrono::sys_seconds> parse_rfc3339(std::string_view s)
         return std::nullopt;
     }
     // A leap second (:60) is read as the first second of the next minute.
-    return sys_days{date} + hours{*h} + minutes{*mi} + seconds{*sec} - offset;
+    auto instant = sys_days{date} + hours{*h} + minutes{*mi} + seconds{*sec} - offset;
+    // An offset or a leap second can carry the instant outside the four-digit years, which no RFC 3339 UTC text
+    // can name: it could never be written back (grants, history) and read again.
+    constexpr sys_seconds earliest = sys_days{year{0} / January / 1};
+    constexpr sys_seconds latest = sys_days{year{9999} / December / 31} + hours{23} + minutes{59} + seconds{59};
+    if (instant < earliest || instant > latest) {
+        return std::nullopt;
+    }
+    return instant;
 }
 
 namespace {

@@ -162,7 +162,7 @@ private:
             if (n.is_null()) {
                 n.where = top.pending_key->where;
             }
-            top.node.entries.emplace_back(std::move(*top.pending_key), std::move(n));
+            top.node.entries.push_back(yaml_entry{std::move(*top.pending_key), std::move(n)});
             top.pending_key.reset();
         }
     }

@@ -18,6 +18,8 @@ struct mark {
 
 // A YAML document as plain data, every node carrying its position. Built from a parser's events: yaml-cpp's
 // node API costs twice the time and a hundred times the memory on million-rule policies.
+struct yaml_entry;
+
 struct yaml_node {
     enum class kind : std::uint8_t { null, scalar, sequence, map };
 
@@ -26,12 +28,18 @@ struct yaml_node {
     mark where;
     std::string value;                                      // scalar text
     std::vector<yaml_node> items;                           // sequence items
-    std::vector<std::pair<yaml_node, yaml_node>> entries;   // map entries, in file order
+    std::vector<yaml_entry> entries;                        // map entries, in file order
 
     bool is_map() const { return type == kind::map; }
     bool is_sequence() const { return type == kind::sequence; }
     bool is_scalar() const { return type == kind::scalar; }
     bool is_null() const { return type == kind::null; }
+};
+
+// A named pair rather than std::pair: clang cannot instantiate std::pair of a type still being defined.
+struct yaml_entry {
+    yaml_node key;
+    yaml_node value;
 };
 
 struct yaml_error {

@@ -57,7 +57,9 @@ INSTANTIATE_TEST_SUITE_P(
                       // A leap second reads as the first second of the next minute.
                       parse_case{"leap_second", "2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z"},
                       parse_case{"leap_day", "2024-02-29T00:00:00Z", "2024-02-29T00:00:00Z"},
-                      parse_case{"leap_day_2000", "2000-02-29T00:00:00Z", "2000-02-29T00:00:00Z"}),
+                      parse_case{"leap_day_2000", "2000-02-29T00:00:00Z", "2000-02-29T00:00:00Z"},
+                      parse_case{"last_second", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"},
+                      parse_case{"first_second", "0000-01-01T00:00:00Z", "0000-01-01T00:00:00Z"}),
     case_name);
 
 INSTANTIATE_TEST_SUITE_P(
@@ -91,7 +93,11 @@ INSTANTIATE_TEST_SUITE_P(
                       parse_case{"trailing_text", "2026-12-31T23:59:59Zx", std::nullopt},
                       parse_case{"trailing_space", "2026-12-31T23:59:59Z ", std::nullopt},
                       parse_case{"leading_space", " 2026-12-31T23:59:59Z", std::nullopt},
-                      parse_case{"signed_digits", "2026-+1-31T23:59:59Z", std::nullopt}),
+                      parse_case{"signed_digits", "2026-+1-31T23:59:59Z", std::nullopt},
+                      // Found by fuzzing: instants outside the four-digit years, which no UTC text can name.
+                      parse_case{"leap_second_into_year_10000", "9999-12-31T23:59:60Z", std::nullopt},
+                      parse_case{"offset_into_year_10000", "9999-12-31T23:59:59-00:01", std::nullopt},
+                      parse_case{"offset_before_year_0", "0000-01-01T00:00:00+00:01", std::nullopt}),
     case_name);
 
 TEST(config_rfc3339_format, writes_utc_with_z)

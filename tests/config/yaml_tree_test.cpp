@@ -39,7 +39,7 @@ TEST(config_yaml, builds_a_tree_with_positions)
     EXPECT_EQ(name.value, "egressd");
     expect_at(name, 1, 7);
 
-    const auto& ports = root->entries[1].second;
+    const auto& ports = root->entries[1].value;
     ASSERT_TRUE(ports.is_sequence());
     expect_at(ports, 2, 8);
     ASSERT_EQ(ports.items.size(), 2u);
@@ -51,12 +51,12 @@ TEST(config_yaml, builds_a_tree_with_positions)
     EXPECT_FALSE(ports.items[1].plain);
     expect_at(ports.items[1], 2, 13);
 
-    const auto& nested = root->entries[2].second;
+    const auto& nested = root->entries[2].value;
     ASSERT_TRUE(nested.is_map());
     expect_at(nested, 4, 3);
     ASSERT_EQ(nested.entries.size(), 1u);
-    EXPECT_EQ(nested.entries[0].second.value, "value");
-    expect_at(nested.entries[0].second, 4, 8);
+    EXPECT_EQ(nested.entries[0].value.value, "value");
+    expect_at(nested.entries[0].value, 4, 8);
 }
 
 TEST(config_yaml, an_empty_value_is_null_and_located_at_its_key)
@@ -65,7 +65,7 @@ TEST(config_yaml, an_empty_value_is_null_and_located_at_its_key)
     auto root = parse("first:\nsecond: 2\n", error);
     ASSERT_TRUE(root.has_value()) << error.message;
     ASSERT_EQ(root->entries.size(), 2u);
-    const auto& first = root->entries[0].second;
+    const auto& first = root->entries[0].value;
     EXPECT_TRUE(first.is_null());
     // Not at "second" on the next line: a message about this value must point at the key that has it.
     expect_at(first, 1, 1);
@@ -77,7 +77,7 @@ TEST(config_yaml, keeps_repeated_keys_for_the_schema_to_report)
     auto root = parse("a: 1\na: 2\n", error);
     ASSERT_TRUE(root.has_value()) << error.message;
     ASSERT_EQ(root->entries.size(), 2u);
-    expect_at(root->entries[1].first, 2, 1);
+    expect_at(root->entries[1].key, 2, 1);
 }
 
 TEST(config_yaml, refuses_anything_but_one_document)
@@ -113,7 +113,7 @@ TEST(config_yaml, expands_aliases_in_place)
     yaml_error error;
     auto root = parse("a: &web [80, 443]\nb: *web\n", error);
     ASSERT_TRUE(root.has_value()) << error.message;
-    const auto& b = root->entries[1].second;
+    const auto& b = root->entries[1].value;
     ASSERT_TRUE(b.is_sequence());
     ASSERT_EQ(b.items.size(), 2u);
     EXPECT_EQ(b.items[1].value, "443");
