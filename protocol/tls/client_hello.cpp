@@ -9,8 +9,10 @@ namespace egressd::protocol::tls {
 
 namespace {
 
+constexpr std::uint8_t content_change_cipher_spec = 20;
 constexpr std::uint8_t content_handshake = 22;
 constexpr std::uint8_t handshake_client_hello = 1;
+constexpr std::uint8_t handshake_server_hello = 2;
 constexpr std::uint8_t record_version_major = 3;
 constexpr std::size_t record_header_size = 5;
 // RFC 8446 5.1 (and RFC 5246 6.2.1): a plaintext record carries at most 2^14 bytes.
@@ -18,6 +20,15 @@ constexpr std::size_t max_record_payload = std::size_t{1} << 14;
 constexpr std::size_t handshake_header_size = 4;
 constexpr std::size_t random_size = 32;
 constexpr std::size_t max_session_id = 32;
+// RFC 8446 D.4: the compatibility ChangeCipherSpec record, whose one payload byte is 1.
+constexpr std::size_t change_cipher_spec_size = record_header_size + 1;
+// A ServerHello's type, length, legacy_version and random: enough to tell a HelloRetryRequest.
+constexpr std::size_t server_hello_prefix = handshake_header_size + 2 + random_size;
+// RFC 8446 4.1.3: SHA-256("HelloRetryRequest"), the random of every HelloRetryRequest.
+constexpr std::string_view hello_retry_random =
+    "\xcf\x21\xad\x74\xe5\x9a\x61\x11\xbe\x1d\x8c\x02\x1e\x65\xb8\x91"
+    "\xc2\xa2\x11\x16\x7a\xbb\x8c\x5e\x07\x9e\x09\xe2\xc8\xa8\x33\x9c";
+static_assert(hello_retry_random.size() == random_size);
 
 constexpr std::uint16_t ext_server_name = 0;
 constexpr std::uint16_t ext_alpn = 16;
@@ -28,6 +39,33 @@ constexpr std::size_t max_name = 253;
 constexpr std::size_t max_label = 63;
 
 std::uint8_t byte_at(std::string_view s, std::size_t i) { return static_cast<std::uint8_t>(s[i]); }
+
+// Records may be cut as small as one payload byte each, which costs 5 header bytes per byte of message.
+// Bounding the records too (not only the message) keeps the caller's buffer bounded.
+std::size_t records_limit(std::size_t max_bytes)
+{
+    return max_bytes > std::numeric_limits<std::size_t>::max() / 2 ? std::numeric_limits<std::size_t>::max()
+                                                                    : 2 * max_bytes;
+}
+
+enum class ccs_match : std::uint8_t { incomplete, matched, mismatched };
+
+// A compatibility ChangeCipherSpec record at data[pos], checked byte by byte so that a prefix of it is
+// incomplete and a wrong byte is known as soon as it arrives.
+ccs_match change_cipher_spec_at(std::string_view data, std::size_t pos)
+{
+    // Type, version major, version minor (any), length 1, payload 1.
+    constexpr std::array<int, change_cipher_spec_size> expected{content_change_cipher_spec, 3, -1, 0, 1, 1};
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        if (data.size() <= pos + i) {
+            return ccs_match::incomplete;
+        }
+        if (expected[i] >= 0 && byte_at(data, pos + i) != expected[i]) {
+            return ccs_match::mismatched;
+        }
+    }
+    return ccs_match::matched;
+}
 
 std::size_t be16(std::string_view s, std::size_t i)
 {
@@ -259,11 +297,7 @@ std::string_view to_string(hello_status s)
 hello_status parse_client_hello(std::string_view data, client_hello& out, std::size_t max_bytes)
 {
     out = client_hello{};
-    // Records may be cut as small as one payload byte each, which costs 5 header bytes per byte of hello.
-    // Bounding the records too (not only the message) keeps the caller's peek buffer bounded.
-    const std::size_t raw_limit =
-        max_bytes > std::numeric_limits<std::size_t>::max() / 2 ? std::numeric_limits<std::size_t>::max()
-                                                                 : 2 * max_bytes;
+    const std::size_t raw_limit = records_limit(max_bytes);
 
     // The handshake message: a view into data while it sits in one record (the usual case), a copy once it
     // spans several.
@@ -353,12 +387,140 @@ hello_status parse_client_hello(std::string_view data, client_hello& out, std::s
             client_hello hello;
             const auto status = parse_body(message.substr(handshake_header_size), hello);
             if (status == hello_status::complete) {
+                hello.records_size = record_end;
                 out = std::move(hello);
             }
             return status;
         }
         if (!record_complete) {
             return hello_status::incomplete;
+        }
+        pos = record_end;
+    }
+}
+
+hello_status parse_retry_client_hello(std::string_view data, client_hello& out, std::size_t max_bytes)
+{
+    out = client_hello{};
+    std::size_t skipped = 0;
+    if (!data.empty() && byte_at(data, 0) == content_change_cipher_spec) {
+        switch (change_cipher_spec_at(data, 0)) {
+        case ccs_match::incomplete: return hello_status::incomplete;
+        case ccs_match::mismatched: return hello_status::malformed;
+        case ccs_match::matched: break;
+        }
+        skipped = change_cipher_spec_size;
+    }
+    const auto status = parse_client_hello(data.substr(skipped), out, max_bytes);
+    if (status == hello_status::not_tls) {
+        return hello_status::malformed;
+    }
+    if (status == hello_status::complete) {
+        out.records_size += skipped;
+    }
+    return status;
+}
+
+std::string_view to_string(server_hello_kind k)
+{
+    switch (k) {
+    case server_hello_kind::incomplete: return "incomplete";
+    case server_hello_kind::server_hello: return "server_hello";
+    case server_hello_kind::hello_retry_request: return "hello_retry_request";
+    case server_hello_kind::other: return "other";
+    case server_hello_kind::malformed: return "malformed";
+    }
+    return "unknown";
+}
+
+server_hello_scan scan_server_hello(std::string_view data, std::size_t max_bytes)
+{
+    const std::size_t raw_limit = records_limit(max_bytes);
+    std::size_t pos = 0;
+    // Every record must end within raw_limit: a verdict comes before that much data, whatever the framing.
+    while (data.size() > pos && byte_at(data, pos) == content_change_cipher_spec) {
+        if (pos + change_cipher_spec_size > raw_limit) {
+            return {server_hello_kind::other};
+        }
+        switch (change_cipher_spec_at(data, pos)) {
+        case ccs_match::incomplete: return {};
+        case ccs_match::mismatched: return {server_hello_kind::other};
+        case ccs_match::matched: break;
+        }
+        pos += change_cipher_spec_size;
+    }
+    // Until the random shows a HelloRetryRequest, anything unexpected only means that no retry follows; once
+    // it has, the retry must be exact, or the second ClientHello could be read in more than one way.
+    bool retry = false;
+    const auto refuse = [&] {
+        return server_hello_scan{retry ? server_hello_kind::malformed : server_hello_kind::other};
+    };
+    std::string message;
+    std::size_t message_size = 0;  // known once the random shows a retry
+    for (;;) {
+        if (pos + record_header_size + 1 > raw_limit) {
+            return refuse();
+        }
+        if (data.size() <= pos) {
+            return {};
+        }
+        if (byte_at(data, pos) != content_handshake) {
+            return refuse();
+        }
+        if (data.size() <= pos + 1) {
+            return {};
+        }
+        if (byte_at(data, pos + 1) != record_version_major) {
+            return refuse();
+        }
+        if (data.size() < pos + record_header_size) {
+            return {};
+        }
+        const std::size_t record_size = be16(data, pos + 3);
+        const std::size_t record_end = pos + record_header_size + record_size;
+        if (record_size == 0 || record_size > max_record_payload || record_end > raw_limit) {
+            return refuse();
+        }
+        const bool record_complete = data.size() >= record_end;
+        const std::size_t before = message.size();
+        message.append(
+            data.substr(pos + record_header_size, std::min(record_size, data.size() - pos - record_header_size)));
+        if (message.empty()) {
+            return {};
+        }
+        if (byte_at(message, 0) != handshake_server_hello) {
+            return refuse();
+        }
+        if (message.size() < server_hello_prefix) {
+            if (!record_complete) {
+                return {};
+            }
+            pos = record_end;
+            continue;
+        }
+        if (!retry) {
+            if (std::string_view(message).substr(handshake_header_size + 2, random_size) != hello_retry_random) {
+                return {server_hello_kind::server_hello};
+            }
+            retry = true;
+            message_size = handshake_header_size + be24(message, 1);
+            if (message_size < server_hello_prefix || message_size > max_bytes) {
+                return refuse();
+            }
+        }
+        // Nothing may share the retry's last record: the next handshake message is the server's answer to the
+        // second ClientHello.
+        if (before + record_size > message_size) {
+            return refuse();
+        }
+        if (before + record_size == message_size) {
+            if (!record_complete) {
+                return {};
+            }
+            return {server_hello_kind::hello_retry_request, record_end};
+        }
+        if (!record_complete) {
+            return {};
         }
         pos = record_end;
     }

@@ -12,8 +12,10 @@ namespace egressd::protocol::tls {
 // Strict parsing of the first thing a TLS client sends (RFC 8446 4.1.2, RFC 5246 7.4.1.2), so that a CONNECT
 // tunnel's SNI can be checked before any byte is forwarded. Pure code: no I/O, no OpenSSL. The session peeks
 // the client's first bytes, calls parse_client_hello on all of them after each read, and forwards them
-// unchanged once the policy has decided. Anything this parser might read differently from the server behind
-// the tunnel is refused rather than guessed: a name we check must be the name the server sees.
+// unchanged once the policy has decided. A TLS 1.3 server may answer with a HelloRetryRequest and so read a
+// second ClientHello: scan_server_hello tells it from the server's bytes, and parse_retry_client_hello reads
+// the second hello, so that its name is checked too. Anything this parser might read differently from the
+// server behind the tunnel is refused rather than guessed: a name we check must be the name the server sees.
 
 enum class hello_status : std::uint8_t {
     incomplete,  // a prefix of a ClientHello so far: read more (within the caller's deadline)
@@ -34,6 +36,9 @@ struct client_hello {
     bool has_ech = false;
     std::uint16_t legacy_version = 0;  // ClientHello.legacy_version (0x0303 from TLS 1.2 and 1.3 clients)
     std::vector<std::string> alpn;     // application_layer_protocol_negotiation (16) names, in order
+    // Bytes of data taken by the records that carry the ClientHello (a leading ChangeCipherSpec included, see
+    // parse_retry_client_hello): what a caller forwards while it holds back whatever the client sent after it.
+    std::size_t records_size = 0;
 };
 
 // data: every byte received on the tunnel so far, from the first one. Returns incomplete until the whole
@@ -58,5 +63,38 @@ struct client_hello {
 // returned while data.size() < 2 * max_bytes (max_bytes > 0): a caller that has buffered that much always has
 // a verdict, whatever the framing.
 hello_status parse_client_hello(std::string_view data, client_hello& out, std::size_t max_bytes = 16 * 1024);
+
+// The ClientHello a client sends after a HelloRetryRequest (RFC 8446 4.1.4): data is every client byte after the
+// first ClientHello's records. A TLS 1.3 client in middlebox compatibility mode sends one ChangeCipherSpec
+// record (RFC 8446 D.4: type 20, version major 3, payload the single byte 1) first; it is skipped and counted
+// in out.records_size. Otherwise as parse_client_hello, except that anything other than a ClientHello (an
+// alert, application data, a second or malformed ChangeCipherSpec, bytes that are not TLS) is malformed: the
+// server reads whatever comes here as its second ClientHello.
+hello_status parse_retry_client_hello(std::string_view data, client_hello& out, std::size_t max_bytes = 16 * 1024);
+
+// What the server's first handshake message after a ClientHello is, as far as a HelloRetryRequest matters.
+enum class server_hello_kind : std::uint8_t {
+    incomplete,           // read more
+    server_hello,         // a ServerHello that is not a HelloRetryRequest: the handshake goes on without a retry
+    hello_retry_request,  // a ServerHello whose random is the RFC 8446 4.1.3 constant: a second ClientHello comes
+    other,                // not a TLS handshake (another protocol, an alert, TLS framing a TLS stack would refuse)
+    malformed,            // a HelloRetryRequest that is cut short, too large, or shares its last record
+};
+std::string_view to_string(server_hello_kind k);
+
+struct server_hello_scan {
+    server_hello_kind kind = server_hello_kind::incomplete;
+    // hello_retry_request: the bytes of data up to the end of the record that ends it (leading ChangeCipherSpec
+    // records included), so that the next scan starts right after it.
+    std::size_t records_size = 0;
+};
+
+// data: every server byte since the ClientHello was forwarded. Leading ChangeCipherSpec records are skipped (a
+// TLS 1.3 server in compatibility mode sends one right after its HelloRetryRequest, so the scan for the
+// ServerHello that answers the second ClientHello may begin with one). Only the first handshake message is
+// looked at, and of a ServerHello only its first 38 bytes unless it is a HelloRetryRequest, which must arrive
+// whole (at most max_bytes) and end at a record boundary. Like parse_client_hello, a prefix of the input is
+// incomplete or has the verdict of the whole input, and a verdict comes before 2 * max_bytes bytes of data.
+server_hello_scan scan_server_hello(std::string_view data, std::size_t max_bytes = 16 * 1024);
 
 }  // namespace egressd::protocol::tls

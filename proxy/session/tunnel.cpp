@@ -11,9 +11,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <exception>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <variant>
 
 namespace egressd::proxy {
 
@@ -72,10 +73,13 @@ asio::awaitable<observe::close_cause> tunnel::run()
     auto hard_limit = std::chrono::steady_clock::now() + t.tunnel_lifetime;
     c_.watch.idle(t.idle, hard_limit);
     c_.owner.metrics().tunnel_opened();
-    if (c_.client.tls() == nullptr) {
+    bool open = co_await open_upstream();
+    if (open && c_.client.tls() == nullptr) {
         co_await splice_both();
-    } else {
-        co_await (client_to_upstream() && relay(c_.upstream, c_.client, down_, false));
+    } else if (open) {
+        // A peek has drained the client socket: wait before the first read.
+        co_await (relay(c_.client, c_.upstream, up_, true, tls_ != policy::tls_mode::off)
+                  && relay(c_.upstream, c_.client, down_, false));
     }
     c_.owner.metrics().tunnel_closed();
     c_.bytes_from_client += up_;
@@ -96,63 +100,193 @@ asio::awaitable<observe::close_cause> tunnel::run()
     co_return observe::close_cause::error;
 }
 
-// Client to upstream: under a tls mode, not one byte goes up before the ClientHello was checked.
+// Client to upstream: under a tls mode, not one byte goes up before the ClientHello was checked, and after a TLS
+// ClientHello none until the server has answered it without a HelloRetryRequest (or a second ClientHello passed).
 // Upstream to client flows from the start, so server-speaks-first protocols work under tls: allow.
 asio::awaitable<bool> tunnel::open_upstream()
 {
     if (tls_ != policy::tls_mode::off) {
-        bool malformed = false;
         std::optional<std::chrono::steady_clock::time_point> peek_deadline;
         if (tls_ == policy::tls_mode::require) {
             peek_deadline = std::chrono::steady_clock::now() + c_.owner.config().timeouts.tls_peek;
         }
-        auto start = co_await peek_start(malformed, peek_deadline);
-        const authorization* held = c_.upstream_auth.get();
-        if (held == nullptr) {
-            c_.cancel_io();
-            co_return false;
+        peeking_ = true;
+        hello_peek first = co_await (peek_first_hello(peek_deadline) && forward_server_first());
+        policy::tunnel_start start;
+        start.is_tls = first.status == tls::hello_status::complete;
+        start.sni = first.hello.sni;
+        // No bytes at all is "not TLS"; a partial ClientHello is not one either, and bytes that start like TLS
+        // but do not parse are never waved through as "not TLS": a server might read them as a ClientHello
+        // whose name was never checked.
+        bool malformed = first.status == tls::hello_status::malformed
+                         || first.status == tls::hello_status::too_large
+                         || (first.status == tls::hello_status::incomplete && !c_.client_in.empty());
+        std::optional<policy::reason> refusal;
+        if (malformed) {
+            refusal = policy::reason::not_tls;
         }
-        const authorization& auth = *held;
-        auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-        auto d = auth.snapshot->decide_tls(auth.client, auth.target, auth.port, start, now, auth.grants.get());
-        if (malformed && d.allowed()) {
-            // Bytes that start like TLS but do not parse are never waved through as "not TLS": a server
-            // might read them as a ClientHello whose name was never checked.
-            d.why = policy::reason::not_tls;
-            d.outcome = d.applied_mode == policy::mode::report ? policy::verdict::would_deny : policy::verdict::deny;
-        }
-        if (!d.allowed()) {
-            std::string sni = start.sni.value_or("");
-            log_decision(c_, *auth.snapshot, d, {auth.client_name, c_.request.address, {}, {}, sni});
-        }
-        if (!d.allows_traffic()) {
-            denied_ = true;
-            c_.cancel_io();
+        if (!decide_start(start, refusal)) {
             co_return false;
         }
         c_.upstream_auth.tunnel_started(std::move(start));
-    }
-    if (!c_.client_in.empty()) {
-        // Bytes that came with or after the CONNECT head (the ClientHello, usually) go first.
-        // Already counted in bytes_from_client when they were read.
-        auto [ec, n] = co_await asio::async_write(c_.upstream, asio::buffer(c_.client_in), use_tuple);
-        if (ec) {
-            c_.cancel_io();
-            co_return false;
+        if (first.status == tls::hello_status::complete) {
+            bool sent = co_await write_up(first.hello.records_size);
+            if (!sent) {
+                co_return false;
+            }
+            bool answered = co_await watch_retry(first.hello.sni);
+            if (!answered) {
+                co_return false;
+            }
         }
     }
+    // Bytes that came with or after the CONNECT head (the ClientHello, usually) go first.
+    bool sent = co_await write_up(c_.client_in.size());
     std::string().swap(c_.client_in);
+    co_return sent;
+}
+
+asio::awaitable<bool> tunnel::write_up(std::size_t n)
+{
+    if (n == 0) {
+        co_return true;
+    }
+    // Already counted in bytes_from_client when they were read.
+    auto [ec, written] = co_await asio::async_write(c_.upstream, asio::buffer(c_.client_in.data(), n), use_tuple);
+    if (ec) {
+        c_.cancel_io();
+        co_return false;
+    }
+    c_.client_in.erase(0, n);
     co_return true;
 }
 
-asio::awaitable<void> tunnel::client_to_upstream()
+bool tunnel::decide_start(const policy::tunnel_start& start, std::optional<policy::reason> refusal)
 {
-    bool open = co_await open_upstream();
-    if (!open) {
-        co_return;
+    const authorization* held = c_.upstream_auth.get();
+    if (held == nullptr) {
+        c_.cancel_io();
+        return false;
     }
-    // A peek has just drained the socket: wait before the first read.
-    co_await relay(c_.client, c_.upstream, up_, true, tls_ != policy::tls_mode::off);
+    const authorization& auth = *held;
+    auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    auto d = auth.snapshot->decide_tls(auth.client, auth.target, auth.port, start, now, auth.grants.get());
+    // A refusal of the ClientHello itself replaces the policy's own reasons about it, never a name-phase denial
+    // (a reload may have changed the policy since the CONNECT).
+    bool tls_reason = d.why == policy::reason::not_tls || d.why == policy::reason::sni_missing
+                      || d.why == policy::reason::sni_mismatch;
+    if (refusal && (d.allowed() || tls_reason)) {
+        d.why = *refusal;
+        d.grant.reset();
+        d.outcome = d.applied_mode == policy::mode::report ? policy::verdict::would_deny : policy::verdict::deny;
+    }
+    if (!d.allowed()) {
+        std::string sni = start.sni.value_or("");
+        log_decision(c_, *auth.snapshot, d, {auth.client_name, c_.request.address, {}, {}, sni});
+    }
+    if (!d.allows_traffic()) {
+        denied_ = true;
+        c_.cancel_io();
+        return false;
+    }
+    return true;
+}
+
+asio::awaitable<bool> tunnel::watch_retry(const std::optional<std::string>& first_sni)
+{
+    std::string seen;  // the server's bytes since the last ClientHello went up
+    bool retried = false;
+    for (;;) {
+        auto scan = co_await await_server_hello(seen);
+        switch (scan.kind) {
+        case tls::server_hello_kind::incomplete:
+            co_return false;
+        case tls::server_hello_kind::server_hello:
+        case tls::server_hello_kind::other:
+            // No retry (or no TLS server behind): the ClientHello that went up is the one the server reads.
+            co_return true;
+        case tls::server_hello_kind::malformed:
+            halted_ = true;
+            c_.cancel_io();
+            co_return false;
+        case tls::server_hello_kind::hello_retry_request:
+            break;
+        }
+        // RFC 8446 4.1.4: a second HelloRetryRequest in the same connection is a protocol error.
+        if (retried) {
+            halted_ = true;
+            c_.cancel_io();
+            co_return false;
+        }
+        retried = true;
+        seen.erase(0, scan.records_size);
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        if (tls_ == policy::tls_mode::require) {
+            deadline = std::chrono::steady_clock::now() + c_.owner.config().timeouts.tls_peek;
+        }
+        hello_peek second = co_await peek_hello(true, deadline);
+        if (second.status == tls::hello_status::incomplete && second.client_ended && c_.client_in.empty()) {
+            // The client gave up after the retry without a word: nothing to decide.
+            client_eof_first_ = !upstream_eof_first_;
+            c_.cancel_io();
+            co_return false;
+        }
+        const bool complete = second.status == tls::hello_status::complete;
+        // The server's name callback runs again on the second ClientHello: it must name the server the first did
+        // (a name where there was none, or none where there was one, is a change too).
+        std::optional<policy::reason> refusal;
+        if (!complete) {
+            refusal = policy::reason::not_tls;
+        } else if (second.hello.sni != first_sni) {
+            refusal = policy::reason::sni_mismatch;
+        }
+        if (refusal) {
+            policy::tunnel_start retry_start;
+            retry_start.is_tls = complete;
+            retry_start.sni = second.hello.sni;
+            if (!decide_start(retry_start, refusal)) {
+                co_return false;
+            }
+        }
+        if (!complete) {
+            // Report mode let bytes through that are no ClientHello: there is nothing more to follow.
+            co_return true;
+        }
+        bool sent = co_await write_up(second.hello.records_size);
+        if (!sent) {
+            co_return false;
+        }
+    }
+}
+
+asio::awaitable<tls::server_hello_scan> tunnel::await_server_hello(std::string& seen)
+{
+    constexpr std::size_t chunk = 4096;
+    for (;;) {
+        auto scan = tls::scan_server_hello(seen, max_client_hello);
+        if (scan.kind != tls::server_hello_kind::incomplete || up_observer_.stopped()) {
+            co_return scan;
+        }
+        // Bounded: scan_server_hello has a verdict before 2 * max_client_hello bytes.
+        std::size_t old = seen.size();
+        seen.resize(old + chunk);
+        auto [ec, n] = co_await c_.upstream.async_read_some(asio::buffer(seen.data() + old, chunk), use_tuple);
+        seen.resize(old + n);
+        if (ec) {
+            if (ec == asio::error::eof && !client_eof_first_) {
+                upstream_eof_first_ = true;
+            }
+            halted_ = true;
+            c_.cancel_io();
+            co_return tls::server_hello_scan{};
+        }
+        bool passed = co_await c_.write_all(c_.client, std::string_view(seen).substr(old));
+        if (!passed) {
+            halted_ = true;
+            c_.cancel_io();
+            co_return tls::server_hello_scan{};
+        }
+    }
 }
 
 // Both sides plain: the bytes go from socket to socket through a pipe and never through user space.
@@ -162,18 +296,8 @@ asio::awaitable<void> tunnel::splice_both()
     asio::steady_timer both_done(c_.owner.io(), asio::steady_timer::time_point::max());
     both_done_ = &both_done;
     start_splice(false);
-    // The directions refer to this object: whatever happens here, wait for both before returning.
-    std::exception_ptr failure;
-    try {
-        bool open = co_await open_upstream();
-        if (open) {
-            start_splice(true);
-        }
-    } catch (...) {
-        failure = std::current_exception();
-        halted_ = true;
-        c_.cancel_io();
-    }
+    start_splice(true);
+    // The directions refer to this object: wait for both before returning.
     while (splicing_ > 0) {
         co_await both_done.async_wait(use_tuple);
         if (splicing_ > 0) {
@@ -183,9 +307,6 @@ asio::awaitable<void> tunnel::splice_both()
         }
     }
     both_done_ = nullptr;
-    if (failure) {
-        std::rethrow_exception(failure);
-    }
 }
 
 void tunnel::start_splice(bool from_client)
@@ -218,10 +339,10 @@ void tunnel::splice_done(bool from_client, const relay_result& r)
     }
 }
 
-asio::awaitable<policy::tunnel_start> tunnel::peek_start(bool& malformed,
-                                                         std::optional<std::chrono::steady_clock::time_point> deadline)
+asio::awaitable<tunnel::hello_peek> tunnel::peek_hello(bool after_retry,
+                                                       std::optional<std::chrono::steady_clock::time_point> deadline)
 {
-    policy::tunnel_start start;
+    hello_peek peek;
     // The peek's own deadline cuts only the peek short (the watchdog would end the whole tunnel, which report
     // mode must keep).
     asio::steady_timer peek_timer(c_.owner.io());
@@ -229,34 +350,73 @@ asio::awaitable<policy::tunnel_start> tunnel::peek_start(bool& malformed,
         peek_timer.expires_at(*deadline);
     }
     for (;;) {
-        tls::client_hello hello;
-        auto status = tls::parse_client_hello(c_.client_in, hello, max_client_hello);
-        switch (status) {
-        case tls::hello_status::complete:
-            start.is_tls = true;
-            start.sni = std::move(hello.sni);
-            co_return start;
-        case tls::hello_status::not_tls:
-            co_return start;
-        case tls::hello_status::malformed:
-        case tls::hello_status::too_large:
-            malformed = true;
-            co_return start;
-        case tls::hello_status::incomplete:
-            break;
+        peek.status = after_retry ? tls::parse_retry_client_hello(c_.client_in, peek.hello, max_client_hello)
+                                  : tls::parse_client_hello(c_.client_in, peek.hello, max_client_hello);
+        if (peek.status != tls::hello_status::incomplete) {
+            co_return peek;
         }
-        // The client stopped (or the tls_peek deadline cut it off): no bytes is "not TLS", and a partial
-        // ClientHello is not one either.
-        bool ok = false;
         if (deadline) {
             auto raced = co_await (c_.read_more(c_.client, c_.client_in) || peek_timer.async_wait(use_tuple));
-            ok = raced.index() == 0 && std::get<0>(raced);
-        } else {
-            ok = co_await c_.read_more(c_.client, c_.client_in);
+            if (raced.index() == 0 && std::get<0>(raced)) {
+                continue;
+            }
+            peek.client_ended = raced.index() == 0;
+            co_return peek;
         }
-        if (!ok) {
-            malformed = !c_.client_in.empty();
-            co_return start;
+        bool more = co_await c_.read_more(c_.client, c_.client_in);
+        if (!more) {
+            peek.client_ended = true;
+            co_return peek;
+        }
+    }
+}
+
+asio::awaitable<tunnel::hello_peek> tunnel::peek_first_hello(
+    std::optional<std::chrono::steady_clock::time_point> deadline)
+{
+    hello_peek peek = co_await peek_hello(false, deadline);
+    // forward_server_first waits on nothing but the upstream socket: end that wait, keep its bytes unread.
+    peeking_ = false;
+    boost::system::error_code ignored;
+    c_.upstream.cancel(ignored);
+    co_return peek;
+}
+
+asio::awaitable<void> tunnel::forward_server_first()
+{
+    constexpr std::size_t chunk = 4096;
+    while (peeking_) {
+        // Waits without a buffer: a tunnel whose client is slow to say hello holds none.
+        auto [wait_ec] = co_await c_.upstream.async_wait(tcp::socket::wait_read, use_tuple);
+        if (wait_ec || !peeking_) {
+            co_return;
+        }
+        std::string data(chunk, '\0');
+        auto [ec, n] = co_await c_.upstream.async_read_some(asio::buffer(data), use_tuple);
+        if (ec == asio::error::eof) {
+            if (!client_eof_first_) {
+                upstream_eof_first_ = true;
+            }
+            // Half-close, as the relay does: the client learns the server is done and may still speak.
+            if (!half_close(c_.client)) {
+                halted_ = true;
+                c_.cancel_io();
+            }
+            co_return;
+        }
+        if (ec) {
+            if (ec != asio::error::operation_aborted) {
+                halted_ = true;
+                c_.cancel_io();
+            }
+            co_return;
+        }
+        data.resize(n);
+        bool passed = co_await c_.write_all(c_.client, data);
+        if (!passed) {
+            halted_ = true;
+            c_.cancel_io();
+            co_return;
         }
     }
 }
