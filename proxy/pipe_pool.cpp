@@ -1,5 +1,8 @@
 #include "proxy/pipe_pool.hpp"
 
+#include "proxy/observe/exhaustion.hpp"
+
+#include <cerrno>
 #include <csignal>
 #include <fcntl.h>
 #include <mutex>
@@ -61,6 +64,11 @@ pipe_fds pipe_pool::take()
     }
     int fds[2];
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        const int error = errno;
+        if (on_exhausted_ && observe::is_exhaustion(error)) {
+            on_exhausted_(error);
+        }
+        errno = error;
         return {};
     }
     // Over the per-user pipe budget the kernel refuses a larger size (EPERM): the pipe keeps its default.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 namespace egressd::proxy {
@@ -50,6 +51,9 @@ public:
 
     // An empty pipe, or an empty pipe_fds when none can be made (errno says why: a descriptor limit).
     pipe_fds take();
+    // Called with errno when take() cannot make a pipe for want of descriptors or kernel memory (EMFILE, ENFILE,
+    // ENOMEM); errno is unchanged afterwards.
+    void on_exhausted(std::function<void(int error)> handler) { on_exhausted_ = std::move(handler); }
     // p must be empty.
     void give(pipe_fds p);
     std::size_t idle() const { return idle_.size(); }
@@ -62,6 +66,7 @@ private:
     std::size_t capacity_;
     std::vector<pipe_fds> idle_;
     bool splice_works_ = true;
+    std::function<void(int)> on_exhausted_;
 };
 
 }  // namespace egressd::proxy

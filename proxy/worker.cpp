@@ -15,6 +15,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/resource.h>
+
+#include <system_error>
+
 namespace egressd::proxy {
 
 namespace asio = boost::asio;
@@ -171,6 +175,28 @@ worker::worker(unsigned index, runtime& rt, std::shared_ptr<const live_state> li
     events_.set_observer(alert_feed_.get());
     make_authenticator();
     metrics_.use_policy(live_->policy);
+    resolver_.on_exhausted([this](int error) { resource_exhausted(observe::exhaustion_site::dns, error); });
+    pipes_.on_exhausted([this](int error) { resource_exhausted(observe::exhaustion_site::pipe, error); });
+}
+
+void worker::resource_exhausted(observe::exhaustion_site what, int error)
+{
+    metrics_.resource_exhausted(what);
+    auto suppressed = rt_.exhaustion_warnings.admit(what, std::chrono::steady_clock::now());
+    if (!suppressed) {
+        return;
+    }
+    rlimit files{};
+    ::getrlimit(RLIMIT_NOFILE, &files);
+    // The limit is what an operator raises (LimitNOFILE=, ulimit -n) when the error is EMFILE.
+    rt_.log.notice("egressd.resource_exhausted",
+                   {{"operation", observe::to_string(what)},
+                    {"error", std::generic_category().message(error)},
+                    {"errno", error},
+                    {"open_files_limit", static_cast<std::uint64_t>(files.rlim_cur)},
+                    {"worker", index_},
+                    {"suppressed", *suppressed}},
+                   true);
 }
 
 // A new authenticator (and with it an empty cache of verified passwords) for every credentials file read:
@@ -499,22 +525,27 @@ std::string worker::next_request_id()
 asio::awaitable<void> worker::accept_loop(const listening& where)
 {
     auto& acceptor = *where.acceptor;
+    observe::accept_backoff backoff;
+    asio::steady_timer pause(io_);
     for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+        // The peer's address as accept(2) gives it: getpeername fails on a connection reset in the backlog, which
+        // must still be served and logged like any other.
+        tcp::endpoint remote;
+        auto [ec, socket] = co_await acceptor.async_accept(remote, asio::as_tuple(asio::use_awaitable));
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
                 co_return;
             }
-            // Out of descriptors or memory: back off briefly instead of spinning.
-            asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+            if (ec.category() == boost::system::system_category() && observe::is_exhaustion(ec.value())) {
+                resource_exhausted(observe::exhaustion_site::accept, ec.value());
+            }
+            // The connection stays in the backlog and would fail again at once: wait, longer each time, for
+            // descriptors to come free instead of spinning.
+            pause.expires_after(backoff.next());
             co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
-        boost::system::error_code endpoint_ec;
-        auto remote = socket.remote_endpoint(endpoint_ec);
-        if (endpoint_ec) {
-            continue;
-        }
+        backoff.reset();
         auto source = remote.address().is_v4() ? policy::address::from_v4(remote.address().to_v4().to_uint())
                                                 : policy::address::from_v6(remote.address().to_v6().to_bytes());
         std::string source_text = source.to_string(remote.port());
@@ -524,7 +555,8 @@ asio::awaitable<void> worker::accept_loop(const listening& where)
             asio::co_spawn(io_, refuse(std::move(socket), std::move(source_text), where.tls != nullptr), asio::detached);
             continue;
         }
-        socket.set_option(tcp::no_delay(true), endpoint_ec);
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         auto session = std::make_shared<client_session>(*this, std::move(socket), source, std::move(source_text),
                                                         std::move(*ticket), rt_.config.listeners[where.listener], where.listener,
                                                         where.tls ? where.tls->current() : nullptr);

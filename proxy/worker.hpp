@@ -4,6 +4,7 @@
 #include "policy/policy.hpp"
 #include "proxy/dns/resolver.hpp"
 #include "proxy/event_log.hpp"
+#include "proxy/observe/exhaustion.hpp"
 #include "proxy/observe/metrics.hpp"
 #include "proxy/pipe_pool.hpp"
 #include "proxy/proxy_auth.hpp"
@@ -110,6 +111,7 @@ struct runtime {
     auth_failures* login_failures = nullptr;
     approvals::service* approvals = nullptr;  // null: denials never become access requests
     alerts::engine* alerts = nullptr;         // null: no alert sinks; set before the workers are made
+    observe::warning_gate exhaustion_warnings{};  // egressd.resource_exhausted: one per operation per 10 s, all workers
 };
 
 // What a reload replaces: built whole on the control thread, then handed to every worker, which swaps it in on
@@ -194,6 +196,9 @@ public:
     void connection_released(client_session& s);
     // An exception escaped one of the sessions' coroutines: a bug, already logged by the session.
     void session_exception() { metrics_.session_exception(); }
+    // Something could not be done for want of descriptors or kernel memory (error: the errno): counted, and
+    // announced as egressd.resource_exhausted unless another worker or an earlier call just did.
+    void resource_exhausted(observe::exhaustion_site what, int error);
 
     // From any thread: how many connections and tunnels this worker serves.
     std::size_t live_sessions() const { return live_sessions_.load(std::memory_order_relaxed); }

@@ -4,6 +4,7 @@
 #include "config/rfc3339.hpp"
 #include "policy/address.hpp"
 #include "proxy/approvals/pages.hpp"
+#include "proxy/observe/exhaustion.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -63,7 +64,6 @@ constexpr std::size_t body_limit = 64 * 1024;
 // that closing with unread bytes does not reset the connection before the client has read the refusal.
 constexpr std::size_t drain_limit = 256 * 1024;
 constexpr std::chrono::milliseconds drain_time = 2s;
-constexpr std::chrono::milliseconds accept_pause = 100ms;
 
 constexpr std::string_view cookie_name = "egressd_session";
 constexpr std::size_t session_limit = 10'000;
@@ -915,6 +915,7 @@ struct web_server::state {
     static asio::awaitable<void> accept_loop(std::shared_ptr<state> self)
     {
         asio::steady_timer pause(self->executor);
+        observe::accept_backoff backoff;
         while (!self->stopped) {
             auto [ec, socket] = co_await self->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
             if (self->stopped) {
@@ -922,10 +923,11 @@ struct web_server::state {
             }
             if (ec) {
                 // Out of descriptors and the like: retrying at once would spin the service thread.
-                pause.expires_after(accept_pause);
+                pause.expires_after(backoff.next());
                 co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
                 continue;
             }
+            backoff.reset();
             if (self->active >= self->setup.max_connections) {
                 self->turn_away(socket);
                 continue;

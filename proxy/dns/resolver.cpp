@@ -1,6 +1,7 @@
 #include "proxy/dns/resolver.hpp"
 
 #include "protocol/host_port.hpp"
+#include "proxy/observe/exhaustion.hpp"
 
 #include <ares.h>
 
@@ -17,9 +18,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -179,6 +183,8 @@ std::string_view to_string(dns_status s)
         return "timeout";
     case dns_status::error:
         return "error";
+    case dns_status::resource_exhausted:
+        return "resource_exhausted";
     }
     return "error";
 }
@@ -207,6 +213,7 @@ struct resolver::impl {
     struct query_context {
         impl* self;
         std::string name;
+        std::uint64_t exhausted_before;  // exhausted_sockets_ when the query started
     };
 
     // A socket c-ares asked us to watch. c-ares owns the descriptor: we only ever release() it.
@@ -239,6 +246,13 @@ struct resolver::impl {
     // Emplaced into a waiter's cancellation slot: a cancelled caller stops waiting, the query goes on
     // (its answer still fills the cache for the next caller).
     struct cancel_waiter {
+        // A constructor, not an aggregate: the slot's emplace constructs with parentheses, which clang 14
+        // does not accept for aggregates.
+        cancel_waiter(impl* owner, std::weak_ptr<int> alive, std::string query, std::uint64_t waiter)
+            : self(owner), token(std::move(alive)), name(std::move(query)), id(waiter)
+        {
+        }
+
         impl* self;
         std::weak_ptr<int> token;
         std::string name;
@@ -302,6 +316,9 @@ struct resolver::impl {
             channel_ = nullptr;
             throw std::runtime_error(std::string("c-ares: cannot create a channel: ") + ares_strerror(rc));
         }
+        // c-ares 1.18 reports a socket() that failed with EMFILE as ECONNREFUSED, like a server that refused;
+        // opening the sockets ourselves is the only way to tell the two apart.
+        ares_set_socket_functions(channel_, &socket_functions, this);
         if (!servers.empty()) {
             std::vector<ares_addr_port_node> nodes(servers.size());
             for (std::size_t i = 0; i < servers.size(); ++i) {
@@ -365,7 +382,7 @@ struct resolver::impl {
 
         // The trailing dot makes the name absolute: c-ares 1.18 would otherwise try the search list.
         const std::string absolute = name + ".";
-        auto context = std::make_unique<query_context>(query_context{this, std::move(name)});
+        auto context = std::make_unique<query_context>(query_context{this, std::move(name), exhausted_sockets_});
         ares_addrinfo_hints hints{};
         hints.ai_family = AF_UNSPEC;
         // Keep the server's order; c-ares' RFC 6724 sort would also connect() a probe socket per address.
@@ -382,6 +399,11 @@ struct resolver::impl {
         // No exception may cross c-ares' C frames.
         try {
             answer a = make_answer(status, result, context->self->config_);
+            if ((a.status == dns_status::servfail || a.status == dns_status::error) &&
+                context->self->exhausted_sockets_ != context->exhausted_before) {
+                // No server was asked, or not every one: the failure is egressd's, not DNS's.
+                a = failed(dns_status::resource_exhausted);
+            }
             if (result != nullptr) {
                 ares_freeaddrinfo(result);
                 result = nullptr;
@@ -539,6 +561,57 @@ struct resolver::impl {
         }
     }
 
+    // ----- the sockets c-ares opens: the plain system calls, with socket()'s failures seen -----
+
+    static ares_socket_t open_socket(int family, int type, int protocol, void* data)
+    {
+        const ares_socket_t fd = ::socket(family, type, protocol);
+        if (fd == ARES_SOCKET_BAD) {
+            const int error = errno;
+            static_cast<impl*>(data)->socket_failed(error);
+            errno = error;
+        }
+        return fd;
+    }
+
+    static int close_socket(ares_socket_t fd, void*) { return ::close(fd); }
+
+    static int connect_socket(ares_socket_t fd, const sockaddr* address, ares_socklen_t length, void*)
+    {
+        return ::connect(fd, address, length);
+    }
+
+    static ares_ssize_t receive_from(ares_socket_t fd, void* buffer, std::size_t length, int flags, sockaddr* from,
+                                     ares_socklen_t* from_length, void*)
+    {
+        return ::recvfrom(fd, buffer, length, flags, from, from_length);
+    }
+
+    static ares_ssize_t send_vector(ares_socket_t fd, const iovec* parts, int count, void*)
+    {
+        return ::writev(fd, parts, count);
+    }
+
+    // c-ares 1.18 calls each of these whenever any is set, so all five are given.
+    static constexpr ares_socket_functions socket_functions{&open_socket, &close_socket, &connect_socket,
+                                                            &receive_from, &send_vector};
+
+    void socket_failed(int error) noexcept
+    {
+        if (!observe::is_exhaustion(error)) {
+            return;
+        }
+        ++exhausted_sockets_;
+        if (!on_exhausted_) {
+            return;
+        }
+        // No exception may cross c-ares' C frames.
+        try {
+            on_exhausted_(error);
+        } catch (...) {
+        }
+    }
+
     // ----- driving c-ares from Asio -----
 
     static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable)
@@ -689,6 +762,8 @@ struct resolver::impl {
     std::unordered_map<ares_socket_t, std::shared_ptr<fd_watch>> watches_;
     std::unordered_map<std::string, pending_query> pending_;
     std::uint64_t next_waiter_ = 0;
+    std::uint64_t exhausted_sockets_ = 0;  // socket() calls that failed for want of resources, ever
+    std::function<void(int)> on_exhausted_;
 
     // Most recently used at the front; the index's keys view the names stored in the list nodes.
     std::list<cache_entry> lru_;
@@ -712,5 +787,7 @@ boost::asio::awaitable<answer> resolver::resolve(std::string name)
 void resolver::shutdown() { impl_->shutdown(); }
 
 std::size_t resolver::cache_size() const { return impl_->lru_.size(); }
+
+void resolver::on_exhausted(std::function<void(int error)> handler) { impl_->on_exhausted_ = std::move(handler); }
 
 }  // namespace egressd::proxy::dns

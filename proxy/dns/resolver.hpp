@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +33,7 @@ enum class dns_status : std::uint8_t {
     servfail,      // the server failed or refused
     timeout,       // no answer within the tries
     error,         // anything else: malformed answer, c-ares failure, shut down
+    resource_exhausted,  // no socket could be opened to ask: out of descriptors or kernel memory (not DNS's fault)
 };
 std::string_view to_string(dns_status s);
 
@@ -66,6 +68,11 @@ public:
     void shutdown();
 
     std::size_t cache_size() const;
+
+    // Called with errno each time a socket to a name server cannot be opened for want of descriptors or kernel
+    // memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), on the io_context's thread, from inside c-ares: it must not throw
+    // or call the resolver. A query that failed after such an error answers dns_status::resource_exhausted.
+    void on_exhausted(std::function<void(int error)> handler);
 
 private:
     struct impl;

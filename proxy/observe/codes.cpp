@@ -37,8 +37,9 @@ constexpr std::array<std::string_view, close_cause_count> close_cause_names{
     "internal_error",
     "grant_expired",
     "grant_revoked",
+    "resource_exhausted",
 };
-static_assert(static_cast<std::size_t>(close_cause::grant_revoked) + 1 == close_cause_count);
+static_assert(static_cast<std::size_t>(close_cause::resource_exhausted) + 1 == close_cause_count);
 
 constexpr std::array<std::string_view, reason_count> reason_names{
     "allowed",
@@ -75,8 +76,9 @@ constexpr std::array<std::string_view, reason_count> reason_names{
     "bad_upstream_response",
     "upstream_timeout",
     "upstream_closed",
+    "resource_exhausted",
 };
-static_assert(static_cast<std::size_t>(reason::upstream_closed) + 1 == reason_count);
+static_assert(static_cast<std::size_t>(reason::resource_exhausted) + 1 == reason_count);
 static_assert(static_cast<int>(reason::granted) + 1 == policy::reason_count,
               "the policy's reasons come first, in the same order");
 

@@ -47,12 +47,13 @@ enum class close_cause : std::uint8_t {
     internal_error,       // an exception escaped the session: a bug, logged and counted
     grant_expired,        // the approver's grant that allowed it reached its expiry
     grant_revoked,        // an approver revoked the grant that allowed it
+    resource_exhausted,   // egressd ran out of descriptors or kernel memory for this request (503)
 };
-inline constexpr std::size_t close_cause_count = 32;
+inline constexpr std::size_t close_cause_count = 33;
 
 // The reason code of a decision event and of egressd's own answers (X-Egressd-Reason): the policy's reasons
 // first, in policy::reason's order, then what the proxy adds (DNS, authentication, handshakes, malformed
-// requests, upstream failures).
+// requests, upstream failures, egressd's own resources).
 enum class reason : std::uint8_t {
     allowed,
     unknown_client,
@@ -88,8 +89,9 @@ enum class reason : std::uint8_t {
     bad_upstream_response,
     upstream_timeout,
     upstream_closed,
+    resource_exhausted,  // no descriptor or kernel memory for a socket egressd needed (DNS, the connect): 503
 };
-inline constexpr std::size_t reason_count = 34;
+inline constexpr std::size_t reason_count = 35;
 
 // The kinds of event egressd writes about traffic.
 enum class event_kind : std::uint8_t {

@@ -19,7 +19,7 @@
 namespace egressd::proxy::observe {
 
 static_assert(static_cast<std::size_t>(policy::verdict::would_deny) + 1 == error_verdict);
-static_assert(static_cast<std::size_t>(dns::dns_status::error) + 1 == dns_status_count);
+static_assert(static_cast<std::size_t>(dns::dns_status::resource_exhausted) + 1 == dns_status_count);
 
 namespace {
 
@@ -152,6 +152,7 @@ struct worker_totals {
     std::array<std::uint64_t, close_cause_count * revoke_outcome_count> revocations{};
     std::uint64_t limit_refusals = 0;
     std::uint64_t session_exceptions = 0;
+    std::array<std::uint64_t, exhaustion_site_count> exhaustion{};
     std::map<std::string, decision_counts, std::less<>> decisions;  // by client label
 
     decision_counts& decisions_of(std::string_view client)
@@ -293,6 +294,7 @@ void worker_metrics::add_to(detail::worker_totals& t) const
     add_all<std::uint64_t, detail::counter>(t.revocations, revocations_);
     t.limit_refusals += limit_refusals_.value();
     t.session_exceptions += session_exceptions_.value();
+    add_all<std::uint64_t, detail::counter>(t.exhaustion, exhaustion_);
 
     add_row(t.decisions_of(unknown_client_label), unknown_client_);
     std::lock_guard lock(mutex_);
@@ -654,6 +656,12 @@ constexpr family_entry families[] = {
     {{"egressd_session_exceptions_total", counter, {},
       "Exceptions that escaped a client session (a bug: each is logged; the connection is closed)."},
      [](const scrape& s, exposition& out) { out.sample({}, s.workers.session_exceptions); }},
+    {{"egressd_resource_exhaustion_total", counter, {"operation"},
+      "Operations that failed for want of descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), by "
+      "operation: accept (a proxy listener; the connection waits in the backlog), dns (the resolver's socket), "
+      "upstream (a connect's socket), pipe (a splice relay's pipe). Each is also announced, at most once per 10 s "
+      "per operation, as egressd.resource_exhausted."},
+     [](const scrape& s, exposition& out) { by_enum<exhaustion_site>(out, s.workers.exhaustion); }},
     {{"egressd_reloads_total", counter, {"result"},
       "Policy and configuration loads (start-up and reloads), by result."},
      [](const scrape& s, exposition& out) {

@@ -15,6 +15,7 @@
 #include "policy/decision.hpp"
 #include "policy/policy.hpp"
 #include "proxy/observe/codes.hpp"
+#include "proxy/observe/exhaustion.hpp"
 
 #include <array>
 #include <atomic>
@@ -43,7 +44,7 @@ namespace egressd::proxy::observe {
 inline constexpr std::size_t verdict_count = 4;
 inline constexpr std::size_t error_verdict = 3;
 std::string_view verdict_label(std::size_t verdict);
-inline constexpr std::size_t dns_status_count = 6;  // dns::dns_status: ok ... error
+inline constexpr std::size_t dns_status_count = 7;  // dns::dns_status: ok ... resource_exhausted
 
 // The label of egressd_upstream_connects_total: how one connect attempt to one vetted address ended.
 enum class connect_result : std::uint8_t { ok, failed, timeout };
@@ -231,6 +232,8 @@ public:
     }
     void connection_limit_refused() { limit_refusals_.add(1); }
     void session_exception() { session_exceptions_.add(1); }
+    // Something egressd could not do for want of descriptors or kernel memory.
+    void resource_exhausted(exhaustion_site s) { exhaustion_[static_cast<std::size_t>(s)].add(1); }
 
 private:
     friend class metrics_registry;
@@ -265,6 +268,7 @@ private:
     std::array<detail::counter, close_cause_count * revoke_outcome_count> revocations_;
     detail::counter limit_refusals_;
     detail::counter session_exceptions_;
+    std::array<detail::counter, exhaustion_site_count> exhaustion_;
 
     detail::decision_row unknown_client_;  // decisions no client matched, under any snapshot
     // Guards table_ and by_name_ against the scrape. The worker reads both without it (it is their only

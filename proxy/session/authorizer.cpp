@@ -22,11 +22,25 @@ observe::reason reason_for(dns::dns_status s)
         return observe::reason::dns_servfail;
     case dns::dns_status::timeout:
         return observe::reason::dns_timeout;
+    case dns::dns_status::resource_exhausted:
+        return observe::reason::resource_exhausted;
     case dns::dns_status::ok:
     case dns::dns_status::error:
         break;
     }
     return observe::reason::dns_error;
+}
+
+failure_kind kind_for(dns::dns_status s)
+{
+    switch (s) {
+    case dns::dns_status::timeout:
+        return failure_kind::dns_timeout;
+    case dns::dns_status::resource_exhausted:
+        return failure_kind::resource_exhausted;  // egressd's own shortage, not the name's: 503
+    default:
+        return failure_kind::dns_failed;
+    }
 }
 
 // The parent proxy a decision's traffic goes through: its group's, none for a group that goes direct, else the
@@ -189,8 +203,7 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     if (answer.status != dns::dns_status::ok) {
         // Refused for want of an address: an error with a DNS reason (egress.error), neither allowed traffic nor a
         // policy denial.
-        failure why{answer.status == dns::dns_status::timeout ? failure_kind::dns_timeout : failure_kind::dns_failed,
-                    reason_for(answer.status)};
+        failure why{kind_for(answer.status), reason_for(answer.status)};
         policy::decision refused = name_decision;
         refused.outcome = policy::verdict::deny;
         log_decision(c_, p, refused,
@@ -236,9 +249,7 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::through
         auto answer = co_await c_.owner.resolver().resolve(a.parent->host);
         c_.owner.metrics().dns_lookup(answer.status, answer.from_cache, std::chrono::steady_clock::now() - asked);
         if (answer.status != dns::dns_status::ok) {
-            failure why{answer.status == dns::dns_status::timeout ? failure_kind::dns_timeout
-                                                                  : failure_kind::dns_failed,
-                        reason_for(answer.status), "the parent proxy's name did not resolve"};
+            failure why{kind_for(answer.status), reason_for(answer.status), "the parent proxy's name did not resolve"};
             std::string detail = "parent proxy " + parent + ": its name did not resolve";
             policy::decision refused = name_decision;
             refused.outcome = policy::verdict::deny;

@@ -1,6 +1,7 @@
 #include "proxy/session/connector.hpp"
 
 #include "protocol/http/message.hpp"
+#include "proxy/observe/exhaustion.hpp"
 #include "proxy/worker.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -48,6 +49,12 @@ asio::awaitable<std::variant<policy::address, failure>> connector::connect(const
             co_return failure{failure_kind::connect_timeout, observe::reason::connect_timeout};
         }
         c_.owner.metrics().upstream_connect(observe::connect_result::failed, took);
+        if (ec.category() == boost::system::system_category() && observe::is_exhaustion(ec.value())) {
+            // No socket (or no memory to connect one): the next address would fare no better, and the upstream
+            // is not to blame.
+            c_.owner.resource_exhausted(observe::exhaustion_site::upstream, ec.value());
+            co_return failure{failure_kind::resource_exhausted, observe::reason::resource_exhausted};
+        }
     }
     co_return failure{failure_kind::connect_failed, observe::reason::connect_failed};
 }

@@ -24,7 +24,8 @@ class connector {
 public:
     explicit connector(connection& c) : c_(c) {}
 
-    // The address connected to, or connect_failed / connect_timeout. The upstream socket must be closed.
+    // The address connected to, or connect_failed / connect_timeout, or resource_exhausted when no socket could be
+    // had (EMFILE, ENFILE, ENOBUFS, ENOMEM). The upstream socket must be closed.
     boost::asio::awaitable<std::variant<policy::address, failure>> connect(const std::vector<policy::address>& vetted,
                                                                           std::uint16_t port);
 

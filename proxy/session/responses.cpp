@@ -41,6 +41,8 @@ failure_traits traits_of(failure_kind k)
         return {504, blame::upstream, close_cause::upstream_timeout};
     case failure_kind::upstream_closed:
         return {502, blame::upstream, close_cause::upstream_closed};
+    case failure_kind::resource_exhausted:
+        return {503, blame::internal, close_cause::resource_exhausted};
     }
     return {500, blame::internal, close_cause::internal_error};
 }
@@ -64,6 +66,8 @@ std::string_view reason_phrase(int status)
         return "Request Header Fields Too Large";
     case 502:
         return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
     case 504:
         return "Gateway Timeout";
     default:

@@ -17,7 +17,8 @@ enum class blame : std::uint8_t {
     client,    // a malformed, oversized or slow request; missing or wrong credentials
     upstream,  // DNS, the connect, a malformed or late response
     policy,    // a denial
-    internal,  // egressd itself: an exception that escaped a session (close cause internal_error), never answered
+    internal,  // egressd itself: out of descriptors or memory (503), or an exception that escaped a session
+               // (close cause internal_error, never answered)
 };
 
 // Why egressd itself answers a request, or ends it.
@@ -35,6 +36,7 @@ enum class failure_kind : std::uint8_t {
     bad_upstream_response,
     upstream_timeout,
     upstream_closed,  // the upstream went away before the request head was out
+    resource_exhausted,  // no descriptor or kernel memory for a socket the request needed (DNS, the connect)
 };
 
 // What each kind means, in one place: the HTTP status of egressd's answer, who is to blame, and the close

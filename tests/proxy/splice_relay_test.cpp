@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
@@ -270,6 +273,54 @@ TEST_F(splice_relay_test, where_splice_is_refused_it_copies_with_the_same_limit)
     asio::read(in_.near, asio::buffer(after));
     EXPECT_EQ(after, "AFTER");
     EXPECT_EQ(pipes_.idle(), 0U);  // no pipe was ever taken
+}
+
+// Sets the descriptor limit to the lowest free descriptor, so that no new one can be made, until destroyed.
+class no_new_descriptors {
+public:
+    no_new_descriptors()
+    {
+        ::getrlimit(RLIMIT_NOFILE, &saved_);
+        int lowest_free = ::dup(0);
+        ::close(lowest_free);
+        rlimit lowered = saved_;
+        lowered.rlim_cur = static_cast<rlim_t>(lowest_free);
+        ::setrlimit(RLIMIT_NOFILE, &lowered);
+    }
+    ~no_new_descriptors() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+    no_new_descriptors(const no_new_descriptors&) = delete;
+    no_new_descriptors& operator=(const no_new_descriptors&) = delete;
+
+private:
+    rlimit saved_{};
+};
+
+TEST_F(splice_relay_test, without_a_descriptor_for_a_pipe_it_copies_rather_than_cutting_the_tunnel)
+{
+    const std::size_t body = 256 * 1024;
+    std::string sent = pattern(body);
+    std::string received;
+    {
+        no_new_descriptors exhausted;
+        ASSERT_FALSE(pipes_.take());
+        std::thread writer([&] {
+            boost::system::error_code ignored;
+            asio::write(in_.far, asio::buffer(sent), ignored);
+        });
+        std::thread reader([&] { received = read_up_to(out_.far, body); });
+        start(body);
+        run_until_done();
+        // A relay that gave up leaves both threads blocked: ending the connections frees them.
+        boost::system::error_code ignored;
+        out_.near.shutdown(tcp::socket::shutdown_both, ignored);
+        in_.near.shutdown(tcp::socket::shutdown_both, ignored);
+        reader.join();
+        writer.join();
+    }
+    ASSERT_TRUE(result_);
+    EXPECT_EQ(result_->end, relay_end::limit);
+    EXPECT_EQ(result_->moved, body);
+    EXPECT_TRUE(received == sent);
 }
 
 TEST_F(splice_relay_test, a_callback_is_never_called_inside_the_initiating_call)

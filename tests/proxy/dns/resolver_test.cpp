@@ -16,8 +16,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -249,6 +254,94 @@ TEST_F(dns_resolver, unreachable_server_is_servfail)
     resolver r(io_, c);
     EXPECT_EQ(resolve(r, "nobody.example").status, dns_status::servfail);
     EXPECT_EQ(r.cache_size(), 0u);
+}
+
+// ----- running out of descriptors -----
+
+// Uses up this process's descriptors for one test: the soft RLIMIT_NOFILE goes down to a little above the highest
+// descriptor open now, and copies of stdin fill the rest. Undone (descriptors closed, limit restored) on scope
+// exit.
+class descriptor_shortage {
+public:
+    descriptor_shortage()
+    {
+        ::getrlimit(RLIMIT_NOFILE, &saved_);
+        int highest = 2;
+        for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+            highest = std::max(highest, std::stoi(entry.path().filename().string()));
+        }
+        rlimit lowered = saved_;
+        lowered.rlim_cur = static_cast<rlim_t>(highest) + 32;
+        if (::setrlimit(RLIMIT_NOFILE, &lowered) != 0) {
+            ADD_FAILURE() << "cannot lower RLIMIT_NOFILE";
+            return;
+        }
+        for (int i = 0; i < highest + 32; ++i) {
+            const int fd = ::dup(0);
+            if (fd < 0) {
+                exhausted_ = errno == EMFILE;
+                break;
+            }
+            held_.push_back(fd);
+        }
+    }
+    ~descriptor_shortage()
+    {
+        for (const int fd : held_) {
+            ::close(fd);
+        }
+        ::setrlimit(RLIMIT_NOFILE, &saved_);
+    }
+    descriptor_shortage(const descriptor_shortage&) = delete;
+    descriptor_shortage& operator=(const descriptor_shortage&) = delete;
+
+    bool exhausted() const { return exhausted_; }
+
+private:
+    rlimit saved_{};
+    std::vector<int> held_;
+    bool exhausted_ = false;
+};
+
+// c-ares 1.18 reports a socket() that failed with EMFILE as ECONNREFUSED, which reads as SERVFAIL: the resolver
+// must say that egressd, not DNS, was at fault, and must not cache it.
+TEST_F(dns_resolver, out_of_descriptors_is_resource_exhausted_not_servfail)
+{
+    server_.set("fd.example", {.a = {"192.0.2.60"}});
+    resolver r(io_, config());
+    std::vector<int> reported;
+    r.on_exhausted([&](int error) { reported.push_back(error); });
+    {
+        descriptor_shortage shortage;
+        ASSERT_TRUE(shortage.exhausted());
+        const auto a = resolve(r, "fd.example");
+        EXPECT_EQ(a.status, dns_status::resource_exhausted);
+        EXPECT_TRUE(a.addresses.empty());
+    }
+    ASSERT_FALSE(reported.empty());
+    EXPECT_EQ(reported.front(), EMFILE);
+    EXPECT_EQ(server_.queries("fd.example"), 0u);
+    EXPECT_EQ(r.cache_size(), 0u);
+
+    // Descriptors free again: the same name resolves, from the server.
+    const auto again = resolve(r, "fd.example");
+    EXPECT_EQ(again.status, dns_status::ok);
+    EXPECT_FALSE(again.from_cache);
+    EXPECT_EQ(texts(again.addresses), std::vector<std::string>{"192.0.2.60"});
+}
+
+// A real SERVFAIL answered while nothing ran short keeps its own status.
+TEST_F(dns_resolver, servfail_stays_servfail_after_a_shortage_has_passed)
+{
+    server_.set("broken.example", {.rcode = fake_dns_server::servfail});
+    server_.set("fd.example", {.a = {"192.0.2.60"}});
+    resolver r(io_, config());
+    {
+        descriptor_shortage shortage;
+        ASSERT_TRUE(shortage.exhausted());
+        EXPECT_EQ(resolve(r, "fd.example").status, dns_status::resource_exhausted);
+    }
+    EXPECT_EQ(resolve(r, "broken.example").status, dns_status::servfail);
 }
 
 // ----- absolute names -----
@@ -644,6 +737,7 @@ TEST(dns_status_names, to_string)
     EXPECT_EQ(to_string(dns_status::servfail), "servfail");
     EXPECT_EQ(to_string(dns_status::timeout), "timeout");
     EXPECT_EQ(to_string(dns_status::error), "error");
+    EXPECT_EQ(to_string(dns_status::resource_exhausted), "resource_exhausted");
 }
 
 }  // namespace
