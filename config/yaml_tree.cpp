@@ -6,6 +6,7 @@
 #include <yaml-cpp/parser.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <iterator>
 #include <map>
@@ -83,10 +84,20 @@ public:
         add(std::move(n), anchor);
     }
 
+    // Whether the next node is a map's key.
+    bool in_map_key() const
+    {
+        return !stack_.empty() && stack_.back().node.type == yaml_node::kind::map && !stack_.back().pending_key;
+    }
     // Whether the next node completes a map entry (it is a value, not a key or a sequence item).
     bool in_map_value() const
     {
         return !stack_.empty() && stack_.back().node.type == yaml_node::kind::map && stack_.back().pending_key;
+    }
+    // The key the next node is the value of, if it is one.
+    std::optional<mark> pending_key_at() const
+    {
+        return in_map_value() ? std::optional<mark>(stack_.back().pending_key->where) : std::nullopt;
     }
 
     void open(yaml_node::kind type, mark m, anchor_id anchor)
@@ -299,9 +310,30 @@ std::string_view token_text(fy_token* t)
     return s == nullptr ? std::string_view() : std::string_view(s, len);
 }
 
-// A scalar's value. fy_token_get_text formats a copy of every scalar (a fifth of the parse); a scalar on one line
-// without escapes is its bytes in the input, and is read from there.
-std::string_view scalar_text(fy_token* t, std::string_view input)
+// A scalar's value with escapes and folded lines resolved. Not fy_token_get_text: libfyaml 0.8 leaks the
+// iterator's chunk buffer when it formats a scalar of many chunks (found by fuzzing); the token iterator frees it.
+std::string formatted_text(fy_token* t)
+{
+    std::string out;
+    fy_token_iter* iter = fy_token_iter_create(t);
+    if (iter == nullptr) {
+        return out;
+    }
+    int error = 0;
+    for (const fy_iter_chunk* chunk = fy_token_iter_chunk_next(iter, nullptr, &error); chunk != nullptr;
+         chunk = fy_token_iter_chunk_next(iter, chunk, &error)) {
+        out.append(chunk->str, chunk->len);
+    }
+    fy_token_iter_destroy(iter);
+    if (error != 0) {
+        throw not_handled{};
+    }
+    return out;
+}
+
+// A scalar's value. Formatting a copy of every scalar costs a fifth of the parse; a scalar on one line without
+// escapes is its bytes in the input, and is read from there.
+std::string scalar_text(fy_token* t, std::string_view input)
 {
     const fy_mark* start = fy_token_start_mark(t);
     const fy_mark* end = fy_token_end_mark(t);
@@ -312,25 +344,25 @@ std::string_view scalar_text(fy_token* t, std::string_view input)
         switch (fy_token_scalar_style(t)) {
         case FYSS_PLAIN:
             if (!blank(raw.front()) && !blank(raw.back())) {
-                return raw;
+                return std::string(raw);
             }
             break;
         case FYSS_SINGLE_QUOTED:
             // The token spans the text between the quotes; '' stands for one quote.
             if (raw.find('\'') == std::string_view::npos) {
-                return raw;
+                return std::string(raw);
             }
             break;
         case FYSS_DOUBLE_QUOTED:
             if (raw.find_first_of("\\\"") == std::string_view::npos) {
-                return raw;
+                return std::string(raw);
             }
             break;
         default:
             break;
         }
     }
-    return token_text(t);
+    return formatted_text(t);
 }
 
 // Turns libfyaml's events into the tree; throws not_handled for anything the reference must judge.
@@ -392,6 +424,32 @@ private:
         return last_;
     }
 
+    // A tag is written without flow indicators (YAML 1.2, ns-tag-char): yaml-cpp ends "!x,y" at the comma and
+    // fails, libfyaml takes it whole. Such a tag goes to the reference.
+    void check_tag(fy_token* tag) const
+    {
+        const fy_mark* start = tag == nullptr ? nullptr : fy_token_start_mark(tag);
+        const fy_mark* end = tag == nullptr ? nullptr : fy_token_end_mark(tag);
+        if (start == nullptr || end == nullptr) {
+            return;
+        }
+        auto first = std::min(start->input_pos, text_.size());
+        auto written = text_.substr(first, std::min(end->input_pos, text_.size()) - std::min(first, end->input_pos));
+        if (written.find_first_of(",[]{}") != std::string_view::npos) {
+            throw not_handled{};
+        }
+        // A '!' after the first one ends a named handle ("!e!x"), whose name is letters, digits and '-': yaml-cpp
+        // refuses "!a/b!x", which libfyaml takes as one tag.
+        if (auto bang = written.find('!', written.starts_with("!!") ? 2 : 1); bang != std::string_view::npos) {
+            auto name = written.substr(1, bang - 1);
+            if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+                })) {
+                throw not_handled{};
+            }
+        }
+    }
+
     anchor_id define(fy_token* anchor)
     {
         if (anchor == nullptr) {
@@ -411,10 +469,12 @@ private:
             break;
         }
         case FYET_MAPPING_START:
+            check_tag(e.mapping_start.tag);
             tree_.open(yaml_node::kind::map, node_mark(e, e.mapping_start.anchor, e.mapping_start.tag),
                        define(e.mapping_start.anchor));
             break;
         case FYET_SEQUENCE_START:
+            check_tag(e.sequence_start.tag);
             tree_.open(yaml_node::kind::sequence, node_mark(e, e.sequence_start.anchor, e.sequence_start.tag),
                        define(e.sequence_start.anchor));
             break;
@@ -442,16 +502,35 @@ private:
     {
         fy_token* value = e.scalar.value;
         fy_token* tag = e.scalar.tag;
+        check_tag(tag);
         auto style = fy_token_scalar_style(value);
         if (style == FYSS_LITERAL || style == FYSS_FOLDED) {
             // libfyaml places a block scalar at its first line, yaml-cpp at its '|' or '>': rare in policies,
             // so the reference reads such a file.
             throw not_handled{};
         }
+        const fy_mark* start = fy_token_start_mark(value);
+        const fy_mark* end = fy_token_end_mark(value);
+        if (start != nullptr && end != nullptr && start->line != end->line) {
+            // An implicit key is one line (YAML 1.2, 7.4.2): yaml-cpp refuses "[{a: 1, p\norts: 2}]", which
+            // libfyaml reads as the key "p orts". And yaml-cpp refuses a tab that starts a continuation line
+            // ("a: 1\n\t b"), which libfyaml folds into "1 b".
+            auto first = std::min(start->input_pos, text_.size());
+            auto written = text_.substr(first, std::min(end->input_pos, text_.size()) - first);
+            if (tree_.in_map_key() || written.find("\n\t") != std::string_view::npos) {
+                throw not_handled{};
+            }
+        }
         bool has_mark = fy_event_start_mark(&e) != nullptr;
         mark where = node_mark(e, e.scalar.anchor, tag, value);
+        if (auto key = tree_.pending_key_at();
+            has_mark && key && where.line > key->line && where.column <= key->column) {
+            // A scalar value on a later line must be indented past its key: libfyaml takes "a:\nb" as a: b,
+            // yaml-cpp as two keys. The reference judges such text.
+            throw not_handled{};
+        }
         anchor_id anchor = define(e.scalar.anchor);
-        std::string_view text = scalar_text(value, text_);
+        std::string text = scalar_text(value, text_);
         bool plain = style == FYSS_PLAIN && tag == nullptr;
         if (plain && is_null_text(text)) {
             if (!has_mark && !tree_.in_map_value()) {
@@ -460,7 +539,7 @@ private:
             tree_.null(where, anchor);
             return;
         }
-        tree_.scalar(where, plain, std::string(text), anchor);
+        tree_.scalar(where, plain, std::move(text), anchor);
     }
 
     std::string_view text_;
@@ -471,11 +550,77 @@ private:
     std::unordered_map<std::string, anchor_id> anchors_;
 };
 
+// The length of the well-formed UTF-8 sequence starting text[i] (RFC 3629: no overlong forms, no surrogates,
+// nothing above U+10FFFF), or 0.
+std::size_t utf8_sequence(std::string_view text, std::size_t i)
+{
+    auto at = [&](std::size_t k) { return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0u; };
+    auto continuation = [&](std::size_t k, unsigned low = 0x80, unsigned high = 0xbf) {
+        return at(k) >= low && at(k) <= high;
+    };
+    unsigned lead = at(0);
+    if (lead < 0x80) {
+        return 1;
+    }
+    if (lead >= 0xc2 && lead <= 0xdf) {
+        return continuation(1) ? 2 : 0;
+    }
+    if (lead >= 0xe0 && lead <= 0xef) {
+        unsigned low = lead == 0xe0 ? 0xa0 : 0x80;
+        unsigned high = lead == 0xed ? 0x9f : 0xbf;
+        return continuation(1, low, high) && continuation(2) ? 3 : 0;
+    }
+    if (lead >= 0xf0 && lead <= 0xf4) {
+        unsigned low = lead == 0xf0 ? 0x90 : 0x80;
+        unsigned high = lead == 0xf4 ? 0x8f : 0xbf;
+        return continuation(1, low, high) && continuation(2) && continuation(3) ? 4 : 0;
+    }
+    return 0;
+}
+
+// YAML text is printable UTF-8 (YAML 1.2, c-printable): the two parsers read a control character, a NUL byte
+// or a malformed sequence differently (libfyaml ends the scalar or the key, yaml-cpp keeps or rewrites the
+// bytes), so neither may see one. The first one is an error at its position.
+bool refuse_unreadable_text(std::string_view text, yaml_error& error)
+{
+    std::uint32_t line = 1;
+    std::size_t line_start = 0;
+    for (std::size_t i = 0; i < text.size();) {
+        auto c = static_cast<unsigned char>(text[i]);
+        auto where = mark{line, static_cast<std::uint32_t>(i - line_start + 1)};
+        if (c == '\n') {
+            ++line;
+            line_start = i + 1;
+        } else if (c == '\r' && (i + 1 == text.size() || text[i + 1] != '\n')) {
+            // YAML breaks the line at a lone CR where most editors and this count do not: "# note\r0: x" would
+            // hide the key 0 inside a comment, and positions after it would point at the wrong line.
+            error = {where, "carriage return without a line feed: expected LF or CRLF line ends"};
+            return true;
+        } else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+            char code[8];
+            std::snprintf(code, sizeof code, "0x%02x", c);
+            error = {where, std::string("control character ") + code + ": expected printable text"};
+            return true;
+        }
+        auto length = utf8_sequence(text, i);
+        if (length == 0) {
+            error = {where, "invalid UTF-8: expected text in UTF-8"};
+            return true;
+        }
+        i += length;
+    }
+    return false;
+}
+
 // nullopt when libfyaml did not build the tree (a syntax error, an unknown anchor, an empty sequence item):
 // the reference parser then reads the text.
 std::optional<std::optional<yaml_node>> parse_with_libfyaml(std::string_view text, yaml_error& error,
                                                             std::size_t max_nodes)
 {
+    // yaml-cpp counts the first line's columns after a UTF-8 byte order mark, libfyaml from the file's first byte.
+    if (text.starts_with("\xEF\xBB\xBF")) {
+        text.remove_prefix(3);
+    }
     fy_diag_cfg diag_cfg;
     fy_diag_cfg_default(&diag_cfg);
     diag_cfg.fp = nullptr;
@@ -498,8 +643,9 @@ std::optional<std::optional<yaml_node>> parse_with_libfyaml(std::string_view tex
         return std::optional<yaml_node>();
     }
     if (tree.documents > 1) {
-        error = {tree.second_document, "more than one YAML document: expected exactly one"};
-        return std::optional<yaml_node>();
+        // The fast path stops at the second document; the reference reads on, and a syntax error there comes
+        // first in its words.
+        return std::nullopt;
     }
     if (!tree.root) {
         error = {mark{1, 1}, "empty document: expected a mapping"};
@@ -513,6 +659,9 @@ std::optional<std::optional<yaml_node>> parse_with_libfyaml(std::string_view tex
 std::optional<yaml_node> parse_yaml(std::string_view text, yaml_error& error, std::size_t max_nodes,
                                     yaml_engine engine)
 {
+    if (refuse_unreadable_text(text, error)) {
+        return std::nullopt;
+    }
     if (engine == yaml_engine::libfyaml) {
         if (auto fast = parse_with_libfyaml(text, error, max_nodes)) {
             return std::move(*fast);

@@ -1002,6 +1002,68 @@ void remove_hop_by_hop(std::vector<header>& headers)
     });
 }
 
+namespace {
+
+void set_header(std::vector<header>& headers, std::string_view name, std::string value)
+{
+    std::erase_if(headers, [&](const header& h) { return iequals(h.name, name); });
+    headers.push_back({std::string(name), std::move(value)});
+}
+
+void append_via(std::vector<header>& headers)
+{
+    for (auto& h : headers) {
+        if (iequals(h.name, "via")) {
+            h.value += ", 1.1 egressd";
+            return;
+        }
+    }
+    headers.push_back({"Via", "1.1 egressd"});
+}
+
+}  // namespace
+
+std::vector<header> forwarded_request_headers(const request_head& head, const body_framing& framing,
+                                              std::string_view host)
+{
+    auto headers = head.headers;
+    remove_hop_by_hop(headers);
+    // The destination is the URI's authority, never the Host header: a Host that disagrees is replaced.
+    set_header(headers, "Host", std::string(host));
+    append_via(headers);
+    if (framing.type == body_framing::kind::content_length) {
+        set_header(headers, "Content-Length", std::to_string(framing.length));
+    } else if (framing.type == body_framing::kind::chunked) {
+        headers.push_back({"Transfer-Encoding", "chunked"});
+    }
+    return headers;
+}
+
+std::vector<header> forwarded_response_headers(const response_head& head, const body_framing& framing,
+                                               int client_version_minor, bool client_keep_alive)
+{
+    using kind = body_framing::kind;
+    auto headers = head.headers;
+    remove_hop_by_hop(headers);
+    append_via(headers);
+    if (framing.type == kind::content_length) {
+        set_header(headers, "Content-Length", std::to_string(framing.length));
+    } else if (framing.type != kind::none) {
+        // Chunked or until-close: a Content-Length beside it would be a second, conflicting framing.
+        // (none keeps it: a HEAD or 304 response's length describes the representation, not this body.)
+        std::erase_if(headers, [](const header& h) { return iequals(h.name, "content-length"); });
+    }
+    if (framing.type == kind::chunked && client_version_minor >= 1) {
+        headers.push_back({"Transfer-Encoding", "chunked"});
+    }
+    if (!client_keep_alive) {
+        headers.push_back({"Connection", "close"});
+    } else if (client_version_minor == 0) {
+        headers.push_back({"Connection", "keep-alive"});
+    }
+    return headers;
+}
+
 std::string serialize_request_head(std::string_view method, std::string_view target,
                                    const std::vector<header>& headers)
 {

@@ -144,6 +144,16 @@ std::optional<absolute_target> parse_absolute_target(std::string_view target, ta
 // client must not be able to strip the framing or the Host the forwarder relies on.
 void remove_hop_by_hop(std::vector<header>& headers);
 
+// The fields of a request egressd forwards: hop-by-hop fields removed, Host from the URI (never the client's Host
+// header), Via appended, and the body framed by egressd.
+std::vector<header> forwarded_request_headers(const request_head& head, const body_framing& framing,
+                                              std::string_view host);
+// The fields of a response egressd forwards to a client speaking HTTP/1.<client_version_minor>: hop-by-hop fields
+// removed, Via appended, egressd's own framing (chunked only to a client that reads chunks), and Connection as
+// client_keep_alive says.
+std::vector<header> forwarded_response_headers(const response_head& head, const body_framing& framing,
+                                               int client_version_minor, bool client_keep_alive);
+
 // "METHOD origin-form HTTP/1.1\r\n" + headers + "\r\n".
 std::string serialize_request_head(std::string_view method, std::string_view target, const std::vector<header>& headers);
 // "HTTP/1.1 status reason\r\n" + headers + "\r\n".

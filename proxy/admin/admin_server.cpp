@@ -1,6 +1,8 @@
 #include "proxy/admin/admin_server.hpp"
 
 #include "certs/digest.hpp"
+#include "proxy/admin/request_rules.hpp"
+#include "proxy/observe/exhaustion.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
@@ -46,13 +48,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::size_t head_limit = 8 * 1024;
-constexpr std::size_t body_limit = 64 * 1024;
+constexpr std::size_t head_limit = max_head_bytes;
+constexpr std::size_t body_limit = max_body_bytes;
 // After an error answer the connection closes; what the client is still sending is read and thrown away first
 // (see linger), up to this much and for at most linger_time.
 constexpr std::size_t linger_limit = 256 * 1024;
 constexpr std::chrono::milliseconds linger_time = 2s;
-constexpr std::chrono::milliseconds accept_retry = 100ms;
 
 constexpr std::string_view text_plain = "text/plain; charset=utf-8";
 constexpr std::string_view application_json = "application/json";
@@ -94,47 +95,6 @@ void listen_exclusively(tcp::acceptor& acceptor, const tcp::endpoint& endpoint)
     check("bind");
     acceptor.listen(asio::socket_base::max_listen_connections, ec);
     check("listen on");
-}
-
-enum class route { healthz, readyz, status, metrics, reload };
-
-std::optional<route> find_route(std::string_view path)
-{
-    if (path == "/healthz") {
-        return route::healthz;
-    }
-    if (path == "/readyz") {
-        return route::readyz;
-    }
-    if (path == "/status") {
-        return route::status;
-    }
-    if (path == "/metrics") {
-        return route::metrics;
-    }
-    if (path == "/reload") {
-        return route::reload;
-    }
-    return std::nullopt;
-}
-
-// Probes must work without the token: a kubelet cannot be given one.
-bool needs_token(route r)
-{
-    return r == route::status || r == route::metrics || r == route::reload;
-}
-
-bool method_allowed(route r, http::verb method)
-{
-    if (r == route::reload) {
-        return method == http::verb::post;
-    }
-    return method == http::verb::get || method == http::verb::head;
-}
-
-std::string_view allow_header(route r)
-{
-    return r == route::reload ? "POST" : "GET, HEAD";
 }
 
 // Every answer carries these headers; prepare_payload sets Content-Length from the body.
@@ -325,6 +285,7 @@ struct admin_server::state {
     static asio::awaitable<void> accept_loop(std::shared_ptr<state> self)
     {
         asio::steady_timer pause(self->executor);
+        observe::accept_backoff backoff;
         while (!self->stopped) {
             auto [ec, socket] = co_await self->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
             if (self->stopped) {
@@ -332,10 +293,11 @@ struct admin_server::state {
             }
             if (ec) {
                 // Out of descriptors and the like: retrying at once would spin the control thread.
-                pause.expires_after(accept_retry);
+                pause.expires_after(backoff.next());
                 co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
                 continue;
             }
+            backoff.reset();
             if (self->active >= self->config.max_connections) {
                 self->turn_away(socket);
                 continue;
@@ -514,27 +476,33 @@ struct admin_server::state {
     {
         const unsigned version = req.version();
         const std::string_view target = req.target();
-        // Only origin-form ("/path?query"): absolute-form would name another host, and "*" or authority-form
-        // mean nothing here.
-        if (target.empty() || target.front() != '/') {
-            co_return text_response(http::status::bad_request, version, "bad request target\n");
-        }
-        const auto r = find_route(target.substr(0, target.find('?')));
-        if (!r) {
-            co_return text_response(http::status::not_found, version, "not found\n");
-        }
-        if (!method_allowed(*r, req.method())) {
-            auto res = text_response(http::status::method_not_allowed, version, "method not allowed\n");
-            res.set(http::field::allow, allow_header(*r));
-            co_return res;
+        std::vector<std::string_view> authorization;
+        auto [first, last] = req.equal_range(http::field::authorization);
+        for (auto field = first; field != last; ++field) {
+            authorization.push_back(field->value());
         }
         try {
-            if (needs_token(*r) && !self.authorized(req)) {
+            const auto admitted = admit(req.method(), target, authorization, self.token_digest);
+            switch (admitted.result) {
+            case outcome::bad_target:
+                co_return text_response(http::status::bad_request, version, "bad request target\n");
+            case outcome::not_found:
+                co_return text_response(http::status::not_found, version, "not found\n");
+            case outcome::method_not_allowed: {
+                auto res = text_response(http::status::method_not_allowed, version, "method not allowed\n");
+                res.set(http::field::allow, allow_header(*admitted.to));
+                co_return res;
+            }
+            case outcome::unauthorized: {
                 auto res = text_response(http::status::unauthorized, version, "unauthorized\n");
                 res.set(http::field::www_authenticate, "Bearer realm=\"egressd-admin\"");
                 co_return res;
             }
-            switch (*r) {
+            case outcome::serve:
+                break;
+            }
+            const route r = *admitted.to;
+            switch (r) {
             case route::healthz:
                 co_return text_response(http::status::ok, version, "ok\n");
             case route::readyz:
@@ -561,31 +529,6 @@ struct admin_server::state {
             self.report(std::string(target) + ": unknown exception");
         }
         co_return text_response(http::status::internal_server_error, version, "internal error\n");
-    }
-
-    // "Authorization: Bearer <token>" (RFC 6750), exactly one such header, the token compared in constant time.
-    bool authorized(const request& req) const
-    {
-        if (!token_digest) {
-            return true;
-        }
-        auto [begin, end] = req.equal_range(http::field::authorization);
-        if (begin == end || std::next(begin) != end) {
-            return false;
-        }
-        const std::string_view value = begin->value();
-        constexpr std::string_view scheme = "Bearer";
-        if (value.size() <= scheme.size() || !beast::iequals(value.substr(0, scheme.size()), scheme) ||
-            value[scheme.size()] != ' ') {
-            return false;
-        }
-        std::string_view token = value.substr(scheme.size());
-        token.remove_prefix(std::min(token.find_first_not_of(' '), token.size()));
-        if (token.empty()) {
-            return false;
-        }
-        const digest presented = sha256(token);
-        return certs::same_digest(presented, *token_digest);
     }
 
     // Starts handlers::reload and waits, without holding the thread, for its done to be called.

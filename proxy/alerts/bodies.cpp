@@ -14,6 +14,55 @@ namespace {
 using delivery::host_port;
 using delivery::slack_escape;
 
+// The length of the well-formed UTF-8 sequence at text[i] (RFC 3629), or 0.
+std::size_t utf8_sequence(std::string_view text, std::size_t i)
+{
+    auto at = [&](std::size_t k) { return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0u; };
+    auto continuation = [&](std::size_t k, unsigned low = 0x80, unsigned high = 0xbf) {
+        return at(k) >= low && at(k) <= high;
+    };
+    unsigned lead = at(0);
+    if (lead < 0x80) {
+        return 1;
+    }
+    if (lead >= 0xc2 && lead <= 0xdf) {
+        return continuation(1) ? 2 : 0;
+    }
+    if (lead >= 0xe0 && lead <= 0xef) {
+        return continuation(1, lead == 0xe0 ? 0xa0 : 0x80, lead == 0xed ? 0x9f : 0xbf) && continuation(2) ? 3 : 0;
+    }
+    if (lead >= 0xf0 && lead <= 0xf4) {
+        return continuation(1, lead == 0xf0 ? 0x90 : 0x80, lead == 0xf4 ? 0x8f : 0xbf) && continuation(2) &&
+                       continuation(3)
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+// Boost.JSON writes a string's bytes as they are, and what an alert quotes (a certificate's name, an error's
+// detail) may not be UTF-8: each malformed byte becomes U+FFFD, so that every receiver reads the body as JSON.
+std::string as_json_text(std::string body)
+{
+    std::string out;
+    for (std::size_t i = 0; i < body.size();) {
+        auto length = utf8_sequence(body, i);
+        if (length == 0) {
+            if (out.empty()) {
+                out.assign(body, 0, i);
+            }
+            out += "\xEF\xBF\xBD";
+            ++i;
+            continue;
+        }
+        if (!out.empty()) {
+            out.append(body, i, length);
+        }
+        i += length;
+    }
+    return out.empty() ? body : out;
+}
+
 std::string timestamp(std::chrono::system_clock::time_point t)
 {
     return config::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(t));
@@ -142,7 +191,7 @@ std::string webhook_body(const report& r, std::string_view instance)
             o["detail"] = r.first.detail;
         }
     }
-    return boost::json::serialize(o);
+    return as_json_text(boost::json::serialize(o));
 }
 
 std::string slack_body(const report& r, std::string_view instance)
@@ -153,7 +202,7 @@ std::string slack_body(const report& r, std::string_view instance)
     text += " on `" + slack_escape(instance) + "`";
     boost::json::object o;
     o["text"] = text;
-    return boost::json::serialize(o);
+    return as_json_text(boost::json::serialize(o));
 }
 
 std::string alertmanager_body(const report& r, std::string_view instance)
@@ -188,7 +237,7 @@ std::string alertmanager_body(const report& r, std::string_view instance)
     alert["endsAt"] = timestamp(r.type == report_type::alert ? r.first_seen + r.window : r.at);
     boost::json::array body;
     body.push_back(std::move(alert));
-    return boost::json::serialize(body);
+    return as_json_text(boost::json::serialize(body));
 }
 
 std::string alertmanager_url(std::string_view base)

@@ -24,23 +24,6 @@ using observe::reason;
 
 namespace {
 
-void set_header(std::vector<http::header>& headers, std::string_view name, std::string value)
-{
-    std::erase_if(headers, [&](const http::header& h) { return http::iequals(h.name, name); });
-    headers.push_back({std::string(name), std::move(value)});
-}
-
-void append_via(std::vector<http::header>& headers)
-{
-    for (auto& h : headers) {
-        if (http::iequals(h.name, "via")) {
-            h.value += ", 1.1 egressd";
-            return;
-        }
-    }
-    headers.push_back({"Via", "1.1 egressd"});
-}
-
 bool asks_to_close(const std::vector<http::header>& headers)
 {
     auto tokens = http::header_tokens(headers, "connection");
@@ -91,16 +74,7 @@ asio::awaitable<std::optional<close_cause>> forwarder::exchange(const http::requ
                                                                 std::string_view request_target, std::string_view host,
                                                                 bool client_keep_alive)
 {
-    auto headers = head.headers;
-    http::remove_hop_by_hop(headers);
-    // The destination is the URI's authority, never the Host header: a Host that disagrees is replaced.
-    set_header(headers, "Host", std::string(host));
-    append_via(headers);
-    if (framing.type == http::body_framing::kind::content_length) {
-        set_header(headers, "Content-Length", std::to_string(framing.length));
-    } else if (framing.type == http::body_framing::kind::chunked) {
-        headers.push_back({"Transfer-Encoding", "chunked"});
-    }
+    auto headers = http::forwarded_request_headers(head, framing, host);
     c_.watch.idle(c_.owner.config().timeouts.upstream_response, std::chrono::steady_clock::time_point::max());
     std::string request_head = http::serialize_request_head(head.method, request_target, headers);
     if (!co_await c_.write_all(c_.upstream, request_head)) {
@@ -305,28 +279,11 @@ asio::awaitable<std::optional<failure>> forwarder::download_response(std::string
         co_return bad_response;
     }
     upstream_reusable = framing->type != kind::until_close && !asks_to_close(head.headers) && head.version_minor >= 1;
-    auto headers = head.headers;
-    http::remove_hop_by_hop(headers);
-    append_via(headers);
     bool client_gets_chunks = framing->type == kind::chunked && client_version_minor >= 1;
     if (framing->type == kind::until_close || (framing->type == kind::chunked && !client_gets_chunks)) {
         client_keep_alive = false;
     }
-    if (framing->type == kind::content_length) {
-        set_header(headers, "Content-Length", std::to_string(framing->length));
-    } else if (framing->type != kind::none) {
-        // Chunked or until-close: a Content-Length beside it would be a second, conflicting framing.
-        // (none keeps it: a HEAD or 304 response's length describes the representation, not this body.)
-        std::erase_if(headers, [](const http::header& h) { return http::iequals(h.name, "content-length"); });
-    }
-    if (client_gets_chunks) {
-        headers.push_back({"Transfer-Encoding", "chunked"});
-    }
-    if (!client_keep_alive) {
-        headers.push_back({"Connection", "close"});
-    } else if (client_version_minor == 0) {
-        headers.push_back({"Connection", "keep-alive"});
-    }
+    auto headers = http::forwarded_response_headers(head, *framing, client_version_minor, client_keep_alive);
     response_started_ = true;
     std::string response_head = http::serialize_response_head(head.status, head.reason, headers);
     // Once the head is out, all that is left on a failure is to close.

@@ -196,6 +196,41 @@ std::string long_flow_line()
     return text + "]\nnext: [a, 'b']\n";
 }
 
+TEST(config_yaml, refuses_control_characters_at_the_first)
+{
+    for (auto engine : {yaml_engine::libfyaml, yaml_engine::yaml_cpp}) {
+        yaml_error error;
+        std::string text("version: 1\nlogging:\tv\x10\0bose\n", 28);
+        EXPECT_FALSE(parse_yaml(std::string_view(text), error, 1000, engine).has_value());
+        EXPECT_EQ(error.where.line, 2u);
+        EXPECT_EQ(error.where.column, 11u);
+        EXPECT_EQ(error.message, "control character 0x10: expected printable text");
+    }
+}
+
+TEST(config_yaml, refuses_malformed_utf8_at_the_first_byte)
+{
+    for (auto engine : {yaml_engine::libfyaml, yaml_engine::yaml_cpp}) {
+        yaml_error error;
+        // "é" is two bytes: the truncated three-byte sequence after it starts at byte column 14.
+        EXPECT_FALSE(parse_yaml("version: 1\non_revoke: \xc3\xa9\xe1{tunnels: keep}\n", error, 1000, engine));
+        EXPECT_EQ(error.where.line, 2u);
+        EXPECT_EQ(error.where.column, 14u);
+        EXPECT_EQ(error.message, "invalid UTF-8: expected text in UTF-8");
+    }
+    yaml_error error;
+    EXPECT_TRUE(parse_yaml("a: \xf0\x9f\x98\x80 \xe2\x82\xac \xc3\xa9\n", error).has_value()) << error.message;
+}
+
+TEST(config_yaml, refuses_a_carriage_return_without_a_line_feed)
+{
+    yaml_error error;
+    EXPECT_FALSE(parse_yaml("version: 1\r\nworkers: 0 # one per core\r\r0: x\r\n", error).has_value());
+    EXPECT_EQ(error.where.line, 2u);
+    EXPECT_EQ(error.where.column, 26u);
+    EXPECT_EQ(error.message, "carriage return without a line feed: expected LF or CRLF line ends");
+}
+
 class config_yaml_engines : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(config_yaml_engines, build_the_same_tree_or_error)
@@ -228,6 +263,25 @@ INSTANTIATE_TEST_SUITE_P(
         "a: 1\na: 2\nb:\n  c: 1\n  c: 1\n",
         // Non-ASCII text before another scalar on the same line: columns count bytes.
         "a: {d: 'café', e: x}\n'ключ': значение\n",
+        // A UTF-8 byte order mark: the first line's columns count from after it (found by fuzzing).
+        "\xEF\xBB\xBFversion: 1\r\ngroups:\r\n  web: x\r\n",
+        // Control characters and NUL bytes: refused at the first, where the two parsers disagreed (fuzzing).
+        std::string("version: 1\nlogging: v\x10\0bose\n", 28), "a: \x7f\n",
+        // Malformed UTF-8: a truncated sequence, an overlong form, a surrogate, a stray continuation byte.
+        "version: 1\non_revoke:\xe1{tunnels: keep}\n", "a: \xc0\xafx\n", "a: \xed\xa0\x80\n", "a: x\x80\n",
+        // A key over two lines in a flow mapping: libfyaml joined it, yaml-cpp refuses it (found by fuzzing).
+        "deny: [{destinations: [a.example], p\r\norts: [443]}]\n", "a: {b\n c: 1}\n", "\"a\n b\": 1\n",
+        // A tag with a flow indicator: libfyaml took it whole, yaml-cpp refuses it (found by fuzzing).
+        "a: !x,y 1\n", "!x,y: 1\n", "a: !x{y} [1]\n", "!son,on: 0\naddres!soj, intra::/!s",
+        "!stk/32s!soj     ra::/!sj, intr/61s!soj     ra::/!s", "a: !b/c!d 1\n", "a: !!str!x 1\n",
+        // A tab starting a plain scalar's continuation line: libfyaml folded it, yaml-cpp refuses it (fuzzing).
+        "version: 1\nersion: 1\n\t g\n", "a: x\n\ty\n",
+        // A lone CR, which YAML reads as a line break: refused, positions count LF only (fuzzing).
+        "a: 1 # note\r0: x\n", "a: 1\r",
+        // A second document with a syntax error: the reference's error, not the fast path's "more than one".
+        "version: 1\n---\nvdirectersion:versios:\n ~ web:\n    rules   :\n   - ports: [443]\n",
+        // A scalar value on the next line at its key's column: libfyaml took it as the value (fuzzing).
+        "version: 1\naddress_gu#rd:\n0::/80\"]\n", "a:\nb\n", "a:\n  b\n", "a:\n- b\n",
         // CRLF line ends, and a key with spaces.
         "a: 1\r\nb: [x, y]\r\nthe key: v\r\n",
         // Empty sequence items and empty keys go to the reference, which places them.

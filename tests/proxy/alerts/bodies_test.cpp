@@ -103,6 +103,23 @@ TEST(alert_bodies, webhook_summary_counts_and_leaves_out_one_requests_fields)
     EXPECT_EQ(w.as_object().at("source").as_string(), "10.0.0.5");
 }
 
+// Found by fuzzing: a detail or identity that is not UTF-8 made bodies that strict JSON parsers refuse.
+TEST(alert_bodies, malformed_utf8_becomes_replacement_characters)
+{
+    auto r = denied_alert();
+    r.first.detail = "bad \xff\xc3 cert \xe2\x82";
+    r.first.identity = "\xc0\xaf";
+    r.first.client = "caf\xc3\xa9";
+    for (const auto& body : {webhook_body(r, "proxy-1"), slack_body(r, "proxy-\xfe"), alertmanager_body(r, "proxy-1")}) {
+        boost::system::error_code ec;
+        boost::json::parse(body, ec);
+        EXPECT_FALSE(ec) << body;
+    }
+    auto v = boost::json::parse(webhook_body(r, "proxy-1"));
+    EXPECT_EQ(v.at("detail").as_string(), "bad \xef\xbf\xbd\xef\xbf\xbd cert \xef\xbf\xbd\xef\xbf\xbd");
+    EXPECT_EQ(v.at("client").as_string(), "caf\xc3\xa9");
+}
+
 TEST(alert_bodies, slack_is_one_escaped_text_line)
 {
     auto v = boost::json::parse(slack_body(denied_alert(), "proxy<1>"));
