@@ -1084,6 +1084,18 @@ def raw_line(event):
     return event.get("_raw", event)
 
 
+# The first line of a sanitizer build's report (ASan, LeakSanitizer, UBSan, TSan) on egressd's stderr.
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|: runtime error: ")
+
+
+def sanitizer_report(stderr_lines):
+    """The first sanitizer report in a process's stderr lines (at most 80 lines of it), or None."""
+    for i, line in enumerate(stderr_lines):
+        if SANITIZER_REPORT.search(line):
+            return "\n".join(stderr_lines[i:i + 80])
+    return None
+
+
 class Egressd:
     """The real egressd binary, configured in a temporary directory, its JSON events collected."""
 
@@ -1152,6 +1164,7 @@ class Egressd:
         self.raw_lines = []
         self.stderr_lines = []
         self.returncode = None
+        self._sanitizer_checked = False
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
         self.proc = subprocess.Popen([egressd_binary(), "run", "--config", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -1276,6 +1289,11 @@ class Egressd:
             except OSError:
                 pass
         self.returncode = self.proc.returncode
+        # Under the asan and tsan presets a finding fails the test that started this process, once.
+        report = None if self._sanitizer_checked else sanitizer_report(self.stderr_lines)
+        self._sanitizer_checked = True
+        if report is not None:
+            raise AssertionError("egressd (exit %s) reported a sanitizer finding:\n%s" % (self.returncode, report))
         return self.returncode
 
     # -- reloads and the admin endpoint -----------------------------------------------------------------
