@@ -1,5 +1,7 @@
 #include "config/yaml_tree.hpp"
 
+#include "protocol/utf8.hpp"
+
 #include <libfyaml.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/exceptions.h>
@@ -424,29 +426,12 @@ private:
         return last_;
     }
 
-    // A tag is written without flow indicators (YAML 1.2, ns-tag-char): yaml-cpp ends "!x,y" at the comma and
-    // fails, libfyaml takes it whole. Such a tag goes to the reference.
-    void check_tag(fy_token* tag) const
+    // Policies need no tags, and the two parsers disagree on their corners ("!x,y", "!a/b!x", a bare "!"; all
+    // found by fuzzing): text with a tag goes to the reference.
+    static void refuse_tag(const fy_token* tag)
     {
-        const fy_mark* start = tag == nullptr ? nullptr : fy_token_start_mark(tag);
-        const fy_mark* end = tag == nullptr ? nullptr : fy_token_end_mark(tag);
-        if (start == nullptr || end == nullptr) {
-            return;
-        }
-        auto first = std::min(start->input_pos, text_.size());
-        auto written = text_.substr(first, std::min(end->input_pos, text_.size()) - std::min(first, end->input_pos));
-        if (written.find_first_of(",[]{}") != std::string_view::npos) {
+        if (tag != nullptr) {
             throw not_handled{};
-        }
-        // A '!' after the first one ends a named handle ("!e!x"), whose name is letters, digits and '-': yaml-cpp
-        // refuses "!a/b!x", which libfyaml takes as one tag.
-        if (auto bang = written.find('!', written.starts_with("!!") ? 2 : 1); bang != std::string_view::npos) {
-            auto name = written.substr(1, bang - 1);
-            if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
-                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-                })) {
-                throw not_handled{};
-            }
         }
     }
 
@@ -469,12 +454,12 @@ private:
             break;
         }
         case FYET_MAPPING_START:
-            check_tag(e.mapping_start.tag);
+            refuse_tag(e.mapping_start.tag);
             tree_.open(yaml_node::kind::map, node_mark(e, e.mapping_start.anchor, e.mapping_start.tag),
                        define(e.mapping_start.anchor));
             break;
         case FYET_SEQUENCE_START:
-            check_tag(e.sequence_start.tag);
+            refuse_tag(e.sequence_start.tag);
             tree_.open(yaml_node::kind::sequence, node_mark(e, e.sequence_start.anchor, e.sequence_start.tag),
                        define(e.sequence_start.anchor));
             break;
@@ -502,7 +487,7 @@ private:
     {
         fy_token* value = e.scalar.value;
         fy_token* tag = e.scalar.tag;
-        check_tag(tag);
+        refuse_tag(tag);
         auto style = fy_token_scalar_style(value);
         if (style == FYSS_LITERAL || style == FYSS_FOLDED) {
             // libfyaml places a block scalar at its first line, yaml-cpp at its '|' or '>': rare in policies,
@@ -531,7 +516,12 @@ private:
         }
         anchor_id anchor = define(e.scalar.anchor);
         std::string text = scalar_text(value, text_);
-        bool plain = style == FYSS_PLAIN && tag == nullptr;
+        if (style == FYSS_PLAIN && text.find('?') != std::string::npos) {
+            // libfyaml reads "[192?.0.2.0/24]" as one plain scalar, yaml-cpp refuses the '?' there (found by
+            // fuzzing). Never in a sane policy, so the reference judges such text.
+            throw not_handled{};
+        }
+        bool plain = style == FYSS_PLAIN;
         if (plain && is_null_text(text)) {
             if (!has_mark && !tree_.in_map_value()) {
                 throw not_handled{};
@@ -549,34 +539,6 @@ private:
     anchor_id defined_ = 0;
     std::unordered_map<std::string, anchor_id> anchors_;
 };
-
-// The length of the well-formed UTF-8 sequence starting text[i] (RFC 3629: no overlong forms, no surrogates,
-// nothing above U+10FFFF), or 0.
-std::size_t utf8_sequence(std::string_view text, std::size_t i)
-{
-    auto at = [&](std::size_t k) { return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0u; };
-    auto continuation = [&](std::size_t k, unsigned low = 0x80, unsigned high = 0xbf) {
-        return at(k) >= low && at(k) <= high;
-    };
-    unsigned lead = at(0);
-    if (lead < 0x80) {
-        return 1;
-    }
-    if (lead >= 0xc2 && lead <= 0xdf) {
-        return continuation(1) ? 2 : 0;
-    }
-    if (lead >= 0xe0 && lead <= 0xef) {
-        unsigned low = lead == 0xe0 ? 0xa0 : 0x80;
-        unsigned high = lead == 0xed ? 0x9f : 0xbf;
-        return continuation(1, low, high) && continuation(2) ? 3 : 0;
-    }
-    if (lead >= 0xf0 && lead <= 0xf4) {
-        unsigned low = lead == 0xf0 ? 0x90 : 0x80;
-        unsigned high = lead == 0xf4 ? 0x8f : 0xbf;
-        return continuation(1, low, high) && continuation(2) && continuation(3) ? 4 : 0;
-    }
-    return 0;
-}
 
 // YAML text is printable UTF-8 (YAML 1.2, c-printable): the two parsers read a control character, a NUL byte
 // or a malformed sequence differently (libfyaml ends the scalar or the key, yaml-cpp keeps or rewrites the
@@ -602,7 +564,7 @@ bool refuse_unreadable_text(std::string_view text, yaml_error& error)
             error = {where, std::string("control character ") + code + ": expected printable text"};
             return true;
         }
-        auto length = utf8_sequence(text, i);
+        auto length = protocol::utf8_sequence(text, i);
         if (length == 0) {
             error = {where, "invalid UTF-8: expected text in UTF-8"};
             return true;
@@ -620,6 +582,11 @@ std::optional<std::optional<yaml_node>> parse_with_libfyaml(std::string_view tex
     // yaml-cpp counts the first line's columns after a UTF-8 byte order mark, libfyaml from the file's first byte.
     if (text.starts_with("\xEF\xBB\xBF")) {
         text.remove_prefix(3);
+    }
+    if (text.starts_with('\t') || text.find("\n\t") != std::string_view::npos) {
+        // A tab at a line's start: YAML never indents with tabs, and the two parsers tell the cases apart
+        // differently (":: e\n\t", found by fuzzing). Rare in policies, so the reference judges such text.
+        return std::nullopt;
     }
     fy_diag_cfg diag_cfg;
     fy_diag_cfg_default(&diag_cfg);

@@ -3,6 +3,9 @@
 # fuzz.<name> run grew (so they run after it). See fuzz/diff/compare.py.
 add_executable(egressd_parse_dump ${CMAKE_CURRENT_SOURCE_DIR}/diff/parse_dump.cpp)
 target_link_libraries(egressd_parse_dump PRIVATE egressd_protocol)
+if(EGRESSD_FUZZ)
+  add_dependencies(egressd_fuzz_targets egressd_parse_dump)
+endif()
 
 find_package(Python3 COMPONENTS Interpreter)
 find_program(EGRESSD_NODE node)

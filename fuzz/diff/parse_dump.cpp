@@ -8,6 +8,7 @@
 // Strings are written byte for byte as code points 0-255 (latin-1), the way Node hands header bytes to JS.
 #include "protocol/http/message.hpp"
 #include "protocol/tls/client_hello.hpp"
+#include "../input_files.hpp"
 
 #include <algorithm>
 #include <array>
@@ -178,18 +179,7 @@ int main(int argc, char** argv)
         return 2;
     }
     for (int i = 2; i < argc; ++i) {
-        std::filesystem::path root(argv[i]);
-        if (!std::filesystem::exists(root)) {
-            continue;
-        }
-        std::vector<std::filesystem::path> files;
-        for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
-            if (entry.is_regular_file()) {
-                files.push_back(entry.path());
-            }
-        }
-        std::sort(files.begin(), files.end());
-        for (const auto& file : files) {
+        for (const auto& file : egressd::fuzz::input_files(argv[i])) {
             std::ifstream in(file, std::ios::binary);
             std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             std::printf("{\"file\":%s,%s}\n", json_string(file.string()).c_str(), dump(bytes).c_str());

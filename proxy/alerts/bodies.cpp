@@ -1,6 +1,7 @@
 #include "proxy/alerts/bodies.hpp"
 
 #include "config/rfc3339.hpp"
+#include "protocol/utf8.hpp"
 #include "proxy/delivery/webhook_sender.hpp"
 
 #include <boost/json/array.hpp>
@@ -14,39 +15,13 @@ namespace {
 using delivery::host_port;
 using delivery::slack_escape;
 
-// The length of the well-formed UTF-8 sequence at text[i] (RFC 3629), or 0.
-std::size_t utf8_sequence(std::string_view text, std::size_t i)
-{
-    auto at = [&](std::size_t k) { return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0u; };
-    auto continuation = [&](std::size_t k, unsigned low = 0x80, unsigned high = 0xbf) {
-        return at(k) >= low && at(k) <= high;
-    };
-    unsigned lead = at(0);
-    if (lead < 0x80) {
-        return 1;
-    }
-    if (lead >= 0xc2 && lead <= 0xdf) {
-        return continuation(1) ? 2 : 0;
-    }
-    if (lead >= 0xe0 && lead <= 0xef) {
-        return continuation(1, lead == 0xe0 ? 0xa0 : 0x80, lead == 0xed ? 0x9f : 0xbf) && continuation(2) ? 3 : 0;
-    }
-    if (lead >= 0xf0 && lead <= 0xf4) {
-        return continuation(1, lead == 0xf0 ? 0x90 : 0x80, lead == 0xf4 ? 0x8f : 0xbf) && continuation(2) &&
-                       continuation(3)
-                   ? 4
-                   : 0;
-    }
-    return 0;
-}
-
 // Boost.JSON writes a string's bytes as they are, and what an alert quotes (a certificate's name, an error's
 // detail) may not be UTF-8: each malformed byte becomes U+FFFD, so that every receiver reads the body as JSON.
 std::string as_json_text(std::string body)
 {
     std::string out;
     for (std::size_t i = 0; i < body.size();) {
-        auto length = utf8_sequence(body, i);
+        auto length = protocol::utf8_sequence(body, i);
         if (length == 0) {
             if (out.empty()) {
                 out.assign(body, 0, i);

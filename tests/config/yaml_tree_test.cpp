@@ -282,6 +282,12 @@ INSTANTIATE_TEST_SUITE_P(
         "version: 1\n---\nvdirectersion:versios:\n ~ web:\n    rules   :\n   - ports: [443]\n",
         // A scalar value on the next line at its key's column: libfyaml took it as the value (fuzzing).
         "version: 1\naddress_gu#rd:\n0::/80\"]\n", "a:\nb\n", "a:\n  b\n", "a:\n- b\n",
+        // A '?' inside a plain scalar: libfyaml read "[192?.0.2.0/24]" as one scalar, yaml-cpp refuses (fuzzing).
+        "a: [192?.0.2.0/24]\n", "a: b?c\n", "a: {k: x?}\n",
+        // A tab at a line's start outside a scalar: the parsers told the cases apart differently (fuzzing).
+        ":: e\n\t", "a: 1\n\t\nb: 2\n", "\ta: 1\n",
+        // A bare non-specific tag: the parsers disagreed (fuzzing); every tag goes to the reference.
+        "!", "a: !\n", "a: ! x\n",
         // CRLF line ends, and a key with spaces.
         "a: 1\r\nb: [x, y]\r\nthe key: v\r\n",
         // Empty sequence items and empty keys go to the reference, which places them.
