@@ -24,6 +24,7 @@ namespace egressd::proxy {
 // half-close, under the idle deadline and the tunnel's lifetime: with splice(2) from socket to socket when the
 // client side is plain, through a buffer when it is TLS. The authorization is held
 // (client_session::established()) for the tunnel's whole life.
+// Thread contract: its connection's (the worker's) thread.
 class tunnel {
 public:
     // auth: connected is set.

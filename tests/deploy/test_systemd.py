@@ -203,10 +203,14 @@ class LogReopenTest(unittest.TestCase):
 
     @staticmethod
     def request_ids(path):
-        if not path.exists():
+        # Between a rotation's rename and the new file's creation the path is briefly missing: exists() then
+        # read_text() would race it.
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
             return []
         ids = []
-        for line in path.read_text().splitlines():
+        for line in text.splitlines():
             match = re.search(r'"event":"egress\.deny".*?"request_id":"([0-9a-f]+)"', line)
             if match:
                 ids.append(match.group(1))
