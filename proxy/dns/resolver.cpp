@@ -565,7 +565,9 @@ struct resolver::impl {
 
     static ares_socket_t open_socket(int family, int type, int protocol, void* data)
     {
-        const ares_socket_t fd = ::socket(family, type, protocol);
+        // c-ares leaves the options of sockets it did not open alone: non-blocking (a TCP connect to a slow
+        // server must not stall the worker) and close-on-exec are set here.
+        const ares_socket_t fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
         if (fd == ARES_SOCKET_BAD) {
             const int error = errno;
             static_cast<impl*>(data)->socket_failed(error);
