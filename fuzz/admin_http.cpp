@@ -16,24 +16,18 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include "fuzz/invariant.hpp"
 #include "certs/digest.hpp"
 #include "proxy/admin/request_rules.hpp"
 
 namespace {
 
+using egressd::fuzz::require;
+
 namespace admin = egressd::proxy::admin;
 namespace http = boost::beast::http;
 
 constexpr std::string_view configured_token = "s3cr3t-t0ken";
-
-// Aborts naming the invariant's line, so that a finding says which invariant failed.
-void require(bool holds, int line = __builtin_LINE())
-{
-    if (!holds) {
-        std::fprintf(stderr, "admin_http: invariant at fuzz/admin_http.cpp:%d failed\n", line);
-        std::abort();
-    }
-}
 
 void check_admission(http::verb method, std::string_view target, const std::vector<std::string_view>& authorization)
 {

@@ -15,21 +15,15 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "fuzz/invariant.hpp"
 #include "proxy/alerts/bodies.hpp"
 
 namespace {
 
+using egressd::fuzz::require;
+
 namespace alerts = egressd::proxy::alerts;
 namespace json = boost::json;
-
-// Aborts naming the invariant's line, so that a finding says which invariant failed.
-void require(bool holds, int line = __builtin_LINE())
-{
-    if (!holds) {
-        std::fprintf(stderr, "alert_bodies: invariant at fuzz/alert_bodies.cpp:%d failed\n", line);
-        std::abort();
-    }
-}
 
 std::vector<std::string> fields(std::string_view input, std::size_t count)
 {

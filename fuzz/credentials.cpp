@@ -17,24 +17,18 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz/invariant.hpp"
 #include "certs/credentials.hpp"
 
 namespace {
+
+using egressd::fuzz::require;
 
 namespace certs = egressd::certs;
 
 // PBKDF2 is deliberately slow: verify only entries this cheap, at most this many per input.
 constexpr unsigned max_verified_iterations = 200'000;
 constexpr int max_verifications = 1;
-
-// Aborts naming the invariant's line, so that a finding says which invariant failed.
-void require(bool holds, int line = __builtin_LINE())
-{
-    if (!holds) {
-        std::fprintf(stderr, "credentials: invariant at fuzz/credentials.cpp:%d failed\n", line);
-        std::abort();
-    }
-}
 
 std::vector<std::string_view> split(std::string_view text, char separator)
 {

@@ -2,6 +2,7 @@
 // Invariants: the verdict, the bytes consumed and the output do not depend on how the input is split into
 // reads, nor on whether the caller moves the chunk data itself (feed_framing + skip_data, as the splice path
 // does); the re-encoded body is canonical (it decodes to the same data and re-encodes to itself).
+#include "fuzz/invariant.hpp"
 #include "protocol/http/message.hpp"
 
 #include <algorithm>
@@ -13,14 +14,9 @@
 
 namespace {
 
-namespace http = egressd::protocol::http;
+using egressd::fuzz::require;
 
-void check(bool ok)
-{
-    if (!ok) {
-        std::abort();
-    }
-}
+namespace http = egressd::protocol::http;
 
 struct outcome {
     http::parse_status status = http::parse_status::incomplete;
@@ -45,7 +41,7 @@ outcome decode_whole(std::string_view body, bool reframe)
     outcome r;
     http::parse_error err = http::parse_error::none;
     r.status = reframe ? d.feed(body, r.out, r.consumed, err) : d.feed_data(body, r.out, r.consumed, err);
-    check((r.status == http::parse_status::error) == (err != http::parse_error::none));
+    require((r.status == http::parse_status::error) == (err != http::parse_error::none));
     return r;
 }
 
@@ -65,7 +61,7 @@ outcome decode_in_reads(std::string_view body, std::size_t read_size, bool refra
         if (r.status == http::parse_status::error) {
             return r;
         }
-        check(consumed == piece.size());
+        require(consumed == piece.size());
         if (body.empty()) {
             break;
         }
@@ -101,7 +97,7 @@ outcome decode_moving_data(std::string_view body, std::size_t read_size, bool re
             if (d.data_left() > 0) {
                 continue;
             }
-            check(pos == available);
+            require(pos == available);
         }
         if (available == body.size()) {
             r.status = http::parse_status::incomplete;
@@ -125,21 +121,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
 
     outcome whole = decode_whole(body, true);
     outcome data = decode_whole(body, false);
-    check(whole.status == data.status);
+    require(whole.status == data.status);
     if (whole.status == http::parse_status::complete) {
-        check(whole.consumed == data.consumed && whole.consumed <= body.size());
+        require(whole.consumed == data.consumed && whole.consumed <= body.size());
     }
-    check(decode_in_reads(body, read_size, true) == whole);
-    check(decode_in_reads(body, read_size, false) == data);
-    check(decode_moving_data(body, move_size, true) == whole);
-    check(decode_moving_data(body, move_size, false) == data);
+    require(decode_in_reads(body, read_size, true) == whole);
+    require(decode_in_reads(body, read_size, false) == data);
+    require(decode_moving_data(body, move_size, true) == whole);
+    require(decode_moving_data(body, move_size, false) == data);
     if (whole.status != http::parse_status::complete) {
         return 0;
     }
     outcome decoded_again = decode_whole(whole.out, false);
-    check(decoded_again.status == http::parse_status::complete);
-    check(decoded_again.consumed == whole.out.size() && decoded_again.out == data.out);
+    require(decoded_again.status == http::parse_status::complete);
+    require(decoded_again.consumed == whole.out.size() && decoded_again.out == data.out);
     outcome encoded_again = decode_whole(whole.out, true);
-    check(encoded_again.out == whole.out);
+    require(encoded_again.out == whole.out);
     return 0;
 }

@@ -1,6 +1,7 @@
 // The HTTP/1 request head parser. Invariants: a prefix of the input is incomplete or gets the whole input's
 // verdict; a parsed head, rewritten and serialised the way egressd forwards it, parses again to the same
 // method, target, fields and body framing (so the upstream reads the message egressd checked).
+#include "fuzz/invariant.hpp"
 #include "fuzz/http_forwarding.hpp"
 #include "policy/domain.hpp"
 #include "protocol/http/message.hpp"
@@ -13,19 +14,14 @@
 
 namespace {
 
+using egressd::fuzz::require;
+
 namespace http = egressd::protocol::http;
 
 // Small enough that the fuzzer reaches the 414 and 431 limits.
 constexpr http::limits tight{2048, 16, 512};
 // The forwarded head has a few more fields than the one received.
 constexpr http::limits roomy{1 << 20, 1000, 1 << 20};
-
-void check(bool ok)
-{
-    if (!ok) {
-        std::abort();
-    }
-}
 
 void check_prefixes(std::string_view data, http::parse_status whole, const http::request_head& head,
                     http::parse_error whole_err)
@@ -37,9 +33,9 @@ void check_prefixes(std::string_view data, http::parse_status whole, const http:
         http::parse_error err = http::parse_error::none;
         auto status = http::parse_request_head(data.substr(0, n), tight, part, err);
         if (whole == http::parse_status::complete) {
-            check(status == http::parse_status::incomplete);
+            require(status == http::parse_status::incomplete);
         } else {
-            check(status == http::parse_status::incomplete || (status == whole && err == whole_err));
+            require(status == http::parse_status::incomplete || (status == whole && err == whole_err));
         }
     }
 }
@@ -62,18 +58,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     auto status = http::parse_request_head(data, tight, head, err);
     check_prefixes(data, status, head, err);
     if (status != http::parse_status::complete) {
-        check(status == http::parse_status::incomplete || err != http::parse_error::none);
+        require(status == http::parse_status::incomplete || err != http::parse_error::none);
         return 0;
     }
-    check(head.head_size <= data.size() && head.head_size >= 4);
-    check(data.substr(head.head_size - 4, 4) == "\r\n\r\n");
-    check(head.version_minor == 0 || head.version_minor == 1);
-    check(!head.method.empty() && !head.target.empty());
+    require(head.head_size <= data.size() && head.head_size >= 4);
+    require(data.substr(head.head_size - 4, 4) == "\r\n\r\n");
+    require(head.version_minor == 0 || head.version_minor == 1);
+    require(!head.method.empty() && !head.target.empty());
 
     http::parse_error framing_err = http::parse_error::none;
     auto framing = http::request_framing(head, framing_err);
     if (!framing) {
-        check(framing_err != http::parse_error::none);
+        require(framing_err != http::parse_error::none);
         return 0;
     }
     http::target_error target_err = http::target_error::none;
@@ -85,15 +81,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
 
     http::request_head again;
     http::parse_error again_err = http::parse_error::none;
-    check(http::parse_request_head(forwarded, roomy, again, again_err) == http::parse_status::complete);
-    check(again.head_size == forwarded.size());
-    check(again.method == head.method && again.target == target && again.version_minor == 1);
-    check(egressd::fuzz::same_headers(again.headers, headers));
+    require(http::parse_request_head(forwarded, roomy, again, again_err) == http::parse_status::complete);
+    require(again.head_size == forwarded.size());
+    require(again.method == head.method && again.target == target && again.version_minor == 1);
+    require(egressd::fuzz::same_headers(again.headers, headers));
     auto again_framing = http::request_framing(again, again_err);
-    check(again_framing && egressd::fuzz::same_framing(*again_framing, *framing));
+    require(again_framing && egressd::fuzz::same_framing(*again_framing, *framing));
     // Nothing hop-by-hop reaches the upstream except the framing egressd wrote itself.
-    check(http::header_tokens(again.headers, "connection").empty());
-    check(http::find_header(again.headers, "proxy-authorization") == nullptr);
-    check(http::header_values(again.headers, "host").size() == 1);
+    require(http::header_tokens(again.headers, "connection").empty());
+    require(http::find_header(again.headers, "proxy-authorization") == nullptr);
+    require(http::header_values(again.headers, "host").size() == 1);
     return 0;
 }

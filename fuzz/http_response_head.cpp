@@ -2,6 +2,7 @@
 // CONNECT: they frame responses differently); the rest is the upstream's bytes. Invariants: a prefix is
 // incomplete or gets the whole input's verdict; a parsed head, rewritten the way egressd forwards it to an
 // HTTP/1.1 client, parses again to the same status, reason, fields and body framing.
+#include "fuzz/invariant.hpp"
 #include "fuzz/http_forwarding.hpp"
 #include "protocol/http/message.hpp"
 
@@ -14,18 +15,13 @@
 
 namespace {
 
+using egressd::fuzz::require;
+
 namespace http = egressd::protocol::http;
 
 constexpr http::limits tight{2048, 16, 512};
 constexpr http::limits roomy{1 << 20, 1000, 1 << 20};
 constexpr std::array<std::string_view, 3> methods{"GET", "HEAD", "CONNECT"};
-
-void check(bool ok)
-{
-    if (!ok) {
-        std::abort();
-    }
-}
 
 void check_prefixes(std::string_view data, http::parse_status whole, const http::response_head& head,
                     http::parse_error whole_err)
@@ -37,9 +33,9 @@ void check_prefixes(std::string_view data, http::parse_status whole, const http:
         http::parse_error err = http::parse_error::none;
         auto status = http::parse_response_head(data.substr(0, n), tight, part, err);
         if (whole == http::parse_status::complete) {
-            check(status == http::parse_status::incomplete);
+            require(status == http::parse_status::incomplete);
         } else {
-            check(status == http::parse_status::incomplete || (status == whole && err == whole_err));
+            require(status == http::parse_status::incomplete || (status == whole && err == whole_err));
         }
     }
 }
@@ -60,30 +56,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     if (status != http::parse_status::complete) {
         return 0;
     }
-    check(head.head_size <= data.size() && data.substr(head.head_size - 4, 4) == "\r\n\r\n");
-    check(head.status >= 100 && head.status <= 999);
-    check(head.version_minor == 0 || head.version_minor == 1);
+    require(head.head_size <= data.size() && data.substr(head.head_size - 4, 4) == "\r\n\r\n");
+    require(head.status >= 100 && head.status <= 999);
+    require(head.version_minor == 0 || head.version_minor == 1);
 
     http::parse_error framing_err = http::parse_error::none;
     auto framing = http::response_framing(head, method, framing_err);
     if (!framing) {
-        check(framing_err != http::parse_error::none);
+        require(framing_err != http::parse_error::none);
         return 0;
     }
     if (method == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200 ||
         (method == "CONNECT" && head.status < 300)) {
-        check(framing->type == http::body_framing::kind::none);
+        require(framing->type == http::body_framing::kind::none);
     }
     auto headers = http::forwarded_response_headers(head, *framing, 1, true);
     std::string forwarded = http::serialize_response_head(head.status, head.reason, headers);
 
     http::response_head again;
     http::parse_error again_err = http::parse_error::none;
-    check(http::parse_response_head(forwarded, roomy, again, again_err) == http::parse_status::complete);
-    check(again.head_size == forwarded.size());
-    check(again.status == head.status && again.reason == head.reason && again.version_minor == 1);
-    check(egressd::fuzz::same_headers(again.headers, headers));
+    require(http::parse_response_head(forwarded, roomy, again, again_err) == http::parse_status::complete);
+    require(again.head_size == forwarded.size());
+    require(again.status == head.status && again.reason == head.reason && again.version_minor == 1);
+    require(egressd::fuzz::same_headers(again.headers, headers));
     auto again_framing = http::response_framing(again, method, again_err);
-    check(again_framing && egressd::fuzz::same_framing(*again_framing, *framing));
+    require(again_framing && egressd::fuzz::same_framing(*again_framing, *framing));
     return 0;
 }

@@ -4,6 +4,7 @@
 // not read as an address (no numeric name like 127.1 or 0x7f000001 slips through as a "name"), a port in
 // 1..65535, an IP literal in its one canonical spelling, and a destination that survives being written out and
 // parsed again (as a CONNECT target, a Host field, or a parent proxy's absolute URI).
+#include "fuzz/invariant.hpp"
 #include "policy/domain.hpp"
 #include "protocol/host_port.hpp"
 #include "protocol/http/message.hpp"
@@ -19,15 +20,10 @@
 
 namespace {
 
+using egressd::fuzz::require;
+
 namespace http = egressd::protocol::http;
 namespace policy = egressd::policy;
-
-void check(bool ok)
-{
-    if (!ok) {
-        std::abort();
-    }
-}
 
 bool same_host(const policy::host& a, const policy::host& b)
 {
@@ -41,33 +37,33 @@ void check_host(const policy::host& host)
 {
     std::string text = host.to_string();
     auto again = policy::host::parse(text);
-    check(again.value && same_host(*again.value, host) && again.value->to_string() == text);
+    require(again.value && same_host(*again.value, host) && again.value->to_string() == text);
     if (const auto* literal = host.literal()) {
         auto canonical = policy::address::parse(literal->to_string());
-        check(canonical && *canonical == *literal);
+        require(canonical && *canonical == *literal);
         return;
     }
     const std::string& name = *host.name();
-    check(!name.empty() && name.size() <= 253 && name.back() != '.');
+    require(!name.empty() && name.size() <= 253 && name.back() != '.');
     for (char ch : name) {
-        check((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_');
+        require((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_');
     }
     // What getaddrinfo would take for an address (inet_aton: 127.1, 0177.0.0.1, 0x7f000001) must not be a name.
     in_addr v4{};
     in6_addr v6{};
-    check(inet_aton(name.c_str(), &v4) == 0);
-    check(inet_pton(AF_INET6, name.c_str(), &v6) != 1);
+    require(inet_aton(name.c_str(), &v4) == 0);
+    require(inet_pton(AF_INET6, name.c_str(), &v6) != 1);
     std::string error;
     auto normalised = policy::normalize_domain_name(name, error);
-    check(normalised && *normalised == name);
+    require(normalised && *normalised == name);
 }
 
 void check_destination(const policy::destination& d)
 {
-    check(d.port >= 1);
+    require(d.port >= 1);
     check_host(d.target);
     auto again = egressd::protocol::parse_destination(d.target.to_string() + ":" + std::to_string(d.port));
-    check(again.value && same_host(again.value->target, d.target) && again.value->port == d.port);
+    require(again.value && same_host(again.value->target, d.target) && again.value->port == d.port);
 }
 
 void check_absolute(std::string_view text)
@@ -75,16 +71,16 @@ void check_absolute(std::string_view text)
     http::target_error err = http::target_error::none;
     auto uri = http::parse_absolute_target(text, err);
     if (!uri) {
-        check(err != http::target_error::none);
+        require(err != http::target_error::none);
         return;
     }
-    check(uri->port >= 1);
-    check(!uri->origin_form.empty() && uri->origin_form.front() == '/');
+    require(uri->port >= 1);
+    require(!uri->origin_form.empty() && uri->origin_form.front() == '/');
     for (char ch : uri->origin_form) {
-        check(static_cast<unsigned char>(ch) > 0x20 && ch != 0x7f && ch != '#');
+        require(static_cast<unsigned char>(ch) > 0x20 && ch != 0x7f && ch != '#');
     }
     for (char ch : uri->host) {
-        check(ch != '@' && ch != '/' && ch != '?' && ch != '#' && ch != '\\' && static_cast<unsigned char>(ch) > 0x20);
+        require(ch != '@' && ch != '/' && ch != '?' && ch != '#' && ch != '\\' && static_cast<unsigned char>(ch) > 0x20);
     }
     auto host = policy::host::parse(uri->host);
     if (!host.value) {
@@ -96,9 +92,9 @@ void check_absolute(std::string_view text)
     std::string absolute = "http://" + host.value->to_string() + port + uri->origin_form;
     http::target_error again_err = http::target_error::none;
     auto again = http::parse_absolute_target(absolute, again_err);
-    check(again && again->port == uri->port && again->origin_form == uri->origin_form);
+    require(again && again->port == uri->port && again->origin_form == uri->origin_form);
     auto again_host = policy::host::parse(again->host);
-    check(again_host.value && same_host(*again_host.value, *host.value));
+    require(again_host.value && same_host(*again_host.value, *host.value));
 }
 
 }  // namespace
@@ -109,10 +105,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     check_absolute(text);
     auto destination = egressd::protocol::parse_destination(text);
     if (destination.value) {
-        check(destination.error.empty());
+        require(destination.error.empty());
         check_destination(*destination.value);
     } else {
-        check(!destination.error.empty());
+        require(!destination.error.empty());
     }
     return 0;
 }

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "fuzz/invariant.hpp"
 #include "config/policy_loader.hpp"
 #include "config/yaml_tree.hpp"
 #include "fuzz/text_position.hpp"
@@ -23,6 +24,8 @@
 #include "policy/domain.hpp"
 
 namespace {
+
+using egressd::fuzz::require;
 
 using egressd::config::yaml_node;
 namespace pol = egressd::policy;
@@ -32,15 +35,6 @@ constexpr std::size_t max_files = 3;
 constexpr std::size_t max_hosts = 12;
 constexpr std::size_t max_ports = 4;
 constexpr std::size_t max_clients = 6;
-
-// Aborts naming the invariant's line, so that a finding says which invariant failed.
-void require(bool holds, int line = __builtin_LINE())
-{
-    if (!holds) {
-        std::fprintf(stderr, "policy_loader: invariant at fuzz/policy_loader.cpp:%d failed\n", line);
-        std::abort();
-    }
-}
 
 std::vector<std::pair<std::string, std::string>> split_files(std::string_view input)
 {

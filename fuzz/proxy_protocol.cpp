@@ -2,6 +2,7 @@
 // (the session peeks and parses again after each read); an accepted header says the same from exactly its own
 // bytes and with anything after it; its addresses and ports, written out again as v1 and as v2, parse back to
 // the same client; a v1 line stays within max_v1_size.
+#include "fuzz/invariant.hpp"
 #include "protocol/proxy_protocol/proxy_protocol.hpp"
 
 #include <cstddef>
@@ -12,14 +13,9 @@
 
 namespace {
 
-namespace pp = egressd::protocol::proxy_protocol;
+using egressd::fuzz::require;
 
-void check(bool ok)
-{
-    if (!ok) {
-        std::abort();
-    }
-}
+namespace pp = egressd::protocol::proxy_protocol;
 
 bool same_client(const pp::header& a, const pp::header& b)
 {
@@ -72,8 +68,8 @@ std::string as_v2(const pp::header& h)
 void check_round_trip(const std::string& encoded, const pp::header& original)
 {
     pp::header again;
-    check(pp::parse(encoded, again) == pp::status::complete);
-    check(again.size == encoded.size() && same_client(again, original));
+    require(pp::parse(encoded, again) == pp::status::complete);
+    require(again.size == encoded.size() && same_client(again, original));
 }
 
 }  // namespace
@@ -84,29 +80,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     pp::header header;
     auto status = pp::parse(data, header);
     std::size_t end = status == pp::status::complete ? header.size : data.size();
-    check(end <= data.size());
+    require(end <= data.size());
     for (std::size_t n = 0; n < end; ++n) {
         pp::header part;
         auto verdict = pp::parse(data.substr(0, n), part);
-        check(verdict == pp::status::incomplete || (verdict == status && status != pp::status::complete));
+        require(verdict == pp::status::incomplete || (verdict == status && status != pp::status::complete));
     }
-    check(status != pp::status::incomplete || data.size() < pp::v2_fixed_size + pp::max_v2_length);
+    require(status != pp::status::incomplete || data.size() < pp::v2_fixed_size + pp::max_v2_length);
     if (status != pp::status::complete) {
         return 0;
     }
-    check(header.version == 1 || header.version == 2);
-    check(header.version != 1 || header.size <= pp::max_v1_size);
-    check(header.local != header.source.has_value() && header.source.has_value() == header.destination.has_value());
+    require(header.version == 1 || header.version == 2);
+    require(header.version != 1 || header.size <= pp::max_v1_size);
+    require(header.local != header.source.has_value() && header.source.has_value() == header.destination.has_value());
     if (header.source) {
-        check(header.source->fam() == header.destination->fam());
+        require(header.source->fam() == header.destination->fam());
     }
     pp::header exact;
-    check(pp::parse(data.substr(0, header.size), exact) == pp::status::complete);
-    check(exact.size == header.size && exact.version == header.version && same_client(exact, header));
+    require(pp::parse(data.substr(0, header.size), exact) == pp::status::complete);
+    require(exact.size == header.size && exact.version == header.version && same_client(exact, header));
     pp::header followed;
-    check(pp::parse(std::string(data.substr(0, header.size)) + "GET / HTTP/1.1\r\n", followed) ==
+    require(pp::parse(std::string(data.substr(0, header.size)) + "GET / HTTP/1.1\r\n", followed) ==
           pp::status::complete);
-    check(followed.size == header.size && same_client(followed, header));
+    require(followed.size == header.size && same_client(followed, header));
     check_round_trip(as_v1(header), header);
     check_round_trip(as_v2(header), header);
     return 0;

@@ -10,22 +10,16 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz/invariant.hpp"
 #include "config/server_config.hpp"
 #include "fuzz/text_position.hpp"
 #include "policy/address.hpp"
 
 namespace {
 
-namespace cfg = egressd::config;
+using egressd::fuzz::require;
 
-// Aborts naming the invariant's line, so that a finding says which invariant failed.
-void require(bool holds, int line = __builtin_LINE())
-{
-    if (!holds) {
-        std::fprintf(stderr, "server_config: invariant at fuzz/server_config.cpp:%d failed\n", line);
-        std::abort();
-    }
-}
+namespace cfg = egressd::config;
 
 // A double-quoted YAML scalar holding exactly these bytes: escapes for what a parser would fold or refuse.
 std::string yaml_quoted(std::string_view text)

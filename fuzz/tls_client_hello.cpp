@@ -3,6 +3,7 @@
 // verdict; a complete hello gives the same result from exactly its records and from the same handshake message
 // cut into records of another size (the first byte picks it); after a ChangeCipherSpec the retry parser agrees;
 // an SNI, when found, is one the strict host grammar accepts as it stands.
+#include "fuzz/invariant.hpp"
 #include "policy/domain.hpp"
 #include "protocol/tls/client_hello.hpp"
 
@@ -15,17 +16,12 @@
 
 namespace {
 
+using egressd::fuzz::require;
+
 namespace tls = egressd::protocol::tls;
 
 // Small enough that the fuzzer reaches too_large.
 constexpr std::size_t max_bytes = 2048;
-
-void check(bool ok)
-{
-    if (!ok) {
-        std::abort();
-    }
-}
 
 bool same_hello(const tls::client_hello& a, const tls::client_hello& b)
 {
@@ -41,9 +37,9 @@ void check_prefixes(parser parse, std::string_view data, tls::hello_status whole
         tls::client_hello part;
         auto status = parse(data.substr(0, n), part, max_bytes);
         if (whole == tls::hello_status::complete) {
-            check(status == tls::hello_status::incomplete);
+            require(status == tls::hello_status::incomplete);
         } else {
-            check(status == tls::hello_status::incomplete || status == whole);
+            require(status == tls::hello_status::incomplete || status == whole);
         }
     }
 }
@@ -82,11 +78,11 @@ void check_sni(const std::optional<std::string>& sni)
         return;
     }
     auto host = egressd::policy::host::parse(*sni);
-    check(host.value.has_value());
+    require(host.value.has_value());
     if (const auto* name = host.value->name()) {
-        check(*name == *sni);
+        require(*name == *sni);
     } else {
-        check(host.value->literal()->is_v4() && host.value->to_string() == *sni);
+        require(host.value->literal()->is_v4() && host.value->to_string() == *sni);
     }
 }
 
@@ -102,7 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
 
     tls::client_hello hello;
     auto status = tls::parse_client_hello(data, hello, max_bytes);
-    check(status != tls::hello_status::incomplete || data.size() < 2 * max_bytes);
+    require(status != tls::hello_status::incomplete || data.size() < 2 * max_bytes);
     check_prefixes(tls::parse_client_hello, data, status,
                    status == tls::hello_status::complete ? hello.records_size : data.size());
 
@@ -112,30 +108,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
                    retry_status == tls::hello_status::complete ? retry.records_size : data.size());
     if (retry_status == tls::hello_status::complete) {
         check_sni(retry.sni);
-        check(retry.records_size <= data.size());
+        require(retry.records_size <= data.size());
     }
     if (status != tls::hello_status::complete) {
         return 0;
     }
-    check(retry_status == tls::hello_status::complete && same_hello(retry, hello));
-    check(retry.records_size == hello.records_size);
-    check(hello.records_size <= data.size());
+    require(retry_status == tls::hello_status::complete && same_hello(retry, hello));
+    require(retry.records_size == hello.records_size);
+    require(hello.records_size <= data.size());
     check_sni(hello.sni);
 
     std::string_view records = data.substr(0, hello.records_size);
     tls::client_hello exact;
-    check(tls::parse_client_hello(records, exact, max_bytes) == tls::hello_status::complete);
-    check(same_hello(exact, hello) && exact.records_size == hello.records_size);
+    require(tls::parse_client_hello(records, exact, max_bytes) == tls::hello_status::complete);
+    require(same_hello(exact, hello) && exact.records_size == hello.records_size);
 
     std::string reframed = in_records(handshake_of(records), record_size);
     tls::client_hello other;
-    check(tls::parse_client_hello(reframed, other, max_bytes) == tls::hello_status::complete);
-    check(same_hello(other, hello) && other.records_size == reframed.size());
+    require(tls::parse_client_hello(reframed, other, max_bytes) == tls::hello_status::complete);
+    require(same_hello(other, hello) && other.records_size == reframed.size());
 
     // A compatibility-mode client's second hello: one ChangeCipherSpec record first.
     std::string after_ccs = std::string("\x14\x03\x03\x00\x01\x01", 6) + std::string(records);
     tls::client_hello second;
-    check(tls::parse_retry_client_hello(after_ccs, second, max_bytes) == tls::hello_status::complete);
-    check(same_hello(second, hello) && second.records_size == after_ccs.size());
+    require(tls::parse_retry_client_hello(after_ccs, second, max_bytes) == tls::hello_status::complete);
+    require(same_hello(second, hello) && second.records_size == after_ccs.size());
     return 0;
 }

@@ -8,19 +8,14 @@
 #include <optional>
 #include <string_view>
 
+#include "fuzz/invariant.hpp"
 #include "config/yaml_tree.hpp"
 
 namespace {
 
-using egressd::config::yaml_node;
+using egressd::fuzz::require;
 
-void require(bool holds, int line = __builtin_LINE())
-{
-    if (!holds) {
-        std::fprintf(stderr, "yaml_engines: invariant at fuzz/yaml_engines.cpp:%d failed\n", line);
-        std::abort();
-    }
-}
+using egressd::config::yaml_node;
 
 bool same_tree(const yaml_node& a, const yaml_node& b)
 {

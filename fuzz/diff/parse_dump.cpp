@@ -8,7 +8,7 @@
 // Strings are written byte for byte as code points 0-255 (latin-1), the way Node hands header bytes to JS.
 #include "protocol/http/message.hpp"
 #include "protocol/tls/client_hello.hpp"
-#include "../input_files.hpp"
+#include "fuzz/input_files.hpp"
 
 #include <algorithm>
 #include <array>
