@@ -224,6 +224,11 @@ class LogReopenTest(unittest.TestCase):
             time.sleep(0.05)
         self.fail(f"{path.name}: missing {sorted(set(wanted) - set(self.request_ids(path)))}")
 
+    def wait_for_last(self, current, rotated, request_id):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and request_id not in self.request_ids(current) + self.request_ids(rotated):
+            time.sleep(0.05)
+
     def deny(self, port, count):
         ids = []
         for _ in range(count):
@@ -280,15 +285,21 @@ class LogReopenTest(unittest.TestCase):
         self.assertTrue(listening)
         port = int(re.search(r'"address":"127\.0\.0\.1:(\d+)"', listening[0]).group(1))
 
-        ids = self.deny(port, 30)  # about 450 bytes each: several rotations of 4 KiB
-        rotated = self.dir / "events.1.log"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and ids[-1] not in self.request_ids(events) + self.request_ids(rotated):
-            time.sleep(0.05)
+        # A deny event is about 450 bytes: a few dozen make several rotations of 4 KiB. Denied until the third
+        # older file appears (how many fit depends on the events' sizes), bounded.
+        rotated, oldest = self.dir / "events.1.log", self.dir / "events.3.log"
+        ids = []
+        deadline = time.monotonic() + 30
+        while not oldest.exists() and len(ids) < 300 and time.monotonic() < deadline:
+            ids += self.deny(port, 5)
+            self.wait_for_last(events, rotated, ids[-1])
         # Rotated by size, keeping max_files older files. (A file may pass max_bytes by one write: a worker's batch
         # of events is written whole, after the rotation it caused.)
         self.assertTrue(rotated.exists())
-        self.assertTrue((self.dir / "events.3.log").exists())
+        self.assertTrue(oldest.exists(), f"no {oldest.name} after {len(ids)} denials")
+        # Two more rotations: the oldest file is dropped, never a fourth kept.
+        ids += self.deny(port, 20)
+        self.wait_for_last(events, rotated, ids[-1])
         self.assertFalse((self.dir / "events.4.log").exists())
         process.signal(signal.SIGUSR1)
         more = self.deny(port, 1)
