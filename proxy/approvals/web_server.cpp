@@ -4,6 +4,7 @@
 #include "config/rfc3339.hpp"
 #include "policy/address.hpp"
 #include "proxy/approvals/pages.hpp"
+#include "proxy/approvals/request_rules.hpp"
 #include "proxy/observe/exhaustion.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -24,17 +25,13 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json.hpp>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <exception>
-#include <initializer_list>
-#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -58,14 +55,11 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t head_limit = 8 * 1024;
-constexpr std::size_t body_limit = 64 * 1024;
 // After a refusal that closes the connection, what the client still sends is read and dropped for a moment, so
 // that closing with unread bytes does not reset the connection before the client has read the refusal.
 constexpr std::size_t drain_limit = 256 * 1024;
 constexpr std::chrono::milliseconds drain_time = 2s;
 
-constexpr std::string_view cookie_name = "egressd_session";
 constexpr std::size_t session_limit = 10'000;
 constexpr std::size_t cache_limit = 10'000;
 constexpr auto login_cache_lifetime = std::chrono::minutes(5);
@@ -78,23 +72,16 @@ constexpr unsigned free_failures = 3;
 constexpr std::chrono::milliseconds first_penalty = 500ms;
 constexpr std::chrono::milliseconds max_penalty = 8s;
 
-constexpr std::size_t max_form_fields = 32;
-constexpr std::size_t max_header_user = 256;
-constexpr std::size_t default_list_limit = 500;
-constexpr std::size_t max_list_limit = 10'000;
-
 constexpr std::string_view content_security_policy =
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'";
 constexpr std::string_view text_html = "text/html; charset=utf-8";
 constexpr std::string_view text_plain = "text/plain; charset=utf-8";
 constexpr std::string_view text_css = "text/css; charset=utf-8";
-constexpr std::string_view application_json = "application/json";
 constexpr std::string_view basic_challenge = "Basic realm=\"egressd approvals\", charset=\"UTF-8\"";
 
 using request = http::request<http::string_body>;
 using response = http::response<http::string_body>;
-using fields = std::map<std::string, std::string, std::less<>>;
 
 // --- small pieces -----------------------------------------------------------------------------------------------
 
@@ -155,225 +142,9 @@ std::string digest_hex(std::string_view text)
     return certs::hex(certs::sha256(text));
 }
 
-bool same_text(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
-// Well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF) without control characters other than
-// tab and line breaks: what a form field may carry into the store and the pages.
-bool acceptable_text(std::string_view s)
-{
-    for (std::size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
-                return false;
-            }
-            ++i;
-            continue;
-        }
-        std::size_t length = 0;
-        std::uint32_t code = 0;
-        std::uint32_t least = 0;
-        if (c >= 0xc2 && c <= 0xdf) {
-            length = 2;
-            code = c & 0x1fu;
-            least = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            length = 3;
-            code = c & 0x0fu;
-            least = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            length = 4;
-            code = c & 0x07u;
-            least = 0x10000;
-        } else {
-            return false;
-        }
-        if (i + length > s.size()) {
-            return false;
-        }
-        for (std::size_t k = 1; k < length; ++k) {
-            const auto next = static_cast<unsigned char>(s[i + k]);
-            if ((next & 0xc0) != 0x80) {
-                return false;
-            }
-            code = (code << 6) | (next & 0x3fu);
-        }
-        if (code < least || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
-            return false;
-        }
-        i += length;
-    }
-    return true;
-}
-
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-// One name or value of application/x-www-form-urlencoded: '+' is a space, %XX a byte; any other byte must be a
-// visible ASCII character (a browser encodes everything else).
-std::optional<std::string> decode_component(std::string_view text)
-{
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (c == '+') {
-            out.push_back(' ');
-        } else if (c == '%') {
-            if (i + 2 >= text.size()) {
-                return std::nullopt;
-            }
-            const int high = hex_value(text[i + 1]);
-            const int low = hex_value(text[i + 2]);
-            if (high < 0 || low < 0) {
-                return std::nullopt;
-            }
-            out.push_back(static_cast<char>(high * 16 + low));
-            i += 2;
-        } else if (c > 0x20 && c < 0x7f) {
-            out.push_back(c);
-        } else {
-            return std::nullopt;
-        }
-    }
-    if (!acceptable_text(out)) {
-        return std::nullopt;
-    }
-    return out;
-}
-
-// A whole form body or query string: "name=value" pairs joined by '&', each name once, at most 32 of them.
-// nullopt for anything else.
-std::optional<fields> decode_form(std::string_view text)
-{
-    fields out;
-    if (text.empty()) {
-        return out;
-    }
-    std::size_t start = 0;
-    for (std::size_t count = 0;; ++count) {
-        const auto end = std::min(text.find('&', start), text.size());
-        const auto pair = text.substr(start, end - start);
-        const auto equals = pair.find('=');
-        if (count == max_form_fields || equals == std::string_view::npos || equals == 0) {
-            return std::nullopt;
-        }
-        auto name = decode_component(pair.substr(0, equals));
-        auto value = decode_component(pair.substr(equals + 1));
-        if (!name || !value || !out.emplace(std::move(*name), std::move(*value)).second) {
-            return std::nullopt;
-        }
-        if (end == text.size()) {
-            return out;
-        }
-        start = end + 1;
-    }
-}
-
-std::string field_or_empty(const fields& f, std::string_view name)
-{
-    const auto it = f.find(name);
-    return it == f.end() ? std::string() : it->second;
-}
-
-// "17": a positive decimal id without sign or leading zero.
-std::optional<std::int64_t> parse_id(std::string_view text)
-{
-    if (text.empty() || text.front() == '0' || text.size() > 18) {
-        return std::nullopt;
-    }
-    std::int64_t value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size()) {
-        return std::nullopt;
-    }
-    return value;
-}
-
-std::optional<std::size_t> parse_limit(std::string_view text)
-{
-    const auto value = parse_id(text);
-    if (!value || static_cast<std::size_t>(*value) > max_list_limit) {
-        return std::nullopt;
-    }
-    return static_cast<std::size_t>(*value);
-}
-
-// A list query's "limit": the value given, or `absent` when there is none; nullopt (with problem set) when it
-// is not a number from 1 to max_list_limit.
-std::optional<std::size_t> limit_field(const fields& params, std::size_t absent, std::string& problem)
-{
-    const auto it = params.find("limit");
-    if (it == params.end()) {
-        return absent;
-    }
-    auto parsed = parse_limit(it->second);
-    if (!parsed) {
-        problem = "limit is a number from 1 to 10000";
-    }
-    return parsed;
-}
-
-// "8h", "30m", "2d" as whole seconds, more than zero.
-std::optional<std::chrono::seconds> parse_seconds(std::string_view text)
-{
-    const auto d = config::parse_duration(text);
-    if (!d || *d <= 0ms || *d % 1s != 0ms) {
-        return std::nullopt;
-    }
-    return std::chrono::duration_cast<std::chrono::seconds>(*d);
-}
-
-// The largest whole unit: "7d", "8h", "90m", "45s" (as config::parse_duration reads them).
-std::string duration_text(std::chrono::seconds s)
-{
-    const auto n = s.count();
-    if (n > 0 && n % 86400 == 0) {
-        return std::to_string(n / 86400) + "d";
-    }
-    if (n > 0 && n % 3600 == 0) {
-        return std::to_string(n / 3600) + "h";
-    }
-    if (n > 0 && n % 60 == 0) {
-        return std::to_string(n / 60) + "m";
-    }
-    return std::to_string(n) + "s";
-}
-
 std::chrono::sys_seconds now_seconds()
 {
     return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-}
-
-std::string_view media_type(const request& req)
-{
-    const std::string_view value = req[http::field::content_type];
-    return trim(value.substr(0, value.find(';')));
 }
 
 http::status status_of(failure f)
@@ -417,7 +188,7 @@ void add_security_headers(response& res)
 
 response json_response(http::status status, unsigned version, const json::value& body)
 {
-    return make_response(status, version, application_json, json::serialize(body) + "\n");
+    return make_response(status, version, json_media_type, json::serialize(body) + "\n");
 }
 
 response json_error(http::status status, unsigned version, std::string_view message)
@@ -436,32 +207,31 @@ response see_other(unsigned version, std::string_view location)
 
 std::string cookie_value(std::string_view token, std::chrono::seconds max_age)
 {
-    return std::string(cookie_name) + "=" + std::string(token) +
+    return std::string(session_cookie_name) + "=" + std::string(token) +
            "; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=" + std::to_string(max_age.count());
 }
 
-// The session token from the Cookie header(s), if the client sent exactly one.
-std::optional<std::string> session_cookie(const request& req)
+// Every value of one header, in order: what request_rules reads.
+template <typename Name>
+std::vector<std::string_view> header_values(const request& req, const Name& name)
 {
-    std::optional<std::string> found;
-    auto [begin, end] = req.equal_range(http::field::cookie);
+    std::vector<std::string_view> values;
+    auto [begin, end] = req.equal_range(name);
     for (auto it = begin; it != end; ++it) {
-        std::string_view rest = it->value();
-        while (!rest.empty()) {
-            const auto semicolon = std::min(rest.find(';'), rest.size());
-            const auto pair = trim(rest.substr(0, semicolon));
-            rest.remove_prefix(std::min(semicolon + 1, rest.size()));
-            const auto equals = pair.find('=');
-            if (equals == std::string_view::npos || pair.substr(0, equals) != cookie_name) {
-                continue;
-            }
-            if (found) {
-                return std::nullopt;
-            }
-            found = std::string(pair.substr(equals + 1));
-        }
+        values.push_back(it->value());
     }
-    return found;
+    return values;
+}
+
+std::optional<std::string> request_session(const request& req)
+{
+    return session_cookie(header_values(req, http::field::cookie));
+}
+
+// The API body of action a, as request_rules reads it.
+std::optional<form_fields> api_body(const request& req, action a, std::string& problem)
+{
+    return json_fields(req[http::field::content_type], req.body(), json_body_fields(a), problem);
 }
 
 // --- JSON -------------------------------------------------------------------------------------------------------
@@ -549,197 +319,6 @@ json::object history_json(const history_entry& h)
     o["port"] = h.port;
     o["detail"] = h.detail;
     return o;
-}
-
-// An API body: a JSON object of the named string fields only (an empty body is {}). nullopt with the reason in
-// error for anything else.
-std::optional<fields> json_fields(const request& req, std::initializer_list<std::string_view> allowed,
-                                  std::string& problem)
-{
-    if (!beast::iequals(media_type(req), application_json)) {
-        problem = "send Content-Type: application/json";
-        return std::nullopt;
-    }
-    fields out;
-    if (trim(req.body()).empty()) {
-        return out;
-    }
-    boost::system::error_code ec;
-    const json::value body = json::parse(req.body(), ec);
-    if (ec) {
-        problem = "the body is not JSON: " + ec.message();
-        return std::nullopt;
-    }
-    if (!body.is_object()) {
-        problem = "the body must be a JSON object";
-        return std::nullopt;
-    }
-    for (const auto& [key, value] : body.get_object()) {
-        if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
-            problem = "unknown field \"" + std::string(key) + "\"";
-            return std::nullopt;
-        }
-        if (!value.is_string()) {
-            problem = "field \"" + std::string(key) + "\" must be a string";
-            return std::nullopt;
-        }
-        out.emplace(std::string(key), std::string(value.get_string()));
-    }
-    return out;
-}
-
-// A query string of the API with only the named parameters; nullopt with the reason in error otherwise.
-std::optional<fields> query_fields(std::string_view query, std::initializer_list<std::string_view> allowed,
-                                   std::string& problem)
-{
-    auto out = decode_form(query);
-    if (!out) {
-        problem = "the query string is not valid";
-        return std::nullopt;
-    }
-    for (const auto& [key, value] : *out) {
-        if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
-            problem = "unknown query parameter \"" + key + "\"";
-            return std::nullopt;
-        }
-    }
-    return out;
-}
-
-// --- routes -----------------------------------------------------------------------------------------------------
-
-enum class action : std::uint8_t {
-    style,
-    login_page,
-    login,
-    logout,
-    pending_page,
-    request_page,
-    grants_page,
-    history_page,
-    justify,
-    approve,
-    deny,
-    revoke,
-    extend,
-    api_whoami,
-    api_requests,
-    api_request,
-    api_grants,
-    api_grant,
-    api_history,
-    api_justify,
-    api_approve,
-    api_deny,
-    api_revoke,
-    api_extend,
-};
-
-bool decides(action a)
-{
-    return a == action::approve || a == action::deny || a == action::revoke || a == action::extend ||
-           a == action::api_approve || a == action::api_deny || a == action::api_revoke ||
-           a == action::api_extend;
-}
-
-struct route {
-    std::optional<action> get;   // and HEAD
-    std::optional<action> post;
-    std::int64_t id = 0;
-    bool api = false;
-};
-
-std::vector<std::string_view> split_path(std::string_view path)
-{
-    std::vector<std::string_view> parts;
-    path.remove_prefix(1);
-    while (true) {
-        const auto slash = std::min(path.find('/'), path.size());
-        parts.push_back(path.substr(0, slash));
-        if (slash == path.size()) {
-            return parts;
-        }
-        path.remove_prefix(slash + 1);
-    }
-}
-
-// The page's and the API's routes share their shape: /requests/{id}/verb, /grants/{id}/verb.
-std::optional<route> find_route(std::string_view path)
-{
-    if (path == "/") {
-        return route{action::pending_page, std::nullopt};
-    }
-    auto parts = split_path(path);
-    const bool api = parts.size() >= 2 && parts[0] == "api" && parts[1] == "v1";
-    if (api) {
-        parts.erase(parts.begin(), parts.begin() + 2);
-    }
-    const auto pick = [api](action page, action json_api) { return api ? json_api : page; };
-    if (parts.size() == 1) {
-        if (parts[0] == "requests") {
-            return api ? std::optional<route>(route{action::api_requests, std::nullopt, 0, true}) : std::nullopt;
-        }
-        if (parts[0] == "grants") {
-            return route{pick(action::grants_page, action::api_grants), std::nullopt, 0, api};
-        }
-        if (parts[0] == "history") {
-            return route{pick(action::history_page, action::api_history), std::nullopt, 0, api};
-        }
-        if (api && parts[0] == "whoami") {
-            return route{action::api_whoami, std::nullopt, 0, true};
-        }
-        if (!api && parts[0] == "login") {
-            return route{action::login_page, action::login};
-        }
-        if (!api && parts[0] == "logout") {
-            return route{std::nullopt, action::logout};
-        }
-        return std::nullopt;
-    }
-    if (!api && parts.size() == 2 && parts[0] == "static" && parts[1] == "style.css") {
-        return route{action::style, std::nullopt};
-    }
-    if (parts.size() < 2 || parts.size() > 3 || (parts[0] != "requests" && parts[0] != "grants")) {
-        return std::nullopt;
-    }
-    const auto id = parse_id(parts[1]);
-    if (!id) {
-        return std::nullopt;
-    }
-    const bool requests = parts[0] == "requests";
-    if (parts.size() == 2) {
-        const auto get = requests ? pick(action::request_page, action::api_request)
-                                  : (api ? std::optional<action>(action::api_grant) : std::nullopt);
-        if (!get) {
-            return std::nullopt;
-        }
-        return route{get, std::nullopt, *id, api};
-    }
-    const std::string_view verb = parts[2];
-    std::optional<action> post;
-    if (requests && verb == "justify") {
-        post = pick(action::justify, action::api_justify);
-    } else if (requests && verb == "approve") {
-        post = pick(action::approve, action::api_approve);
-    } else if (requests && verb == "deny") {
-        post = pick(action::deny, action::api_deny);
-    } else if (!requests && verb == "revoke") {
-        post = pick(action::revoke, action::api_revoke);
-    } else if (!requests && verb == "extend") {
-        post = pick(action::extend, action::api_extend);
-    }
-    if (!post) {
-        return std::nullopt;
-    }
-    return route{std::nullopt, post, *id, api};
-}
-
-std::string allow_text(const route& r)
-{
-    if (r.get && r.post) {
-        return "GET, HEAD, POST";
-    }
-    return r.get ? "GET, HEAD" : "POST";
 }
 
 // --- users ------------------------------------------------------------------------------------------------------
@@ -1001,8 +580,8 @@ struct web_server::state {
             }
             lowest.expires_after(setup.request_timeout);
             http::request_parser<http::string_body> parser;
-            parser.header_limit(head_limit);
-            parser.body_limit(body_limit);
+            parser.header_limit(max_head_bytes);
+            parser.body_limit(max_body_bytes);
             auto [ec, n] =
                 co_await http::async_read_header(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
             if (!ec && !parser.is_done()) {
@@ -1100,29 +679,26 @@ struct web_server::state {
     asio::awaitable<response> dispatch(const request& req, const policy::address& peer)
     {
         const unsigned version = req.version();
-        const std::string_view target = req.target();
-        // Origin-form only: an absolute URI would name another host, and "*" means nothing here.
-        if (target.empty() || target.front() != '/') {
+        const admission in = admit(req.method(), req.target());
+        const bool api = in.api;
+        if (in.result == admission_result::bad_target) {
             co_return make_response(http::status::bad_request, version, text_plain, "bad request target\n");
         }
-        const auto question = target.find('?');
-        const std::string_view path = target.substr(0, question);
-        const std::string_view query = question == std::string_view::npos ? "" : target.substr(question + 1);
-        const auto r = find_route(path);
-        const bool api = path.starts_with("/api/");
-        if (!r) {
+        if (in.result == admission_result::not_found) {
             co_return api ? json_error(http::status::not_found, version, "no such resource")
                           : page_error(http::status::not_found, version, std::nullopt, "There is no such page.");
         }
-        const bool reads = req.method() == http::verb::get || req.method() == http::verb::head;
-        const auto chosen = reads ? r->get : (req.method() == http::verb::post ? r->post : std::nullopt);
-        if (!chosen) {
+        if (in.result == admission_result::method_not_allowed) {
             auto res = api ? json_error(http::status::method_not_allowed, version, "method not allowed")
                            : make_response(http::status::method_not_allowed, version, text_plain,
                                            "method not allowed\n");
-            res.set(http::field::allow, allow_text(*r));
+            res.set(http::field::allow, allow_text(*in.to));
             co_return res;
         }
+        const bool reads = req.method() == http::verb::get || req.method() == http::verb::head;
+        const auto& chosen = in.chosen;
+        const auto& r = in.to;
+        const std::string_view query = in.query;
         if (*chosen == action::style) {
             co_return make_response(http::status::ok, version, text_css, pages::stylesheet());
         }
@@ -1182,7 +758,7 @@ struct web_server::state {
             co_return authentication{sign_in::ok,
                                      caller{std::move(*who), derived_csrf("basic", name), "basic:" + name, {}}};
         }
-        if (const auto token = session_cookie(req)) {
+        if (const auto token = request_session(req)) {
             const std::string key = digest_hex(*token);
             const auto it = sessions.find(key);
             if (it != sessions.end() && it->second.expires > steady::now()) {
@@ -1207,30 +783,12 @@ struct web_server::state {
                          [&](const policy::cidr& c) { return c.contains(peer); })) {
             return std::nullopt;
         }
-        if (req.count(trusted.user_header) != 1) {
+        const auto name = trusted_user(header_values(req, trusted.user_header));
+        if (!name) {
             return std::nullopt;
         }
-        const std::string_view name = trim(req[trusted.user_header]);
-        if (name.empty() || name.size() > max_header_user ||
-            !std::all_of(name.begin(), name.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
-            return std::nullopt;
-        }
-        user who{std::string(name), role::requester};
-        if (trusted.approver_group.empty()) {
-            return who;
-        }
-        auto [begin, end] = req.equal_range(trusted.groups_header);
-        for (auto it = begin; it != end; ++it) {
-            std::string_view rest = it->value();
-            while (!rest.empty()) {
-                const auto comma = std::min(rest.find(','), rest.size());
-                if (trim(rest.substr(0, comma)) == trusted.approver_group) {
-                    who.level = role::approver;
-                }
-                rest.remove_prefix(std::min(comma + 1, rest.size()));
-            }
-        }
-        return who;
+        const bool approver = names_group(header_values(req, trusted.groups_header), trusted.approver_group);
+        return user{std::string(*name), approver ? role::approver : role::requester};
     }
 
     // Basic and trusted-header callers have no session to keep a token in: theirs is derived from the user with
@@ -1329,8 +887,7 @@ struct web_server::state {
     asio::awaitable<response> login(const request& req, const policy::address& peer)
     {
         const unsigned version = req.version();
-        const auto form = media_type(req) == "application/x-www-form-urlencoded" ? decode_form(req.body())
-                                                                                 : std::nullopt;
+        const auto form = read_form(req[http::field::content_type], req.body());
         if (!form) {
             co_return make_response(http::status::bad_request, version, text_html,
                                     pages::login(anonymous_frame(), "The form could not be read.", ""));
@@ -1346,7 +903,7 @@ struct web_server::state {
             co_return make_response(http::status::forbidden, version, text_html,
                                     pages::login(anonymous_frame(), "Wrong user or password.", name));
         }
-        if (const auto previous = session_cookie(req)) {
+        if (const auto previous = request_session(req)) {
             sessions.erase(digest_hex(*previous));  // signing in again replaces the session, never adds one
         }
         const std::string token = random_token();
@@ -1484,12 +1041,11 @@ struct web_server::state {
     response page_post(action a, std::int64_t id, const request& req, const caller& c)
     {
         const unsigned version = req.version();
-        const auto form = media_type(req) == "application/x-www-form-urlencoded" ? decode_form(req.body())
-                                                                                 : std::nullopt;
+        const auto form = read_form(req[http::field::content_type], req.body());
         if (!form) {
             return page_error(http::status::bad_request, version, c, "The form could not be read.");
         }
-        if (!same_text(field_or_empty(*form, "csrf"), c.csrf)) {
+        if (!csrf_matches(*form, c.csrf)) {
             return page_error(http::status::forbidden, version, c,
                               "This form did not come from this page, or your session changed. Reload the page and "
                               "try again.");
@@ -1604,7 +1160,7 @@ struct web_server::state {
             return json_response(http::status::ok, version,
                                  json::object{{"user", c.who.name}, {"role", to_string(c.who.level)}});
         case action::api_requests: {
-            const auto params = query_fields(query, {"state", "limit"}, problem);
+            const auto params = query_fields(query, query_parameters(a), problem);
             if (!params) {
                 return bad_request();
             }
@@ -1629,7 +1185,7 @@ struct web_server::state {
         case action::api_request:
             return request_answer(svc.request(id), version);
         case action::api_grants: {
-            const auto params = query_fields(query, {"state", "limit"}, problem);
+            const auto params = query_fields(query, query_parameters(a), problem);
             if (!params) {
                 return bad_request();
             }
@@ -1659,8 +1215,7 @@ struct web_server::state {
             return json_response(http::status::ok, version, grant_json(*g, now));
         }
         case action::api_history: {
-            const auto params = query_fields(
-                query, {"client", "host", "actor", "event", "request", "grant", "limit", "before"}, problem);
+            const auto params = query_fields(query, query_parameters(a), problem);
             if (!params) {
                 return bad_request();
             }
@@ -1694,7 +1249,7 @@ struct web_server::state {
             return json_response(http::status::ok, version, json::object{{"history", std::move(list)}});
         }
         case action::api_justify: {
-            const auto body = json_fields(req, {"text"}, problem);
+            const auto body = api_body(req, a, problem);
             if (!body) {
                 return bad_request();
             }
@@ -1705,7 +1260,7 @@ struct web_server::state {
             return request_answer(svc.justify(c.who, id, text), version);
         }
         case action::api_approve: {
-            const auto body = json_fields(req, {"duration", "scope", "group", "note"}, problem);
+            const auto body = api_body(req, a, problem);
             if (!body) {
                 return bad_request();
             }
@@ -1731,21 +1286,21 @@ struct web_server::state {
             return json_response(http::status::ok, version, out);
         }
         case action::api_deny: {
-            const auto body = json_fields(req, {"note"}, problem);
+            const auto body = api_body(req, a, problem);
             if (!body) {
                 return bad_request();
             }
             return request_answer(svc.deny(c.who, id, field_or_empty(*body, "note")), version);
         }
         case action::api_revoke: {
-            const auto body = json_fields(req, {"note"}, problem);
+            const auto body = api_body(req, a, problem);
             if (!body) {
                 return bad_request();
             }
             return grant_answer(svc.revoke(c.who, id, field_or_empty(*body, "note")), version, now);
         }
         case action::api_extend: {
-            const auto body = json_fields(req, {"duration", "note"}, problem);
+            const auto body = api_body(req, a, problem);
             if (!body) {
                 return bad_request();
             }

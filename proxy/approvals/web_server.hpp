@@ -16,7 +16,8 @@
 // JSON API, all under /api/v1, answers application/json; errors are {"error": "..."} with 400, 401, 403, 404,
 // 409, 422 or 503. A POST must say Content-Type: application/json (its body may be empty, meaning {}): a
 // cross-site form cannot send that, so a browser holding Basic credentials cannot be made to decide.
-// Bodies hold only the string fields listed; anything else (another field, a number) is a 400:
+// Bodies hold only the string fields listed, with the page's text rule (no control characters, well-formed
+// UTF-8); anything else (another field, a number, an escape for a control character) is a 400:
 //   GET  /api/v1/requests?state=pending|approved|denied|expired&limit=N
 //        {"requests":[{"id","client","host","port","state","hits","first_seen","last_seen","reason",
 //                      "last_source","last_identity","justifications":[{"user","text","at"}],

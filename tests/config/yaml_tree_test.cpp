@@ -231,6 +231,21 @@ TEST(config_yaml, refuses_a_carriage_return_without_a_line_feed)
     EXPECT_EQ(error.message, "carriage return without a line feed: expected LF or CRLF line ends");
 }
 
+TEST(config_yaml, survives_an_error_libfyaml_cannot_display)
+{
+    // libfyaml 0.7 crashed drawing the source line under this error (found by fuzzing): errors are collected now.
+    std::string text = "a: ";
+    for (int i = 0; i < 113; ++i) {
+        text += "[x, ";
+    }
+    text += "'" + std::string(280, 'y') + "\n  " + std::string(410, 'z');
+    yaml_error error;
+    EXPECT_FALSE(parse_yaml(std::string_view(text), error).has_value());
+    EXPECT_EQ(error.where.line, 2u);
+    EXPECT_EQ(error.where.column, 413u);
+    EXPECT_EQ(error.message, "YAML syntax error: illegal EOF in scalar");
+}
+
 class config_yaml_engines : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(config_yaml_engines, build_the_same_tree_or_error)
@@ -288,6 +303,41 @@ INSTANTIATE_TEST_SUITE_P(
         ":: e\n\t", "a: 1\n\t\nb: 2\n", "\ta: 1\n",
         // A bare non-specific tag: the parsers disagreed (fuzzing); every tag goes to the reference.
         "!", "a: !\n", "a: ! x\n",
+        // A single pair in a flow sequence is a map placed at its key; libfyaml placed it at its ':' (fuzzing).
+        "sources: [10.0.0.0: /8]\n", "a: [x, &k y: *k]\n", "a: [[x]: b, {c: d}: e]\n", "a: [ k : v ]\n",
+        "a: [::]\nb: [1::]\n",
+        // An anchored plain scalar over two lines: libfyaml folded it, yaml-cpp mostly refuses it (fuzzing).
+        "&ion: 1\nspiffe://\n", "- &a 1\n  b\n", "k:\n  &a 1\n  b\n", "k: &a 1\n  b\n", "k:\n  &a\n  1\n  b\n",
+        // An anchor or alias glued to a '[' or '{': libfyaml read on, yaml-cpp refuses it (fuzzing).
+        "ports: &pz[443, 81]\n", "a: &p{b: 1}\n", "a: &p 1\nb: *p[\n", "a: [&p 1, *p]\nb: {&q x: 1, y: *q}\n",
+        // An anchor on the key's line, the value on the next at the key's column: libfyaml took it as the value,
+        // yaml-cpp as a key (fuzzing).
+        "a: &a-upstream_proxy\na:/&a-upstream_proxy\n", "a: &x\nb\n", "a: &x\n'b'\n", "a: &x\n- 1\n", "a: &x\n  b\n",
+        // A byte order mark after the first: libfyaml skipped it, yaml-cpp keeps it in the scalar (fuzzing).
+        "\xEF\xBB\xBF\xEF\xBB\xBF l22\"\n", "a: \xEF\xBB\xBFx\n",
+        // A double-quoted escape yaml-cpp writes as a lone byte (\N, \_) or refuses (a UTF-16 surrogate pair, which
+        // libfyaml joins): left to it (fuzzing); the others agree.
+        "a: \"\\ud83d\\ude00\"\n", "a: \"\\uDC00\"\n",
+        "a: \"w\\N4\"\n", "a: \"\\_\"\n", "a: \"x\\\ty\"\n", "a: \"\\L \\P \\x41 \\u00e9 \\U0001F600 \\0\"\n",
+        // An implicit key longer than YAML's 1024 characters: yaml-cpp refuses it, libfyaml read it (fuzzing).
+        "\"" + std::string(1100, 'k') + "\": v\n", std::string(1100, 'k') + ": v\n",
+        "[" + std::string(1100, 'k') + "]: v\n", "a: {" + std::string(1100, 'k') + ": v}\n",
+        "\"" + std::string(900, 'k') + "\": v\n",
+        // Empty lines or a CRLF before a closing quote: the parsers kept different line breaks (fuzzing).
+        "'a\n\nb\n\n\n'", "k: \"a\n\n\n  \"\n", "k: 'a \n \n \n '\n", "k: 'a\r\n\r\n\r\n'\n", "k: 'a\n\n  '\n",
+        "k: 'a\n\n\nb'\n", "'=\r\n'", "k: \"a\r\n  \"\r\n", "k: 'a\r\n  b'\r\n", "k: 'a\n'\n",
+        // An anchor on nothing on the line after a key: libfyaml gave it to the key's empty value (fuzzing).
+        "bbbk: \n&6upstream_proxyps-*", "a: \n&x", "a: 1\n&x :\n", "a: &x\nb: 1\n",
+        // Runs of doubled quotes in single quotes: libfyaml 0.7 read "''''" inside as three quotes (fuzzing).
+        "a: '''''mode: ep'''''''''\n", "a: 'a''''b'\n", "a: ''''''\n", "a: 'x\n  y''''z'\n", "a: ' '' '\n",
+        // An explicit key on the next line at the '?' column: libfyaml took it as the key (fuzzing).
+        "?\n)'", "? \nk: v\n", "- ?\n  k\n",
+        // A tab after a block indicator, a directive, a lone document end marker (fuzzing).
+        "deny:\n  -\t61r: 1\n", "- \tx: 1\n", "-\tx\n", " &a%\n%\nbroaL br\n", "...\n", "...\n---\na: 1\n",
+        // A sequence item at its '-' column on a later line: libfyaml took it as the item (fuzzing).
+        "\n-\n-c", "-\n[x]\n", "- a\n-\nb\n", "- a\n-\n\"k\": v\n", "k:\n-\n-c\n", "      - &r\n      p  orts: 1\n",
+        // A plain key glued to its ':' and a flow collection: libfyaml read a pair, yaml-cpp refuses it (fuzzing).
+        "{a:[b]}\n", "[a:[b]]\n", "{a :[b]}\n", "{\"a\":[b]}\n", "{a:b}\n",
         // CRLF line ends, and a key with spaces.
         "a: 1\r\nb: [x, y]\r\nthe key: v\r\n",
         // Empty sequence items and empty keys go to the reference, which places them.
@@ -301,6 +351,10 @@ INSTANTIATE_TEST_SUITE_P(
         // Tags on collections; a long flow line (columns far from the line's start).
         "a: !!seq [1]\nb: !!map {k: v}\nc: !custom x\n",
         long_flow_line(),
+        // Aliases over the budget fail where the reference says, even after text the two read differently
+        // (fuzzing).
+        "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &p[1]\ne: [*c, *c]\n",
         // Aliases over the budget of 1000 nodes fail at the same alias in both.
         "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
         "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c]\n"));
