@@ -1096,6 +1096,26 @@ def sanitizer_report(stderr_lines):
     return None
 
 
+class StderrWatch:
+    """Reads a started process's stderr lines on a thread (so a chatty sanitizer never fills the pipe);
+    check(), once the process has ended, fails on a sanitizer report (the asan and tsan presets)."""
+
+    def __init__(self, proc):
+        self.lines = []
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for raw in stream:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def check(self, what="egressd"):
+        self._thread.join(timeout=5)
+        report = sanitizer_report(self.lines)
+        if report is not None:
+            raise AssertionError("%s reported a sanitizer finding:\n%s" % (what, report))
+
+
 class Egressd:
     """The real egressd binary, configured in a temporary directory, its JSON events collected."""
 
@@ -1162,7 +1182,6 @@ class Egressd:
         self.cond = threading.Condition(self.lock)
         self._events = []
         self.raw_lines = []
-        self.stderr_lines = []
         self.returncode = None
         self._sanitizer_checked = False
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
@@ -1170,9 +1189,9 @@ class Egressd:
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, cwd=directory)
         self._out_thread = threading.Thread(target=self._read_stdout, daemon=True)
-        self._err_thread = threading.Thread(target=self._read_stderr, daemon=True)
         self._out_thread.start()
-        self._err_thread.start()
+        self._stderr = StderrWatch(self.proc)
+        self.stderr_lines = self._stderr.lines
         ev = self.wait_event(lambda e: e.get("event") == "egressd.listening", timeout=start_timeout, fail=False)
         if ev is None:
             self.stop()
@@ -1194,11 +1213,6 @@ class Egressd:
                 if isinstance(event, dict):
                     self._events.append(own_fields(self.event_format, event))
                 self.cond.notify_all()
-
-    def _read_stderr(self):
-        for raw in self.proc.stderr:
-            with self.lock:
-                self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def events(self, pred=None, **fields):
         with self.lock:
@@ -1282,18 +1296,18 @@ class Egressd:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._out_thread.join(timeout=5)
-        self._err_thread.join(timeout=5)
-        for f in (self.proc.stdout, self.proc.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
         self.returncode = self.proc.returncode
-        # Under the asan and tsan presets a finding fails the test that started this process, once.
-        report = None if self._sanitizer_checked else sanitizer_report(self.stderr_lines)
-        self._sanitizer_checked = True
-        if report is not None:
-            raise AssertionError("egressd (exit %s) reported a sanitizer finding:\n%s" % (self.returncode, report))
+        try:
+            # Under the asan and tsan presets a finding fails the test that started this process, once.
+            if not self._sanitizer_checked:
+                self._sanitizer_checked = True
+                self._stderr.check("egressd (exit %s)" % self.returncode)
+        finally:
+            for f in (self.proc.stdout, self.proc.stderr):
+                try:
+                    f.close()
+                except OSError:
+                    pass
         return self.returncode
 
     # -- reloads and the admin endpoint -----------------------------------------------------------------

@@ -328,6 +328,7 @@ class AdminTest(harness.ProxyTestCase):
         lines = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
         reader.start()
+        stderr = harness.StderrWatch(proc)
         try:
             ev = None
             deadline = time.monotonic() + 10
@@ -347,6 +348,7 @@ class AdminTest(harness.ProxyTestCase):
                 proc.terminate()
             proc.wait(timeout=15)
             reader.join(timeout=5)
+            stderr.check()
             proc.stdout.close()
             proc.stderr.close()
         self.assertEqual(proc.returncode, 0)

@@ -38,13 +38,16 @@ class _ServedExample(unittest.TestCase):
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+        self.stderr = harness.StderrWatch(self.proc)
         for _ in range(100):
             listening = [e for e in self.events if e.get("event") == "egressd.listening"]
             if listening:
                 return [int(e["address"].rpartition(":")[2]) for e in listening]
             time.sleep(0.1)
         self.proc.kill()
-        self.fail("the shipped config did not start: %s" % self.proc.communicate(timeout=10)[1])
+        self.proc.wait(timeout=10)
+        self.stderr.check()
+        self.fail("the shipped config did not start: %s" % "\n".join(self.stderr.lines))
 
     def _read(self):
         for raw in self.proc.stdout:
@@ -63,9 +66,11 @@ class _ServedExample(unittest.TestCase):
                 self.proc.wait()
             self.reader.join(timeout=5)  # it ends at the end of egressd's output
             self.proc.stdout.close()
-            self.proc.stderr.close()
         self.dns.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.proc is not None:
+            self.stderr.check()
+            self.proc.stderr.close()
 
     def wait_events(self, match):
         # Events are flushed every 200 ms: give them a moment.

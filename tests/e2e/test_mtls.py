@@ -954,6 +954,7 @@ class MtlsStartupTest(unittest.TestCase):
         lines = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
         reader.start()
+        stderr = harness.StderrWatch(proc)
         sent = 0
         try:
             time.sleep(0.25)
@@ -973,6 +974,7 @@ class MtlsStartupTest(unittest.TestCase):
                 proc.terminate()
             proc.wait(timeout=30)
             reader.join(timeout=5)
+            stderr.check()
             proc.stdout.close()
             proc.stderr.close()
         self.assertEqual(proc.returncode, 0)
