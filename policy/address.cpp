@@ -1,5 +1,7 @@
 #include "policy/address.hpp"
 
+#include "protocol/hex.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <vector>
@@ -9,19 +11,7 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-int hex_value(char c)
-{
-    if (is_digit(c)) {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
+using egressd::protocol::hex_value;
 
 // One decimal octet: 0..255, digits only, no leading zero unless it is "0".
 std::optional<std::uint8_t> parse_octet(std::string_view s)

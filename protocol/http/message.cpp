@@ -1,5 +1,6 @@
 #include "protocol/http/message.hpp"
 
+#include "protocol/hex.hpp"
 #include "protocol/host_port.hpp"
 
 #include <algorithm>
@@ -31,19 +32,7 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-int hex_value(char c)
-{
-    if (is_digit(c)) {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
+using protocol::hex_value;
 
 // RFC 9110 5.6.2: tchar.
 bool is_tchar(char c)

@@ -1,6 +1,7 @@
 #include "proxy/approvals/request_rules.hpp"
 
 #include "config/server_config.hpp"
+#include "protocol/hex.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
@@ -33,19 +34,7 @@ std::string_view trim(std::string_view s)
     return s;
 }
 
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
+using egressd::protocol::hex_value;
 
 bool listed(std::span<const std::string_view> names, std::string_view name)
 {

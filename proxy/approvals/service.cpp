@@ -299,14 +299,16 @@ asio::awaitable<std::optional<std::int64_t>> service::note_denial(const denial& 
     auto here = co_await asio::this_coro::executor;
     auto w = std::make_shared<waiter>(here);
     w->timer.expires_after(request_deadline);
-    asio::post(io_, [this, d, now, w, here] {
+    // The waiter travels on: its timer must die on its own executor's thread, never on the service's (where the
+    // worker's io_context and its timer service may already be gone).
+    asio::post(io_, [this, d, now, w, here]() mutable {
         std::optional<std::int64_t> made;
         try {
             made = create_request(d, now);
         } catch (const std::exception& e) {
             log_.notice("approval.internal_error", {{"what", "creating an access request"}, {"error", e.what()}}, true);
         }
-        asio::post(here, [w, made] {
+        asio::post(here, [w = std::move(w), made] {
             w->id = made;
             w->timer.cancel();
         });

@@ -1084,6 +1084,10 @@ def raw_line(event):
     return event.get("_raw", event)
 
 
+# "address" or "thread" when the asan or tsan test preset runs the suite against a sanitizer build (set in
+# CMakePresets.json), else None: a few checks of memory use mean nothing under a sanitizer's allocator.
+SANITIZER = os.environ.get("EGRESSD_SANITIZER") or None
+
 # The first line of a sanitizer build's report (ASan, LeakSanitizer, UBSan, TSan) on egressd's stderr.
 SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|: runtime error: ")
 

@@ -493,9 +493,11 @@ class ZeroCopyTunnelTest(ZeroCopyBase):
             in_flight = sent[0] - MiB
             self.assertLess(in_flight, 160 * MiB, "the origin wrote %d bytes the client never read: no backpressure"
                             % in_flight)
-            self.assertLess(peak - before, 16 * 1024,
-                            "egressd's RSS grew by %d KiB (from %d KiB) while the client did not read"
-                            % (peak - before, before))
+            # A sanitizer's allocator keeps freed buffers in quarantine: RSS says nothing about egressd there.
+            if not harness.SANITIZER:
+                self.assertLess(peak - before, 16 * 1024,
+                                "egressd's RSS grew by %d KiB (from %d KiB) while the client did not read"
+                                % (peak - before, before))
             # Resumed: the stream's next bytes, nothing lost, repeated or reordered; after 32 MiB the origin
             # stops and closes, and what it sent until then arrives, then the end.
             offset = MiB
@@ -508,7 +510,8 @@ class ZeroCopyTunnelTest(ZeroCopyBase):
                 self.assertTrue(pattern.matches(offset, data), "bytes %d..%d differ" % (offset, offset + len(data)))
                 offset += len(data)
             peak = max(peak, rss_kib(pid))
-            self.assertLess(peak - before, 16 * 1024, "egressd's RSS grew by %d KiB" % (peak - before))
+            if not harness.SANITIZER:
+                self.assertLess(peak - before, 16 * 1024, "egressd's RSS grew by %d KiB" % (peak - before))
             record = self.assert_done(origin)
             self.assertIsNone(record["error"])
             self.assertGreaterEqual(offset, 33 * MiB)

@@ -21,7 +21,6 @@ namespace {
 using namespace fixtures;
 
 constexpr auto allow = verdict::allow;
-constexpr auto deny = verdict::deny;
 constexpr auto would_deny = verdict::would_deny;
 
 // Client sources: documentation ranges (sources are never guarded). Destinations: public addresses.
