@@ -3,6 +3,8 @@
 // A small, strict JSON reader for checking what the CLI prints: enough of RFC 8259 to reject malformed
 // output (unbalanced brackets, bad escapes, trailing text, raw control characters) and to look up fields.
 
+#include "protocol/hex.hpp"
+
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -187,20 +189,6 @@ private:
         return v;
     }
 
-    static int hex_digit(char c)
-    {
-        if (c >= '0' && c <= '9') {
-            return c - '0';
-        }
-        if (c >= 'a' && c <= 'f') {
-            return c - 'a' + 10;
-        }
-        if (c >= 'A' && c <= 'F') {
-            return c - 'A' + 10;
-        }
-        return -1;
-    }
-
     static void append_utf8(std::string& out, unsigned code)
     {
         if (code < 0x80) {
@@ -263,7 +251,7 @@ private:
             case 'u': {
                 unsigned code = 0;
                 for (int i = 0; i < 4; ++i) {
-                    int h = pos_ < s_.size() ? hex_digit(s_[pos_++]) : -1;
+                    int h = pos_ < s_.size() ? protocol::hex_value(s_[pos_++]) : -1;
                     if (h < 0) {
                         fail("bad \\u escape");
                         return std::nullopt;
