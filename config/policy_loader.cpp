@@ -2,9 +2,13 @@
 
 #include "config/rfc3339.hpp"
 #include "config/server_config.hpp"
+#include "protocol/http/path.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -32,6 +36,8 @@ struct file_part {
     bool has_tls = false;
     bool has_revoke = false;
     bool has_requests = false;
+    // The destinations_file lists this file's rules name, each once: (resolved path, exact bytes read).
+    std::vector<std::pair<std::string, std::string>> lists;
 };
 
 bool valid_name(std::string_view name)
@@ -45,10 +51,28 @@ bool valid_name(std::string_view name)
     });
 }
 
+// An HTTP method as a rule names it: a token (RFC 9110 5.6.2).
+bool valid_method(std::string_view m)
+{
+    return !m.empty() && m.size() <= 32 && std::all_of(m.begin(), m.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    });
+}
+
+std::string upper(std::string_view s)
+{
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return out;
+}
+
+constexpr std::size_t max_errors_per_list = 100;
+
 class policy_reader {
 public:
-    policy_reader(std::uint32_t file_index, schema_reader& r, file_part& part)
-        : file_(file_index), r_(r), part_(part)
+    policy_reader(std::uint32_t file_index, std::string file_name, schema_reader& r, file_part& part)
+        : file_(file_index), file_name_(std::move(file_name)), r_(r), part_(part)
     {
     }
 
@@ -105,7 +129,7 @@ public:
             read_clients(*clients);
         }
         if (const auto* deny = r_.find(root, "deny")) {
-            read_deny(*deny);
+            read_deny(*deny, part_.spec.deny, "deny rule");
         }
     }
 
@@ -268,9 +292,12 @@ private:
             group.where = at(key);
             if (r_.expect_map(value, "group '" + key.value + "'")) {
                 std::string where = "group '" + key.value + "'";
-                r_.check_keys(value, where, {"description", "rules", "upstream_proxy"});
+                r_.check_keys(value, where, {"description", "rules", "upstream_proxy", "deny"});
                 if (const auto* d = r_.find(value, "description")) {
                     group.description = r_.string_value(*d, "description text").value_or("");
+                }
+                if (const auto* deny = r_.find(value, "deny")) {
+                    read_deny(*deny, group.deny, "deny rule of group '" + key.value + "'");
                 }
                 if (const auto* u = r_.find(value, "upstream_proxy")) {
                     group.upstream = read_route(*u, where);
@@ -327,9 +354,11 @@ private:
         }
         std::size_t errors_before = r_.error_count();
         if (is_deny) {
-            r_.check_keys(n, where, {"description", "ports", "destinations", "expires", "protocol"});
+            r_.check_keys(n, where, {"description", "ports", "destinations", "destinations_file", "expires",
+                                     "protocol", "methods", "paths"});
         } else {
-            r_.check_keys(n, where, {"description", "ports", "destinations", "expires", "protocol", "tls"});
+            r_.check_keys(n, where, {"description", "ports", "destinations", "destinations_file", "expires",
+                                     "protocol", "tls", "methods", "paths"});
         }
         pol::rule_spec rule;
         rule.where = at(n);
@@ -348,8 +377,22 @@ private:
         if (ports != nullptr) {
             read_ports(*ports, rule.ports);
         }
-        if (const auto* dests = r_.require(n, "destinations", where)) {
+        const auto* dests = r_.find(n, "destinations");
+        const auto* list = r_.find(n, "destinations_file");
+        if (dests == nullptr && list == nullptr) {
+            r_.error(n, "missing required key 'destinations' (or 'destinations_file') in " + where);
+        }
+        if (dests != nullptr) {
             read_destinations(*dests, rule);
+        }
+        if (list != nullptr) {
+            read_destinations_file(*list, rule);
+        }
+        if (const auto* m = r_.find(n, "methods")) {
+            read_methods(*m, rule);
+        }
+        if (const auto* p = r_.find(n, "paths")) {
+            read_paths(*p, rule);
         }
         if (const auto* e = r_.find(n, "expires")) {
             if (auto text = r_.string_value(*e, "an RFC 3339 time")) {
@@ -415,6 +458,26 @@ private:
         return pol::port_range{static_cast<std::uint16_t>(*lo), static_cast<std::uint16_t>(*hi)};
     }
 
+    // A domain pattern or a CIDR into the rule; the error when it is neither.
+    static std::optional<std::string> add_destination(std::string_view text, pol::rule_spec& rule)
+    {
+        if (text.find('/') != std::string_view::npos || text.find(':') != std::string_view::npos ||
+            pol::address::parse(text)) {
+            std::string error;
+            if (auto net = pol::cidr::parse(text, &error)) {
+                rule.cidrs.push_back(*net);
+                return std::nullopt;
+            }
+            return error;
+        }
+        auto pattern = pol::parse_domain_pattern(text);
+        if (!pattern.value) {
+            return "invalid destination '" + std::string(text) + "': " + pattern.error;
+        }
+        rule.domains.push_back(std::move(*pattern.value));
+        return std::nullopt;
+    }
+
     void read_destinations(const yaml_node& n, pol::rule_spec& rule)
     {
         if (n.is_sequence() && n.items.empty()) {
@@ -424,24 +487,114 @@ private:
             rule.domains.reserve(n.items.size());
         }
         r_.for_each_scalar(n, "destinations", [&](const yaml_node& node) {
-            const std::string& text = node.value;
-            if (text.find('/') != std::string::npos || text.find(':') != std::string::npos ||
-                pol::address::parse(text)) {
-                std::string error;
-                if (auto net = pol::cidr::parse(text, &error)) {
-                    rule.cidrs.push_back(*net);
-                } else {
-                    r_.error(node, error);
-                }
-                return;
+            if (auto error = add_destination(node.value, rule)) {
+                r_.error(node, std::move(*error));
             }
-            auto pattern = pol::parse_domain_pattern(text);
-            if (!pattern.value) {
-                r_.error(node, "invalid destination '" + text + "': " + pattern.error);
-                return;
-            }
-            rule.domains.push_back(std::move(*pattern.value));
         });
+    }
+
+    // destinations_file: one pattern per line, '#' comments, relative to the directory of the policy file.
+    void read_destinations_file(const yaml_node& n, pol::rule_spec& rule)
+    {
+        auto name = r_.string_value(n, "destinations_file: the path of a list file");
+        if (!name) {
+            return;
+        }
+        std::filesystem::path path(*name);
+        if (path.is_relative()) {
+            path = std::filesystem::path(file_name_).parent_path() / path;
+        }
+        std::string resolved = path.lexically_normal().string();
+        auto cached = std::find_if(part_.lists.begin(), part_.lists.end(),
+                                   [&](const auto& list) { return list.first == resolved; });
+        if (cached == part_.lists.end()) {
+            std::ifstream in(resolved, std::ios::binary);
+            if (!in) {
+                r_.error(n, "cannot read destinations_file '" + resolved + "': " + std::strerror(errno));
+                return;
+            }
+            std::ostringstream text;
+            text << in.rdbuf();
+            part_.lists.emplace_back(resolved, std::move(text).str());
+            cached = std::prev(part_.lists.end());
+        }
+        std::string_view text = cached->second;
+        std::size_t before = rule.domains.size() + rule.cidrs.size();
+        std::size_t errors = 0;
+        std::uint32_t line = 0;
+        for (std::size_t start = 0; start < text.size();) {
+            std::size_t end = text.find('\n', start);
+            std::string_view content = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+            start = end == std::string_view::npos ? text.size() : end + 1;
+            ++line;
+            content = content.substr(0, content.find('#'));
+            std::size_t first = content.find_first_not_of(" \t\r");
+            if (first == std::string_view::npos) {
+                continue;
+            }
+            std::size_t last = content.find_last_not_of(" \t\r");
+            std::string_view pattern = content.substr(first, last - first + 1);
+            std::optional<std::string> error;
+            if (pattern.find_first_of(" \t") != std::string_view::npos) {
+                error = "expected one destination per line, found '" + std::string(pattern) + "'";
+            } else {
+                error = add_destination(pattern, rule);
+            }
+            if (error && ++errors <= max_errors_per_list) {
+                part_.errors.push_back({resolved, mark{line, static_cast<std::uint32_t>(first + 1)}, std::move(*error)});
+            }
+        }
+        if (errors > max_errors_per_list) {
+            part_.errors.push_back({resolved, mark{line, 1},
+                                    std::to_string(errors - max_errors_per_list) + " more invalid destinations (" +
+                                        std::to_string(errors) + " in all)"});
+        }
+        if (errors == 0 && rule.domains.size() + rule.cidrs.size() == before) {
+            r_.error(n, "destinations_file '" + resolved + "' names no destination");
+        }
+    }
+
+    void read_methods(const yaml_node& n, pol::rule_spec& rule)
+    {
+        if (n.is_sequence() && n.items.empty()) {
+            r_.error(n, "empty method list: expected methods like GET, HEAD (or leave methods out: any method)");
+        }
+        r_.for_each_scalar(n, "methods", [&](const yaml_node& item) {
+            const std::string& m = item.value;
+            if (!valid_method(m)) {
+                r_.error(item, "invalid method '" + m + "': expected an HTTP method like GET or POST");
+            } else if (m != upper(m)) {
+                r_.error(item, "method '" + m + "' is not upper case: methods are case-sensitive, write " + upper(m));
+            } else if (std::find(rule.methods.begin(), rule.methods.end(), m) == rule.methods.end()) {
+                rule.methods.push_back(m);
+            }
+        });
+    }
+
+    void read_paths(const yaml_node& n, pol::rule_spec& rule)
+    {
+        if (n.is_sequence() && n.items.empty()) {
+            r_.error(n, "empty path list: expected path prefixes like /simple/ (or leave paths out: any path)");
+        }
+        r_.for_each_scalar(n, "paths", [&](const yaml_node& item) {
+            const std::string& p = item.value;
+            bool printable = std::all_of(p.begin(), p.end(), [](char c) { return c > ' ' && c < 0x7f; });
+            if (p.empty() || p.front() != '/' || !printable || p.find_first_of("?#") != std::string::npos) {
+                r_.error(item, "invalid path prefix '" + p +
+                                   "': expected a path starting with '/', without spaces, query or fragment");
+            } else if (!protocol::http::is_normal_path(p)) {
+                r_.error(item, "path prefix '" + p + "' is not in normal form: requests are matched after " +
+                                   "percent-decoding and dot-segment removal, so write '" +
+                                   protocol::http::normalise_path(p) + "'");
+            } else {
+                rule.paths.push_back(p);
+            }
+        });
+        bool connect = std::find(rule.methods.begin(), rule.methods.end(), "CONNECT") != rule.methods.end();
+        if (connect && !rule.paths.empty()) {
+            r_.error(n, "paths cannot apply to CONNECT (a tunnel's requests are encrypted): list CONNECT in a rule "
+                        "without paths");
+        }
     }
 
     void read_clients(const yaml_node& n)
@@ -458,7 +611,7 @@ private:
                 continue;
             }
             r_.check_keys(value, where,
-                          {"description", "sources", "identities", "groups", "mode", "requests", "approvals"});
+                          {"description", "sources", "identities", "groups", "mode", "requests", "approvals", "deny"});
             pol::client_spec client;
             client.name = key.value;
             client.where = at(key);
@@ -496,6 +649,9 @@ private:
                     client.groups.push_back({item->value, at(*item)});
                 }
             }
+            if (const auto* deny = r_.find(value, "deny")) {
+                read_deny(*deny, client.deny, "deny rule of client '" + key.value + "'");
+            }
             part_.spec.clients.push_back(std::move(client));
         }
     }
@@ -519,20 +675,21 @@ private:
         return p;
     }
 
-    void read_deny(const yaml_node& n)
+    void read_deny(const yaml_node& n, std::vector<pol::rule_spec>& into, const std::string& where)
     {
         if (!n.is_sequence()) {
             r_.error(n, "expected deny: a list of deny rules");
             return;
         }
         for (const auto& item : n.items) {
-            if (auto rule = read_rule(item, "deny rule", true)) {
-                part_.spec.deny.push_back(std::move(*rule));
+            if (auto rule = read_rule(item, where, true)) {
+                into.push_back(std::move(*rule));
             }
         }
     }
 
     std::uint32_t file_;
+    std::string file_name_;
     schema_reader& r_;
     file_part& part_;
 };
@@ -547,7 +704,7 @@ file_part read_file(std::uint32_t index, const std::string& name, std::string_vi
         return part;
     }
     schema_reader reader(name, part.errors);
-    policy_reader(index, reader, part).read(*root);
+    policy_reader(index, name, reader, part).read(*root);
     return part;
 }
 
@@ -620,6 +777,16 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
         std::move(part.spec.clients.begin(), part.spec.clients.end(), std::back_inserter(merged.clients));
         std::move(part.spec.deny.begin(), part.spec.deny.end(), std::back_inserter(merged.deny));
     }
+    // List files count as files of the policy: the file watch reloads on their change, the digest covers them.
+    std::vector<std::string> list_names;
+    for (auto& part : parts) {
+        for (auto& [name, text] : part.lists) {
+            if (std::find(list_names.begin(), list_names.end(), name) == list_names.end()) {
+                list_names.push_back(name);
+                result.sources.emplace_back(name, std::move(text));
+            }
+        }
+    }
     // Clients' mode overrides that were not set fall back to the merged default inside compile.
     auto compiled = pol::policy::compile(std::move(merged));
     auto convert = [&](const pol::diagnostic& d) {
@@ -643,6 +810,8 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
         });
         return sorted;
     };
+    names.insert(names.end(), list_names.begin(), list_names.end());
+    result.list_files = std::move(list_names);
     result.errors = by_place(result.errors, names);
     result.warnings = by_place(result.warnings, names);
     if (result.errors.empty()) {

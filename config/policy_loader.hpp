@@ -15,7 +15,8 @@ struct loaded_policy {
     std::shared_ptr<const policy::policy> snapshot;  // null when there is any error: nothing is partly applied
     std::vector<diagnostic> errors;
     std::vector<diagnostic> warnings;
-    std::vector<std::string> files;  // the files read, in merge order
+    std::vector<std::string> files;  // the files read, in merge order, then the destinations_file lists
+    std::vector<std::string> list_files;  // the lists alone (each also in files and sources)
     // Each file's name and the exact bytes that were parsed, in merge order (one per entry of files), so that a
     // caller can fingerprint what it applied without reading the files again: they may have changed since.
     // A file that could not be read has empty text (and the load has an error).

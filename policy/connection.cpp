@@ -4,12 +4,12 @@ namespace egressd::policy {
 
 address_vetting vet_addresses(const policy& p, std::optional<client_id> client, const host& target,
                               std::uint16_t port, std::span<const address> resolved, time_point now,
-                              const grant_set* grants)
+                              const grant_set* grants, const http_request* request)
 {
     address_vetting v;
     v.decisions.reserve(resolved.size());
     for (const auto& addr : resolved) {
-        auto d = p.decide_address(client, target, port, addr, now, grants);
+        auto d = p.decide_address(client, target, port, addr, now, grants, request);
         if (d.allows_traffic()) {
             if (!v.first_allowed) {
                 v.first_allowed = v.decisions.size();
@@ -40,8 +40,10 @@ decision vet_parent(const policy& p, const decision& name, const address& parent
 decision decide_established(const policy& p, const established& e, time_point now, const grant_set* grants)
 {
     auto client = p.match_client(e.who);
-    auto d = e.through_parent ? p.decide_name(client, e.target, e.port, now, grants)
-                              : p.decide_address(client, e.target, e.port, e.connected, now, grants);
+    auto request = e.request ? std::optional(e.request->view()) : std::nullopt;
+    const http_request* asked = request ? &*request : nullptr;
+    auto d = e.through_parent ? p.decide_name(client, e.target, e.port, now, grants, asked)
+                              : p.decide_address(client, e.target, e.port, e.connected, now, grants, asked);
     if (e.through_parent && d.allowed()) {
         d = vet_parent(p, d, e.connected);
     }
@@ -59,10 +61,12 @@ std::optional<time_point> expiry_of(const policy& p, const established& e, time_
         return std::nullopt;
     }
     auto client = p.match_client(e.who);
-    auto name = p.decide_name(client, e.target, e.port, now, grants);
+    auto request = e.request ? std::optional(e.request->view()) : std::nullopt;
+    const http_request* asked = request ? &*request : nullptr;
+    auto name = p.decide_name(client, e.target, e.port, now, grants, asked);
     std::vector<decision> rests_on{name};
     if (!e.through_parent) {
-        rests_on.push_back(p.decide_address(client, e.target, e.port, e.connected, now, grants));
+        rests_on.push_back(p.decide_address(client, e.target, e.port, e.connected, now, grants, asked));
     }
     // A tunnel to an IP literal rests on its SNI too: under a tls mode, that name must stay allowed.
     if (e.tunnel && e.tunnel->sni && e.target.is_address() && p.tls_for(name) != tls_mode::off) {

@@ -23,7 +23,7 @@ struct address_vetting {
 // allowed when at least one passes, and the proxy connects only to those.
 address_vetting vet_addresses(const policy& p, std::optional<client_id> client, const host& target,
                               std::uint16_t port, std::span<const address> resolved, time_point now,
-                              const grant_set* grants = nullptr);
+                              const grant_set* grants = nullptr, const http_request* request = nullptr);
 
 // Through a parent proxy egressd connects to the parent, which resolves the destination: the name phase is the
 // whole decision about the destination (as for an IP literal), and each of the parent's addresses must pass the
@@ -41,6 +41,7 @@ struct established {
     address connected;  // through a parent: the parent's address
     std::optional<tunnel_start> tunnel;
     bool through_parent = false;
+    std::optional<http_request_facts> request = std::nullopt;  // a forwarded plain-HTTP request's; none for a tunnel
 };
 
 // Decides an established connection again, under another snapshot or at a later time: the client is matched

@@ -8,7 +8,7 @@ namespace {
 constexpr std::array<std::string_view, reason_count> reason_names = {
     "allowed",       "unknown_client", "no_matching_rule", "port_not_allowed", "explicit_deny",
     "address_guard", "expired",        "sni_mismatch",     "sni_missing",      "not_tls",
-    "granted",
+    "granted",       "method_not_allowed", "path_not_allowed",
 };
 
 }  // namespace

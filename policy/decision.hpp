@@ -29,8 +29,10 @@ enum class reason : std::uint8_t {
     sni_missing,       // tls: require, and the ClientHello has no SNI
     not_tls,           // tls: require, and the tunnel's first bytes are not a TLS ClientHello
     granted,           // no base rule allows it, but an approver's grant does (verdict allow)
+    method_not_allowed,  // a rule names the destination and port, but not this plain-HTTP method (or CONNECT)
+    path_not_allowed,    // a rule names the destination, port and method, but no prefix of this path
 };
-inline constexpr int reason_count = 11;
+inline constexpr int reason_count = 13;
 
 std::string_view to_string(verdict v);
 std::string_view to_string(reason r);
@@ -40,7 +42,9 @@ std::optional<tls_mode> parse_tls_mode(std::string_view name);
 std::optional<reason> parse_reason(std::string_view name);
 
 using client_id = std::uint32_t;
-inline constexpr std::uint32_t deny_group = 0xffffffffu;
+inline constexpr std::uint32_t deny_group = 0xffffffffu;  // the global deny list
+// Group ids from here on name the deny lists of one group or one client (first_deny_list + their index).
+inline constexpr std::uint32_t first_deny_list = 0x80000000u;
 
 // What the proxy saw at the start of a CONNECT tunnel.
 struct tunnel_start {
@@ -48,11 +52,27 @@ struct tunnel_start {
     std::optional<std::string> sni;  // normalized: lower case, no trailing dot
 };
 
-// Names a rule inside one compiled policy: group index (or deny_group) and the rule's index in it.
+// A plain-HTTP request's method and path, for rules that name methods or paths (a CONNECT tunnel has neither):
+// the path in normal form (protocol::http::normalise_path) and as a lenient server may read it (loose_path).
+struct http_request {
+    std::string_view method;
+    std::string_view path;
+    std::string_view loose_path;
+};
+
+// The same, owned: what deciding an established connection again needs.
+struct http_request_facts {
+    std::string method;
+    std::string path;
+    std::string loose_path;
+    http_request view() const { return {method, path, loose_path}; }
+};
+
+// Names a rule inside one compiled policy: group index (or a deny list's id) and the rule's index in it.
 struct rule_ref {
     std::uint32_t group = 0;
     std::uint32_t rule = 0;
-    bool is_deny() const { return group == deny_group; }
+    bool is_deny() const { return group >= first_deny_list; }
     friend bool operator==(const rule_ref&, const rule_ref&) = default;
 };
 

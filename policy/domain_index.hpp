@@ -20,6 +20,7 @@ struct rule_terms {
     port_range first_ports;
     std::uint32_t more_ports_begin = 0;  // further ranges, in the policy's shared port table
     std::uint16_t more_ports_count = 0;
+    std::uint32_t request = 0;  // methods and paths: 0 none, else their index in the policy's table + 1
 };
 
 // Where a domain pattern stands in a policy: which group and rule, how it matches, and the rule's terms.

@@ -50,6 +50,10 @@ compile_result policy::compile(policy_spec spec)
         if (r.expires) {
             c.terms.expires = r.expires->time_since_epoch().count();
         }
+        if (!r.methods.empty() || !r.paths.empty()) {
+            p->requests_.push_back(request_terms{std::move(r.methods), std::move(r.paths)});
+            c.terms.request = static_cast<std::uint32_t>(p->requests_.size());
+        }
         c.description = std::move(r.description);
         c.where = r.where;
         c.tls = r.tls;
@@ -59,15 +63,29 @@ compile_result policy::compile(policy_spec spec)
         for (const auto& net : r.cidrs) {
             cidrs.at(net).push_back(cidr_entry{group, index, c.terms});
         }
-        if (group != deny_group) {
+        if (&domains == &p->allow_domains_) {
             p->counts_.domain_patterns += r.domains.size();
             p->counts_.cidrs += r.cidrs.size();
         }
         into.rules.push_back(std::move(c));
     };
 
+    // A group's or a client's deny list: its index among deny_lists_, or nullopt when it has none.
+    auto add_deny_list = [&](std::string label, std::vector<rule_spec>& rules) -> std::optional<std::uint32_t> {
+        if (rules.empty()) {
+            return std::nullopt;
+        }
+        auto index = static_cast<std::uint32_t>(p->deny_lists_.size());
+        p->deny_lists_.push_back(compiled_group{std::move(label), {}, {}});
+        for (std::uint32_t i = 0; i < rules.size(); ++i) {
+            compile_rule(rules[i], index, i, p->deny_lists_.back(), p->scoped_deny_domains_, p->scoped_deny_cidrs_);
+            ++p->counts_.deny_rules;
+        }
+        return index;
+    };
     std::unordered_map<std::string_view, std::uint32_t> group_ids;
     std::vector<source_location> group_where;
+    std::vector<std::optional<std::uint32_t>> group_deny_list;  // per compiled group
     for (auto& g : spec.groups) {
         auto [it, inserted] = group_ids.try_emplace(g.name, static_cast<std::uint32_t>(p->groups_.size()));
         if (!inserted) {
@@ -79,6 +97,7 @@ compile_result policy::compile(policy_spec spec)
         auto id = static_cast<std::uint32_t>(p->groups_.size());
         p->groups_by_name_.emplace(g.name, id);
         p->groups_.push_back(compiled_group{g.name, {}, g.upstream});
+        group_deny_list.push_back(add_deny_list("group:" + g.name + "/deny", g.deny));
         for (std::uint32_t i = 0; i < g.rules.size(); ++i) {
             auto& r = g.rules[i];
             for (const auto& net : r.cidrs) {
@@ -132,6 +151,16 @@ compile_result policy::compile(policy_spec spec)
         }
         std::sort(groups.begin(), groups.end());
         groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+        std::vector<std::uint32_t> deny_lists;
+        if (auto own = add_deny_list("client:" + c.name + "/deny", c.deny)) {
+            deny_lists.push_back(*own);
+        }
+        for (auto g : groups) {
+            if (group_deny_list[g]) {
+                deny_lists.push_back(*group_deny_list[g]);
+            }
+        }
+        std::sort(deny_lists.begin(), deny_lists.end());
         if (!c.identities.empty()) {
             // Identity clients keep their sources to themselves: they are a condition, not a way to be matched.
             std::vector<cidr> own;
@@ -188,8 +217,11 @@ compile_result policy::compile(policy_spec spec)
         p->client_names_.push_back(c.name);
         p->clients_hot_.push_back(client_hot{static_cast<std::uint32_t>(p->client_groups_.size()),
                                              static_cast<std::uint32_t>(groups.size()),
+                                             static_cast<std::uint32_t>(p->client_deny_lists_.size()),
+                                             static_cast<std::uint16_t>(deny_lists.size()),
                                              c.mode_override.value_or(spec.default_mode)});
         p->client_groups_.insert(p->client_groups_.end(), groups.begin(), groups.end());
+        p->client_deny_lists_.insert(p->client_deny_lists_.end(), deny_lists.begin(), deny_lists.end());
     }
     for (std::size_t g = 0; g < p->groups_.size(); ++g) {
         if (!group_used[g]) {
@@ -199,8 +231,10 @@ compile_result policy::compile(policy_spec spec)
 
     p->allow_domains_.build();
     p->deny_domains_.build();
+    p->scoped_deny_domains_.build();
     p->allow_cidrs_.shrink_to_fit();
     p->deny_cidrs_.shrink_to_fit();
+    p->scoped_deny_cidrs_.shrink_to_fit();
     p->client_sources_.shrink_to_fit();
     p->warn_shadowed_domains(warnings);
     p->warn_shadowed_cidrs(rule_cidrs, warnings);
@@ -221,7 +255,10 @@ compile_result policy::compile(policy_spec spec)
 
 const policy::compiled_rule& policy::rule_at(rule_ref ref) const
 {
-    return ref.is_deny() ? deny_.rules[ref.rule] : groups_[ref.group].rules[ref.rule];
+    if (ref.group == deny_group) {
+        return deny_.rules[ref.rule];
+    }
+    return ref.is_deny() ? deny_lists_[ref.group - first_deny_list].rules[ref.rule] : groups_[ref.group].rules[ref.rule];
 }
 
 bool policy::ports_cover(const compiled_rule& wide, const compiled_rule& narrow) const
@@ -239,6 +276,12 @@ bool policy::ports_cover(const compiled_rule& wide, const compiled_rule& narrow)
         if (!covered) {
             return false;
         }
+    }
+    // A rule limited to some methods or paths covers only a rule with the same limits.
+    if (wide.terms.request != 0 &&
+        (narrow.terms.request == 0 || requests_[wide.terms.request - 1].methods != requests_[narrow.terms.request - 1].methods ||
+         requests_[wide.terms.request - 1].paths != requests_[narrow.terms.request - 1].paths)) {
+        return false;
     }
     // An expiring rule does not stand in for a lasting one.
     return wide.terms.expires >= narrow.terms.expires;
@@ -408,26 +451,56 @@ std::optional<client_id> policy::find_client(std::string_view name) const
     return it->second;
 }
 
-policy::fit policy::evaluate(const rule_terms& terms, std::uint16_t port, std::int64_t now) const
+policy::fit policy::evaluate(const rule_terms& terms, const probe& q) const
 {
-    bool port_ok = terms.first_ports.contains(port);
+    bool port_ok = terms.first_ports.contains(q.port);
     for (std::uint32_t i = 0; i < terms.more_ports_count && !port_ok; ++i) {
-        port_ok = ports_[terms.more_ports_begin + i].contains(port);
+        port_ok = ports_[terms.more_ports_begin + i].contains(q.port);
     }
     if (!port_ok) {
         return fit::port_miss;
     }
-    return now >= terms.expires ? fit::expired : fit::match;
+    if (terms.request != 0) {
+        if (auto f = evaluate_request(requests_[terms.request - 1], q); f != fit::match) {
+            return f;
+        }
+    }
+    return q.now >= terms.expires ? fit::expired : fit::match;
+}
+
+policy::fit policy::evaluate_request(const request_terms& terms, const probe& q) const
+{
+    auto listed = [&](std::string_view method) {
+        return terms.methods.empty() || std::find(terms.methods.begin(), terms.methods.end(), method) != terms.methods.end();
+    };
+    if (q.request == nullptr) {
+        // A tunnel's requests are encrypted: only a rule that names CONNECT itself, and no paths, can speak for it.
+        bool names_connect = std::find(terms.methods.begin(), terms.methods.end(), "CONNECT") != terms.methods.end();
+        return names_connect && terms.paths.empty() ? fit::match : fit::method_miss;
+    }
+    if (!listed(q.request->method)) {
+        return fit::method_miss;
+    }
+    if (terms.paths.empty()) {
+        return fit::match;
+    }
+    auto under = [&](std::string_view path) {
+        return std::any_of(terms.paths.begin(), terms.paths.end(),
+                           [&](const std::string& prefix) { return path.starts_with(prefix); });
+    };
+    bool strict = under(q.request->path);
+    bool loose = under(q.request->loose_path);
+    return (q.deny ? strict || loose : strict && loose) ? fit::match : fit::path_miss;
 }
 
 policy::best_fit policy::match_domain(const domain_index& index, const group_list* groups,
-                                      std::string_view name, std::uint16_t port, std::int64_t now) const
+                                      std::string_view name, const probe& q) const
 {
     best_fit best;
     index.for_each_key(name, [&](std::span<const domain_entry> entries, bool own_key) {
         auto consider = [&](const domain_entry& e) {
             if (domain_index::matches_at(e.kind, own_key)) {
-                best.offer(evaluate(e.terms, port, now), rule_ref{e.group, e.rule});
+                best.offer(evaluate(e.terms, q), rule_ref{e.group, e.rule});
             }
             return best.level != fit::match;
         };
@@ -461,8 +534,8 @@ policy::best_fit policy::match_domain(const domain_index& index, const group_lis
 }
 
 policy::best_fit policy::match_cidr(const prefix_trie<std::vector<cidr_entry>>& trie,
-                                    const group_list* groups, const address& addr, std::uint16_t port,
-                                    std::int64_t now, int min_length) const
+                                    const group_list* groups, const address& addr, const probe& q,
+                                    int min_length) const
 {
     best_fit best;
     trie.for_each_containing(addr, [&](int depth, const std::vector<cidr_entry>& entries) {
@@ -471,20 +544,55 @@ policy::best_fit policy::match_cidr(const prefix_trie<std::vector<cidr_entry>>& 
         }
         for (const auto& e : entries) {
             if (groups == nullptr || std::binary_search(groups->begin(), groups->end(), e.group)) {
-                best.offer(evaluate(e.terms, port, now), rule_ref{e.group, e.rule}, true);
+                best.offer(evaluate(e.terms, q), rule_ref{e.group, e.rule}, true);
             }
         }
     });
     return best;
 }
 
-policy::best_fit policy::match_deny_address(const address& addr, std::uint16_t port, std::int64_t now) const
+namespace {
+
+// A scoped deny list's match names the list by its id among all rule groups.
+template <typename Fit>
+Fit as_scoped(Fit f)
 {
-    best_fit deny = match_cidr(deny_cidrs_, nullptr, addr, port, now, 0);
+    if (f.rule) {
+        f.rule->group += first_deny_list;
+    }
+    return f;
+}
+
+}  // namespace
+
+policy::best_fit policy::match_deny_name(client_id client, std::string_view name, const probe& q) const
+{
+    best_fit deny = match_domain(deny_domains_, nullptr, name, q);
+    if (deny.level == fit::match) {
+        return deny;
+    }
+    auto lists = deny_lists_of(client);
+    if (lists.empty()) {
+        return {};
+    }
+    return as_scoped(match_domain(scoped_deny_domains_, &lists, name, q));
+}
+
+policy::best_fit policy::match_deny_address(client_id client, const address& addr, const probe& q) const
+{
+    auto lists = deny_lists_of(client);
+    auto one = [&](const address& a) {
+        best_fit deny = match_cidr(deny_cidrs_, nullptr, a, q, 0);
+        if (deny.level != fit::match && !lists.empty()) {
+            deny = as_scoped(match_cidr(scoped_deny_cidrs_, &lists, a, q, 0));
+        }
+        return deny;
+    };
+    best_fit deny = one(addr);
     embedded_v4 inner[max_embedded];
     int count = embedded_addresses(addr, inner, nat64_prefixes_);
     for (int i = 0; i < count && deny.level != fit::match; ++i) {
-        deny = match_cidr(deny_cidrs_, nullptr, inner[i].v4, port, now, 0);
+        deny = one(inner[i].v4);
     }
     return deny;
 }
@@ -512,6 +620,12 @@ decision policy::finish(decision d, const best_fit& allow) const
     case fit::port_miss:
         d.why = reason::port_not_allowed;
         break;
+    case fit::method_miss:
+        d.why = reason::method_not_allowed;
+        break;
+    case fit::path_miss:
+        d.why = reason::path_not_allowed;
+        break;
     case fit::none:
         d.why = reason::no_matching_rule;
         break;
@@ -537,16 +651,17 @@ std::optional<decision> policy::grant_for(decision d, const Target& target, std:
 }
 
 decision policy::decide_literal(decision d, const address& addr, std::uint16_t port, time_point now,
-                                const grant_set* grants) const
+                                const grant_set* grants, const http_request* request) const
 {
     std::int64_t t = now.time_since_epoch().count();
-    if (auto deny = match_deny_address(addr, port, t); deny.level == fit::match) {
+    if (auto deny = match_deny_address(*d.client, addr, probe{port, t, request, true}); deny.level == fit::match) {
         d.why = reason::explicit_deny;
         d.rule = deny.rule;
         return finish(d);
     }
     auto groups = groups_of(*d.client);
-    best_fit allow = match_cidr(allow_cidrs_, &groups, addr, port, t, 0);
+    probe q{port, t, request, false};
+    best_fit allow = match_cidr(allow_cidrs_, &groups, addr, q, 0);
     if (allow.level != fit::match) {
         auto granted = grant_for(d, addr, port, now, grants);
         if (!granted) {
@@ -562,7 +677,7 @@ decision policy::decide_literal(decision d, const address& addr, std::uint16_t p
     }
     if (auto hit = classify(addr, guarded_, nat64_prefixes_)) {
         int min_length = exemption_min_length(*hit);
-        best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, t, min_length);
+        best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, q, min_length);
         if (exempt.level != fit::match) {
             d.why = reason::address_guard;
             d.guard = hit;
@@ -574,7 +689,7 @@ decision policy::decide_literal(decision d, const address& addr, std::uint16_t p
 }
 
 decision policy::decide_name(std::optional<client_id> client, const host& target, std::uint16_t port,
-                             time_point now, const grant_set* grants) const
+                             time_point now, const grant_set* grants, const http_request* request) const
 {
     decision d;
     d.client = client;
@@ -588,17 +703,17 @@ decision policy::decide_name(std::optional<client_id> client, const host& target
     d.applied_mode = clients_hot_[*client].effective_mode;
     std::int64_t t = now.time_since_epoch().count();
     if (const auto* literal = target.literal()) {
-        return decide_literal(d, *literal, port, now, grants);
+        return decide_literal(d, *literal, port, now, grants, request);
     }
     const std::string& name = *target.name();
     auto groups = groups_of(*client);
     __builtin_prefetch(groups.data());  // loads while the deny list is consulted
-    if (auto deny = match_domain(deny_domains_, nullptr, name, port, t); deny.level == fit::match) {
+    if (auto deny = match_deny_name(*client, name, probe{port, t, request, true}); deny.level == fit::match) {
         d.why = reason::explicit_deny;
         d.rule = deny.rule;
         return finish(d);
     }
-    best_fit allow = match_domain(allow_domains_, &groups, name, port, t);
+    best_fit allow = match_domain(allow_domains_, &groups, name, probe{port, t, request, false});
     if (allow.level != fit::match) {
         if (auto granted = grant_for(d, target, port, now, grants)) {
             return *granted;
@@ -608,25 +723,26 @@ decision policy::decide_name(std::optional<client_id> client, const host& target
 }
 
 decision policy::decide_address(std::optional<client_id> client, const host& target, std::uint16_t port,
-                                const address& addr, time_point now, const grant_set* grants) const
+                                const address& addr, time_point now, const grant_set* grants,
+                                const http_request* request) const
 {
     if (target.is_address()) {
         // The address connected to is what gets decided, whatever the caller parsed.
-        decision d = decide_name(client, target, port, now, grants);
+        decision d = decide_name(client, target, port, now, grants, request);
         if (d.why == reason::unknown_client || *target.literal() == addr) {
             return d;
         }
         d.rule.reset();
         d.grant.reset();
         d.why = reason::allowed;
-        return decide_literal(d, addr, port, now, grants);
+        return decide_literal(d, addr, port, now, grants, request);
     }
-    decision d = decide_name(client, target, port, now, grants);
+    decision d = decide_name(client, target, port, now, grants, request);
     if (!d.allowed()) {
         return d;
     }
     std::int64_t t = now.time_since_epoch().count();
-    if (auto deny = match_deny_address(addr, port, t); deny.level == fit::match) {
+    if (auto deny = match_deny_address(*client, addr, probe{port, t, request, true}); deny.level == fit::match) {
         d.why = reason::explicit_deny;
         d.rule = deny.rule;
         d.grant.reset();
@@ -636,7 +752,7 @@ decision policy::decide_address(std::optional<client_id> client, const host& tar
     if (auto hit = classify(addr, guarded_, nat64_prefixes_)) {
         int min_length = exemption_min_length(*hit);
         auto groups = groups_of(*client);
-        best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, port, t, min_length);
+        best_fit exempt = match_cidr(allow_cidrs_, &groups, addr, probe{port, t, request, false}, min_length);
         if (exempt.level != fit::match) {
             d.why = reason::address_guard;
             d.guard = hit;
@@ -702,10 +818,17 @@ decision policy::decide_tls(std::optional<client_id> client, const host& target,
 policy::rule_view policy::describe(rule_ref ref) const
 {
     const auto& r = rule_at(ref);
-    rule_view v{ref.is_deny() ? std::string_view("deny") : std::string_view(groups_[ref.group].name), ref.rule,
-                r.description, r.where, std::nullopt};
+    std::string_view group = ref.group == deny_group ? std::string_view(deny_.name)
+                             : ref.is_deny()          ? std::string_view(deny_lists_[ref.group - first_deny_list].name)
+                                                      : std::string_view(groups_[ref.group].name);
+    rule_view v{group, ref.rule, r.description, r.where, std::nullopt, {}, {}};
     if (r.terms.expires != INT64_MAX) {
         v.expires = time_point{std::chrono::seconds{r.terms.expires}};
+    }
+    if (r.terms.request != 0) {
+        const auto& terms = requests_[r.terms.request - 1];
+        v.methods = terms.methods;
+        v.paths = terms.paths;
     }
     return v;
 }

@@ -52,15 +52,20 @@ public:
     // Name phase, before DNS: may this client go to host:port at time now?
     // For an IP-literal host this is the whole decision (the address is known).
     // grants: consulted when no base rule allows (an allow-list miss: no_matching_rule, port_not_allowed,
-    // expired) and nothing on the deny list matches; a matching grant turns the decision into allow with reason
-    // granted. Grants never open what the address guard guards, and never override the deny list.
+    // method_not_allowed, path_not_allowed, expired) and no deny list of the client matches; a matching grant
+    // turns the decision into allow with reason granted. Grants never open what the address guard guards, and
+    // never override a deny list.
+    // request: a plain-HTTP request's method and path; null for a CONNECT tunnel.
+    // Deny lists: the global one, the client's own and its groups' all win over every allow.
     decision decide_name(std::optional<client_id> client, const host& target, std::uint16_t port,
-                         time_point now, const grant_set* grants = nullptr) const;
+                         time_point now, const grant_set* grants = nullptr,
+                         const http_request* request = nullptr) const;
 
     // Address phase, after DNS: may the connection go to this resolved address? Repeats the name phase,
     // then applies deny CIDRs and the address guard. For an IP-literal host, addr must be that literal.
     decision decide_address(std::optional<client_id> client, const host& target, std::uint16_t port,
-                            const address& addr, time_point now, const grant_set* grants = nullptr) const;
+                            const address& addr, time_point now, const grant_set* grants = nullptr,
+                            const http_request* request = nullptr) const;
 
     // Tunnel phase, after "200 Connection established" and before any client byte is forwarded: do the
     // tunnel's first bytes agree with the CONNECT target, under the tls mode of the rule that allowed it?
@@ -74,11 +79,14 @@ public:
     tls_mode tls_for(const decision& d) const;
 
     struct rule_view {
-        std::string_view group;  // "deny" for the deny list
+        // "deny" for the global deny list, "group:NAME/deny" and "client:NAME/deny" for the others
+        std::string_view group;
         std::uint32_t index;     // 0-based position in the group's rules
         std::string_view description;
         source_location where;
         std::optional<time_point> expires;
+        std::span<const std::string> methods;
+        std::span<const std::string> paths;
     };
     rule_view describe(rule_ref ref) const;
     // Where the traffic a decision allows goes: the route of the allowing rule's group. A grant or a report-mode
@@ -110,7 +118,7 @@ public:
         std::size_t clients = 0;
         std::size_t groups = 0;
         std::size_t rules = 0;
-        std::size_t deny_rules = 0;
+        std::size_t deny_rules = 0;  // on every deny list
         std::size_t domain_patterns = 0;  // in allow rules
         std::size_t cidrs = 0;            // in allow rules
     };
@@ -141,7 +149,21 @@ private:
     struct client_hot {
         std::uint32_t groups_begin = 0;
         std::uint32_t groups_count = 0;
+        std::uint32_t deny_begin = 0;  // the client's own and its groups' deny lists, in client_deny_lists_
+        std::uint16_t deny_count = 0;
         mode effective_mode = mode::enforce;
+    };
+    // What a rule's methods and paths ask of a request (rule_terms::request indexes these).
+    struct request_terms {
+        std::vector<std::string> methods;
+        std::vector<std::string> paths;
+    };
+    // What a decision asks of each rule it looks at.
+    struct probe {
+        std::uint16_t port;
+        std::int64_t now;
+        const http_request* request;
+        bool deny;  // a deny rule naming paths matches either form of the path; an allow rule needs both
     };
     struct cidr_entry {
         std::uint32_t group;
@@ -151,7 +173,7 @@ private:
     using group_list = std::span<const std::uint32_t>;
 
     // How well a rule fits a request, in the order a decision prefers them.
-    enum class fit : std::uint8_t { none, port_miss, expired, match };
+    enum class fit : std::uint8_t { none, port_miss, method_miss, path_miss, expired, match };
     struct best_fit {
         fit level = fit::none;
         std::optional<rule_ref> rule;
@@ -165,16 +187,23 @@ private:
         }
     };
 
-    fit evaluate(const rule_terms& terms, std::uint16_t port, std::int64_t now) const;
+    fit evaluate(const rule_terms& terms, const probe& q) const;
+    fit evaluate_request(const request_terms& terms, const probe& q) const;
     group_list groups_of(client_id id) const
     {
         return group_list(client_groups_).subspan(clients_hot_[id].groups_begin, clients_hot_[id].groups_count);
     }
+    group_list deny_lists_of(client_id id) const
+    {
+        return group_list(client_deny_lists_).subspan(clients_hot_[id].deny_begin, clients_hot_[id].deny_count);
+    }
     best_fit match_domain(const domain_index& index, const group_list* groups, std::string_view name,
-                          std::uint16_t port, std::int64_t now) const;
+                          const probe& q) const;
     best_fit match_cidr(const prefix_trie<std::vector<cidr_entry>>& trie, const group_list* groups,
-                        const address& addr, std::uint16_t port, std::int64_t now, int min_length) const;
-    best_fit match_deny_address(const address& addr, std::uint16_t port, std::int64_t now) const;
+                        const address& addr, const probe& q, int min_length) const;
+    // Every deny list of the client, the global one first; the rule that matched, if any.
+    best_fit match_deny_name(client_id client, std::string_view name, const probe& q) const;
+    best_fit match_deny_address(client_id client, const address& addr, const probe& q) const;
     decision finish(decision d, const best_fit& allow) const;
     decision finish(decision d) const;
     void warn_shadowed_domains(std::vector<diagnostic>& warnings) const;
@@ -182,7 +211,7 @@ private:
     bool ports_cover(const compiled_rule& wide, const compiled_rule& narrow) const;
     const compiled_rule& rule_at(rule_ref ref) const;
     decision decide_literal(decision d, const address& addr, std::uint16_t port, time_point now,
-                            const grant_set* grants) const;
+                            const grant_set* grants, const http_request* request) const;
     // An allow-list miss that a grant may turn into an allow; nullopt when no grant matches.
     template <typename Target>
     std::optional<decision> grant_for(decision d, const Target& target, std::uint16_t port, time_point now,
@@ -197,6 +226,9 @@ private:
     std::vector<port_range> ports_;  // every rule's ranges after its first, sliced by rule_terms::more_ports_*
     std::vector<compiled_group> groups_;
     compiled_group deny_;
+    std::vector<compiled_group> deny_lists_;  // of groups and clients; rule_ref group first_deny_list + index
+    std::vector<std::uint32_t> client_deny_lists_;
+    std::vector<request_terms> requests_;
     std::vector<std::string> client_names_;
     std::vector<client_hot> clients_hot_;
     std::vector<std::uint32_t> client_groups_;
@@ -217,8 +249,10 @@ private:
     std::optional<client_id> match_identity_group(const std::vector<client_id>& group, const std::optional<address>& source) const;
     domain_index allow_domains_;
     domain_index deny_domains_;
+    domain_index scoped_deny_domains_;  // the deny lists of groups and clients, entries' group: their index
     prefix_trie<std::vector<cidr_entry>> allow_cidrs_;
     prefix_trie<std::vector<cidr_entry>> deny_cidrs_;
+    prefix_trie<std::vector<cidr_entry>> scoped_deny_cidrs_;
     counts counts_;
     bool has_expiring_rules_ = false;
 };

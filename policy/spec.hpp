@@ -68,6 +68,10 @@ struct rule_spec {
     std::string description;
     std::optional<time_point> expires;
     std::optional<tls_mode> tls;  // unset: the policy's default_tls
+    // Plain-HTTP conditions: the request's method must be listed and its normal path must start with a prefix.
+    // A CONNECT matches only a rule whose methods list CONNECT and which names no paths. Empty: any request.
+    std::vector<std::string> methods;
+    std::vector<std::string> paths;  // in normal form (protocol::http::normalise_path)
     source_location where;
 };
 
@@ -102,6 +106,7 @@ struct group_spec {
     std::vector<rule_spec> rules;
     source_location where;
     upstream_route upstream = {};  // "upstream_proxy: http://host:port" or "upstream_proxy: direct"
+    std::vector<rule_spec> deny = {};  // for every client of the group; wins over every allow, like the global list
 };
 
 struct named_ref {
@@ -134,6 +139,7 @@ struct client_spec {
     std::optional<bool> requests;    // "requests: on|off" on the client; unset: the policy's
     unsigned required_approvals = 1;  // "approvals: {required: 2}": two distinct approvers
     source_location approvals_where;  // where required_approvals was written; unset: the client's location
+    std::vector<rule_spec> deny = {};  // this client's own deny list; wins over every allow
     source_location where;
 };
 

@@ -109,11 +109,14 @@ std::string_view to_string(reload_trigger t)
     return "SIGHUP";
 }
 
-// Every file a reload reads, for the file watch: the configuration, the policy, the credentials, TLS files.
+// Every file a reload reads, for the file watch: the configuration, the policy and the list files it names (as of
+// the last load that applied), the credentials, TLS files.
 std::vector<std::filesystem::path> watched_paths(const std::filesystem::path& config_path,
-                                                 const config::server_config& config)
+                                                 const config::server_config& config,
+                                                 const std::vector<std::string>& policy_files)
 {
     std::vector<std::filesystem::path> paths{config_path, config.policy_path};
+    paths.insert(paths.end(), policy_files.begin(), policy_files.end());
     if (config.proxy_auth) {
         paths.push_back(config.proxy_auth->credentials);
     }
@@ -494,7 +497,7 @@ void server_process::start_watch(const config::server_config& config)
         return;
     }
     watch_debounce_ = config.reload.debounce;
-    watch_ = std::make_unique<startup::file_watch>(control_, watched_paths(config_path_, config),
+    watch_ = std::make_unique<startup::file_watch>(control_, watched_paths(config_path_, config, policy_files_),
                                                    config.reload.debounce,
                                                    [this] { request_reload(reload_trigger::file_change); });
     watch_->start();
@@ -516,7 +519,7 @@ void server_process::update_watch(const config::server_config& next)
         return;
     }
     if (watch_ && watch_debounce_ == next.reload.debounce) {
-        watch_->set_paths(watched_paths(config_path_, next));
+        watch_->set_paths(watched_paths(config_path_, next, policy_files_));
         return;
     }
     watch_.reset();

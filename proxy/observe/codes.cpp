@@ -53,6 +53,8 @@ constexpr std::array<std::string_view, reason_count> reason_names{
     "sni_missing",
     "not_tls",
     "granted",
+    "method_not_allowed",
+    "path_not_allowed",
     "dns_nxdomain",
     "dns_no_addresses",
     "dns_servfail",
@@ -79,7 +81,7 @@ constexpr std::array<std::string_view, reason_count> reason_names{
     "resource_exhausted",
 };
 static_assert(static_cast<std::size_t>(reason::resource_exhausted) + 1 == reason_count);
-static_assert(static_cast<int>(reason::granted) + 1 == policy::reason_count,
+static_assert(static_cast<int>(reason::path_not_allowed) + 1 == policy::reason_count,
               "the policy's reasons come first, in the same order");
 
 constexpr std::array<std::string_view, event_kind_count> event_kind_names{

@@ -66,6 +66,8 @@ enum class reason : std::uint8_t {
     sni_missing,
     not_tls,
     granted,
+    method_not_allowed,
+    path_not_allowed,
     dns_nxdomain,
     dns_no_addresses,
     dns_servfail,
@@ -91,7 +93,7 @@ enum class reason : std::uint8_t {
     upstream_closed,
     resource_exhausted,  // no descriptor or kernel memory for a socket egressd needed (DNS, the connect): 503
 };
-inline constexpr std::size_t reason_count = 35;
+inline constexpr std::size_t reason_count = 37;
 
 // The kinds of event egressd writes about traffic.
 enum class event_kind : std::uint8_t {

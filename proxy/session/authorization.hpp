@@ -27,6 +27,7 @@ struct authorization {
     policy::host target;
     std::uint16_t port = 0;
     bool tunnel = false;                             // CONNECT; else a forwarded plain-HTTP request
+    std::optional<policy::http_request_facts> request;  // a forwarded request's method and path
     // Through a parent proxy: egressd connects to the parent and asks it for target:port; vetted and connected are
     // then the parent's addresses (the destination's are the parent's business).
     std::optional<policy::parent_proxy> parent;
@@ -37,7 +38,10 @@ struct authorization {
     std::optional<policy::tunnel_start> client_hello;  // CONNECT under a tls mode: what the ClientHello said
 
     // The facts to decide the established connection again; needs `connected`.
-    policy::established facts() const { return {who, target, port, *connected, client_hello, parent.has_value()}; }
+    policy::established facts() const
+    {
+        return {who, target, port, *connected, client_hello, parent.has_value(), request};
+    }
     // The port to connect to: the parent's, or the destination's.
     std::uint16_t connect_port() const { return parent ? parent->port : port; }
 };

@@ -153,8 +153,8 @@ boost::asio::awaitable<void> authorizer::note_request(const authorization& a, co
     c_.request.access_request = id.value_or(0);
 }
 
-boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authorize(const policy::destination& dest,
-                                                                                   bool tunnel)
+boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authorize(
+    const policy::destination& dest, const policy::http_request_facts* request)
 {
     c_.watch.disarm();  // DNS has its own timeout; the head's deadline is spent
     authorization a;
@@ -167,7 +167,15 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     a.client_name = a.client ? std::string(a.snapshot->client_name(*a.client)) : std::string();
     a.target = dest.target;
     a.port = dest.port;
-    a.tunnel = tunnel;
+    a.tunnel = request == nullptr;
+    if (request != nullptr) {
+        a.request = *request;
+    }
+    std::optional<policy::http_request> request_view;
+    if (a.request) {
+        request_view = a.request->view();
+    }
+    const policy::http_request* http = request_view ? &*request_view : nullptr;
     const auto& p = *a.snapshot;
     auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
     auto log = [&](const policy::decision& d, std::string_view address, std::string_view detail = {}) {
@@ -178,7 +186,7 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     };
 
     const auto* grants = a.grants.get();
-    auto name_decision = p.decide_name(a.client, a.target, a.port, now, grants);
+    auto name_decision = p.decide_name(a.client, a.target, a.port, now, grants, http);
     a.tls = p.tls_for(name_decision);
     const auto* literal = a.target.literal();
     std::string literal_text = literal != nullptr ? literal->to_string() : std::string();
@@ -210,7 +218,7 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
                      {.client = a.client_name, .address = {}, .reason = why.why, .dns_error = true});
         co_return refusal{std::move(why), a.client_name, {}};
     }
-    auto vetting = policy::vet_addresses(p, a.client, a.target, a.port, answer.addresses, now, grants);
+    auto vetting = policy::vet_addresses(p, a.client, a.target, a.port, answer.addresses, now, grants, http);
     std::string refused_address;
     if (vetting.first_refused) {
         refused_address = answer.addresses[*vetting.first_refused].to_string();

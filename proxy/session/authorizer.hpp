@@ -30,9 +30,11 @@ class authorizer {
 public:
     explicit authorizer(connection& c) : c_(c) {}
 
-    // tunnel: a CONNECT, which keeps the authorization for its whole life.
+    // request: a forwarded plain-HTTP request's method and normal path; none for a CONNECT, which keeps the
+    // authorization for its whole life. By pointer: a by-value argument would be a temporary inside the
+    // caller's co_await, which g++ 12 may destroy twice.
     boost::asio::awaitable<std::variant<authorization, refusal>> authorize(const policy::destination& dest,
-                                                                           bool tunnel);
+                                                                           const policy::http_request_facts* request);
 
 private:
     // An allow-list miss of a client that may ask becomes (or counts towards) an access request, when the

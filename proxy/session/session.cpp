@@ -1,5 +1,6 @@
 #include "proxy/session/session.hpp"
 
+#include "protocol/http/path.hpp"
 #include "proxy/event_log.hpp"
 #include "proxy/session/authorizer.hpp"
 #include "proxy/session/connector.hpp"
@@ -167,7 +168,7 @@ asio::awaitable<client_session::served> client_session::serve_connect(const http
     const auto& dest = *target.destination;
     c_.request.host = dest.target.to_string();
     c_.request.port = dest.port;
-    auto decided = co_await authorizer(c_).authorize(dest, true);
+    auto decided = co_await authorizer(c_).authorize(dest, nullptr);
     if (const auto* no = std::get_if<refusal>(&decided)) {
         c_.request.client = no->client;
         c_.request.address = no->address;
@@ -218,11 +219,18 @@ asio::awaitable<std::optional<close_cause>> client_session::serve_forward(const 
     bool client_keep_alive = wants_keep_alive(head, worker_.draining());
     c_.request.host = dest.target.to_string();
     c_.request.port = dest.port;
-    std::string_view origin_form = target.uri->origin_form;
-    auto question = origin_form.find('?');
-    c_.request.path = origin_form.substr(0, question);
-    c_.request.query = question == std::string_view::npos ? std::string_view() : origin_form.substr(question + 1);
-    auto decided = co_await authorizer(c_).authorize(dest, false);
+    std::string_view written = target.uri->origin_form;
+    auto question = written.find('?');
+    // Decided and forwarded in normal form: the upstream gets exactly the path the rules saw.
+    policy::http_request_facts request{std::string(head.method), http::normalise_path(written.substr(0, question)), {}};
+    request.loose_path = http::loose_path(request.path);
+    std::string origin_form = request.path;
+    if (question != std::string_view::npos) {
+        origin_form += written.substr(question);
+    }
+    c_.request.path = request.path;
+    c_.request.query = question == std::string_view::npos ? std::string_view() : written.substr(question + 1);
+    auto decided = co_await authorizer(c_).authorize(dest, &request);
     if (const auto* no = std::get_if<refusal>(&decided)) {
         c_.request.client = no->client;
         c_.request.address = no->address;

@@ -1,19 +1,24 @@
 #include "proxy/tools/decide.hpp"
 
+#include "protocol/http/path.hpp"
+
 namespace egressd::proxy::tools {
 
 connection_verdict decide_connection(const policy::policy& p, std::optional<policy::client_id> client,
                                      const policy::host& target, std::uint16_t port,
                                      std::span<const policy::address> resolved, policy::time_point at,
-                                     const std::optional<policy::tunnel_start>& tunnel)
+                                     const std::optional<policy::tunnel_start>& tunnel,
+                                     const std::optional<policy::http_request_facts>& request)
 {
     connection_verdict v;
-    v.deciding = p.decide_name(client, target, port, at);
+    auto view = request ? std::optional(request->view()) : std::nullopt;
+    const policy::http_request* asked = view ? &*view : nullptr;
+    v.deciding = p.decide_name(client, target, port, at, nullptr, asked);
     if (!v.deciding.allowed()) {
         return v;
     }
     if (!resolved.empty()) {
-        auto vetting = policy::vet_addresses(p, client, target, port, resolved, at);
+        auto vetting = policy::vet_addresses(p, client, target, port, resolved, at, nullptr, asked);
         // vet_addresses lets would_deny through (report mode); here only a real allow passes.
         const policy::decision* passing = nullptr;
         for (const auto& d : vetting.decisions) {
@@ -43,6 +48,13 @@ connection_verdict decide_connection(const policy::policy& p, std::optional<poli
     }
     v.allowed = true;
     return v;
+}
+
+policy::http_request_facts http_request_of(std::string method, std::string_view path)
+{
+    policy::http_request_facts facts{std::move(method), protocol::http::normalise_path(path), {}};
+    facts.loose_path = protocol::http::loose_path(facts.path);
+    return facts;
 }
 
 std::string rule_label(const policy::policy& p, const policy::decision& d)

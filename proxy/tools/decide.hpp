@@ -18,10 +18,16 @@ struct connection_verdict {
 
 // The name phase, then each resolved address (allowed when one passes), then, given what a tunnel started
 // with, the tunnel phase.
+// request: a plain-HTTP request's method and path (none: a CONNECT).
 connection_verdict decide_connection(const policy::policy& p, std::optional<policy::client_id> client,
                                      const policy::host& target, std::uint16_t port,
                                      std::span<const policy::address> resolved, policy::time_point at,
-                                     const std::optional<policy::tunnel_start>& tunnel = std::nullopt);
+                                     const std::optional<policy::tunnel_start>& tunnel = std::nullopt,
+                                     const std::optional<policy::http_request_facts>& request = std::nullopt);
+
+// A plain-HTTP request as the proxy sees it: the path as written (without the query) in normal form. A method
+// other than CONNECT: the proxy refuses a CONNECT with a path before any rule sees it.
+policy::http_request_facts http_request_of(std::string method, std::string_view path);
 
 // The deciding rule as "group#index \"description\"" ("deny#0 ..." for the deny list); empty without a rule.
 std::string rule_label(const policy::policy& p, const policy::decision& d);

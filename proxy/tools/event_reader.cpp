@@ -184,6 +184,7 @@ line_result read_native(const json::object& o)
     e.client = text_at(o, {"client"});
     e.identity = text_at(o, {"identity"});
     e.method = text_at(o, {"method"});
+    e.path = text_at(o, {"path"});
     e.address = text_at(o, {"address"});
     e.reason = text_at(o, {"reason"});
     e.mode = text_at(o, {"mode"});
@@ -223,6 +224,7 @@ line_result read_ecs(const json::object& o)
     if (e.method.empty()) {
         e.method = text_at(o, {"egressd", "method"});
     }
+    e.path = text_at(o, {"url", "path"});
     e.address = text_at(o, {"destination", "ip"});
     e.reason = text_at(o, {"event", "reason"});
     if (e.reason.empty()) {
@@ -276,6 +278,7 @@ line_result read_ocsf(const json::object& o)
     if (e.method.empty()) {
         e.method = text_at(o, {"unmapped", "egressd", "method"});
     }
+    e.path = text_at(o, {"http_request", "url", "path"});
     // dst_endpoint.ip holds the decided address for a name, the literal itself for an IP literal.
     e.address = text_at(o, {"unmapped", "egressd", "address"});
     if (e.address.empty()) {

@@ -23,6 +23,7 @@ struct recorded_event {
     std::uint16_t source_port = 0;
     std::string identity;
     std::string method;
+    std::string path;  // a forwarded plain-HTTP request's (normal form); empty for a CONNECT
     std::string host;  // as asked: a name or an IP literal; "-" when unknown
     std::uint16_t port = 0;
     std::string address;  // the decided address; empty: none

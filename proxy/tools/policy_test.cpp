@@ -32,6 +32,7 @@ struct test_case {
     std::string dest_text;
     std::vector<pol::address> resolved;
     std::optional<pol::time_point> at;
+    std::optional<pol::http_request_facts> request;  // method: (and path:); none: a CONNECT
     bool expect_allow = false;
     std::optional<pol::reason> reason;
 };
@@ -68,7 +69,8 @@ private:
         }
         auto errors_before = r_.error_count();
         r_.check_keys(item, "a test case",
-                      {"name", "client", "source", "identity", "dest", "resolved", "at", "expect", "reason"});
+                      {"name", "client", "source", "identity", "dest", "resolved", "at", "method", "path", "expect",
+                       "reason"});
         test_case c;
         c.where = item.where;
         if (const auto* n = r_.find(item, "name")) {
@@ -87,6 +89,7 @@ private:
                 }
             });
         }
+        read_request(item, c);
         if (const auto* n = r_.find(item, "at")) {
             if (auto text = r_.string_value(*n, "an RFC 3339 time like 2026-12-31T12:00:00Z")) {
                 c.at = config::parse_rfc3339(*text);
@@ -117,6 +120,30 @@ private:
             return std::nullopt;
         }
         return c;
+    }
+
+    // method: GET (and path: /x, default "/"): a plain-HTTP request; no method (or CONNECT): a tunnel.
+    void read_request(const config::yaml_node& item, test_case& c)
+    {
+        const auto* method = r_.find(item, "method");
+        const auto* path = r_.find(item, "path");
+        std::optional<std::string> m = method != nullptr ? r_.string_value(*method, "an HTTP method") : std::nullopt;
+        std::optional<std::string> p = path != nullptr ? r_.string_value(*path, "a path like /simple/") : std::nullopt;
+        if (m && (m->empty() || m->find_first_of(" \t/") != std::string::npos)) {
+            r_.error(*method, "expected an HTTP method like GET, found '" + *m + "'");
+            return;
+        }
+        if (path != nullptr && (!m || *m == "CONNECT")) {
+            r_.error(*path, "path needs a method other than CONNECT (a tunnel has no path): add method: GET");
+            return;
+        }
+        if (p && (p->empty() || p->front() != '/' || p->find_first_of(" \t?#") != std::string::npos)) {
+            r_.error(*path, "expected a path starting with '/', without spaces or query, found '" + *p + "'");
+            return;
+        }
+        if (m && *m != "CONNECT") {
+            c.request = http_request_of(*m, p.value_or("/"));
+        }
     }
 
     void read_who(const config::yaml_node& item, test_case& c)
@@ -253,7 +280,7 @@ int policy_test(const std::vector<std::string>& args, std::ostream& out, std::os
         o.c = &c;
         o.at = c.at.value_or(now);
         o.client = c.named_client ? c.named_client : p.match_client(pol::client_facts{c.source, c.identity});
-        o.verdict = decide_connection(p, o.client, c.dest.target, c.dest.port, c.resolved, o.at);
+        o.verdict = decide_connection(p, o.client, c.dest.target, c.dest.port, c.resolved, o.at, std::nullopt, c.request);
         o.passed = o.verdict.allowed == c.expect_allow && (!c.reason || *c.reason == o.verdict.deciding.why);
         failed += o.passed ? 0 : 1;
         outcomes.push_back(o);
@@ -272,6 +299,8 @@ int policy_test(const std::vector<std::string>& args, std::ostream& out, std::os
             row["passed"] = o.passed;
             row["client"] = o.client ? json::value(std::string(p.client_name(*o.client))) : json::value(nullptr);
             row["destination"] = o.c->dest_text;
+            row["method"] = o.c->request ? json::value(o.c->request->method) : json::value("CONNECT");
+            row["path"] = o.c->request ? json::value(o.c->request->path) : json::value(nullptr);
             row["at"] = config::format_rfc3339(o.at);
             row["expected"] = o.c->expect_allow ? "allow" : "deny";
             row["expected_reason"] = o.c->reason ? json::value(pol::to_string(*o.c->reason)) : json::value(nullptr);
@@ -302,7 +331,9 @@ int policy_test(const std::vector<std::string>& args, std::ostream& out, std::os
                 expected += " [" + std::string(pol::to_string(*c.reason)) + "]";
             }
             out << "FAIL " << case_label(c, cases_path, i + 1) << '\n'
-                << "  " << c.who << " -> " << c.dest_text << " at " << config::format_rfc3339(o.at);
+                << "  " << c.who << " -> "
+                << (c.request ? c.request->method + " http://" + c.dest_text + c.request->path : c.dest_text)
+                << " at " << config::format_rfc3339(o.at);
             if (!c.named_client) {
                 out << " (client " << (o.client ? std::string(p.client_name(*o.client)) : std::string("(none)"))
                     << ")";

@@ -120,7 +120,13 @@ public:
         if (auto addr = pol::address::parse(e.address)) {
             resolved.push_back(*addr);
         }
-        auto v = decide_connection(p_, client, *target.value, e.port, resolved, now_, tunnel_of(e, *recorded));
+        // A forwarded request is decided with its method and path (rules may name them); a CONNECT without.
+        std::optional<pol::http_request_facts> request;
+        if (!e.path.empty() && !e.method.empty() && e.method != "CONNECT") {
+            request = http_request_of(e.method, e.path);
+        }
+        auto v = decide_connection(p_, client, *target.value, e.port, resolved, now_, tunnel_of(e, *recorded),
+                                   request);
         if (was_allowed == v.allowed) {
             return;
         }

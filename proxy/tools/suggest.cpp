@@ -259,15 +259,23 @@ void drop_refused(client_traffic& c, std::string_view client_name, const current
 {
     auto now = std::chrono::floor<std::chrono::seconds>(clock::now());
     std::optional<pol::client_id> probe;
+    bool own_client = false;
     if (current != nullptr) {
-        // The deny list is the same for every client; any client of the policy lets decide_name reach it.
+        // The client's own deny lists apply when the current policy has it; otherwise any client lets
+        // decide_name reach the global list, the only one certain to apply.
         probe = current->compiled().find_client(client_name);
+        own_client = probe.has_value();
         if (!probe && current->compiled().stats().clients > 0) {
             probe = pol::client_id{0};
         }
     }
     auto refused_by_deny_list = [&](const pol::host& target, std::uint16_t port) {
-        return probe && current->compiled().decide_name(probe, target, port, now).why == pol::reason::explicit_deny;
+        if (!probe) {
+            return false;
+        }
+        auto d = current->compiled().decide_name(probe, target, port, now);
+        return d.why == pol::reason::explicit_deny &&
+               (own_client || (d.rule && current->compiled().describe(*d.rule).group == "deny"));
     };
     auto refuse = [&](std::string text, std::string_view why, const sightings& s) {
         c.refused.push_back(std::move(text) + " (" + std::string(why) + ")");
@@ -759,6 +767,10 @@ std::optional<current_policy> load_current(const std::string& path, std::ostream
         return std::nullopt;
     }
     for (const auto& [file, text] : current.loaded.sources) {
+        const auto& lists = current.loaded.list_files;
+        if (std::find(lists.begin(), lists.end(), file) != lists.end()) {
+            continue;  // a destinations_file: one name per line, not a policy document
+        }
         config::yaml_error error;
         auto root = config::parse_yaml(text, error);
         if (!root) {

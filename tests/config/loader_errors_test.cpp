@@ -89,7 +89,7 @@ INSTANTIATE_TEST_SUITE_P(
                    4, 5, "unknown key 'owner' in group 'web'; expected one of: description, rules"},
         error_case{"unknown_rule_key", rule_policy("[443]", "[api.example.com]", {"        port: 80"}), 7, 9,
                    "unknown key 'port' in rule of group 'web'; expected one of: description, ports, destinations, "
-                   "expires, protocol"},
+                   "destinations_file, expires, protocol, tls, methods, paths"},
         error_case{"unknown_client_key",
                    client_policy({"    sources: [10.0.0.0/8]", "    groups: [web]", "    owner: team-a"}), 11, 5,
                    "unknown key 'owner' in client 'app'; expected one of: description, sources, identities, groups, "
@@ -221,9 +221,9 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"missing",
                    lines({"version: 1", "groups:", "  web:", "    rules:", "      - ports: [443]", "clients:",
                           "  app:", "    sources: [10.0.0.0/8]", "    groups: [web]"}),
-                   5, 9, "missing required key 'destinations' in rule of group 'web'"},
+                   5, 9, "missing required key 'destinations' (or 'destinations_file') in rule of group 'web'"},
         error_case{"deny_rule_missing", lines({"version: 1", "deny:", "  - ports: [443]"}), 3, 5,
-                   "missing required key 'destinations' in deny rule"}),
+                   "missing required key 'destinations' (or 'destinations_file') in deny rule"}),
     case_name);
 
 // expires is on line 7, its value at column 18.

@@ -242,8 +242,8 @@ INSTANTIATE_TEST_SUITE_P(
         // A deny rule allows nothing, so it has no tunnel to check: tls there is a mistake, not a no-op.
         error_case{"tls_in_deny_rule",
                    lines({"version: 1", "deny:", "  - destinations: [pastebin.com]", "    tls: require"}), 4, 5,
-                   "unknown key 'tls' in deny rule; expected one of: description, ports, destinations, expires, "
-                   "protocol"},
+                   "unknown key 'tls' in deny rule; expected one of: description, ports, destinations, "
+                   "destinations_file, expires, protocol, methods, paths"},
         error_case{"tls_off_in_deny_rule",
                    lines({"version: 1", "deny:", "  - destinations: [10.0.0.0/8]", "    ports: [22]",
                           "    tls: off"}),
@@ -256,7 +256,8 @@ TEST(config_tls_policy_errors, deny_rule_key_list_does_not_offer_tls)
         {{"policy.yaml", lines({"version: 1", "deny:", "  - destinations: [pastebin.com]", "    tls: require"})}});
     ASSERT_EQ(loaded.errors.size(), 1u) << test::show(loaded);
     EXPECT_EQ(loaded.errors[0].message,
-              "unknown key 'tls' in deny rule; expected one of: description, ports, destinations, expires, protocol");
+              "unknown key 'tls' in deny rule; expected one of: description, ports, destinations, destinations_file, "
+              "expires, protocol, methods, paths");
 }
 
 TEST(config_tls_policy_errors, allow_rule_key_list_offers_tls)
@@ -267,7 +268,7 @@ TEST(config_tls_policy_errors, allow_rule_key_list_offers_tls)
     test::expect_diagnostic(loaded.errors[0],
                             located{"policy.yaml", 7, 9,
                                     "unknown key 'sni' in rule of group 'web'; expected one of: description, ports, "
-                                    "destinations, expires, protocol, tls"});
+                                    "destinations, destinations_file, expires, protocol, tls, methods, paths"});
 }
 
 // --- tls across files ------------------------------------------------------------------------------------------

@@ -748,7 +748,8 @@ TEST(decision_names, are_stable)
     const std::vector<std::string> expected = {"allowed",          "unknown_client", "no_matching_rule",
                                                "port_not_allowed", "explicit_deny",  "address_guard",
                                                "expired",          "sni_mismatch",   "sni_missing",
-                                               "not_tls",          "granted"};
+                                               "not_tls",          "granted",        "method_not_allowed",
+                                               "path_not_allowed"};
     ASSERT_EQ(expected.size(), static_cast<std::size_t>(reason_count));
     for (int i = 0; i < reason_count; ++i) {
         auto r = static_cast<reason>(i);
