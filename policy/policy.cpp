@@ -22,6 +22,21 @@ bool covers(pattern_kind wide, pattern_kind narrow)
     return wide == narrow || wide == pattern_kind::domain;
 }
 
+// request_terms as a map key.
+template <typename Terms>
+std::string request_key(const Terms& t)
+{
+    std::string key;
+    for (const auto& m : t.methods) {
+        key += m + ' ';
+    }
+    key += '\n';
+    for (const auto& path : t.paths) {
+        key += path + ' ';
+    }
+    return key;
+}
+
 }  // namespace
 
 compile_result policy::compile(policy_spec spec)
@@ -38,6 +53,7 @@ compile_result policy::compile(policy_spec spec)
     p->nat64_prefixes_ = spec.nat64_prefixes;
 
     std::vector<std::vector<cidr>> rule_cidrs;  // per compiled allow rule, in group order, for the shadow check
+    std::unordered_map<std::string, std::uint32_t> request_ids;  // request_terms already compiled, by request_key
     auto compile_rule = [&](rule_spec& r, std::uint32_t group, std::uint32_t index, compiled_group& into,
                             domain_index& domains, prefix_trie<std::vector<cidr_entry>>& cidrs) {
         compiled_rule c;
@@ -51,8 +67,14 @@ compile_result policy::compile(policy_spec spec)
             c.terms.expires = r.expires->time_since_epoch().count();
         }
         if (!r.methods.empty() || !r.paths.empty()) {
-            p->requests_.push_back(request_terms{std::move(r.methods), std::move(r.paths)});
-            c.terms.request = static_cast<std::uint32_t>(p->requests_.size());
+            bool connect = std::find(r.methods.begin(), r.methods.end(), "CONNECT") != r.methods.end();
+            request_terms terms{std::move(r.methods), std::move(r.paths), connect && r.paths.empty()};
+            // Rules mostly share a few method and path lists: one copy each keeps a decision's memory reads few.
+            auto [it, added] = request_ids.try_emplace(request_key(terms), static_cast<std::uint32_t>(p->requests_.size() + 1));
+            if (added) {
+                p->requests_.push_back(std::move(terms));
+            }
+            c.terms.request = it->second;
         }
         c.description = std::move(r.description);
         c.where = r.where;
@@ -70,19 +92,20 @@ compile_result policy::compile(policy_spec spec)
         into.rules.push_back(std::move(c));
     };
 
-    // A group's or a client's deny list: its index among deny_lists_, or nullopt when it has none.
+    // A deny list: its index among deny_lists_, or nullopt when a group or client has none.
     auto add_deny_list = [&](std::string label, std::vector<rule_spec>& rules) -> std::optional<std::uint32_t> {
-        if (rules.empty()) {
+        if (rules.empty() && !p->deny_lists_.empty()) {
             return std::nullopt;
         }
         auto index = static_cast<std::uint32_t>(p->deny_lists_.size());
         p->deny_lists_.push_back(compiled_group{std::move(label), {}, {}});
         for (std::uint32_t i = 0; i < rules.size(); ++i) {
-            compile_rule(rules[i], index, i, p->deny_lists_.back(), p->scoped_deny_domains_, p->scoped_deny_cidrs_);
+            compile_rule(rules[i], index, i, p->deny_lists_.back(), p->deny_domains_, p->deny_cidrs_);
             ++p->counts_.deny_rules;
         }
         return index;
     };
+    add_deny_list("deny", spec.deny);  // list 0, which every client has
     std::unordered_map<std::string_view, std::uint32_t> group_ids;
     std::vector<source_location> group_where;
     std::vector<std::optional<std::uint32_t>> group_deny_list;  // per compiled group
@@ -121,11 +144,6 @@ compile_result policy::compile(policy_spec spec)
     }
     // Group names stay referenced by group_ids; they live in spec.groups, which outlives the map.
 
-    p->deny_.name = "deny";
-    for (std::uint32_t i = 0; i < spec.deny.size(); ++i) {
-        compile_rule(spec.deny[i], deny_group, i, p->deny_, p->deny_domains_, p->deny_cidrs_);
-        ++p->counts_.deny_rules;
-    }
 
     std::vector<bool> group_used(p->groups_.size(), false);
     std::vector<source_location> client_where;
@@ -151,7 +169,7 @@ compile_result policy::compile(policy_spec spec)
         }
         std::sort(groups.begin(), groups.end());
         groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
-        std::vector<std::uint32_t> deny_lists;
+        std::vector<std::uint32_t> deny_lists{0};
         if (auto own = add_deny_list("client:" + c.name + "/deny", c.deny)) {
             deny_lists.push_back(*own);
         }
@@ -161,6 +179,10 @@ compile_result policy::compile(policy_spec spec)
             }
         }
         std::sort(deny_lists.begin(), deny_lists.end());
+        if (deny_lists.size() > UINT16_MAX) {
+            errors.push_back({c.where, "client " + quoted(c.name) + " has more than 65535 deny lists (its own and its groups')"});
+            deny_lists.resize(UINT16_MAX);
+        }
         if (!c.identities.empty()) {
             // Identity clients keep their sources to themselves: they are a condition, not a way to be matched.
             std::vector<cidr> own;
@@ -231,10 +253,8 @@ compile_result policy::compile(policy_spec spec)
 
     p->allow_domains_.build();
     p->deny_domains_.build();
-    p->scoped_deny_domains_.build();
     p->allow_cidrs_.shrink_to_fit();
     p->deny_cidrs_.shrink_to_fit();
-    p->scoped_deny_cidrs_.shrink_to_fit();
     p->client_sources_.shrink_to_fit();
     p->warn_shadowed_domains(warnings);
     p->warn_shadowed_cidrs(rule_cidrs, warnings);
@@ -256,7 +276,7 @@ compile_result policy::compile(policy_spec spec)
 const policy::compiled_rule& policy::rule_at(rule_ref ref) const
 {
     if (ref.group == deny_group) {
-        return deny_.rules[ref.rule];
+        return deny_lists_[0].rules[ref.rule];
     }
     return ref.is_deny() ? deny_lists_[ref.group - first_deny_list].rules[ref.rule] : groups_[ref.group].rules[ref.rule];
 }
@@ -475,8 +495,7 @@ policy::fit policy::evaluate_request(const request_terms& terms, const probe& q)
     };
     if (q.request == nullptr) {
         // A tunnel's requests are encrypted: only a rule that names CONNECT itself, and no paths, can speak for it.
-        bool names_connect = std::find(terms.methods.begin(), terms.methods.end(), "CONNECT") != terms.methods.end();
-        return names_connect && terms.paths.empty() ? fit::match : fit::method_miss;
+        return terms.allows_connect ? fit::match : fit::method_miss;
     }
     if (!listed(q.request->method)) {
         return fit::method_miss;
@@ -553,41 +572,29 @@ policy::best_fit policy::match_cidr(const prefix_trie<std::vector<cidr_entry>>& 
 
 namespace {
 
-// A scoped deny list's match names the list by its id among all rule groups.
+// A deny list's match names the list by its id among all rule groups: deny_group for the global list (0).
 template <typename Fit>
-Fit as_scoped(Fit f)
+Fit as_deny_list(Fit f)
 {
     if (f.rule) {
-        f.rule->group += first_deny_list;
+        f.rule->group = f.rule->group == 0 ? deny_group : first_deny_list + f.rule->group;
     }
     return f;
 }
+
 
 }  // namespace
 
 policy::best_fit policy::match_deny_name(client_id client, std::string_view name, const probe& q) const
 {
-    best_fit deny = match_domain(deny_domains_, nullptr, name, q);
-    if (deny.level == fit::match) {
-        return deny;
-    }
     auto lists = deny_lists_of(client);
-    if (lists.empty()) {
-        return {};
-    }
-    return as_scoped(match_domain(scoped_deny_domains_, &lists, name, q));
+    return as_deny_list(match_domain(deny_domains_, &lists, name, q));
 }
 
 policy::best_fit policy::match_deny_address(client_id client, const address& addr, const probe& q) const
 {
     auto lists = deny_lists_of(client);
-    auto one = [&](const address& a) {
-        best_fit deny = match_cidr(deny_cidrs_, nullptr, a, q, 0);
-        if (deny.level != fit::match && !lists.empty()) {
-            deny = as_scoped(match_cidr(scoped_deny_cidrs_, &lists, a, q, 0));
-        }
-        return deny;
-    };
+    auto one = [&](const address& a) { return as_deny_list(match_cidr(deny_cidrs_, &lists, a, q, 0)); };
     best_fit deny = one(addr);
     embedded_v4 inner[max_embedded];
     int count = embedded_addresses(addr, inner, nat64_prefixes_);
@@ -818,7 +825,7 @@ decision policy::decide_tls(std::optional<client_id> client, const host& target,
 policy::rule_view policy::describe(rule_ref ref) const
 {
     const auto& r = rule_at(ref);
-    std::string_view group = ref.group == deny_group ? std::string_view(deny_.name)
+    std::string_view group = ref.group == deny_group ? std::string_view(deny_lists_[0].name)
                              : ref.is_deny()          ? std::string_view(deny_lists_[ref.group - first_deny_list].name)
                                                       : std::string_view(groups_[ref.group].name);
     rule_view v{group, ref.rule, r.description, r.where, std::nullopt, {}, {}};
@@ -836,7 +843,7 @@ policy::rule_view policy::describe(rule_ref ref) const
 const upstream_route& policy::route_for(const decision& d) const
 {
     if (d.why != reason::allowed || !d.rule || d.rule->is_deny()) {
-        return deny_.upstream;  // inherit: the deny list has no route of its own
+        return inherit_route_;
     }
     return groups_[d.rule->group].upstream;
 }

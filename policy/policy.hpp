@@ -149,7 +149,7 @@ private:
     struct client_hot {
         std::uint32_t groups_begin = 0;
         std::uint32_t groups_count = 0;
-        std::uint32_t deny_begin = 0;  // the client's own and its groups' deny lists, in client_deny_lists_
+        std::uint32_t deny_begin = 0;  // every deny list of the client (0, the global one, first), in client_deny_lists_
         std::uint16_t deny_count = 0;
         mode effective_mode = mode::enforce;
     };
@@ -157,6 +157,8 @@ private:
     struct request_terms {
         std::vector<std::string> methods;
         std::vector<std::string> paths;
+        bool allows_connect = false;  // methods name CONNECT and there are no paths
+        friend bool operator==(const request_terms&, const request_terms&) = default;
     };
     // What a decision asks of each rule it looks at.
     struct probe {
@@ -225,9 +227,10 @@ private:
     std::vector<cidr> nat64_prefixes_;
     std::vector<port_range> ports_;  // every rule's ranges after its first, sliced by rule_terms::more_ports_*
     std::vector<compiled_group> groups_;
-    compiled_group deny_;
-    std::vector<compiled_group> deny_lists_;  // of groups and clients; rule_ref group first_deny_list + index
+    // Every deny list: 0 the global one (rule_ref group deny_group), then groups' and clients' (first_deny_list + index).
+    std::vector<compiled_group> deny_lists_;
     std::vector<std::uint32_t> client_deny_lists_;
+    upstream_route inherit_route_;
     std::vector<request_terms> requests_;
     std::vector<std::string> client_names_;
     std::vector<client_hot> clients_hot_;
@@ -248,11 +251,9 @@ private:
     std::vector<std::vector<cidr>> identity_client_sources_;  // per client; empty: any source
     std::optional<client_id> match_identity_group(const std::vector<client_id>& group, const std::optional<address>& source) const;
     domain_index allow_domains_;
-    domain_index deny_domains_;
-    domain_index scoped_deny_domains_;  // the deny lists of groups and clients, entries' group: their index
+    domain_index deny_domains_;  // every deny list's patterns in one index (one probe per label); entries' group: the list
     prefix_trie<std::vector<cidr_entry>> allow_cidrs_;
     prefix_trie<std::vector<cidr_entry>> deny_cidrs_;
-    prefix_trie<std::vector<cidr_entry>> scoped_deny_cidrs_;
     counts counts_;
     bool has_expiring_rules_ = false;
 };

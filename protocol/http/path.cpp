@@ -72,7 +72,9 @@ std::string normalise_path(std::string_view path)
             i += 2;
             continue;
         }
-        decoded += c;
+        // A stray '%' is a literal percent sign: written %25, so that what follows it can never form an escape
+        // that a second decoding (the upstream's) would read.
+        decoded += c == '%' ? std::string_view("%25") : std::string_view(&c, 1);
     }
     return remove_dot_segments(decoded);
 }
@@ -90,13 +92,11 @@ std::string loose_path(std::string_view normal_path)
         } else if (c == '\\') {
             c = '/';
         }
-        if (c == '/' && !slashed.empty() && slashed.back() == '/') {
-            continue;
-        }
         slashed += c;
     }
-    std::string unparameterised;
-    unparameterised.reserve(slashed.size());
+    // Parameters go before slashes merge: "/;x/admin" is "//admin", which is "/admin".
+    std::string merged;
+    merged.reserve(slashed.size());
     bool in_parameters = false;
     for (char c : slashed) {
         if (c == '/') {
@@ -104,11 +104,12 @@ std::string loose_path(std::string_view normal_path)
         } else if (c == ';') {
             in_parameters = true;
         }
-        if (!in_parameters) {
-            unparameterised += c;
+        if (in_parameters || (c == '/' && !merged.empty() && merged.back() == '/')) {
+            continue;
         }
+        merged += c;
     }
-    return remove_dot_segments(unparameterised);
+    return remove_dot_segments(merged);
 }
 
 bool is_normal_path(std::string_view path)

@@ -11,7 +11,7 @@ namespace egressd::protocol::http {
 
 // RFC 3986 syntax-based normalisation of an origin-form path (starting with '/', without the query): percent-
 // encoded unreserved characters decoded, the hex digits of the other percent-encodings in upper case, dot segments
-// removed. A malformed percent sign is kept as it is.
+// removed. A percent sign that starts no escape is written %25.
 std::string normalise_path(std::string_view path);
 
 // What a lenient server may make of a normal path: encoded and raw backslashes and encoded slashes read as '/',

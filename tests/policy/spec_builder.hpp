@@ -107,6 +107,17 @@ public:
         spec_.tls = m;
         return *this;
     }
+    // Plain-HTTP conditions, as the loader stores them (methods upper case, paths in normal form).
+    rule& method(std::string m)
+    {
+        spec_.methods.push_back(std::move(m));
+        return *this;
+    }
+    rule& path(std::string prefix)
+    {
+        spec_.paths.push_back(std::move(prefix));
+        return *this;
+    }
     operator rule_spec() const { return spec_; }  // NOLINT: implicit so rule lists read as lists
 
 private:
@@ -160,6 +171,18 @@ public:
     spec_builder& deny(rule_spec r)
     {
         spec_.deny.push_back(std::move(r));
+        return *this;
+    }
+
+    // Deny lists of the group, or of the client, added last.
+    spec_builder& group_deny(std::vector<rule_spec> rules)
+    {
+        spec_.groups.back().deny = std::move(rules);
+        return *this;
+    }
+    spec_builder& client_deny(std::vector<rule_spec> rules)
+    {
+        spec_.clients.back().deny = std::move(rules);
         return *this;
     }
 
