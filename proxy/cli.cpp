@@ -11,7 +11,10 @@
 #include "protocol/host_port.hpp"
 #include "proxy/server.hpp"
 #include "proxy/startup/loader.hpp"
+#include "proxy/tools/decide.hpp"
 #include "proxy/tools/events_summary.hpp"
+#include "proxy/tools/import_smokescreen.hpp"
+#include "proxy/tools/import_squid.hpp"
 #include "proxy/tools/policy_test.hpp"
 #include "proxy/tools/replay.hpp"
 #include "proxy/tools/suggest.hpp"
@@ -40,11 +43,13 @@ Usage:
   egressd passwd USER            (reads the password on standard input)
   egressd policy check PATH
   egressd policy explain PATH (--client NAME | --source IP | --identity ID [--source IP]) --dest HOST:PORT
-                         [--resolved IP ...] [--at TIME] [--json]
+                         [--method M [--path P]] [--resolved IP ...] [--at TIME] [--json]
   egressd policy test POLICY CASES.yaml [--json]
   egressd policy replay CANDIDATE --events FILE... [--since 1h|TIME] [--client NAME] [--json]
   egressd policy suggest --events FILE... [--policy CURRENT] [--client NAME] [--since DURATION] [--collapse N]
   egressd events summary FILE... [--since 1h|TIME] [--client NAME] [--json]
+  egressd import smokescreen ACL.yaml [--out DIR] [--force]
+  egressd import squid SQUID_CONF [--out DIR] [--force]
   egressd approvals [--url URL] [--user USER] [--password-stdin] [--ca FILE] [--json]
                     list|show|approve|deny|revoke|extend|justify|grants|history ...
   egressd --version
@@ -58,11 +63,14 @@ Commands:
   policy    check a policy, explain how it decides a destination, test it against expected decisions,
             replay recorded traffic against it, or suggest one from recorded traffic
   events    summarize event logs: what was denied, by client, destination and reason
+  import    translate another proxy's policy (a smokescreen ACL, a squid.conf) into an egressd policy,
+            test cases and a report
   approvals list, approve and deny access requests, and revoke or extend grants, on a running egressd
 
 Exit codes: 0 ok, 1 invalid policy or unreadable file, 2 usage error, 3 denied (policy explain),
 4 a replay found newly denied traffic or a policy test failed.
 Run 'egressd policy --help' for the policy commands, 'egressd events --help' for the event logs,
+'egressd import --help' for the importers,
 'egressd approvals --help' for the approvals commands and their exit codes.
 )";
 
@@ -72,7 +80,7 @@ constexpr std::string_view policy_help = R"(Usage:
       and warning with file:line:column, and print a summary. Exit 0 valid, 1 invalid.
 
   egressd policy explain PATH (--client NAME | --source IP | --identity ID [--source IP]) --dest HOST:PORT
-                         [--resolved IP ...] [--at TIME] [--json]
+                         [--method M [--path P]] [--resolved IP ...] [--at TIME] [--json]
       Show how the policy decides one connection: the client (named, or matched by identity and
       source address), the name phase (before DNS) and, for each --resolved address, the address
       phase (after DNS). Prints the verdict and the deciding rule or the reason code.
@@ -80,6 +88,8 @@ constexpr std::string_view policy_help = R"(Usage:
         --source IP       decide for the client this source address matches
         --identity ID     the identity the proxy established (proxy-auth user, certificate name)
         --dest HOST:PORT  destination, e.g. api.example.com:443, 192.0.2.1:80, [2001:db8::1]:443
+        --method M        a plain-HTTP request with this method (default: a CONNECT tunnel)
+        --path P          and this path (default /), matched in normal form by rules naming paths
         --resolved IP     an address the name resolved to (repeatable)
         --at TIME         RFC 3339 time to decide at (default: now), e.g. 2026-12-31T12:00:00Z
         --json            print one JSON object instead of text
@@ -92,6 +102,8 @@ constexpr std::string_view policy_help = R"(Usage:
         client: NAME                    or source: IP and/or identity: ID
         dest: HOST:PORT                 e.g. api.payments.example:443
         resolved: [IP, ...]             optional: addresses the name resolved to (address phase)
+        method: GET                     optional: a plain-HTTP request (default: a CONNECT tunnel)
+        path: /simple/                  optional, with method: the request's path (default /)
         at: TIME                        optional RFC 3339 time (default: now)
         expect: allow | deny
         reason: CODE                    optional: the reason code must match too (e.g. explicit_deny)
@@ -132,6 +144,23 @@ constexpr std::string_view events_help = R"(Usage:
         --json            print one JSON object instead of a table
       What was blocked in the last hour:  egressd events summary /var/log/egressd/events.log --since 1h
       Exit 0 ok, 1 a file cannot be read, 2 usage error.
+)";
+
+constexpr std::string_view import_help = R"(Usage:
+  egressd import smokescreen ACL.yaml [--out DIR] [--force]
+      Translate a smokescreen egress ACL into DIR (default ./egressd-import): policy.yaml, egressd.yaml (an
+      mTLS listener), policy.cases.yaml and policy.inexact-cases.yaml (cases from smokescreen's decisions),
+      import-report.txt (what did not carry over exactly). 'egressd import smokescreen --help' says more.
+      Exit 0 written, 1 unreadable or invalid ACL, 2 usage error (or files exist and --force is not given).
+
+  egressd import squid SQUID_CONF [--out DIR] [--force]
+      Translate a squid.conf (its includes and quoted ACL files too) into DIR (default ./egressd-import):
+      policy.yaml, egressd.yaml (listeners from http_port, upstream_proxy from a cache_peer parent with
+      never_direct allow all), lists/NAME.txt (ACLs read from files), policy.cases.yaml (sample requests with
+      Squid's own decision on the original file: the policy must pass them), policy.inexact-cases.yaml (samples
+      the translation cannot carry over exactly) and import-report.txt (every line not carried over exactly,
+      and why). Exit 0 written, 1 unreadable or invalid squid.conf (every error as file:line:column), 2 usage
+      error (or files exist and --force is not given).
 )";
 
 bool is_help(std::string_view arg) { return arg == "--help" || arg == "-h" || arg == "help"; }
@@ -183,8 +212,36 @@ struct explain_request {
     std::optional<pol::destination> dest;
     std::vector<pol::address> resolved;
     std::chrono::sys_seconds at;
+    std::optional<std::string> method;  // with path: a plain-HTTP request; none (or CONNECT): a tunnel
+    std::optional<std::string> path_asked;
     bool json = false;
 };
+
+// "deny rule 2", "deny rule 0 of client web", "group mirrors rule 1".
+std::string rule_name(const pol::policy::rule_view& r, bool deny)
+{
+    std::string index = " rule " + std::to_string(r.index);
+    if (!deny) {
+        return "group " + std::string(r.group) + index;
+    }
+    if (r.group == "deny") {
+        return "deny" + index;
+    }
+    std::string_view label = r.group;  // "client:NAME/deny" or "group:NAME/deny"
+    auto colon = label.find(':');
+    auto slash = label.rfind('/');
+    return "deny" + index + " of " + std::string(label.substr(0, colon)) + " " +
+           std::string(label.substr(colon + 1, slash - colon - 1));
+}
+
+std::string join_list(std::span<const std::string> items)
+{
+    std::string out;
+    for (const auto& item : items) {
+        out += (out.empty() ? "" : ", ") + item;
+    }
+    return out;
+}
 
 std::string rule_text(const pol::policy& p, const pol::decision& d)
 {
@@ -192,12 +249,17 @@ std::string rule_text(const pol::policy& p, const pol::decision& d)
         return {};
     }
     auto r = p.describe(*d.rule);
-    std::string text = (d.rule->is_deny() ? "deny rule " : "group " + std::string(r.group) + " rule ") +
-                       std::to_string(r.index);
+    std::string text = rule_name(r, d.rule->is_deny());
     if (!r.description.empty()) {
         text += " \"" + std::string(r.description) + "\"";
     }
     text += " (" + p.describe_location(r.where);
+    if (!r.methods.empty()) {
+        text += ", methods " + join_list(r.methods);
+    }
+    if (!r.paths.empty()) {
+        text += ", paths " + join_list(r.paths);
+    }
     if (r.expires) {
         text += ", expires " + config::format_rfc3339(*r.expires);
     }
@@ -238,6 +300,19 @@ std::string decision_json(const pol::policy& p, const pol::decision& d)
              ",\"location\":" + json_string(p.describe_location(r.where));
         if (r.expires) {
             j += ",\"expires\":" + json_string(config::format_rfc3339(*r.expires));
+        }
+        auto list = [&](std::span<const std::string> items) {
+            std::string a = "[";
+            for (const auto& item : items) {
+                a += (a.size() > 1 ? "," : "") + json_string(item);
+            }
+            return a + "]";
+        };
+        if (!r.methods.empty()) {
+            j += ",\"methods\":" + list(r.methods);
+        }
+        if (!r.paths.empty()) {
+            j += ",\"paths\":" + list(r.paths);
         }
         j += "}";
     }
@@ -296,6 +371,10 @@ std::optional<int> parse_explain_args(const std::vector<std::string>& args, expl
                 return usage_error(err, "--resolved '" + *v + "' is not an IP address");
             }
             req.resolved.push_back(*addr);
+        } else if (a == "--method") {
+            req.method = *v;
+        } else if (a == "--path") {
+            req.path_asked = *v;
         } else if (a == "--at") {
             auto t = config::parse_rfc3339(*v);
             if (!t) {
@@ -314,6 +393,12 @@ std::optional<int> parse_explain_args(const std::vector<std::string>& args, expl
     }
     if (!req.dest) {
         return usage_error(err, "policy explain needs --dest HOST:PORT");
+    }
+    if (req.path_asked && (!req.method || *req.method == "CONNECT")) {
+        return usage_error(err, "--path needs --method (other than CONNECT): a tunnel has no path");
+    }
+    if (req.path_asked && (req.path_asked->empty() || req.path_asked->front() != '/')) {
+        return usage_error(err, "--path '" + *req.path_asked + "' does not start with '/'");
     }
     return std::nullopt;
 }
@@ -350,16 +435,26 @@ int policy_explain(const std::vector<std::string>& args, std::ostream& out, std:
     }
     const auto& target = req.dest->target;
     auto port = req.dest->port;
-    auto name_decision = p.decide_name(client, target, port, req.at);
-    auto vetting = pol::vet_addresses(p, client, target, port, req.resolved, req.at);
+    std::optional<pol::http_request_facts> request;
+    if (req.method && *req.method != "CONNECT") {
+        auto asked = req.path_asked.value_or("/");
+        request = tools::http_request_of(*req.method, asked.substr(0, asked.find('?')));
+    }
+    auto view = request ? std::optional(request->view()) : std::nullopt;
+    const pol::http_request* http = view ? &*view : nullptr;
+    auto name_decision = p.decide_name(client, target, port, req.at, nullptr, http);
+    auto vetting = pol::vet_addresses(p, client, target, port, req.resolved, req.at, nullptr, http);
     const auto& address_decisions = vetting.decisions;
     // Without addresses the name phase is the whole answer.
     bool allowed = name_decision.allows_traffic() && (req.resolved.empty() || vetting.allowed());
     std::string client_text = client ? std::string(p.client_name(*client)) : std::string("(none)");
     std::string dest_text = target.to_string() + ":" + std::to_string(port);
+    std::string request_text = request ? request->method + " " + request->path : std::string("CONNECT");
     if (req.json) {
         std::string j = "{\"client\":" + (client ? json_string(client_text) : std::string("null")) +
                         ",\"matched_by\":" + json_string(matched_by) + ",\"destination\":" + json_string(dest_text) +
+                        ",\"method\":" + json_string(request ? request->method : std::string("CONNECT")) +
+                        ",\"path\":" + (request ? json_string(request->path) : std::string("null")) +
                         ",\"at\":" + json_string(config::format_rfc3339(req.at)) +
                         ",\"name_phase\":" + decision_json(p, name_decision) + ",\"addresses\":[";
         for (std::size_t i = 0; i < address_decisions.size(); ++i) {
@@ -371,6 +466,7 @@ int policy_explain(const std::vector<std::string>& args, std::ostream& out, std:
     } else {
         out << "client:      " << client_text << " (matched by " << matched_by << ")\n"
             << "destination: " << dest_text << '\n'
+            << "request:     " << request_text << '\n'
             << "at:          " << config::format_rfc3339(req.at) << '\n'
             << "name phase:  " << decision_text(p, name_decision) << '\n';
         for (std::size_t i = 0; i < address_decisions.size(); ++i) {
@@ -509,6 +605,23 @@ int events_command(const std::vector<std::string>& args, std::ostream& out, std:
     return usage_error(err, "unknown events command '" + args[0] + "'");
 }
 
+// egressd import SOURCE ...: each source's importer reads its own arguments (and its own --help).
+int import_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
+{
+    if (args.empty() || is_help(args[0])) {
+        (args.empty() ? err : out) << import_help;
+        return args.empty() ? exit_usage : exit_ok;
+    }
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (args[0] == "smokescreen") {
+        return tools::import_smokescreen(rest, out, err);
+    }
+    if (args[0] == "squid") {
+        return tools::import_squid(rest, out, err);
+    }
+    return usage_error(err, "unknown import source '" + args[0] + "'");
+}
+
 }  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
@@ -540,6 +653,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (args[0] == "passwd") {
         return passwd_command(rest, std::cin, out, err);
+    }
+    if (args[0] == "import") {
+        return import_command(rest, out, err);
     }
     if (args[0] == "approvals") {
         return approvals_cli::run(rest, approvals_cli::environment::from_process(), std::cin, out, err);

@@ -331,6 +331,7 @@ TEST(cli_explain, by_client_name)
     EXPECT_EQ(r.code, exit_ok) << show(r);
     EXPECT_EQ(r.out, "client:      batch-workers (matched by name)\n"
                      "destination: deb.debian.org:443\n"
+                     "request:     CONNECT\n"
                      "at:          2026-06-01T12:00:00Z\n"
                      "name phase:  allow by group package-mirrors rule 0 \"Debian mirrors and security updates\" (" +
                          rule_at("Debian mirrors and security updates") +
