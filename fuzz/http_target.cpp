@@ -3,11 +3,14 @@
 // ways. Invariants: an accepted target yields a host the strict host grammar accepts and that a resolver could
 // not read as an address (no numeric name like 127.1 or 0x7f000001 slips through as a "name"), a port in
 // 1..65535, an IP literal in its one canonical spelling, and a destination that survives being written out and
-// parsed again (as a CONNECT target, a Host field, or a parent proxy's absolute URI).
+// parsed again (as a CONNECT target, a Host field, or a parent proxy's absolute URI). The path's normal form (what
+// rules match and egressd forwards) is a fixed point with no dot segment and only upper-case escapes, and its
+// lenient reading has no '\\', ';', "//" or dot segment left.
 #include "fuzz/invariant.hpp"
 #include "policy/domain.hpp"
 #include "protocol/host_port.hpp"
 #include "protocol/http/message.hpp"
+#include "protocol/http/path.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -66,6 +69,40 @@ void check_destination(const policy::destination& d)
     require(again.value && same_host(again.value->target, d.target) && again.value->port == d.port);
 }
 
+bool has_dot_segment(std::string_view path)
+{
+    for (std::size_t start = 1; start <= path.size();) {
+        std::size_t slash = path.find('/', start);
+        std::string_view segment = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+        if (segment == "." || segment == "..") {
+            return true;
+        }
+        if (slash == std::string_view::npos) {
+            break;
+        }
+        start = slash + 1;
+    }
+    return false;
+}
+
+void check_path(std::string_view path)
+{
+    std::string normal = http::normalise_path(path);
+    require(!normal.empty() && normal.front() == '/' && http::normalise_path(normal) == normal);
+    require(!has_dot_segment(normal));
+    for (std::size_t i = 0; i < normal.size(); ++i) {
+        if (normal[i] == '%') {
+            require(i + 2 < normal.size());
+            auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+            require(hex(normal[i + 1]) && hex(normal[i + 2]));
+        }
+    }
+    std::string loose = http::loose_path(normal);
+    require(!loose.empty() && loose.front() == '/' && !has_dot_segment(loose));
+    require(loose.find("//") == std::string::npos && loose.find('\\') == std::string::npos &&
+            loose.find(';') == std::string::npos);
+}
+
 void check_absolute(std::string_view text)
 {
     http::target_error err = http::target_error::none;
@@ -76,6 +113,7 @@ void check_absolute(std::string_view text)
     }
     require(uri->port >= 1);
     require(!uri->origin_form.empty() && uri->origin_form.front() == '/');
+    check_path(std::string_view(uri->origin_form).substr(0, uri->origin_form.find('?')));
     for (char ch : uri->origin_form) {
         require(static_cast<unsigned char>(ch) > 0x20 && ch != 0x7f && ch != '#');
     }
