@@ -4,6 +4,7 @@
 #include "policy/address.hpp"
 #include "policy/domain.hpp"
 #include "proxy/cli.hpp"
+#include "proxy/tools/yaml_quote.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -471,25 +472,6 @@ read_result read_acl(std::string file, std::string_view text)
 
 namespace {
 
-std::string yaml_quote(std::string_view s)
-{
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[(c >> 4) & 0xf];
-            out += hex[c & 0xf];
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
-
 // egressd's client and group names: 1 to 128 of letters, digits, '-', '_', '.'.
 std::string sanitize_name(std::string_view s)
 {
@@ -830,7 +812,7 @@ private:
     {
         o << indent << "destinations:\n";
         for (const auto* k : list) {
-            o << indent << "  - " << yaml_quote(k->dest) << "  # " << t.line_of(k->src->where) << '\n';
+            o << indent << "  - " << yaml_quoted(k->dest) << "  # " << t.line_of(k->src->where) << '\n';
         }
     }
 
@@ -855,9 +837,9 @@ private:
             std::string who = c.is_default ? std::string("the default rule") : "service " + c.identity;
             o << "  " << c.group << ":\n"
               << "    description: "
-              << yaml_quote("allowed_domains of smokescreen " + who + " (" + line_of(c.src->where) + ")")
+              << yaml_quoted("allowed_domains of smokescreen " + who + " (" + line_of(c.src->where) + ")")
               << "\n    rules:\n"
-              << "      - description: " << yaml_quote("allowed_domains") << "\n"
+              << "      - description: " << yaml_quoted("allowed_domains") << "\n"
               << "        ports: all\n";
             std::vector<const carried*> list;
             for (const auto& k : c.allow) {
@@ -868,9 +850,9 @@ private:
         if (!global_allow_.empty()) {
             o << "  " << global_allow_group_ << ":\n"
               << "    description: "
-              << yaml_quote("smokescreen global_allow_list (" + line_of(a_.global_allow_at) + "); every client has it")
+              << yaml_quoted("smokescreen global_allow_list (" + line_of(a_.global_allow_at) + "); every client has it")
               << "\n    rules:\n"
-              << "      - description: " << yaml_quote("global_allow_list") << "\n"
+              << "      - description: " << yaml_quoted("global_allow_list") << "\n"
               << "        ports: all\n";
             std::vector<const carried*> list;
             for (const auto& k : global_allow_) {
@@ -886,9 +868,9 @@ private:
                 what += ", project " + r.project;
             }
             what += ", action " + std::string(to_string(r.policy)) + " (" + line_of(r.where) + ")";
-            o << "  " << c.name << ":\n    description: " << yaml_quote(what) << '\n';
+            o << "  " << c.name << ":\n    description: " << yaml_quoted(what) << '\n';
             if (!c.is_default) {
-                o << "    identities: [" << yaml_quote(c.identity) << "]\n";
+                o << "    identities: [" << yaml_quoted(c.identity) << "]\n";
             }
             std::vector<std::string> groups;
             if (!c.group.empty()) {
@@ -909,7 +891,7 @@ private:
             }
             if (!c.own_deny.empty()) {
                 o << "    deny:\n      - description: "
-                  << yaml_quote("global_deny_list entries its allowed_domains do not cover (" +
+                  << yaml_quoted("global_deny_list entries its allowed_domains do not cover (" +
                                 line_of(a_.global_deny_at) + ")")
                   << '\n';
                 std::vector<const carried*> list;
@@ -927,7 +909,7 @@ private:
         }
         if (!everyone.empty()) {
             o << "deny:\n  - description: "
-              << yaml_quote("smokescreen global_deny_list (" + line_of(a_.global_deny_at) + ")")
+              << yaml_quoted("smokescreen global_deny_list (" + line_of(a_.global_deny_at) + ")")
               << '\n';
             destinations(o, everyone, "    ", *this);
         }
@@ -1133,9 +1115,9 @@ private:
                 if (!same) {
                     o << "# egressd: " << outcome_text(got) << '\n';
                 }
-                o << "- name: " << yaml_quote(sub.label + " -> " + dest + ": " + p.why) << '\n'
-                  << "  identity: " << yaml_quote(sub.role) << '\n'
-                  << "  dest: " << yaml_quote(dest) << '\n'
+                o << "- name: " << yaml_quoted(sub.label + " -> " + dest + ": " + p.why) << '\n'
+                  << "  identity: " << yaml_quoted(sub.role) << '\n'
+                  << "  dest: " << yaml_quoted(dest) << '\n'
                   << "  expect: " << (want.allow ? "allow" : "deny") << '\n';
                 if (!want.allow) {
                     o << "  reason: " << want.reason << '\n';

@@ -5,6 +5,7 @@
 #include "proxy/tools/import/squid_conf.hpp"
 #include "proxy/tools/import/squid_model.hpp"
 #include "proxy/tools/import/squid_translate.hpp"
+#include "proxy/tools/yaml_quote.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -47,18 +48,6 @@ const std::set<std::string, std::less<>> no_effect = {
     "check_hostnames", "max_stale", "store_avg_object_size", "store_objects_per_bucket", "cache_swap_state",
     "access_log_format", "icon_directory", "err_html_text", "email_err_data", "retry_on_error"};
 
-std::string quote(const std::string& s)
-{
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += c;
-    }
-    return out + "\"";
-}
-
 std::string join(const std::vector<std::string>& v, const std::string& sep)
 {
     std::string out;
@@ -72,7 +61,7 @@ std::string flow(const std::vector<std::string>& items, bool quoted)
 {
     std::vector<std::string> q;
     for (const auto& i : items) {
-        q.push_back(quoted ? quote(i) : i);
+        q.push_back(quoted ? yaml_quoted(i) : i);
     }
     return "[" + join(q, ", ") + "]";
 }
@@ -740,7 +729,7 @@ private:
             o << "      # egressd's address guard refuses these ranges anyway (loopback, unspecified, link_local); the\n"
               << "      # rule keeps them refused even if address_guard.except is relaxed later\n";
         }
-        o << "      - description: " << quote(location(c_.http_access[line].d.at)) << '\n';
+        o << "      - description: " << yaml_quoted(location(c_.http_access[line].d.at)) << '\n';
         if (!deny || !all_ports(b.ports)) {
             o << "        ports: " << ports_text(b.ports) << '\n';
         }
@@ -853,7 +842,7 @@ private:
             o << "groups:\n";
             for (const auto& [name, g] : groups) {
                 o << "  " << name << ":\n"
-                  << "    description: " << quote(comment_of(g.first)) << '\n'
+                  << "    description: " << yaml_quoted(comment_of(g.first)) << '\n'
                   << "    rules:\n";
                 for (const auto& b : *g.second) {
                     std::ostringstream r;
@@ -893,7 +882,7 @@ private:
             if (!c.with_sources) {
                 from = "any source";
             }
-            o << "    description: " << quote(from + "; " + who) << '\n';
+            o << "    description: " << yaml_quoted(from + "; " + who) << '\n';
             if (c.with_sources && !klass.sources.empty()) {
                 for (const auto& name : klass.src_acls) {
                     for (const auto& d : c_.acls.at(name).lines) {
@@ -949,7 +938,7 @@ private:
           << "version: 1\n"
           << "listeners:\n";
         for (const auto& [address, comment] : listeners_) {
-            o << "  # " << comment << '\n' << "  - " << quote(address) << '\n';
+            o << "  # " << comment << '\n' << "  - " << yaml_quoted(address) << '\n';
         }
         o << "policy: policy.yaml\n";
         if (!upstream_.empty()) {
@@ -994,15 +983,15 @@ private:
         std::string what = s.req.is_connect() ? "CONNECT " + host_port(s.req)
                                               : s.req.method + " http://" + host_port(s.req) + s.req.path;
         std::ostringstream o;
-        o << "- name: " << quote(klass.name + ": " + what + " -> " + (e.allowed ? "allow" : "deny") + " (" + by + ")")
+        o << "- name: " << yaml_quoted(klass.name + ": " + what + " -> " + (e.allowed ? "allow" : "deny") + " (" + by + ")")
           << '\n'
-          << "  source: " << quote(s.req.source->to_string()) << '\n';
+          << "  source: " << yaml_quoted(s.req.source->to_string()) << '\n';
         if (s.req.identity) {
-            o << "  identity: " << quote(*s.req.identity) << '\n';
+            o << "  identity: " << yaml_quoted(*s.req.identity) << '\n';
         }
-        o << "  dest: " << quote(host_port(s.req)) << '\n';
+        o << "  dest: " << yaml_quoted(host_port(s.req)) << '\n';
         if (!s.req.is_connect()) {
-            o << "  method: " << s.req.method << '\n' << "  path: " << quote(s.req.path) << '\n';
+            o << "  method: " << s.req.method << '\n' << "  path: " << yaml_quoted(s.req.path) << '\n';
         }
         o << "  expect: " << (e.allowed ? "allow" : "deny") << '\n';
         return o.str();

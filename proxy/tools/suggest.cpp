@@ -7,6 +7,7 @@
 #include "proxy/cli.hpp"
 #include "proxy/tools/event_options.hpp"
 #include "proxy/tools/event_reader.hpp"
+#include "proxy/tools/yaml_quote.hpp"
 
 #include <algorithm>
 #include <array>
@@ -408,17 +409,6 @@ std::vector<destination> destinations_of(const client_traffic& c, std::size_t co
 
 // --- YAML output ---------------------------------------------------------------------------------------------
 
-std::string yaml_quoted(std::string_view text)
-{
-    std::string q = "\"";
-    for (char ch : text) {
-        if (ch == '"' || ch == '\\') {
-            q += '\\';
-        }
-        q += ch;
-    }
-    return q + '"';
-}
 
 // Client and group names (letters, digits, '-', '_', '.') as keys: plain unless YAML would read them as
 // something other than a string.
