@@ -46,22 +46,20 @@ public:
     // Entries under the exact key, sorted by (group, rule).
     std::span<const domain_entry> at(std::string_view key) const { return lookup(key, string_table::hash(key)); }
 
-    // Calls visit(entries, own_key) for the host's own key, then for each parent key, most specific first,
-    // until visit returns false. At the own key, exact and domain patterns match; at a parent, subdomains and domain.
-    template <typename Visit>
-    void for_each_key(std::string_view host, Visit&& visit) const
-    {
-        if (slots_.empty()) {
-            return;
-        }
+    // A host's own key and each parent key, most specific first, with their hashes: computed once for every
+    // index a decision looks in.
+    struct host_keys {
         std::string_view suffixes[max_labels];
         std::uint64_t hashes[max_labels];
         std::size_t count = 0;
-        for (std::size_t start = 0; count < max_labels;) {
-            suffixes[count] = host.substr(start);
-            hashes[count] = string_table::hash(suffixes[count]);
-            __builtin_prefetch(&slots_[hashes[count] & (slots_.size() - 1)]);
-            ++count;
+    };
+    static void split(std::string_view host, host_keys& keys)
+    {
+        keys.count = 0;
+        for (std::size_t start = 0; keys.count < max_labels;) {
+            keys.suffixes[keys.count] = host.substr(start);
+            keys.hashes[keys.count] = string_table::hash(keys.suffixes[keys.count]);
+            ++keys.count;
             while (start < host.size() && host[start] != '.') {
                 ++start;
             }
@@ -70,23 +68,47 @@ public:
             }
             ++start;
         }
+    }
+
+    // The three steps of a lookup, apart so that a decision can start the memory loads of two indexes before it
+    // waits on either: prefetch the keys' slots, then locate the records (and prefetch them), then visit.
+    struct located {
         std::uint32_t candidates[max_labels];
-        for (std::size_t i = 0; i < count; ++i) {
-            candidates[i] = probe(hashes[i]);
-            if (candidates[i] != 0) {
-                __builtin_prefetch(&records_[candidates[i] - 1]);
+    };
+    void prefetch_slots(const host_keys& keys) const
+    {
+        if (slots_.empty()) {
+            return;
+        }
+        for (std::size_t i = 0; i < keys.count; ++i) {
+            __builtin_prefetch(&slots_[keys.hashes[i] & (slots_.size() - 1)]);
+        }
+    }
+    void locate(const host_keys& keys, located& at) const
+    {
+        for (std::size_t i = 0; i < keys.count; ++i) {
+            at.candidates[i] = slots_.empty() ? 0 : probe(keys.hashes[i]);
+            if (at.candidates[i] != 0) {
+                __builtin_prefetch(&records_[at.candidates[i] - 1]);
             }
         }
-        for (std::size_t i = 0; i < count; ++i) {
-            if (candidates[i] == 0) {
+    }
+    // Calls visit(entries, own_key) for the host's own key, then for each parent key, most specific first,
+    // until visit returns false. At the own key, exact and domain patterns match; at a parent, subdomains and domain.
+    template <typename Visit>
+    void visit_keys(const host_keys& keys, const located& at, Visit&& visit) const
+    {
+        for (std::size_t i = 0; i < keys.count; ++i) {
+            if (at.candidates[i] == 0) {
                 continue;
             }
-            auto entries = verify(candidates[i], suffixes[i], hashes[i]);
+            auto entries = verify(at.candidates[i], keys.suffixes[i], keys.hashes[i]);
             if (!entries.empty() && !visit(entries, i == 0)) {
                 return;
             }
         }
     }
+
 
     static bool matches_at(pattern_kind kind, bool own_key)
     {

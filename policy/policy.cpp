@@ -512,11 +512,11 @@ policy::fit policy::evaluate_request(const request_terms& terms, const probe& q)
     return (q.deny ? strict || loose : strict && loose) ? fit::match : fit::path_miss;
 }
 
-policy::best_fit policy::match_domain(const domain_index& index, const group_list* groups,
-                                      std::string_view name, const probe& q) const
+policy::best_fit policy::match_domain(const domain_index& index, const domain_index::host_keys& keys,
+                                      const domain_index::located& at, const group_list* groups, const probe& q) const
 {
     best_fit best;
-    index.for_each_key(name, [&](std::span<const domain_entry> entries, bool own_key) {
+    index.visit_keys(keys, at, [&](std::span<const domain_entry> entries, bool own_key) {
         auto consider = [&](const domain_entry& e) {
             if (domain_index::matches_at(e.kind, own_key)) {
                 best.offer(evaluate(e.terms, q), rule_ref{e.group, e.rule});
@@ -584,12 +584,6 @@ Fit as_deny_list(Fit f)
 
 
 }  // namespace
-
-policy::best_fit policy::match_deny_name(client_id client, std::string_view name, const probe& q) const
-{
-    auto lists = deny_lists_of(client);
-    return as_deny_list(match_domain(deny_domains_, &lists, name, q));
-}
 
 policy::best_fit policy::match_deny_address(client_id client, const address& addr, const probe& q) const
 {
@@ -714,13 +708,24 @@ decision policy::decide_name(std::optional<client_id> client, const host& target
     }
     const std::string& name = *target.name();
     auto groups = groups_of(*client);
-    __builtin_prefetch(groups.data());  // loads while the deny list is consulted
-    if (auto deny = match_deny_name(*client, name, probe{port, t, request, true}); deny.level == fit::match) {
+    auto deny_lists = deny_lists_of(*client);
+    __builtin_prefetch(groups.data());  // loads while the deny lists are consulted
+    // Both indexes' loads start before either is waited on: a decision costs about the misses of one lookup.
+    domain_index::host_keys keys;
+    domain_index::split(name, keys);
+    deny_domains_.prefetch_slots(keys);
+    allow_domains_.prefetch_slots(keys);
+    domain_index::located deny_at;
+    domain_index::located allow_at;
+    deny_domains_.locate(keys, deny_at);
+    allow_domains_.locate(keys, allow_at);
+    auto deny = as_deny_list(match_domain(deny_domains_, keys, deny_at, &deny_lists, probe{port, t, request, true}));
+    if (deny.level == fit::match) {
         d.why = reason::explicit_deny;
         d.rule = deny.rule;
         return finish(d);
     }
-    best_fit allow = match_domain(allow_domains_, &groups, name, probe{port, t, request, false});
+    best_fit allow = match_domain(allow_domains_, keys, allow_at, &groups, probe{port, t, request, false});
     if (allow.level != fit::match) {
         if (auto granted = grant_for(d, target, port, now, grants)) {
             return *granted;

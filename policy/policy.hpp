@@ -199,12 +199,11 @@ private:
     {
         return group_list(client_deny_lists_).subspan(clients_hot_[id].deny_begin, clients_hot_[id].deny_count);
     }
-    best_fit match_domain(const domain_index& index, const group_list* groups, std::string_view name,
-                          const probe& q) const;
+    best_fit match_domain(const domain_index& index, const domain_index::host_keys& keys,
+                          const domain_index::located& at, const group_list* groups, const probe& q) const;
     best_fit match_cidr(const prefix_trie<std::vector<cidr_entry>>& trie, const group_list* groups,
                         const address& addr, const probe& q, int min_length) const;
     // Every deny list of the client, the global one first; the rule that matched, if any.
-    best_fit match_deny_name(client_id client, std::string_view name, const probe& q) const;
     best_fit match_deny_address(client_id client, const address& addr, const probe& q) const;
     decision finish(decision d, const best_fit& allow) const;
     decision finish(decision d) const;
