@@ -4,6 +4,10 @@
 #include "config/server_config.hpp"
 #include "protocol/http/path.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -11,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -68,6 +73,7 @@ std::string upper(std::string_view s)
 }
 
 constexpr std::size_t max_errors_per_list = 100;
+constexpr std::uint64_t max_list_bytes = std::uint64_t{1} << 30;
 
 class policy_reader {
 public:
@@ -392,7 +398,7 @@ private:
             read_methods(*m, rule);
         }
         if (const auto* p = r_.find(n, "paths")) {
-            read_paths(*p, rule);
+            read_paths(*p, rule, is_deny);
         }
         if (const auto* e = r_.find(n, "expires")) {
             if (auto text = r_.string_value(*e, "an RFC 3339 time")) {
@@ -493,7 +499,8 @@ private:
         });
     }
 
-    // destinations_file: one pattern per line, '#' comments, relative to the directory of the policy file.
+    // destinations_file: one pattern per line, '#' comments, relative to the directory of the policy file. Read and
+    // checked once per policy file however many rules name it; its errors are reported once.
     void read_destinations_file(const yaml_node& n, pol::rule_spec& rule)
     {
         auto name = r_.string_value(n, "destinations_file: the path of a list file");
@@ -505,22 +512,88 @@ private:
             path = std::filesystem::path(file_name_).parent_path() / path;
         }
         std::string resolved = path.lexically_normal().string();
-        auto cached = std::find_if(part_.lists.begin(), part_.lists.end(),
-                                   [&](const auto& list) { return list.first == resolved; });
-        if (cached == part_.lists.end()) {
-            std::ifstream in(resolved, std::ios::binary);
-            if (!in) {
-                r_.error(n, "cannot read destinations_file '" + resolved + "': " + std::strerror(errno));
+        auto cached = parsed_lists_.find(resolved);
+        if (cached == parsed_lists_.end()) {
+            std::string problem;
+            auto text = read_list_file(resolved, problem);
+            if (!text) {
+                r_.error(n, "cannot read destinations_file '" + resolved + "': " + problem);
                 return;
             }
-            std::ostringstream text;
-            text << in.rdbuf();
-            part_.lists.emplace_back(resolved, std::move(text).str());
-            cached = std::prev(part_.lists.end());
+            part_.lists.emplace_back(resolved, std::move(*text));
+            cached = parsed_lists_.emplace(resolved, parse_list(resolved, part_.lists.back().second)).first;
         }
-        std::string_view text = cached->second;
-        std::size_t before = rule.domains.size() + rule.cidrs.size();
+        const parsed_list& list = cached->second;
+        if (list.destinations.domains.empty() && list.destinations.cidrs.empty() && list.errors == 0) {
+            r_.error(n, "destinations_file '" + resolved + "' names no destination");
+        }
+        rule.domains.insert(rule.domains.end(), list.destinations.domains.begin(), list.destinations.domains.end());
+        rule.cidrs.insert(rule.cidrs.end(), list.destinations.cidrs.begin(), list.destinations.cidrs.end());
+    }
+
+    struct parsed_list {
+        pol::rule_spec destinations;  // only its domains and cidrs
         std::size_t errors = 0;
+    };
+
+    // A regular file only (a FIFO would block the reload thread, a device never end), at most max_list_bytes.
+    static std::optional<std::string> read_list_file(const std::string& path, std::string& problem)
+    {
+        int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            problem = std::strerror(errno);
+            return std::nullopt;
+        }
+        struct stat st {};
+        std::optional<std::string> text;
+        if (::fstat(fd, &st) != 0) {
+            problem = std::strerror(errno);
+        } else if (!S_ISREG(st.st_mode)) {
+            problem = "not a regular file";
+        } else if (static_cast<std::uint64_t>(st.st_size) > max_list_bytes) {
+            problem = "larger than " + std::to_string(max_list_bytes >> 20) + " MiB";
+        } else {
+            text.emplace();
+            char buffer[1 << 16];
+            for (;;) {
+                ssize_t n = ::read(fd, buffer, sizeof buffer);
+                if (n < 0 && errno == EINTR) {
+                    continue;
+                }
+                if (n < 0) {
+                    problem = std::strerror(errno);
+                    text.reset();
+                    break;
+                }
+                if (n == 0) {
+                    break;
+                }
+                text->append(buffer, static_cast<std::size_t>(n));
+                if (text->size() > max_list_bytes) {
+                    problem = "larger than " + std::to_string(max_list_bytes >> 20) + " MiB";
+                    text.reset();
+                    break;
+                }
+            }
+        }
+        ::close(fd);
+        return text;
+    }
+
+    // A list's line as an error quotes it: at most 40 characters, control characters as '?', so that a list
+    // pointed at some other file does not copy that file into logs and reload answers.
+    static std::string shown(std::string_view text)
+    {
+        std::string out;
+        for (char c : text.substr(0, 40)) {
+            out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
+        }
+        return text.size() > 40 ? out + "..." : out;
+    }
+
+    parsed_list parse_list(const std::string& resolved, std::string_view text)
+    {
+        parsed_list list;
         std::uint32_t line = 0;
         for (std::size_t start = 0; start < text.size();) {
             std::size_t end = text.find('\n', start);
@@ -536,22 +609,25 @@ private:
             std::string_view pattern = content.substr(first, last - first + 1);
             std::optional<std::string> error;
             if (pattern.find_first_of(" \t") != std::string_view::npos) {
-                error = "expected one destination per line, found '" + std::string(pattern) + "'";
-            } else {
-                error = add_destination(pattern, rule);
+                error = "expected one destination per line, found '" + shown(pattern) + "'";
+            } else if (pattern.size() > 253) {
+                error = "invalid destination '" + shown(pattern) + "': longer than any name (253 characters)";
+            } else if (auto why = add_destination(pattern, list.destinations)) {
+                // The parser's own words quote the whole line: only when that is short and printable.
+                error = shown(pattern) == pattern ? std::move(*why)
+                                                  : "invalid destination '" + shown(pattern) + "': expected a domain "
+                                                                                             "pattern or a CIDR";
             }
-            if (error && ++errors <= max_errors_per_list) {
+            if (error && ++list.errors <= max_errors_per_list) {
                 part_.errors.push_back({resolved, mark{line, static_cast<std::uint32_t>(first + 1)}, std::move(*error)});
             }
         }
-        if (errors > max_errors_per_list) {
+        if (list.errors > max_errors_per_list) {
             part_.errors.push_back({resolved, mark{line, 1},
-                                    std::to_string(errors - max_errors_per_list) + " more invalid destinations (" +
-                                        std::to_string(errors) + " in all)"});
+                                    std::to_string(list.errors - max_errors_per_list) + " more invalid destinations (" +
+                                        std::to_string(list.errors) + " in all)"});
         }
-        if (errors == 0 && rule.domains.size() + rule.cidrs.size() == before) {
-            r_.error(n, "destinations_file '" + resolved + "' names no destination");
-        }
+        return list;
     }
 
     void read_methods(const yaml_node& n, pol::rule_spec& rule)
@@ -571,7 +647,7 @@ private:
         });
     }
 
-    void read_paths(const yaml_node& n, pol::rule_spec& rule)
+    void read_paths(const yaml_node& n, pol::rule_spec& rule, bool is_deny)
     {
         if (n.is_sequence() && n.items.empty()) {
             r_.error(n, "empty path list: expected path prefixes like /simple/ (or leave paths out: any path)");
@@ -586,6 +662,11 @@ private:
                 r_.error(item, "path prefix '" + p + "' is not in normal form: requests are matched after " +
                                    "percent-decoding and dot-segment removal, so write '" +
                                    protocol::http::normalise_path(p) + "'");
+            } else if (!is_deny && protocol::http::loose_path(p) != p) {
+                // An allow needs the prefix on the lenient reading too, which has none of these: it could never allow.
+                r_.error(item, "path prefix '" + p + "' can never allow a request: a request's path must also fit " +
+                                   "it read leniently (no '//', ';', '\\' or encoded slash), so write '" +
+                                   protocol::http::loose_path(p) + "'");
             } else {
                 rule.paths.push_back(p);
             }
@@ -690,6 +771,7 @@ private:
 
     std::uint32_t file_;
     std::string file_name_;
+    std::map<std::string, parsed_list> parsed_lists_;
     schema_reader& r_;
     file_part& part_;
 };

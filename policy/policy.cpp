@@ -67,8 +67,9 @@ compile_result policy::compile(policy_spec spec)
             c.terms.expires = r.expires->time_since_epoch().count();
         }
         if (!r.methods.empty() || !r.paths.empty()) {
-            bool connect = std::find(r.methods.begin(), r.methods.end(), "CONNECT") != r.methods.end();
-            request_terms terms{std::move(r.methods), std::move(r.paths), connect && r.paths.empty()};
+            bool allows_connect =
+                r.paths.empty() && std::find(r.methods.begin(), r.methods.end(), "CONNECT") != r.methods.end();
+            request_terms terms{std::move(r.methods), std::move(r.paths), allows_connect};
             // Rules mostly share a few method and path lists: one copy each keeps a decision's memory reads few.
             auto [it, added] = request_ids.try_emplace(request_key(terms), static_cast<std::uint32_t>(p->requests_.size() + 1));
             if (added) {

@@ -123,6 +123,8 @@ public:
         std::size_t cidrs = 0;            // in allow rules
     };
     counts stats() const { return counts_; }
+    // Whether any rule names methods or paths (then headers that override a request's method or path are dropped).
+    bool names_requests() const { return !requests_.empty(); }
     // Whether any allow rule has `expires` (else no established connection can expire by the clock alone).
     bool has_expiring_rules() const { return has_expiring_rules_; }
     mode default_mode() const { return default_mode_; }

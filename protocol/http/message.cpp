@@ -1012,6 +1012,15 @@ void append_via(std::vector<header>& headers)
 
 }  // namespace
 
+void remove_request_overrides(std::vector<header>& headers)
+{
+    static constexpr std::array<std::string_view, 5> overrides = {
+        "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"};
+    std::erase_if(headers, [](const header& h) {
+        return std::any_of(overrides.begin(), overrides.end(), [&](std::string_view name) { return iequals(h.name, name); });
+    });
+}
+
 std::vector<header> forwarded_request_headers(const request_head& head, const body_framing& framing,
                                               std::string_view host)
 {

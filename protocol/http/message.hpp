@@ -146,6 +146,11 @@ void remove_hop_by_hop(std::vector<header>& headers);
 
 // The fields of a request egressd forwards: hop-by-hop fields removed, Host from the URI (never the client's Host
 // header), Via appended, and the body framed by egressd.
+// Removes the fields some servers and frameworks take over the request line (X-Original-URL, X-Rewrite-URL,
+// X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override): under rules that name methods or paths, they would let
+// the upstream act on a path or method other than the one decided.
+void remove_request_overrides(std::vector<header>& headers);
+
 std::vector<header> forwarded_request_headers(const request_head& head, const body_framing& framing,
                                               std::string_view host);
 // The fields of a response egressd forwards to a client speaking HTTP/1.<client_version_minor>: hop-by-hop fields

@@ -75,6 +75,9 @@ asio::awaitable<std::optional<close_cause>> forwarder::exchange(const http::requ
                                                                 bool client_keep_alive)
 {
     auto headers = http::forwarded_request_headers(head, framing, host);
+    if (const auto* held = c_.upstream_auth.get(); held != nullptr && held->snapshot->names_requests()) {
+        http::remove_request_overrides(headers);
+    }
     c_.watch.idle(c_.owner.config().timeouts.upstream_response, std::chrono::steady_clock::time_point::max());
     std::string request_head = http::serialize_request_head(head.method, request_target, headers);
     if (!co_await c_.write_all(c_.upstream, request_head)) {

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -262,6 +264,64 @@ TEST(list_file, empty_or_missing_list_is_an_error_at_the_key)
     EXPECT_EQ(directory->where.column, 28u);
     expect_at(only(loaded.errors, "missing required key 'destinations' (or 'destinations_file')"), policy, 13, 9);
     EXPECT_EQ(loaded.errors.size(), 5u) << all(loaded.errors);
+}
+
+// A FIFO would block the load (and every reload after it) for ever; a device would never end.
+TEST(list_file, only_a_regular_file_is_read)
+{
+    test_support::temp_dir dir;
+    auto fifo = dir.path() / "feed.fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    auto policy = put(dir, "policy.yaml", list_policy({"        destinations_file: feed.fifo"}));
+    auto loaded = load_policy(policy);
+    EXPECT_FALSE(loaded.snapshot);
+    expect_at(only(loaded.errors, "cannot read destinations_file '" + fifo.string() + "': not a regular file"),
+              policy, 6, 28);
+}
+
+// Two rules naming one bad list: its errors once, not once per rule.
+TEST(list_file, a_list_named_twice_reports_its_errors_once)
+{
+    test_support::temp_dir dir;
+    put(dir, "bad.txt", "ok.example\nbad*.example\n");
+    auto policy = put(dir, "policy.yaml",
+                      list_policy({"        destinations_file: bad.txt", "      - ports: [80]",
+                                   "        destinations_file: bad.txt"}));
+    auto loaded = load_policy(policy);
+    EXPECT_FALSE(loaded.snapshot);
+    expect_at(only(loaded.errors, "invalid destination 'bad*.example'"), dir.path() / "bad.txt", 2, 1);
+    EXPECT_EQ(loaded.errors.size(), 1u) << all(loaded.errors);
+}
+
+// A list pointed at some other file must not copy it into logs and reload answers: a line is quoted in part.
+TEST(list_file, an_error_quotes_at_most_40_characters_of_a_line)
+{
+    test_support::temp_dir dir;
+    std::string secret = "root:x:0:0:root:/root:/bin/bash:" + std::string(300, 'k');
+    put(dir, "passwd", secret + "\n");
+    auto policy = put(dir, "policy.yaml", list_policy({"        destinations_file: passwd"}));
+    auto loaded = load_policy(policy);
+    ASSERT_EQ(loaded.errors.size(), 1u) << all(loaded.errors);
+    const auto& message = loaded.errors[0].message;
+    EXPECT_EQ(message.find(secret.substr(0, 41)), std::string::npos) << message;
+    EXPECT_NE(message.find("'" + secret.substr(0, 40) + "...'"), std::string::npos) << message;
+    EXPECT_LT(message.size(), 160u) << message;
+}
+
+// An allow needs its prefix on the lenient reading of a path too, which has no "//", ';' or encoded slash: such a
+// prefix could never allow, so it is refused; a deny may name it (the normal reading can match it).
+TEST(list_file, an_allow_prefix_no_lenient_path_can_fit_is_an_error)
+{
+    auto loaded = load_policy_texts(
+        {{"policy.yaml",
+          lines({"version: 1", "groups:", "  web:", "    rules:", "      - ports: [80]",
+                 "        destinations: [a.example]", "        paths: [\"/a//b\", \"/x;y/\", /ok/]", "clients:",
+                 "  app:", "    sources: [10.0.0.0/8]", "    groups: [web]", "deny:",
+                 "  - destinations: [a.example]", "    paths: [\"/a//b\"]"})}});
+    EXPECT_FALSE(loaded.snapshot);
+    expect_at(only(loaded.errors, "path prefix '/a//b' can never allow a request"), "policy.yaml", 7, 17);
+    expect_at(only(loaded.errors, "path prefix '/x;y/' can never allow a request"), "policy.yaml", 7, 26);
+    EXPECT_EQ(loaded.errors.size(), 2u) << all(loaded.errors);
 }
 
 TEST(list_file, a_bad_list_leaves_nothing_applied)

@@ -286,6 +286,19 @@ class PathRulesTest(PolicyRulesBase):
         ev = self.proxy.wait_event(event="egress.allow", host="paths.test", method="HEAD")
         self.assertEqual(ev.get("path"), "/simple/x", ev)
 
+    def test_request_override_headers_are_not_forwarded(self):
+        # Under rules naming methods or paths, X-Original-URL and its kind would let an IIS or Symfony upstream serve
+        # another path (or method) than the one decided.
+        overrides = [("X-Original-URL", "/admin"), ("X-Rewrite-URL", "/admin"), ("X-HTTP-Method-Override", "DELETE"),
+                     ("x-http-method", "DELETE"), ("X-Method-Override", "DELETE")]
+        with self.proxy.connect() as c:
+            resp = self.get(self.url("paths.test", "/simple/x"), headers=overrides + [("X-Kept", "1")], conn=c)
+        self.assert_passed(resp, "/simple/x")
+        received = [name.lower() for name, _ in self.upstream.requests[-1]["headers"]]
+        self.assertIn("x-kept", received)
+        for name, _ in overrides:
+            self.assertNotIn(name.lower(), received)
+
     def test_outside_the_prefixes_refused(self):
         for sent, normal in (("/", "/"), ("/simple", "/simple"), ("/admin", "/admin"),
                              ("/other/simple/", "/other/simple/")):
