@@ -10,12 +10,16 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <ostream>
+#include <random>
 #include <set>
 #include <sstream>
 #include <system_error>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace egressd::proxy::tools {
 namespace smokescreen {
@@ -337,45 +341,117 @@ struct staged_decision {
     const located* matched = nullptr;
 };
 
-const rule* rule_for(const acl& a, std::string_view role)
-{
-    for (const auto& s : a.services) {
-        if (s.name == role) {
-            return &s;
+// Globs indexed by the name they are about, so that a host is looked up, not compared with every glob: an exact
+// glob under its name, "*.example.com" under example.com (found from the host's parent names). Matches are
+// reported in list order, as smokescreen's loops see them.
+class glob_index {
+public:
+    glob_index() = default;
+    explicit glob_index(const std::vector<std::string_view>& globs)
+    {
+        for (std::size_t i = 0; i < globs.size(); ++i) {
+            std::string_view g = globs[i];
+            bool wild = g.starts_with("*.");
+            (wild ? below_ : exact_)[trim_dots(lower(wild ? g.substr(2) : g))].push_back(i);
         }
+    }
+
+    // Every index whose glob matches host (host_matches_glob), in increasing order.
+    std::vector<std::size_t> matches(std::string_view host) const
+    {
+        std::vector<std::size_t> out;
+        if (host.empty()) {
+            return out;
+        }
+        std::string h = trim_dots(lower(host));
+        auto take = [&](const std::unordered_map<std::string, std::vector<std::size_t>>& m, const std::string& k) {
+            if (auto it = m.find(k); it != m.end()) {
+                out.insert(out.end(), it->second.begin(), it->second.end());
+            }
+        };
+        take(exact_, h);
+        for (std::size_t dot = h.find('.'); dot != std::string::npos && dot + 1 < h.size(); dot = h.find('.', dot + 1)) {
+            if (dot > 0) {
+                take(below_, h.substr(dot + 1));
+            }
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    std::optional<std::size_t> first(std::string_view host) const
+    {
+        auto all = matches(host);
+        return all.empty() ? std::nullopt : std::optional(all.front());
+    }
+
+private:
+    std::unordered_map<std::string, std::vector<std::size_t>> exact_;
+    std::unordered_map<std::string, std::vector<std::size_t>> below_;
+};
+
+std::vector<std::string_view> texts(const std::vector<located>& list)
+{
+    std::vector<std::string_view> out;
+    out.reserve(list.size());
+    for (const auto& g : list) {
+        out.push_back(g.text);
+    }
+    return out;
+}
+
+// The ACL's lists, indexed once for many decisions.
+struct acl_index {
+    explicit acl_index(const acl& a)
+        : deny(texts(a.global_deny_list)), allow(texts(a.global_allow_list))
+    {
+        for (const auto& s : a.services) {
+            roles.emplace(s.name, &s);  // read_acl refuses a service named twice
+            allowed.emplace(&s, glob_index(texts(s.allowed_domains)));
+        }
+        if (a.default_rule) {
+            allowed.emplace(&*a.default_rule, glob_index(texts(a.default_rule->allowed_domains)));
+        }
+    }
+    glob_index deny;
+    glob_index allow;
+    std::unordered_map<std::string, const rule*> roles;
+    std::unordered_map<const rule*, glob_index> allowed;
+};
+
+const rule* rule_for(const acl& a, const acl_index& x, std::string_view role)
+{
+    if (auto it = x.roles.find(std::string(role)); it != x.roles.end()) {
+        return it->second;
     }
     return a.default_rule ? &*a.default_rule : nullptr;
 }
 
-const located* first_match(const std::vector<located>& globs, std::string_view host)
+const located* first_match(const std::vector<located>& globs, const glob_index& index, std::string_view host)
 {
-    for (const auto& g : globs) {
-        if (host_matches_glob(host, g.text)) {
-            return &g;
-        }
-    }
-    return nullptr;
+    auto i = index.first(host);
+    return i ? &globs[*i] : nullptr;
 }
 
-staged_decision decide_staged(const acl& a, std::string_view role, std::string_view host)
+staged_decision decide_staged(const acl& a, const acl_index& x, std::string_view role, std::string_view host)
 {
     staged_decision s;
-    const rule* r = rule_for(a, role);
+    const rule* r = rule_for(a, x, role);
     if (r == nullptr) {
         s.d = {result::deny, "no rule matched"};
         return s;
     }
-    if ((s.matched = first_match(r->allowed_domains, host))) {
+    if ((s.matched = first_match(r->allowed_domains, x.allowed.at(r), host))) {
         s.d = {result::allow, "host matched allowed domain in rule"};
         s.at = stage::allowed_domains;
         return s;
     }
-    if ((s.matched = first_match(a.global_deny_list, host))) {
+    if ((s.matched = first_match(a.global_deny_list, x.deny, host))) {
         s.d = {result::deny, "host matched rule in global deny list"};
         s.at = stage::global_deny;
         return s;
     }
-    if ((s.matched = first_match(a.global_allow_list, host))) {
+    if ((s.matched = first_match(a.global_allow_list, x.allow, host))) {
         s.d = {result::allow, "host matched rule in global allow list"};
         s.at = stage::global_allow;
         return s;
@@ -439,7 +515,10 @@ bool host_matches_glob(std::string_view host, std::string_view glob)
     return h == trim_dots(lower(glob));
 }
 
-decision decide(const acl& a, std::string_view role, std::string_view host) { return decide_staged(a, role, host).d; }
+decision decide(const acl& a, std::string_view role, std::string_view host)
+{
+    return decide_staged(a, acl_index(a), role, host).d;
+}
 
 read_result read_acl(std::string file, std::string_view text)
 {
@@ -484,12 +563,18 @@ std::string sanitize_name(std::string_view s)
     return out.empty() ? std::string("service") : out;
 }
 
-// An exact egressd identity: printable ASCII without spaces, and no '*' (which would make it a prefix pattern).
-bool usable_identity(std::string_view s)
+// What egressd's TLS listener takes as a certificate's identity (certs/tls.cpp, usable_identity): printable ASCII
+// without spaces, at most 2048 bytes. A CN that is not is refused (client_identity_invalid).
+bool certificate_identity(std::string_view s)
 {
-    return !s.empty() && s.size() <= 2048 &&
-           std::all_of(s.begin(), s.end(), [](char c) { return c > ' ' && c < 0x7f && c != '*'; });
+    return !s.empty() && s.size() <= 2048 && std::all_of(s.begin(), s.end(), [](char c) { return c > ' ' && c < 0x7f; });
 }
+
+// An exact egressd identity: also no '*', which in a policy makes a prefix pattern.
+bool usable_identity(std::string_view s) { return certificate_identity(s) && s.find('*') == std::string_view::npos; }
+
+// The most derived cases written: a large ACL gives an even sample (the Squid importer's bound).
+constexpr std::size_t max_cases = 2000;
 
 struct note {
     mark where;  // line 0: about the ACL as a whole
@@ -540,6 +625,16 @@ struct client_model {
     bool report_mode = false;
 };
 
+// A role with '*' in it: egressd takes such a certificate CN as the identity, but no policy identity names it
+// exactly (a trailing '*' makes a prefix pattern). Left alone it would be the default client; instead the longest
+// prefix pattern that catches it (what comes before the first '*') goes to a client with no groups, so the role is
+// denied everything. The same pattern also catches unlisted roles that start with that prefix.
+struct catch_client {
+    std::string name;
+    std::string prefix;
+    std::vector<const rule*> roles;  // the services it stands for
+};
+
 struct deny_entry {
     carried glob;
     std::vector<bool> applies;  // per client model
@@ -570,12 +665,16 @@ public:
         build_clients();
         build_global_allow();
         build_deny();
+        build_indexes();
         general_notes();
         import_output out;
         out.policy_yaml = policy_text();
         out.server_yaml = server_text();
         write_cases(out);
-        out.clients = clients_.size();
+        out.clients = clients_.size() + catches_.size();
+        for (const auto& c : catches_) {
+            out.wildcard_roles += c.roles.size();
+        }
         out.groups = std::count_if(clients_.begin(), clients_.end(), [](const client_model& c) {
                          return !c.group.empty();
                      }) + (global_allow_.empty() ? 0 : 1);
@@ -639,12 +738,16 @@ private:
         used_names_.insert("default");
         used_names_.insert("-");
         for (const auto& s : a_.services) {
-            if (!usable_identity(s.name)) {
+            if (!certificate_identity(s.name)) {
                 notes_.push_back(
                     {s.where, "not carried over: service " + in_quotes(s.name) +
-                                  " cannot be an egressd identity (printable ASCII without spaces and without '*'); "
-                                  "a certificate with this CN is refused by egressd's TLS listener or, with '*', "
-                                  "would be a prefix pattern. Its cases are left out"});
+                                  " cannot be an egressd identity (printable ASCII without spaces, at most 2048 "
+                                  "bytes): egressd's TLS listener refuses a certificate with this CN "
+                                  "(client_identity_invalid). Its cases are left out"});
+                continue;
+            }
+            if (!usable_identity(s.name)) {
+                add_catch(s);
                 continue;
             }
             client_model c;
@@ -675,6 +778,31 @@ private:
             }
             action_notes(c);
         }
+    }
+
+    void add_catch(const rule& s)
+    {
+        std::string prefix = s.name.substr(0, s.name.find('*'));
+        auto it = std::find_if(catches_.begin(), catches_.end(), [&](const catch_client& c) { return c.prefix == prefix; });
+        if (it == catches_.end()) {
+            catches_.push_back({unique_client_name("wildcard-role-" + sanitize_name(prefix.empty() ? "all" : prefix)),
+                                prefix, {}});
+            it = std::prev(catches_.end());
+        }
+        it->roles.push_back(&s);
+        std::string others = prefix.empty()
+                                 ? std::string("every certificate whose CN no service names exactly: the default rule "
+                                               "then applies only to clients without a certificate")
+                                 : "every unlisted role starting with " + in_quotes(prefix) +
+                                       " (smokescreen gives those the default rule)";
+        notes_.push_back(
+            {s.where, "FAIL CLOSED: service " + in_quotes(s.name) + " has '*' in its name. egressd takes a certificate "
+                      "with this CN as the identity " + in_quotes(s.name) + ", but no policy identity names it exactly "
+                      "(a trailing '*' is a prefix pattern), so it would land on the default client. It is caught by "
+                      "client " + in_quotes(it->name) + " (identities: [" + in_quotes(prefix + "*") + "], no groups): "
+                      "egressd DENIES it everything, where smokescreen applies its rule. The pattern also denies " +
+                      others + "; services listed by exact name keep their own clients. Rename the role (a "
+                      "certificate CN without '*') to carry its rule over"});
     }
 
     void add_allow(client_model& c, const std::string& who)
@@ -780,6 +908,28 @@ private:
             }
             deny_.push_back(std::move(e));
         }
+    }
+
+    void build_indexes()
+    {
+        for (std::size_t i = 0; i < clients_.size(); ++i) {
+            if (!clients_[i].is_default) {
+                by_identity_.emplace(clients_[i].identity, i);
+            }
+        }
+        auto carried_texts = [](const auto& list, auto text_of) {
+            std::vector<std::string_view> out;
+            for (const auto& k : list) {
+                out.push_back(text_of(k));
+            }
+            return out;
+        };
+        auto text_of = [](const carried& k) { return std::string_view(k.src->text); };
+        for (const auto& c : clients_) {
+            allow_index_.emplace_back(carried_texts(c.allow, text_of));
+        }
+        global_allow_index_ = glob_index(carried_texts(global_allow_, text_of));
+        deny_index_ = glob_index(carried_texts(deny_, [](const deny_entry& e) { return std::string_view(e.glob.src->text); }));
     }
 
     void general_notes()
@@ -901,6 +1051,17 @@ private:
                 destinations(o, list, "        ", *this);
             }
         }
+        for (const auto& c : catches_) {
+            std::string roles;
+            for (const auto* r : c.roles) {
+                roles += (roles.empty() ? "" : ", ") + r->name + " (" + line_of(r->where) + ")";
+            }
+            o << "  " << c.name << ":\n    description: "
+              << yaml_quoted("fail closed: smokescreen service(s) " + roles +
+                             " with '*' in the name; no identity names such a CN exactly, so the prefix pattern "
+                             "catches it and allows nothing (see import-report.txt)")
+              << "\n    identities: [" << yaml_quoted(c.prefix + "*") << "]\n    groups: []\n";
+        }
         std::vector<const carried*> everyone;
         for (const auto& e : deny_) {
             if (e.everyone) {
@@ -943,33 +1104,38 @@ private:
     // The egressd decision this translation makes, by the same rules the policy above is written with.
     outcome predict(std::string_view role, std::string_view host) const
     {
+        // egressd's client lookup (policy::match_client): the exact identity, then the longest prefix pattern,
+        // then default.
         const client_model* c = nullptr;
         std::size_t index = 0;
-        for (std::size_t i = 0; i < clients_.size(); ++i) {
-            if (!clients_[i].is_default && clients_[i].identity == role) {
-                c = &clients_[i];
-                index = i;
+        if (auto it = by_identity_.find(std::string(role)); it != by_identity_.end()) {
+            index = it->second;
+            c = &clients_[index];
+        }
+        const catch_client* caught = nullptr;
+        for (const auto& k : catches_) {
+            if (c == nullptr && role.starts_with(k.prefix) && (caught == nullptr || k.prefix.size() > caught->prefix.size())) {
+                caught = &k;
             }
         }
-        for (std::size_t i = 0; c == nullptr && i < clients_.size(); ++i) {
+        for (std::size_t i = 0; c == nullptr && caught == nullptr && i < clients_.size(); ++i) {
             if (clients_[i].is_default) {
                 c = &clients_[i];
                 index = i;
             }
         }
-        if (c == nullptr) {
+        if (c == nullptr && caught == nullptr) {
             return {false, "unknown_client", false};
         }
-        for (const auto& e : deny_) {
-            if (e.applies[index] && host_matches_glob(host, e.glob.src->text)) {
-                return {false, "explicit_deny", c->report_mode};
+        for (auto i : deny_index_.matches(host)) {
+            if (caught != nullptr ? deny_[i].everyone : deny_[i].applies[index]) {
+                return {false, "explicit_deny", caught == nullptr && c->report_mode};
             }
         }
-        auto matches = [&](const std::vector<carried>& list) {
-            return std::any_of(list.begin(), list.end(),
-                               [&](const carried& k) { return host_matches_glob(host, k.src->text); });
-        };
-        if (matches(c->allow) || matches(global_allow_)) {
+        if (caught != nullptr) {
+            return {false, "no_matching_rule", false};
+        }
+        if (allow_index_[index].first(host) || global_allow_index_.first(host)) {
             return {true, "allowed", true};
         }
         return {false, "no_matching_rule", c->report_mode};
@@ -1003,7 +1169,8 @@ private:
         return trim_dots(lower(g.text.starts_with("*.") ? g.text.substr(2) : g.text));
     }
 
-    std::vector<probe> probes_for(const rule* r) const
+    // The probes of a rule's own allowed_domains (own), or of the lists every role shares (shared).
+    std::vector<probe> probes_for(const rule* r, bool own) const
     {
         std::vector<probe> out;
         auto add_glob = [&](const located& g, const std::string& list, bool full) {
@@ -1026,7 +1193,10 @@ private:
                 out.push_back({"sub." + n, 443, "a subdomain of the exact name " + list + " " + g.text + where});
             }
         };
-        if (r != nullptr) {
+        if (own) {
+            if (r == nullptr) {
+                return out;
+            }
             for (const auto& g : r->allowed_domains) {
                 add_glob(g, "allowed_domains", true);
             }
@@ -1036,6 +1206,7 @@ private:
                 p.why = "another port (smokescreen does not filter ports): " + p.why;
                 out.push_back(p);
             }
+            return out;
         }
         out.push_back({"smokescreen-import-unlisted.example", 443, "a name no list of the ACL names"});
         for (const auto& g : a_.global_deny_list) {
@@ -1079,49 +1250,104 @@ private:
             const rule* r;
             std::string label;
         };
+        const rule* fallback = a_.default_rule ? &*a_.default_rule : nullptr;
         std::vector<subject> subjects;
         for (const auto& s : a_.services) {
             if (usable_identity(s.name)) {
                 subjects.push_back({s.name, &s, "service " + s.name});
+            } else if (certificate_identity(s.name)) {
+                subjects.push_back({s.name, &s, "service " + s.name + " (its CN has '*': fail closed)"});
             }
         }
-        subjects.push_back({unlisted_role, a_.default_rule ? &*a_.default_rule : nullptr,
+        for (const auto& k : catches_) {
+            std::string other = k.prefix + "smokescreen-import-other";
+            if (!k.prefix.empty() && names.count(other) == 0) {
+                subjects.push_back({other, fallback, "an unlisted role starting with " + k.prefix + " (caught by " +
+                                                         k.name + ")"});
+            }
+        }
+        subjects.push_back({unlisted_role, fallback,
                             a_.default_rule ? "a role no service names (the default rule)"
                                             : "a role no service names (no default rule)"});
-        std::size_t skipped_hosts = 0;
+        // Every subject meets its own probes, then the shared ones it does not already have (each host:port once).
+        auto key = [](const probe& p) { return p.host + ":" + std::to_string(p.port); };
+        auto unique = [&](std::vector<probe> list) {
+            std::unordered_set<std::string> seen;
+            std::erase_if(list, [&](const probe& p) { return !seen.insert(key(p)).second; });
+            return list;
+        };
+        std::vector<probe> shared = unique(probes_for(nullptr, false));
+        std::vector<std::string> shared_keys;
+        for (const auto& p : shared) {
+            shared_keys.push_back(key(p));
+        }
+        std::vector<std::vector<probe>> own;
+        std::vector<std::unordered_set<std::string>> own_keys;
         for (const auto& sub : subjects) {
-            std::set<std::string> seen;
-            for (const auto& p : probes_for(sub.r)) {
-                if (!seen.insert(p.host + ":" + std::to_string(p.port)).second) {
-                    continue;
+            own.push_back(unique(probes_for(sub.r, true)));
+            own_keys.emplace_back();
+            for (const auto& p : own.back()) {
+                own_keys.back().insert(key(p));
+            }
+        }
+        auto visit = [&](const std::function<void(std::size_t, const probe&)>& f) {
+            for (std::size_t k = 0; k < subjects.size(); ++k) {
+                for (const auto& p : own[k]) {
+                    f(k, p);
                 }
-                auto host = policy::host::parse(p.host);
-                if (!host.value) {
-                    ++skipped_hosts;
-                    continue;
+                for (std::size_t j = 0; j < shared.size(); ++j) {
+                    if (own_keys[k].empty() || own_keys[k].count(shared_keys[j]) == 0) {
+                        f(k, shared[j]);
+                    }
                 }
-                auto s = decide_staged(a_, sub.role, p.host);
-                outcome want = expected(s);
-                outcome got = predict(sub.role, p.host);
-                bool same = want == got;
-                std::ostringstream& o = same ? exact : inexact;
-                (same ? n_exact : n_inexact)++;
-                std::string dest = host.value->to_string() + ":" + std::to_string(p.port);
-                o << "\n# smokescreen: " << to_string(s.d.outcome) << " (" << s.d.reason;
-                if (s.matched != nullptr) {
-                    o << ": " << s.matched->text << ", " << line_of(s.matched->where);
-                }
-                o << ")" << (want.passes ? "; traffic passes" : "; traffic blocked") << '\n';
-                if (!same) {
-                    o << "# egressd: " << outcome_text(got) << '\n';
-                }
-                o << "- name: " << yaml_quoted(sub.label + " -> " + dest + ": " + p.why) << '\n'
-                  << "  identity: " << yaml_quoted(sub.role) << '\n'
-                  << "  dest: " << yaml_quoted(dest) << '\n'
-                  << "  expect: " << (want.allow ? "allow" : "deny") << '\n';
-                if (!want.allow) {
-                    o << "  reason: " << want.reason << '\n';
-                }
+            }
+        };
+        // Counted, then an even sample of at most max_cases kept (Knuth's selection sampling with a fixed seed,
+        // as the Squid importer does: the same files every run).
+        std::size_t total = 0;
+        visit([&](std::size_t, const probe&) { ++total; });
+        std::size_t wanted = std::min(total, max_cases);
+        std::size_t visited = 0;
+        std::mt19937_64 rng(20261207);
+        std::vector<std::pair<std::size_t, probe>> sample;
+        sample.reserve(wanted);
+        visit([&](std::size_t k, const probe& p) {
+            std::size_t left = total - visited++;
+            std::size_t need = wanted - sample.size();
+            if (need == 0 || std::uniform_int_distribution<std::size_t>(0, left - 1)(rng) >= need) {
+                return;
+            }
+            sample.emplace_back(k, p);
+        });
+        std::size_t skipped_hosts = 0;
+        for (const auto& [k, p] : sample) {
+            const subject& sub = subjects[k];
+            auto host = policy::host::parse(p.host);
+            if (!host.value) {
+                ++skipped_hosts;
+                continue;
+            }
+            auto s = decide_staged(a_, index_, sub.role, p.host);
+            outcome want = expected(s);
+            outcome got = predict(sub.role, p.host);
+            bool same = want == got;
+            std::ostringstream& o = same ? exact : inexact;
+            (same ? n_exact : n_inexact)++;
+            std::string dest = host.value->to_string() + ":" + std::to_string(p.port);
+            o << "\n# smokescreen: " << to_string(s.d.outcome) << " (" << s.d.reason;
+            if (s.matched != nullptr) {
+                o << ": " << s.matched->text << ", " << line_of(s.matched->where);
+            }
+            o << ")" << (want.passes ? "; traffic passes" : "; traffic blocked") << '\n';
+            if (!same) {
+                o << "# egressd: " << outcome_text(got) << '\n';
+            }
+            o << "- name: " << yaml_quoted(sub.label + " -> " + dest + ": " + p.why) << '\n'
+              << "  identity: " << yaml_quoted(sub.role) << '\n'
+              << "  dest: " << yaml_quoted(dest) << '\n'
+              << "  expect: " << (want.allow ? "allow" : "deny") << '\n';
+            if (!want.allow) {
+                o << "  reason: " << want.reason << '\n';
             }
         }
         if (n_exact == 0) {
@@ -1135,6 +1361,10 @@ private:
                                       " derived case(s) are decided otherwise by egressd: policy.inexact-cases.yaml "
                                       "says, for each, what smokescreen and egressd do"});
         }
+        if (total > wanted) {
+            notes_.push_back({{}, "note: " + std::to_string(total) + " cases were derived; an even sample of " +
+                                      std::to_string(wanted) + " is written (the same sample every run)"});
+        }
         if (skipped_hosts > 0) {
             notes_.push_back({{}, "note: " + std::to_string(skipped_hosts) +
                                       " derived case(s) were left out: their host is not a name egressd accepts"});
@@ -1143,6 +1373,8 @@ private:
         out.inexact_cases_yaml = inexact.str();
         out.exact_cases = n_exact;
         out.inexact_cases = n_inexact;
+        out.derived_cases = total;
+        out.sampled = total > wanted;
     }
 
     std::string report_text()
@@ -1168,6 +1400,12 @@ private:
     std::vector<deny_entry> deny_;
     std::vector<note> notes_;
     std::set<std::string> used_names_;
+    std::vector<catch_client> catches_;
+    acl_index index_{a_};
+    std::unordered_map<std::string, std::size_t> by_identity_;  // client identity -> clients_ index
+    std::vector<glob_index> allow_index_;                        // per clients_ entry
+    glob_index global_allow_index_;
+    glob_index deny_index_;                                      // per deny_ entry
 };
 
 }  // namespace
@@ -1310,10 +1548,16 @@ int import_smokescreen(const std::vector<std::string>& args, std::ostream& out, 
         << (loaded.snapshot ? "egressd policy check: valid"
                             : "egressd policy check: INVALID (" + std::to_string(loaded.errors.size()) +
                                   " error(s) above)")
-        << '\n'
-        << "  egressd.yaml               mTLS listener on 0.0.0.0:4750; edit its certificate paths "
+        << '\n';
+    if (result.wildcard_roles > 0) {
+        out << "  FAIL CLOSED: " << result.wildcard_roles
+            << " service(s) with '*' in the role: such a certificate is denied everything (see import-report.txt)\n";
+    }
+    out << "  egressd.yaml               mTLS listener on 0.0.0.0:4750; edit its certificate paths "
            "(config check passes once the files exist)\n"
-        << "  policy.cases.yaml          " << result.exact_cases << " case(s) egressd decides as smokescreen does\n"
+        << "  policy.cases.yaml          " << result.exact_cases << " case(s) egressd decides as smokescreen does"
+        << (result.sampled ? " (a sample: " + std::to_string(result.derived_cases) + " derived)" : std::string())
+        << '\n'
         << "  policy.inexact-cases.yaml  " << result.inexact_cases << " case(s) it decides otherwise\n"
         << "  import-report.txt          " << result.report_lines << " line(s): read it before you switch\n"
         << "Next:\n"

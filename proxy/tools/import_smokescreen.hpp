@@ -85,6 +85,9 @@ struct import_output {
     std::size_t exact_cases = 0;
     std::size_t inexact_cases = 0;
     std::size_t report_lines = 0;
+    std::size_t wildcard_roles = 0;  // services with '*' in the name: denied everything (fail closed)
+    std::size_t derived_cases = 0;   // every case derived, before the sample of at most 2,000 is written
+    bool sampled = false;            // derived_cases was more than that
 };
 
 // acl_name: how the files name the ACL (its path as given on the command line).

@@ -1,5 +1,7 @@
 #include "proxy/tools/import_squid.hpp"
 
+#include "config/policy_loader.hpp"
+#include "config/schema.hpp"
 #include "policy/guard.hpp"
 #include "proxy/cli.hpp"
 #include "proxy/tools/import/squid_conf.hpp"
@@ -16,6 +18,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 namespace egressd::proxy::tools {
 namespace {
@@ -48,14 +51,16 @@ const std::set<std::string, std::less<>> no_effect = {
     "check_hostnames", "max_stale", "store_avg_object_size", "store_objects_per_bucket", "cache_swap_state",
     "access_log_format", "icon_directory", "err_html_text", "email_err_data", "retry_on_error"};
 
+// Access directives egressd has no equivalent of: what they deny, egressd allows.
+const std::set<std::string, std::less<>> other_access = {
+    "adapted_http_access", "http_reply_access", "miss_access", "ssl_bump", "reply_body_max_size",
+    "request_body_max_size", "url_rewrite_access", "url_rewrite_program", "http_access2"};
+
 std::string join(const std::vector<std::string>& v, const std::string& sep)
 {
-    std::string out;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        out += (i > 0 ? sep : "") + v[i];
-    }
-    return out;
+    return egressd::config::join(std::vector<std::string_view>(v.begin(), v.end()), sep);
 }
+
 
 std::string flow(const std::vector<std::string>& items, bool quoted)
 {
@@ -79,8 +84,6 @@ std::string ports_text(const std::vector<pol::port_range>& ports)
     }
     return flow(out, false);
 }
-
-bool all_ports(const std::vector<pol::port_range>& p) { return p.size() == 1 && p[0].is_all(); }
 
 std::vector<std::string> method_list(const method_set& m)
 {
@@ -168,16 +171,7 @@ private:
     std::string upstream_comment_;
     std::vector<std::pair<std::string, std::string>> listeners_;  // address, comment
 
-    static std::string list_file(const std::string& acl_name)
-    {
-        std::string out;
-        for (char ch : acl_name) {
-            bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                      ch == '-' || ch == '_' || ch == '.';
-            out += ok ? ch : '_';
-        }
-        return out + ".txt";
-    }
+    static std::string list_file(const std::string& acl_name) { return name_chars(acl_name) + ".txt"; }
 
     void note(const directive& d, const std::string& why)
     {
@@ -296,6 +290,9 @@ private:
         for (const auto& d : c_.others) {
             if (no_effect.contains(d.words[0])) {
                 ignored_.push_back({d.at, d.text});
+            } else if (other_access.contains(d.words[0])) {
+                note(d, "egressd has no equivalent of " + d.words[0] + ": egressd ALLOWS what this denies (it "
+                        "decides on the request alone, as http_access does); deny it in the policy by hand");
             } else {
                 note(d, "egressd has no equivalent of " + d.words[0] + "; check whether it matters for what is allowed");
             }
@@ -307,13 +304,14 @@ private:
     std::vector<sample> make_samples()
     {
         std::vector<std::string> dests;
+        std::unordered_set<std::string> dest_seen;  // block lists run to many thousands of names
         std::map<std::string, std::vector<std::string>> dest_paths;
         std::vector<std::string> paths = {"/"};
         std::set<std::uint16_t> port_set = {80, 443};
         std::set<std::string> methods = {"GET", "CONNECT"};
         auto add_dest = [&](const std::string& d) {
             // Only what a client can ask for (a value egressd refuses is in the report, not in the samples).
-            if (pol::host::parse(d).value && std::find(dests.begin(), dests.end(), d) == dests.end()) {
+            if (pol::host::parse(d).value && dest_seen.insert(d).second) {
                 dests.push_back(d);
             }
         };
@@ -496,14 +494,6 @@ private:
         return all;
     }
 
-    static pol::address from_bytes(const pol::address& like, const std::array<std::uint8_t, 16>& b)
-    {
-        return like.is_v4() ? pol::address::from_v4(static_cast<std::uint32_t>(b[0]) << 24 |
-                                                    static_cast<std::uint32_t>(b[1]) << 16 |
-                                                    static_cast<std::uint32_t>(b[2]) << 8 | b[3])
-                            : pol::address::from_v6(b);
-    }
-
     // An address inside the block (base + 1 unless the block is one address).
     static pol::address inside(const pol::cidr& c)
     {
@@ -513,7 +503,7 @@ private:
         auto b = c.base().bytes();
         for (int i = c.base().width() / 8 - 1; i >= 0 && ++b[i] == 0; --i) {
         }
-        return from_bytes(c.base(), b);
+        return address_from_bytes(c.base(), b);
     }
 
     // The first address after the block, if there is one.
@@ -529,7 +519,7 @@ private:
         if (i < 0) {
             return std::nullopt;
         }
-        return from_bytes(c.base(), b);
+        return address_from_bytes(c.base(), b);
     }
 
     void mark(sample& s, std::size_t line, const std::string& why = {})
@@ -753,13 +743,7 @@ private:
         for (const auto& t : l.terms) {
             name += "-" + std::string(t.negated ? "not_" : "") + t.acl;
         }
-        std::string out;
-        for (char ch : name.substr(0, 100)) {
-            bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                      ch == '-' || ch == '_' || ch == '.';
-            out += ok ? ch : '_';
-        }
-        return out;
+        return name_chars(std::string_view(name).substr(0, 100));
     }
 
     // The clients written: identity classes whose rules are the same from every source become one client.
@@ -1045,8 +1029,10 @@ same, and writes into DIR (default ./egressd-import; existing files are kept unl
   import-report.txt           every line not carried over exactly and why; the lines that do not matter
 Squid's first match becomes egressd's union of allows with winning denies: a deny before every allow it
 touches is exact; one after an overlapping allow, an allow of every name and Squid's implicit last allow are
-reported, and egressd then denies more. Exit 0 written, 1 unreadable or invalid squid.conf (every error as
-file:line:column), 2 usage error (or files exist and --force is not given).
+reported, and egressd then denies more; each report line says which way egressd errs (a few lines make egressd
+ALLOW more: the report says so in capitals). Exit 0 written, 1 unreadable, invalid or too big squid.conf (every
+error as file:line:column) or an internal error (the written policy does not load), 2 usage error (or files
+exist and --force is not given).
 )";
 
 int usage(std::ostream& err, const std::string& message)
@@ -1094,7 +1080,15 @@ int import_squid(const std::vector<std::string>& args, std::ostream& out, std::o
         err << conf << ": " << parsed.errors.size() << " error(s); nothing written\n";
         return exit_invalid;
     }
-    importer imp(parsed, translate(parsed), conf);
+    auto translated = translate(parsed);
+    if (!translated.errors.empty()) {
+        for (const auto& e : translated.errors) {
+            err << e.format() << '\n';
+        }
+        err << conf << ": nothing written\n";
+        return exit_invalid;
+    }
+    importer imp(parsed, std::move(translated), conf);
     imp.build();
     fs::path base(dir);
     if (!force) {
@@ -1120,6 +1114,16 @@ int import_squid(const std::vector<std::string>& args, std::ostream& out, std::o
             err << "egressd: cannot write " << (base / name).string() << '\n';
             return exit_invalid;
         }
+    }
+    // What was written must load as egressd loads it (lists/ too): a policy egressd refuses is the importer's bug.
+    auto loaded = egressd::config::load_policy(base / "policy.yaml");
+    if (!loaded.snapshot) {
+        err << "egressd: internal error: the written policy does not load: " << (base / "policy.yaml").string()
+            << "\n";
+        for (const auto& e : loaded.errors) {
+            err << e.format("error") << '\n';
+        }
+        return exit_invalid;
     }
     out << "Imported " << conf << " into " << dir << "/\n";
     for (const auto& [name, text] : imp.files) {

@@ -391,6 +391,89 @@ TEST(smokescreen_translate, a_service_named_default_is_not_the_catch_all)
         << out.report_text;
 }
 
+// A role with '*' is a certificate CN egressd accepts, but no policy identity names it exactly: left out, it would
+// be the default client (here open, so everything would pass). It must be caught and denied instead.
+TEST(smokescreen_translate, a_role_with_a_star_is_denied_everything_not_the_default_client)
+{
+    auto r = ss::read_acl("acl.yaml", "version: v1\nservices:\n  - name: \"batch*\"\n    action: enforce\n"
+                                      "    allowed_domains: [a.example]\n  - name: batchjob\n    action: enforce\n"
+                                      "    allowed_domains: [c.example]\n  - name: \"x*y\"\n    action: open\n"
+                                      "default:\n  action: open\n  allowed_domains: [b.example]\n");
+    ASSERT_TRUE(r.value) << joined(error_lines(r));
+    auto out = ss::translate(*r.value, "acl.yaml");
+    auto loaded = load_translation(out);
+    ASSERT_TRUE(loaded.snapshot) << diagnostics(loaded) << out.policy_yaml;
+    const auto& p = *loaded.snapshot;
+    EXPECT_EQ(client_of(p, "batch*"), "wildcard-role-batch");
+    EXPECT_EQ(client_of(p, "x*y"), "wildcard-role-x");
+    EXPECT_EQ(client_of(p, "batchjob"), "batchjob");          // an exact identity wins over the pattern
+    EXPECT_EQ(client_of(p, "batch-other"), "wildcard-role-batch");  // the pattern's collateral, reported
+    EXPECT_EQ(client_of(p, "someone"), "default");
+    auto caught = p.find_client("wildcard-role-batch");
+    ASSERT_TRUE(caught) << out.policy_yaml;
+    EXPECT_EQ(p.client_mode(*caught), policy::mode::enforce);
+    EXPECT_TRUE(contains(out.policy_yaml, "  wildcard-role-batch:\n")) << out.policy_yaml;
+    EXPECT_TRUE(contains(out.policy_yaml, "    identities: [\"batch*\"]\n    groups: []\n")) << out.policy_yaml;
+    EXPECT_TRUE(contains(out.report_text, "acl.yaml:3:5: FAIL CLOSED: service 'batch*' has '*' in its name. egressd "
+                                          "takes a certificate with this CN as the identity 'batch*'"))
+        << out.report_text;
+    EXPECT_TRUE(contains(out.report_text, "egressd DENIES it everything")) << out.report_text;
+    EXPECT_TRUE(contains(out.report_text, "every unlisted role starting with 'batch'")) << out.report_text;
+    EXPECT_EQ(out.wildcard_roles, 2u);
+    EXPECT_EQ(out.clients, 4u);
+    // Its derived cases say so: smokescreen allows a.example for it, egressd denies it.
+    EXPECT_TRUE(contains(out.inexact_cases_yaml, "# egressd: deny [no_matching_rule]; traffic blocked\n"
+                                                 "- name: \"service batch* (its CN has '*': fail closed) -> "
+                                                 "a.example:443"))
+        << out.inexact_cases_yaml;
+}
+
+TEST(smokescreen_translate, a_role_starting_with_a_star_catches_every_unlisted_certificate)
+{
+    auto r = ss::read_acl("acl.yaml", "version: v1\nservices:\n  - name: \"*.svc\"\n    action: enforce\n"
+                                      "  - name: web\n    action: enforce\n    allowed_domains: [a.example]\n"
+                                      "default:\n  action: open\n");
+    ASSERT_TRUE(r.value) << joined(error_lines(r));
+    auto out = ss::translate(*r.value, "acl.yaml");
+    auto loaded = load_translation(out);
+    ASSERT_TRUE(loaded.snapshot) << diagnostics(loaded) << out.policy_yaml;
+    const auto& p = *loaded.snapshot;
+    EXPECT_EQ(client_of(p, "*.svc"), "wildcard-role-all");
+    EXPECT_EQ(client_of(p, "anyone"), "wildcard-role-all");
+    EXPECT_EQ(client_of(p, "web"), "web");
+    EXPECT_TRUE(contains(out.report_text, "every certificate whose CN no service names exactly")) << out.report_text;
+}
+
+// 300 services and 30,000 deny globs: the derived cases are a bounded, deterministic sample.
+TEST(smokescreen_translate, a_large_acl_gives_a_bounded_sample_of_cases)
+{
+    std::string text = "version: v1\nservices:\n";
+    for (int i = 0; i < 300; ++i) {
+        text += "  - name: svc" + std::to_string(i) + "\n    action: enforce\n    allowed_domains: [\"*.s" +
+                std::to_string(i) + ".example\", api" + std::to_string(i) + ".example]\n";
+    }
+    text += "default:\n  action: enforce\nglobal_deny_list:\n";
+    for (int i = 0; i < 30000; ++i) {
+        text += "  - \"" + std::string(i % 2 == 0 ? "*." : "") + "d" + std::to_string(i) + ".example\"\n";
+    }
+    auto r = ss::read_acl("big.yaml", text);
+    ASSERT_TRUE(r.value) << joined(error_lines(r));
+    auto out = ss::translate(*r.value, "big.yaml");
+    EXPECT_TRUE(out.sampled);
+    EXPECT_GT(out.derived_cases, 300u * 30000u);
+    EXPECT_LE(out.exact_cases + out.inexact_cases, 2000u);
+    EXPECT_GE(out.exact_cases + out.inexact_cases, 1900u);  // only hosts egressd refuses may drop out
+    // Every role enforces and no allow overlaps a deny: smokescreen's indexed decision and the indexed prediction
+    // of egressd's must agree on every sampled case.
+    EXPECT_EQ(out.inexact_cases, 0u) << out.inexact_cases_yaml.substr(0, 2000);
+    EXPECT_TRUE(contains(out.report_text, "cases were derived; an even sample of 2000 is written")) << out.report_text;
+    // Services and the deny list both appear in the sample, not just the first subjects.
+    EXPECT_TRUE(contains(out.cases_yaml, "identity: \"svc299\"")) << out.cases_yaml.substr(0, 2000);
+    EXPECT_TRUE(contains(out.cases_yaml, "reason: explicit_deny")) << out.cases_yaml.substr(0, 2000);
+    auto again = ss::translate(*r.value, "big.yaml");
+    EXPECT_EQ(again.cases_yaml, out.cases_yaml);
+}
+
 // ----- the command, and the derived cases decided by the engine
 
 struct imported {
@@ -459,6 +542,29 @@ TEST(smokescreen_import, writes_the_five_files_and_the_cases_pass_under_egressd)
         EXPECT_TRUE(cases.out.starts_with("ok: ")) << show(cases);
         expect_inexact_cases_say_what_egressd_does(i);
     }
+}
+
+TEST(smokescreen_import, a_role_with_a_star_is_flagged_in_the_summary_and_its_cases_hold_under_egressd)
+{
+    imported i;
+    auto acl = i.dir.write("acl.yaml", "version: v1\nservices:\n  - name: \"batch*\"\n    action: enforce\n"
+                                       "    allowed_domains: [a.example]\n  - name: batchjob\n    action: enforce\n"
+                                       "    allowed_domains: [c.example]\ndefault:\n  action: enforce\n"
+                                       "  allowed_domains: [a.example]\nglobal_deny_list: [d.example]\n");
+    i.result = run({"import", "smokescreen", acl.string(), "--out", (i.dir.path() / "out").string()});
+    ASSERT_EQ(i.result.code, exit_ok) << show(i.result);
+    EXPECT_TRUE(contains(i.result.out, "  FAIL CLOSED: 1 service(s) with '*' in the role: such a certificate is "
+                                       "denied everything (see import-report.txt)\n"))
+        << show(i.result);
+    // The default rule allows a.example, so the role would reach it on the default client: it must not.
+    auto inexact = read_text(i.path("policy.inexact-cases.yaml"));
+    EXPECT_TRUE(contains(inexact, "  identity: \"batch*\"\n  dest: \"a.example:443\"\n  expect: allow\n")) << inexact;
+    EXPECT_TRUE(contains(inexact, "  identity: \"batchsmokescreen-import-other\"\n  dest: \"a.example:443\"\n"
+                                  "  expect: allow\n"))
+        << inexact;
+    auto cases = run({"policy", "test", i.path("policy.yaml"), i.path("policy.cases.yaml")});
+    EXPECT_EQ(cases.code, exit_ok) << show(cases);
+    expect_inexact_cases_say_what_egressd_does(i);
 }
 
 TEST(smokescreen_import, the_derived_cases_cover_names_subdomains_apexes_and_the_global_lists)

@@ -596,8 +596,8 @@ TEST(import_squid, quoted_files_become_lists_with_comments_kept)
                                                  "\n# databases\n10.30.0.0/16\n192.168.7.1/32\n192.168.7.2/32\n");
     EXPECT_TRUE(contains(i.policy, "destinations_file: lists/blocked.txt")) << i.policy;
     EXPECT_TRUE(contains(i.policy, "destinations_file: lists/dbs.txt")) << i.policy;
-    EXPECT_TRUE(contains(i.report, "blocked.txt:4: acl blocked dstdomain foo*.example\n    why: egressd refuses the "
-                                   "pattern"))
+    EXPECT_TRUE(contains(i.report, "blocked.txt:4: acl blocked dstdomain foo*.example\n    why: Squid's dstdomain has no "
+                                   "wildcards"))
         << i.report;
     EXPECT_TRUE(contains(i.report, "squid.conf:6: http_access allow lan dbs\n    why: a dst ACL allows by address"))
         << i.report;
@@ -675,6 +675,216 @@ TEST(import_squid, a_large_configuration_is_sampled_down_to_the_cap)
     EXPECT_TRUE(contains(i.cases, "admins.lan: ")) << "admins";
     EXPECT_TRUE(contains(i.cases, "\"lan: ")) << "lan";
     EXPECT_TRUE(contains(i.cases, "\"default: ")) << "default";
+}
+
+// ---- the review's reproducers: each failed (egressd allowed what Squid denies, or worse) before its fix ----
+
+// Requests decided by egressd on the imported policy: `egressd policy test` on cases written here.
+test::cli_result egressd_decides(const test_support::temp_dir& tmp, const imported& i, const std::string& cases)
+{
+    auto path = tmp.write("probe.cases.yaml", cases).string();
+    return run({"policy", "test", i.path("policy.yaml"), path});
+}
+
+std::string probe(const std::string& dest, const std::string& method, const std::string& path, const std::string& expect,
+                  const std::string& identity = "")
+{
+    std::string c = "- name: " + method + " " + dest + path + "\n  source: 198.51.100.10\n  dest: " + dest + "\n";
+    if (!identity.empty()) {
+        c += "  identity: " + identity + "\n";
+    }
+    if (method != "CONNECT") {
+        c += "  method: " + method + "\n  path: " + path + "\n";
+    }
+    return c + "  expect: " + expect + "\n";
+}
+
+// egressd accepts any method token: a deny of "every method but CONNECT" listing the methods let BREW through.
+TEST(import_squid, a_deny_of_every_method_but_some_denies_every_method_and_says_so)
+{
+    test_support::temp_dir tmp;
+    auto i = import_text(tmp, "acl bad dstdomain .bad.example\nacl good dstdomain .example\n"
+                              "http_access deny !CONNECT bad\nhttp_access allow good\nhttp_access deny all\n");
+    expect_proof(i);
+    auto t = egressd_decides(tmp, i, probe("x.bad.example:80", "BREW", "/", "deny") +
+                                         probe("x.bad.example:80", "REPORT", "/", "deny") +
+                                         probe("x.bad.example:80", "SEARCH", "/", "deny") +
+                                         probe("x.good.example:80", "BREW", "/", "allow"));
+    EXPECT_EQ(t.code, exit_ok) << show(t) << i.policy;
+    EXPECT_TRUE(contains(i.report, "squid.conf:3: http_access deny !CONNECT bad\n    why: denies every method but "
+                                   "CONNECT: an egressd rule lists methods, so this deny is written without methods "
+                                   "and also denies CONNECT"))
+        << i.report;
+    // Squid allows the tunnel, egressd denies it: that sample is kept apart.
+    EXPECT_TRUE(contains(i.inexact, "CONNECT bad.example:443 -> allow")) << i.inexact;
+}
+
+// Squid's dstdomain has no wildcards (a real Squid answers 403 for foo.example.com); egressd's '*.' would open
+// every subdomain.
+TEST(import_squid, a_wildcard_in_dstdomain_is_left_out_and_reported)
+{
+    test_support::temp_dir tmp;
+    auto i = import_text(tmp, "acl sites dstdomain *.example.com .ok.example\nhttp_access allow sites\n"
+                              "http_access deny all\n");
+    expect_proof(i);
+    EXPECT_FALSE(contains(i.policy, "*.example.com")) << i.policy;
+    auto t = egressd_decides(tmp, i, probe("foo.example.com:443", "CONNECT", "", "deny") +
+                                         probe("a.ok.example:443", "CONNECT", "", "allow"));
+    EXPECT_EQ(t.code, exit_ok) << show(t) << i.policy;
+    EXPECT_TRUE(contains(i.report, "squid.conf:1: acl sites dstdomain *.example.com .ok.example\n    why: Squid's "
+                                   "dstdomain has no wildcards"))
+        << i.report;
+}
+
+// A bare '.' in a path regex matches any character: /a.min matches /admin, so it is no literal prefix.
+TEST(import_squid, a_bare_dot_in_a_path_regex_is_not_a_literal_dot)
+{
+    test_support::temp_dir tmp;
+    auto i = import_text(tmp, "acl adm url_regex ^http://www\\.example\\.org/a.min\n"
+                              "acl site dstdomain www.example.org\n"
+                              "http_access deny adm\nhttp_access allow site\nhttp_access deny all\n");
+    expect_proof(i);
+    EXPECT_FALSE(contains(i.policy, "/a.min")) << i.policy;
+    // Denied by the literal head of the regex's paths: egressd denies more, and says so.
+    auto t = egressd_decides(tmp, i, probe("www.example.org:80", "GET", "/admin/", "deny") +
+                                         probe("www.example.org:80", "GET", "/a.min", "deny") +
+                                         probe("www.example.org:80", "GET", "/other", "allow"));
+    EXPECT_EQ(t.code, exit_ok) << show(t) << i.policy;
+    EXPECT_TRUE(contains(i.report, "squid.conf:3: http_access deny adm\n    why: the url_regex "
+                                   "'^http://www\\.example\\.org/a.min' is not of the form"))
+        << i.report;
+    EXPECT_TRUE(contains(i.report, "egressd denies more")) << i.report;
+}
+
+// An egressd identity with '*' is a pattern: "bob*" would let bobby in.
+TEST(import_squid, a_user_name_with_a_star_is_left_out_and_reported)
+{
+    test_support::temp_dir tmp;
+    auto i = import_text(tmp, "acl bob proxy_auth bob*\nacl sites dstdomain .example.com\n"
+                              "http_access allow bob sites\nhttp_access deny all\n");
+    expect_proof(i);
+    EXPECT_FALSE(contains(i.policy, "bob*")) << i.policy;
+    auto t = egressd_decides(tmp, i, probe("x.example.com:443", "CONNECT", "", "deny", "bobby"));
+    EXPECT_EQ(t.code, exit_ok) << show(t) << i.policy;
+    EXPECT_TRUE(contains(i.report, "squid.conf:1: acl bob proxy_auth bob*\n    why: the user name 'bob*' has a '*'"))
+        << i.report;
+}
+
+// proxy_auth -i on a deny line: Squid denies MALLORY too; egressd cannot compare without case, so every other
+// user is denied what the line denies (fail closed).
+TEST(import_squid, proxy_auth_case_insensitive_on_a_deny_line_fails_closed)
+{
+    test_support::temp_dir tmp;
+    auto i = import_text(tmp, "acl banned proxy_auth -i mallory\nacl authed proxy_auth REQUIRED\n"
+                              "acl good dstdomain .example.com\n"
+                              "http_access deny banned\nhttp_access allow authed good\nhttp_access deny all\n");
+    expect_proof(i);
+    auto t = egressd_decides(tmp, i, probe("x.example.com:443", "CONNECT", "", "deny", "MALLORY") +
+                                         probe("x.example.com:443", "CONNECT", "", "deny", "mallory"));
+    EXPECT_EQ(t.code, exit_ok) << show(t) << i.policy;
+    EXPECT_TRUE(contains(i.report, "squid.conf:4: http_access deny banned\n    why: a proxy_auth -i ACL on a deny "
+                                   "line"))
+        << i.report;
+}
+
+// Access directives egressd has no equivalent of deny what egressd allows: the report says so.
+TEST(import_squid, access_directives_without_an_equivalent_say_egressd_allows_more)
+{
+    test_support::temp_dir tmp;
+    auto i = import_text(tmp, "acl sites dstdomain .example.com\nhttp_access allow sites\nhttp_access deny all\n"
+                              "http_reply_access deny all\nmiss_access deny all\n");
+    expect_proof(i);
+    EXPECT_TRUE(contains(i.report, "squid.conf:4: http_reply_access deny all\n    why: egressd has no equivalent of "
+                                   "http_reply_access: egressd ALLOWS what this denies"))
+        << i.report;
+    EXPECT_TRUE(contains(i.report, "squid.conf:5: miss_access deny all\n    why: egressd has no equivalent of "
+                                   "miss_access: egressd ALLOWS"))
+        << i.report;
+}
+
+// A deny on a path alone used to be written as a deny rule without destinations, which egressd refuses.
+TEST(import_squid, a_deny_on_a_path_alone_is_written_with_the_allowed_destinations)
+{
+    test_support::temp_dir tmp;
+    auto i = import_text(tmp, "acl adm urlpath_regex ^/admin\nacl site dstdomain .example.com\n"
+                              "http_access deny adm\nhttp_access allow site\nhttp_access deny all\n");
+    expect_proof(i);
+    auto t = egressd_decides(tmp, i, probe("x.example.com:80", "GET", "/admin/x", "deny") +
+                                         probe("x.example.com:80", "GET", "/ok", "allow"));
+    EXPECT_EQ(t.code, exit_ok) << show(t) << i.policy;
+    EXPECT_TRUE(contains(i.report, "squid.conf:3: http_access deny adm\n    why: a deny on paths alone")) << i.report;
+}
+
+TEST(import_squid, an_include_loop_is_an_error_not_a_fan_out)
+{
+    test_support::temp_dir tmp;
+    tmp.write("loop2.conf", "include loop2.conf loop2.conf loop2.conf\n");
+    auto i = import_text(tmp, "include loop2.conf\nhttp_access deny all\n");
+    EXPECT_EQ(i.r.code, exit_invalid) << show(i.r);
+    EXPECT_TRUE(contains(i.r.err, "loop2.conf:1:9: error: include loop: ")) << show(i.r);
+}
+
+TEST(import_squid, includes_fanning_out_stop_at_a_cap_on_files_read)
+{
+    test_support::temp_dir tmp;
+    // Ten levels of three includes of the next file: 3^10 reads, no loop.
+    for (int n = 0; n < 10; ++n) {
+        std::string next = "l" + std::to_string(n + 1) + ".conf";
+        tmp.write("l" + std::to_string(n) + ".conf", "include " + next + " " + next + " " + next + "\n");
+    }
+    tmp.write("l10.conf", "acl x src 10.0.0.0/8\n");
+    auto i = import_text(tmp, "include l0.conf\nhttp_access deny all\n");
+    EXPECT_EQ(i.r.code, exit_invalid) << show(i.r);
+    EXPECT_TRUE(contains(i.r.err, "error: more than 10000 files read")) << show(i.r);
+}
+
+// Thirty "deny mN !sites" lines used to double the allow's parts thirty times (bad_alloc).
+TEST(import_squid, many_deny_lines_before_an_allow_stay_small)
+{
+    test_support::temp_dir tmp;
+    std::string conf = "acl sites dstdomain .example.com\n";
+    for (int n = 1; n <= 30; ++n) {
+        conf += "acl m" + std::to_string(n) + " method M" + std::to_string(n) + "\n";
+    }
+    for (int n = 1; n <= 30; ++n) {
+        conf += "http_access deny m" + std::to_string(n) + " !sites\n";
+    }
+    auto i = import_text(tmp, conf + "http_access allow sites\nhttp_access deny all\n");
+    expect_proof(i);
+}
+
+// Deny lines that do cut an allow apart (each "deny mN pN" splits every part in two: other ports, other
+// methods), past the bound: a clear error naming the allow line.
+TEST(import_squid, an_allow_cut_into_too_many_parts_is_an_error_naming_the_line)
+{
+    test_support::temp_dir tmp;
+    std::string conf = "acl sites dstdomain .example.com\n";
+    for (int n = 1; n <= 13; ++n) {
+        auto s = std::to_string(n);
+        conf += "acl p" + s + " port " + std::to_string(1000 + n) + "\nacl m" + s + " method M" + s + "\n";
+    }
+    for (int n = 1; n <= 13; ++n) {
+        auto s = std::to_string(n);
+        conf += "http_access deny m" + s + " p" + s + "\n";
+    }
+    auto i = import_text(tmp, conf + "http_access allow sites\nhttp_access deny all\n");
+    EXPECT_EQ(i.r.code, exit_invalid) << show(i.r);
+    EXPECT_TRUE(contains(i.r.err, "squid.conf:41:1: error: the deny lines before 'http_access allow sites' cut what it "
+                                  "allows into more than 512 parts"))
+        << show(i.r);
+}
+
+// Several refused values of one acl line: the report shows the line, each why names its value.
+TEST(import_squid, a_report_entry_for_an_acl_line_shows_the_line)
+{
+    test_support::temp_dir tmp;
+    auto i = import_text(tmp, "acl bad dstdomain .bücher.de foo*.example .ok.example\nhttp_access deny bad\n"
+                              "acl sites dstdomain .example.com\nhttp_access allow sites\nhttp_access deny all\n");
+    expect_proof(i);
+    EXPECT_TRUE(contains(i.report, "squid.conf:1: acl bad dstdomain .bücher.de foo*.example .ok.example\n"
+                                   "    why: egressd refuses the pattern '.bücher.de'"))
+        << i.report;
+    EXPECT_TRUE(contains(i.report, "'foo*.example' matches only a host spelled with '*'")) << i.report;
 }
 
 // The inline configurations above are valid Squid, checked by Squid itself where it is installed.

@@ -1,5 +1,7 @@
 #include "proxy/tools/import/squid_conf.hpp"
 
+#include "protocol/host_port.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -16,6 +18,8 @@ namespace pol = egressd::policy;
 
 // Squid refuses deeper nesting, to stop include loops.
 constexpr int max_include_depth = 16;
+// Files read in all (includes and quoted ACL files): a fan-out of includes stops here, not at memory's end.
+constexpr std::size_t max_files = 10000;
 
 // The ACL types Squid 5 knows that the importer does not translate: lines naming them are reported.
 const std::set<std::string, std::less<>> other_acl_types = {
@@ -27,12 +31,6 @@ const std::set<std::string, std::less<>> other_acl_types = {
     "transaction_initiator", "has", "any-of", "all-of", "ssl_error", "server_cert_fingerprint", "at_step",
     "ssl::server_name", "ssl::server_name_regex", "connections_encrypted", "squid_error", "myip", "localip",
     "clientside_mark", "client_connection_mark", "myport"};
-
-std::string lower(std::string s)
-{
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
 
 std::string trim(std::string_view s)
 {
@@ -46,16 +44,10 @@ std::string trim(std::string_view s)
 
 bool has_glob(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
 
+// Squid reads numbers with leading zeros ("0080").
 std::optional<std::uint16_t> parse_u16(std::string_view s, bool allow_zero = false)
 {
-    if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return std::nullopt;
-    }
-    unsigned long v = std::stoul(std::string(s));
-    if (v > 65535 || (v == 0 && !allow_zero)) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint16_t>(v);
+    return protocol::parse_port(s, {.allow_zero = allow_zero, .allow_leading_zeros = true});
 }
 
 // The smallest list of CIDRs covering first..last (same family).
@@ -69,12 +61,6 @@ std::vector<pol::cidr> range_to_cidrs(const pol::address& first, const pol::addr
     auto less_equal = [&](const std::array<std::uint8_t, 16>& a) {
         return std::lexicographical_compare(a.begin(), a.begin() + nbytes, end.begin(), end.begin() + nbytes) ||
                std::equal(a.begin(), a.begin() + nbytes, end.begin());
-    };
-    auto make = [&](const std::array<std::uint8_t, 16>& b) {
-        return first.is_v4() ? pol::address::from_v4(static_cast<std::uint32_t>(b[0]) << 24 |
-                                                     static_cast<std::uint32_t>(b[1]) << 16 |
-                                                     static_cast<std::uint32_t>(b[2]) << 8 | b[3])
-                             : pol::address::from_v6(b);
     };
     // Bounded: each step covers at least one address and at most 2 * width blocks are ever needed.
     for (int guard = 0; guard < 4 * width && less_equal(bytes); ++guard) {
@@ -95,7 +81,7 @@ std::vector<pol::cidr> range_to_cidrs(const pol::address& first, const pol::addr
             }
             --length;
         }
-        out.push_back(*pol::cidr::make(make(bytes), length));
+        out.push_back(*pol::cidr::make(address_from_bytes(first, bytes), length));
         // Next start: the block's last address plus one.
         auto next = bytes;
         for (int i = length; i < width; ++i) {
@@ -140,14 +126,24 @@ pol::cidr network_of(const pol::address& a, int length)
     for (int i = length; i < a.width(); ++i) {
         bytes[i / 8] &= static_cast<std::uint8_t>(~(1u << (7 - i % 8)));
     }
-    auto base = a.is_v4() ? pol::address::from_v4(static_cast<std::uint32_t>(bytes[0]) << 24 |
-                                                  static_cast<std::uint32_t>(bytes[1]) << 16 |
-                                                  static_cast<std::uint32_t>(bytes[2]) << 8 | bytes[3])
-                          : pol::address::from_v6(bytes);
-    return *pol::cidr::make(base, length);
+    return *pol::cidr::make(address_from_bytes(a, bytes), length);
 }
 
 }  // namespace
+
+pol::address address_from_bytes(const pol::address& like, const std::array<std::uint8_t, 16>& b)
+{
+    return like.is_v4() ? pol::address::from_v4(static_cast<std::uint32_t>(b[0]) << 24 |
+                                                static_cast<std::uint32_t>(b[1]) << 16 |
+                                                static_cast<std::uint32_t>(b[2]) << 8 | b[3])
+                        : pol::address::from_v6(b);
+}
+
+std::string lower(std::string s)
+{
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
 
 // Squid's IP ACL values: an address, address/length, address/netmask, first-last (optionally /mask), "all".
 std::optional<std::vector<pol::cidr>> parse_ip_value(std::string_view text, std::string& error)
@@ -218,11 +214,21 @@ public:
             error(at, "cannot read the Squid configuration " + path);
             return;
         }
+        open_.push_back(canonical(path));
         read_file(path, in, 0);
     }
 
 private:
     std::string main_;
+    std::vector<std::string> open_;  // the files being read, the main one first: an include of one is a loop
+    bool too_many_ = false;
+
+    static std::string canonical(const std::string& path)
+    {
+        std::error_code ec;
+        auto c = fs::weakly_canonical(path, ec);
+        return ec ? fs::path(path).lexically_normal().string() : c.string();
+    }
 
     void add_predefined()
     {
@@ -432,12 +438,27 @@ private:
                 paths.push_back(resolve(d.at.file, name));
             }
             for (const auto& p : paths) {
+                auto c = canonical(p);
+                if (std::find(open_.begin(), open_.end(), c) != open_.end()) {
+                    error(at_word(d, i), "include loop: " + p + " is already being read (it includes itself)");
+                    continue;
+                }
+                if (out.files.size() >= max_files) {
+                    if (!too_many_) {
+                        error(at_word(d, i), "more than " + std::to_string(max_files) +
+                                                 " files read: the includes fan out too far; nothing more is read");
+                    }
+                    too_many_ = true;
+                    return;
+                }
                 std::ifstream in(p, std::ios::binary);
                 if (!in) {
                     error(at_word(d, i), "cannot read included file " + p);
                     continue;
                 }
+                open_.push_back(c);
                 read_file(p, in, depth + 1);
+                open_.pop_back();
             }
         }
     }
@@ -531,13 +552,9 @@ private:
             }
             if (flags && (w == "-i" || w == "+i")) {
                 icase = w == "-i";
-                if (a.type == acl_type::proxy_auth || a.type == acl_type::dstdomain) {
+                if (a.type == acl_type::proxy_auth) {
                     a.icase = icase;
                 }
-                continue;
-            }
-            if (flags && w == "-n") {
-                a.no_reverse_dns = true;
                 continue;
             }
             if (flags && w.size() > 1 && w[0] == '-' && a.type != acl_type::port && a.type != acl_type::src &&
@@ -662,19 +679,16 @@ private:
         }
         listen_port p;
         p.d = d;
-        std::string w = d.words[1];
-        std::string port_text = w;
-        if (w.starts_with("[")) {
-            auto close = w.find("]:");
-            if (close == std::string::npos) {
-                error(at_word(d, 1), "expected [IPv6]:port, found '" + w + "'");
-                return;
-            }
-            p.address = w.substr(1, close - 1);
-            port_text = w.substr(close + 2);
-        } else if (auto colon = w.rfind(':'); colon != std::string::npos) {
-            p.address = w.substr(0, colon);
-            port_text = w.substr(colon + 1);
+        const std::string& w = d.words[1];
+        auto split = protocol::split_host_port(w);
+        if (!split || split->unbracketed_v6 || (split->bracketed && !split->port)) {
+            error(at_word(d, 1), "expected PORT, ADDRESS:PORT or [IPv6]:PORT, found '" + w + "'");
+            return;
+        }
+        std::string_view port_text = split->port.value_or(split->host);
+        if (split->port) {
+            std::string_view host = split->host;
+            p.address = split->bracketed ? std::string(host.substr(1, host.size() - 2)) : std::string(host);
         }
         auto port = parse_u16(port_text);
         if (!port) {

@@ -7,6 +7,7 @@
 #include "policy/address.hpp"
 #include "policy/spec.hpp"
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -66,8 +67,7 @@ struct acl {
     std::string type_text;  // as written: "dstdomain", "time", ...
     std::vector<directive> lines;  // every "acl NAME ..." line (several append)
     bool predefined = false;
-    bool no_reverse_dns = false;   // -n (dstdomain)
-    bool icase = false;            // -i (proxy_auth, dstdomain has it always)
+    bool icase = false;            // -i (proxy_auth; dstdomain is without case always)
     std::vector<acl_value> values;
     // The quoted files values came from, in order, each with its text lines (comments kept for lists/).
     struct file_source {
@@ -144,6 +144,12 @@ struct config {
 // Squid's IP ACL values: an address, address/length, address/netmask, first-last, "all"; host bits are
 // masked as Squid does. nullopt with error set when the value is none of these.
 std::optional<std::vector<policy::cidr>> parse_ip_value(std::string_view text, std::string& error);
+
+// The address of like's family with these bytes (the first 4 for IPv4).
+policy::address address_from_bytes(const policy::address& like, const std::array<std::uint8_t, 16>& bytes);
+
+// ASCII lower case (Squid compares host and, with -i, user names without case).
+std::string lower(std::string s);
 
 // Reads path and everything it includes. Errors (unreadable files, unknown ACL names, bad values) are all
 // collected in config::errors, each with file:line:column.

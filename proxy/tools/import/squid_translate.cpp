@@ -1,5 +1,6 @@
 #include "proxy/tools/import/squid_translate.hpp"
 
+#include "config/schema.hpp"
 #include "policy/domain.hpp"
 
 #include <algorithm>
@@ -254,11 +255,26 @@ ports_t intersect(const ports_t& a, const ports_t& b)
     return normalise(out);
 }
 
+}  // namespace
+
+std::string name_chars(std::string_view name)
+{
+    std::string out;
+    for (char ch : name) {
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                  ch == '_' || ch == '.';
+        out += ok ? ch : '_';
+    }
+    return out;
+}
+
 bool all_ports(const ports_t& p)
 {
     auto n = normalise(p);
     return n.size() == 1 && n[0].is_all();
 }
+
+namespace {
 
 method_set intersect(const method_set& a, const method_set& b)
 {
@@ -391,6 +407,32 @@ bool within(const box& a, const box& b)
 
 using cond = std::vector<box>;
 
+// The parts an allow line may be cut into by the deny lines before it: a bound on time and memory.
+// (Pruning the parts held by others is quadratic: it runs on at most four times as many.)
+constexpr std::size_t max_pieces = 512;
+
+// The pieces without those another piece holds (the first of equal ones is kept).
+cond drop_contained(cond pieces)
+{
+    cond out;
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+        bool held = false;
+        for (std::size_t j = 0; j < pieces.size() && !held; ++j) {
+            held = j != i && within(pieces[i], pieces[j]) && (j < i || !within(pieces[j], pieces[i]));
+        }
+        if (!held) {
+            out.push_back(std::move(pieces[i]));
+        }
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::string>& words, const std::string& sep = ", ", std::size_t from = 0)
+{
+    std::vector<std::string_view> v(words.begin() + static_cast<std::ptrdiff_t>(std::min(from, words.size())), words.end());
+    return egressd::config::join(v, sep);
+}
+
 cond conjoin(const cond& a, const cond& b)
 {
     cond out;
@@ -513,9 +555,12 @@ std::optional<std::string> path_prefix(std::string_view re, bool icase)
     if (re.ends_with(".*")) {
         re.remove_suffix(2);
     }
+    // Only "\." is a literal dot: a bare '.' matches any character (/a.min matches /admin).
+    std::string check(re);
+    for (auto at = check.find("\\."); at != std::string::npos; at = check.find("\\.", at)) {
+        check.replace(at, 2, "-");
+    }
     std::string path = unescape_dots(re);
-    std::string check = path;
-    std::replace(check.begin(), check.end(), '.', '-');
     if (path.empty() || path.front() != '/' || !literal_path(check)) {
         return std::nullopt;
     }
@@ -526,8 +571,37 @@ std::optional<std::string> path_prefix(std::string_view re, bool icase)
     return path;
 }
 
-// url_regex "^https?://host/path..." (or "^http://"): the host, and the path prefix.
-std::optional<box> url_regex_box(const regex_value& v)
+// For a deny line: a literal prefix every path the regex matches starts with ("/a.min" -> "/a"), "/" at least;
+// nullopt for an alternation, where the head is not common to every branch.
+std::optional<std::string> wider_path_prefix(std::string_view re, bool icase)
+{
+    if (re.empty() || re.front() != '/' || re.find('|') != std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::string out;
+    std::size_t i = 0;
+    while (i < re.size()) {
+        char c = re[i];
+        if (c == '\\' && i + 1 < re.size() && re[i + 1] == '.') {
+            out += '.';
+            i += 2;
+        } else if (literal_path(std::string_view(&c, 1)) && !(icase && std::isalpha(static_cast<unsigned char>(c)))) {
+            out += c;
+            ++i;
+        } else {
+            break;
+        }
+    }
+    // A quantifier after the prefix applies to its last character, which may then be absent.
+    if (i < re.size() && std::string_view("?*{").find(re[i]) != std::string_view::npos && !out.empty()) {
+        out.pop_back();
+    }
+    return out.empty() ? std::string("/") : out;
+}
+
+// url_regex "^https?://host/path..." (or "^http://"): the host, and the path prefix; wider: a path prefix
+// holding every path the regex matches (for a deny line).
+std::optional<box> url_regex_box(const regex_value& v, bool wider = false)
 {
     std::string_view re = v.text;
     bool matched = false;
@@ -546,7 +620,7 @@ std::optional<box> url_regex_box(const regex_value& v)
         return std::nullopt;  // "^http://host" also matches http://host.evil.net/
     }
     auto host = literal_domain(re.substr(0, slash));
-    auto path = path_prefix(re.substr(slash), v.icase);
+    auto path = wider ? wider_path_prefix(re.substr(slash), v.icase) : path_prefix(re.substr(slash), v.icase);
     if (!host || !path) {
         return std::nullopt;
     }
@@ -560,13 +634,13 @@ std::optional<box> url_regex_box(const regex_value& v)
     return b;
 }
 
-std::optional<box> urlpath_regex_box(const regex_value& v)
+std::optional<box> urlpath_regex_box(const regex_value& v, bool wider = false)
 {
     std::string_view re = v.text;
     if (!re.starts_with("^")) {
         return std::nullopt;
     }
-    auto path = path_prefix(re.substr(1), v.icase);
+    auto path = wider ? wider_path_prefix(re.substr(1), v.icase) : path_prefix(re.substr(1), v.icase);
     if (!path) {
         return std::nullopt;
     }
@@ -582,6 +656,7 @@ struct translated_acl {
     std::optional<cond> positive;  // nullopt: cannot be expressed
     std::optional<box> negative;
     std::string why;               // why not, for the report
+    std::optional<cond> wider;     // when positive is nullopt: a condition holding it, for a deny line
 };
 
 bool is_everything_src(const acl& a)
@@ -597,12 +672,7 @@ bool is_everything_src(const acl& a)
 
 std::string sanitize(const std::string& s)
 {
-    std::string out;
-    for (char c : s) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                  c == '_' || c == '.';
-        out += ok ? c : '_';
-    }
+    std::string out = name_chars(s);
     return out.empty() ? std::string("_") : out;
 }
 
@@ -617,6 +687,9 @@ public:
         build_classes();
         for (std::size_t k = 0; k < out_.classes.size(); ++k) {
             out_.rules.push_back(compile(out_.classes[k]));
+            if (!out_.errors.empty()) {
+                return std::move(out_);
+            }
         }
         name_clients();
         return std::move(out_);
@@ -631,8 +704,10 @@ private:
     void note(const where& at, const std::string& text, const std::string& why)
     {
         auto& e = out_.inexact[{at.file, at.line}];
-        e.at = at;
-        e.text = text;
+        if (e.text.empty()) {  // several values of one line: the entry keeps the line, each why names its value
+            e.at = at;
+            e.text = text;
+        }
         if (std::find(e.why.begin(), e.why.end(), why) == e.why.end()) {
             e.why.push_back(why);
         }
@@ -680,16 +755,33 @@ private:
         }
     }
 
+    // The report's text for a value: its acl line when written there, else the value alone.
+    static std::string value_text(const acl& a, const acl_value& v)
+    {
+        for (const auto& d : a.lines) {
+            if (d.at.file == v.at.file && d.at.line == v.at.line) {
+                return d.text;
+            }
+        }
+        return "acl " + a.name + " " + a.type_text + " " + v.text;
+    }
+
     // A destination value in egressd's syntax, or a note on the ACL line why not.
     std::optional<std::string> domain_value(const acl& a, const acl_value& v, const std::string& d)
     {
-        std::string error;
         if (auto ip = pol::address::parse(d)) {
             return pol::cidr::make(*ip, ip->width())->to_string();
         }
+        if (d.find('*') != std::string::npos) {
+            // In egressd '*.' opens every subdomain; Squid matches the name as spelled, which no request has.
+            note(v.at, value_text(a, v),
+                 "Squid's dstdomain has no wildcards: '" + d + "' matches only a host spelled with '*', which no "
+                 "request has; it is left out (egressd's '*.' would open every subdomain)");
+            return std::nullopt;
+        }
         auto p = pol::parse_domain_pattern(d);
         if (!p.value) {
-            note(v.at, "acl " + a.name + " " + a.type_text + " " + v.text,
+            note(v.at, value_text(a, v),
                  "egressd refuses the pattern '" + d + "' (" + p.error + "); it is left out, so egressd "
                                                                          "matches less");
             return std::nullopt;
@@ -716,10 +808,7 @@ private:
                 std::string comment = hash == std::string::npos ? std::string() : "  " + raw.substr(hash);
                 std::vector<std::string> translated;
                 if (a.type == acl_type::dstdomain) {
-                    std::string d = value;
-                    std::transform(d.begin(), d.end(), d.begin(),
-                                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-                    if (auto p = domain_value(a, {value, {f.path, n + 1, 1}}, d)) {
+                    if (auto p = domain_value(a, {value, {f.path, n + 1, 1}}, lower(value))) {
                         translated.push_back(*p);
                     }
                 } else {
@@ -804,6 +893,18 @@ private:
             case acl_type::url_regex:
             case acl_type::urlpath_regex: {
                 cond u;
+                cond wide;
+                bool all_wide = true;
+                for (const auto& r : a.regexes) {
+                    auto w = a.type == acl_type::url_regex ? url_regex_box(r, true) : urlpath_regex_box(r, true);
+                    all_wide = all_wide && w.has_value();
+                    if (w) {
+                        wide.push_back(*w);
+                    }
+                }
+                if (all_wide) {
+                    t.wider = wide;
+                }
                 for (const auto& r : a.regexes) {
                     auto b = a.type == acl_type::url_regex ? url_regex_box(r) : urlpath_regex_box(r);
                     if (!b) {
@@ -861,7 +962,9 @@ private:
                 if (a.icase) {
                     for (const auto& d : a.lines) {
                         note(d.at, d.text, "-i: Squid compares these user names without case, egressd's identities "
-                                           "match exactly; a user who logs in as 'Alice' is not the client 'alice'");
+                                           "match exactly; a user who logs in as 'Alice' is not the client 'alice' "
+                                           "(on allow lines egressd denies them; on deny lines every other user is "
+                                           "denied what the line denies)");
                     }
                 }
                 break;  // client side: decided per client class
@@ -955,8 +1058,22 @@ private:
         std::set<std::string> users;
         for (const auto& name : out_.used_acls) {
             const auto& a = c_.acls.at(name);
-            if (a.type == acl_type::proxy_auth) {
-                users.insert(a.users.begin(), a.users.end());
+            if (a.type != acl_type::proxy_auth) {
+                continue;
+            }
+            for (std::size_t i = 0; i < a.users.size(); ++i) {
+                if (a.users[i].find('*') == std::string::npos) {
+                    users.insert(a.users[i]);
+                    continue;
+                }
+                // An egressd identity with '*' is a pattern (bob* matches bobby); Squid's is the literal name.
+                for (const auto& d : a.lines) {
+                    if (d.text.find(a.users[i]) != std::string::npos) {
+                        note(d.at, d.text, "the user name '" + a.users[i] + "' has a '*', which egressd's identities "
+                                           "read as a wildcard; it is left out: that user is decided as any "
+                                           "other user");
+                    }
+                }
             }
         }
         auto add_identity = [&](client_class::who who, const std::string& user) {
@@ -1006,10 +1123,7 @@ private:
                 middle[i / 8] |= static_cast<std::uint8_t>(1u << (7 - i % 8));
             }
             for (const auto& b : {plus_one, bytes, middle, last}) {
-                auto a = cidr.base().is_v4() ? pol::address::from_v4(static_cast<std::uint32_t>(b[0]) << 24 |
-                                                                     static_cast<std::uint32_t>(b[1]) << 16 |
-                                                                     static_cast<std::uint32_t>(b[2]) << 8 | b[3])
-                                             : pol::address::from_v6(b);
+                auto a = address_from_bytes(cidr.base(), b);
                 if (cidr.contains(a) && fits(a)) {
                     return a;
                 }
@@ -1026,8 +1140,9 @@ private:
         cond condition;        // destination side
         bool unsupported = false;
         std::vector<std::string> unsupported_why;
-        bool auth_stop = false;  // no credentials reached a proxy_auth ACL: a 407, a refusal
         bool dst_allow = false;  // a dst ACL on an allow line
+        bool icase_forced = false;  // a proxy_auth -i ACL on a deny line counted as matching any other user
+        bool widened = false;       // a regex on a deny line was replaced by a wider path prefix
     };
 
     line_view view(const access_line& l, const client_class& k)
@@ -1047,14 +1162,19 @@ private:
             }
             if (a.type == acl_type::proxy_auth) {
                 if (k.identity == client_class::who::anyone) {
-                    v.auth_stop = true;
-                    v.allow = false;
+                    v.allow = false;  // no credentials reached a proxy_auth ACL: a 407, a refusal
                     break;
                 }
                 bool in = a.any_user || (k.identity == client_class::who::user &&
                                          std::any_of(a.users.begin(), a.users.end(), [&](const std::string& u) {
-                                             return u == k.user;
+                                             return a.icase ? lower(u) == lower(k.user) : u == k.user;
                                          }));
+                // -i on a deny line: any other user may be a case variant of a listed one (MALLORY), and egressd
+                // cannot tell: fail closed, the line denies every other user.
+                if (!in && !t.negated && !l.allow && a.icase && k.identity == client_class::who::other_user) {
+                    in = true;
+                    v.icase_forced = true;
+                }
                 if (in == t.negated) {
                     return v;
                 }
@@ -1064,8 +1184,15 @@ private:
             if (a.type == acl_type::dst && l.allow && !t.negated) {
                 v.dst_allow = true;
             }
-            const std::optional<cond> part =
+            std::optional<cond> part =
                 t.negated ? (tr.negative ? std::optional(cond{*tr.negative}) : std::nullopt) : tr.positive;
+            if (!part && !t.negated && !l.allow && tr.wider) {
+                // A regex with no exact equivalent on a deny line: denied by a literal prefix of its paths.
+                part = tr.wider;
+                v.widened = true;
+                v.unsupported_why.push_back(tr.why + "; the deny is written for the literal head of its paths, so "
+                                                     "egressd denies more");
+            }
             if (!part) {
                 v.unsupported = true;
                 v.unsupported_why.push_back(tr.why.empty() ? "the negated ACL " + t.acl +
@@ -1095,12 +1222,31 @@ private:
         std::vector<box> subtractions;
         std::vector<std::pair<std::size_t, box>> allowed_so_far;
         std::vector<box> decided;  // the exact conditions of the lines so far: what they decide is decided
+        std::vector<std::size_t> path_denies;  // indexes into r.denies: denies on paths alone
         bool terminal = false;
         for (std::size_t i = 0; i < c_.http_access.size() && !terminal; ++i) {
             const auto& l = c_.http_access[i];
             auto v = view(l, k);
             if (!v.applies) {
                 continue;
+            }
+            if (v.icase_forced) {
+                // What the later allow lines let through for a user egressd now denies is not carried over.
+                for (std::size_t later = i + 1; later < c_.http_access.size(); ++later) {
+                    if (c_.http_access[later].allow) {
+                        r.not_carried.insert(later);
+                    }
+                }
+                note(l, "a proxy_auth -i ACL on a deny line: egressd cannot compare user names without case, so "
+                        "this line denies every user not named in an identity client ({clients}); egressd denies "
+                        "more",
+                     k.name);
+            }
+            if (v.widened) {
+                r.not_carried.insert(i);
+                for (const auto& why : v.unsupported_why) {
+                    note(l, why);
+                }
             }
             if (v.unsupported) {
                 r.not_carried.insert(i);
@@ -1124,7 +1270,7 @@ private:
             // What this line decides is decided for the lines below (unless an ACL was dropped from it: then its
             // condition is wider than what it decides).
             auto record = [&] {
-                if (!v.unsupported) {
+                if (!v.unsupported && !v.widened) {
                     decided.insert(decided.end(), v.condition.begin(), v.condition.end());
                 }
             };
@@ -1148,6 +1294,17 @@ private:
                         rule.not_paths.clear();
                         r.not_carried.insert(i);
                     }
+                    if (rule.methods.cofinite && !rule.methods.any()) {
+                        // egressd accepts any method token: a list of the known methods would let BREW through.
+                        note(l, "denies every method but " +
+                                    join(std::vector<std::string>(rule.methods.names.begin(), rule.methods.names.end())) +
+                                    ": an egressd rule lists methods, so this deny is written without methods and "
+                                    "also denies " + join(std::vector<std::string>(rule.methods.names.begin(),
+                                                                                   rule.methods.names.end())) +
+                                    "; egressd denies more");
+                        rule.methods = method_set{};
+                        r.not_carried.insert(i);
+                    }
                     for (const auto& [line, earlier] : allowed_so_far) {
                         if (boxes_overlap(earlier, rule)) {
                             note(l, "deny after allow: " + c_.shown(c_.http_access[line].d.at) + " (" +
@@ -1158,6 +1315,9 @@ private:
                                  k.name);
                             break;
                         }
+                    }
+                    if (rule.dest.any) {
+                        path_denies.push_back(r.denies.size());
                     }
                     r.denies.push_back({i, rule});
                 }
@@ -1171,10 +1331,21 @@ private:
             for (const auto& d : subtractions) {
                 cond next;
                 for (const auto& p : pieces) {
+                    if (!boxes_overlap(p, d)) {
+                        next.push_back(p);  // the deny takes nothing from it
+                        continue;
+                    }
                     auto s = subtract(p, d);
                     next.insert(next.end(), s.begin(), s.end());
                 }
-                pieces = std::move(next);
+                pieces = next.size() > 4 * max_pieces ? std::move(next) : drop_contained(std::move(next));
+                if (pieces.size() > max_pieces) {
+                    out_.errors.push_back({l.d.at, "the deny lines before 'http_access " + join(l.d.words, " ", 1) +
+                                                       "' cut what it allows into more than " +
+                                                       std::to_string(max_pieces) +
+                                                       " parts: the importer stops here; combine those deny lines"});
+                    return r;
+                }
             }
             std::vector<box> kept;
             bool lost = false;
@@ -1215,6 +1386,32 @@ private:
             }
             record();
         }
+        // A deny on paths alone (urlpath_regex): egressd deny rules need destinations. Within the destinations
+        // this client's allow rules name it denies the same; elsewhere egressd denies anyway.
+        std::set<std::size_t> drop;
+        for (auto n : path_denies) {
+            auto& [line, rule] = r.denies[n];
+            rule.dest = dest_set{false, {}};
+            std::set<std::string> seen;
+            for (const auto& [allow_line, boxes] : r.allows) {
+                for (const auto& b : boxes) {
+                    for (const auto& e : b.dest.entries) {
+                        if (seen.insert(e.pattern).second) {
+                            rule.dest.entries.push_back(e);
+                        }
+                    }
+                }
+            }
+            note(c_.http_access[line], "a deny on paths alone: an egressd deny rule needs destinations, so it is "
+                                       "written with the destinations the allow rules of a client name (the same "
+                                       "decisions; egressd denies every other destination anyway)");
+            if (rule.dest.entries.empty()) {
+                drop.insert(n);
+            }
+        }
+        for (auto it = drop.rbegin(); it != drop.rend(); ++it) {
+            r.denies.erase(r.denies.begin() + static_cast<std::ptrdiff_t>(*it));
+        }
         if (!terminal && !c_.http_access.empty() && !c_.http_access.back().allow) {
             r.implicit_allow = true;
             const auto& last = c_.http_access.back();
@@ -1237,10 +1434,14 @@ bool box::empty() const
 
 const std::vector<std::string>& known_methods()
 {
-    // RFC 9110, PATCH, and the WebDAV and Squid methods Squid knows by name.
+    // The methods Squid knows by name (its HttpRequestMethod list: RFC 9110, PATCH, WebDAV, DeltaV, PURGE).
     static const std::vector<std::string> methods = {
-        "GET",    "HEAD",      "POST",   "PUT",  "DELETE", "CONNECT", "OPTIONS", "TRACE",  "PATCH",
-        "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE",   "LOCK",    "UNLOCK",  "PURGE"};
+        "GET",       "HEAD",       "POST",         "PUT",         "DELETE",   "CONNECT",  "OPTIONS",
+        "TRACE",     "PATCH",      "PROPFIND",     "PROPPATCH",   "MKCOL",    "COPY",     "MOVE",
+        "LOCK",      "UNLOCK",     "SEARCH",       "REPORT",      "CHECKOUT", "CHECKIN",  "UNCHECKOUT",
+        "MKACTIVITY", "MKWORKSPACE", "VERSION-CONTROL", "BASELINE-CONTROL", "MERGE", "LABEL", "UPDATE",
+        "ACL",       "SUBSCRIBE",  "UNSUBSCRIBE",  "POLL",        "BMOVE",    "BDELETE",  "BPROPFIND",
+        "BPROPPATCH", "BCOPY",     "PURGE"};
     return methods;
 }
 

@@ -65,7 +65,14 @@ struct box {
 // Whether the request falls in the box as egressd matches it (names by pattern, literals by CIDR).
 bool box_contains(const box& b, const request& r);
 
-// The methods egressd rules list when Squid's condition is "every method but ...".
+// A client, group or file name: what is not a letter, digit, '-', '_' or '.' becomes '_'.
+std::string name_chars(std::string_view name);
+
+// Whether the ranges cover every port 1-65535 (in any order or split).
+bool all_ports(const std::vector<policy::port_range>& ports);
+
+// The methods an egressd allow rule lists when Squid's condition is "every method but ..." (a method Squid
+// does not know by name is denied; a deny rule of that shape is written without methods instead).
 const std::vector<std::string>& known_methods();
 
 struct client_class {
@@ -100,6 +107,7 @@ struct translation {
     std::map<std::string, std::vector<std::string>> lists;
     std::set<std::string> used_acls;
     bool uses_auth = false;
+    std::vector<parse_problem> errors;  // the translation stopped (a configuration too big to translate)
 };
 
 translation translate(const config& c);
