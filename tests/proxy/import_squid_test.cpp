@@ -123,6 +123,16 @@ TEST(import_squid_reader, ip_values_ranges_masks_and_host_bits)
     EXPECT_FALSE(sq::parse_ip_value("proxy.example", error));
 }
 
+// Squid documents "acl aclname dst [-n] ip-address/mask": the option is read as one, not as a bad address.
+TEST(import_squid_reader, dst_takes_the_no_lookup_option)
+{
+    test_support::temp_dir tmp;
+    auto c = parse(tmp, "acl nets dst -n 192.0.2.0/24 2001:db8::/32\nhttp_access deny nets\n");
+    ASSERT_TRUE(c.errors.empty());
+    ASSERT_EQ(c.acls.count("nets"), 1u);
+    EXPECT_EQ(c.acls.at("nets").cidrs.size(), 2u);
+}
+
 TEST(import_squid_reader, continuation_comments_appending_acls_and_quoted_files)
 {
     test_support::temp_dir tmp;

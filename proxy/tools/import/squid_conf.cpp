@@ -557,9 +557,11 @@ private:
                 }
                 continue;
             }
+            // Options (-m, -x, dst's -n: no DNS lookup, which egressd never makes for a CIDR) change nothing the
+            // importer reads; src and port values may start with '-' only as errors.
             if (flags && w.size() > 1 && w[0] == '-' && a.type != acl_type::port && a.type != acl_type::src &&
-                a.type != acl_type::dst) {
-                continue;  // other options (-m, -x, ...) change nothing the importer reads
+                (a.type != acl_type::dst || w == "-n")) {
+                continue;
             }
             // Regex ACLs take -i / +i between values; the others take options only before the first value.
             if (a.type != acl_type::dstdom_regex && a.type != acl_type::url_regex &&
