@@ -2,12 +2,15 @@
 
 #include "protocol/host_port.hpp"
 
+#include <glob.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <glob.h>
 #include <set>
 
 namespace egressd::proxy::tools::squid {
@@ -211,7 +214,7 @@ public:
         if (!in) {
             where at;
             at.file = path;
-            error(at, "cannot read the Squid configuration " + path);
+            error(at, std::string("cannot read the Squid configuration: ") + std::strerror(errno));
             return;
         }
         open_.push_back(canonical(path));

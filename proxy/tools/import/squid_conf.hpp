@@ -118,8 +118,11 @@ struct parse_problem {
     std::string message;
     std::string format() const
     {
-        return at.file + ":" + std::to_string(at.line) + ":" + std::to_string(at.column == 0 ? 1 : at.column) +
-               ": error: " + message;
+        // A file that could not be read has no line to name.
+        std::string place = at.line == 0 ? at.file
+                                         : at.file + ":" + std::to_string(at.line) + ":" +
+                                               std::to_string(at.column == 0 ? 1 : at.column);
+        return place + ": error: " + message;
     }
 };
 
