@@ -318,7 +318,7 @@ void worker::apply_grants(std::shared_ptr<const policy::grant_set> next)
 void worker::connection_established(client_session& s)
 {
     const auto* auth = s.established();
-    if (established_.emplace(&s, auth->tunnel).second && auth->tunnel) {
+    if (established_.emplace(&s, auth->tunnel()).second && auth->tunnel()) {
         live_tunnels_.store(live_tunnels_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     // A connection allowed by a snapshot older than the one now in force is decided again at once: the reload
@@ -465,7 +465,7 @@ void worker::revoke(client_session& s, observe::close_cause cause, std::string_v
     e.previous_version = previous_version;
     if (const auto* auth = s.established()) {
         e.client = auth->client_name;
-        e.method = auth->tunnel ? "CONNECT" : "-";
+        e.method = auth->tunnel() ? "CONNECT" : "-";
         e.host = auth->target.to_string();
         e.port = auth->port;
         if (auth->connected) {
@@ -494,7 +494,7 @@ void worker::revoke(client_session& s, observe::close_cause cause, std::string_v
         return;
     }
     const auto* auth = s.established();
-    if (auth != nullptr && !auth->tunnel && cause != observe::close_cause::certificate_revoked &&
+    if (auth != nullptr && !auth->tunnel() && cause != observe::close_cause::certificate_revoked &&
         cause != observe::close_cause::credentials_revoked) {
         // A keep-alive client connection is decided again at its next request anyway: only its pooled upstream,
         // which the new policy no longer allows, goes.

@@ -26,8 +26,7 @@ struct authorization {
     observe::identity_source identity_from = observe::identity_source::none;
     policy::host target;
     std::uint16_t port = 0;
-    bool tunnel = false;                             // CONNECT; else a forwarded plain-HTTP request
-    std::optional<policy::http_request_facts> request;  // a forwarded request's method and path
+    std::optional<policy::http_request_facts> request;  // a forwarded plain-HTTP request's method and path
     // Through a parent proxy: egressd connects to the parent and asks it for target:port; vetted and connected are
     // then the parent's addresses (the destination's are the parent's business).
     std::optional<policy::parent_proxy> parent;
@@ -42,6 +41,8 @@ struct authorization {
     {
         return {who, target, port, *connected, client_hello, parent.has_value(), request};
     }
+    // A CONNECT tunnel, not a forwarded plain-HTTP request.
+    bool tunnel() const { return !request.has_value(); }
     // The port to connect to: the parent's, or the destination's.
     std::uint16_t connect_port() const { return parent ? parent->port : port; }
 };

@@ -167,7 +167,6 @@ boost::asio::awaitable<std::variant<authorization, refusal>> authorizer::authori
     a.client_name = a.client ? std::string(a.snapshot->client_name(*a.client)) : std::string();
     a.target = dest.target;
     a.port = dest.port;
-    a.tunnel = request == nullptr;
     if (request != nullptr) {
         a.request = *request;
     }
