@@ -5,12 +5,12 @@
 //
 //   build/release/bench/policy_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
+#include "bench/million_rules.hpp"
 #include "config/policy_loader.hpp"
 #include "policy/grants.hpp"
 #include "policy/policy.hpp"
 
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -25,22 +25,12 @@ namespace {
 namespace pol = egressd::policy;
 namespace fs = std::filesystem;
 
-constexpr int client_count = 10'000;
-constexpr int rules_per_group = 100;
-constexpr int total_rules = client_count * rules_per_group;
-
-// Each client has its own group of 100 single-domain rules and shares its neighbour's group,
-// so every decision looks at the union of two groups. Every tenth rule is a wildcard.
-std::string rule_domain(int group, int rule)
-{
-    std::string base = "svc" + std::to_string(group) + ".example.com";
-    if (rule % 10 == 9) {
-        return "*.r" + std::to_string(rule) + "." + base;
-    }
-    return "h" + std::to_string(rule) + "." + base;
-}
-
-std::string source_cidr(int client) { return "10." + std::to_string(client / 256) + "." + std::to_string(client % 256) + ".0/24"; }
+using egressd::bench::client_count;
+using egressd::bench::heap_in_use;
+using egressd::bench::rule_domain;
+using egressd::bench::rules_per_group;
+using egressd::bench::source_cidr;
+using egressd::bench::total_rules;
 
 // destinations_per_rule 1: a million one-domain rules. 100: the same million domain patterns written the
 // way long allow-lists usually are, a hundred per rule.
@@ -94,12 +84,6 @@ pol::policy_spec make_spec()
         spec.clients.push_back(std::move(client));
     }
     return spec;
-}
-
-std::size_t heap_in_use()
-{
-    struct mallinfo2 info = mallinfo2();
-    return info.uordblks + info.hblkhd;
 }
 
 // Generated once per shape, removed when the benchmark exits.

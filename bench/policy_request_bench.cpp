@@ -14,12 +14,12 @@
 //
 //   build/release/bench/policy_request_bench --benchmark_min_time=0.5
 
+#include "bench/million_rules.hpp"
 #include "config/policy_loader.hpp"
 #include "policy/policy.hpp"
 #include "protocol/http/path.hpp"
 
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -33,22 +33,15 @@ namespace {
 namespace pol = egressd::policy;
 namespace fs = std::filesystem;
 
-constexpr int client_count = 10'000;
-constexpr int rules_per_group = 100;
-constexpr int total_rules = client_count * rules_per_group;
+using egressd::bench::client_count;
+using egressd::bench::heap_in_use;
+using egressd::bench::rule_domain;
+using egressd::bench::rules_per_group;
+using egressd::bench::source_cidr;
+using egressd::bench::total_rules;
 constexpr int group_deny_rules = 10;
 constexpr int client_deny_rules = 5;
 constexpr int global_deny_rules = 1'000;
-
-// The same names as policy_bench.cpp: every tenth rule a wildcard.
-std::string rule_domain(int group, int rule)
-{
-    std::string base = "svc" + std::to_string(group) + ".example.com";
-    if (rule % 10 == 9) {
-        return "*.r" + std::to_string(rule) + "." + base;
-    }
-    return "h" + std::to_string(rule) + "." + base;
-}
 
 std::string group_denied(int group, int k)
 {
@@ -57,11 +50,6 @@ std::string group_denied(int group, int k)
 }
 
 std::string client_denied(int client, int k) { return "private" + std::to_string(k) + ".svc" + std::to_string(client) + ".example.com"; }
-
-std::string source_cidr(int client)
-{
-    return "10." + std::to_string(client / 256) + "." + std::to_string(client % 256) + ".0/24";
-}
 
 pol::domain_pattern pattern(const std::string& text) { return *pol::parse_domain_pattern(text).value; }
 
@@ -126,12 +114,6 @@ pol::policy_spec make_spec(int shape)
         }
     }
     return spec;
-}
-
-std::size_t heap_in_use()
-{
-    struct mallinfo2 info = mallinfo2();
-    return info.uordblks + info.hblkhd;
 }
 
 struct compiled {
