@@ -1292,15 +1292,8 @@ class Egressd:
 
     def stop(self):
         """SIGTERM, wait at most 10 s, then SIGKILL. Returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        self.returncode = terminate(self.proc)
         self._out_thread.join(timeout=5)
-        self.returncode = self.proc.returncode
         try:
             # Under the asan and tsan presets a finding fails the test that started this process, once.
             if not self._sanitizer_checked:
@@ -1634,6 +1627,18 @@ deny:
         c = conn or self.proxy.connect(timeout=timeout)
         c.send("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority))
         return c, c.read_response(method="CONNECT")
+
+
+def terminate(proc, grace=10):
+    """Stops a child the test started: SIGTERM, at most `grace` seconds, then SIGKILL. Returns its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
 
 
 def curl(*args, timeout=20):

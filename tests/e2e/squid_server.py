@@ -169,14 +169,7 @@ visible_hostname squid-e2e
     def stop(self):
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        rc = self.proc.returncode
+        rc = harness.terminate(self.proc)
         self.proc = None
         return rc
 
