@@ -43,6 +43,7 @@ struct file_part {
     bool has_requests = false;
     // The destinations_file lists this file's rules name, each once: (resolved path, exact bytes read).
     std::vector<std::pair<std::string, std::string>> lists;
+    std::vector<std::string> unreadable_lists;
 };
 
 bool valid_name(std::string_view name)
@@ -518,6 +519,10 @@ private:
             auto text = read_list_file(resolved, problem);
             if (!text) {
                 r_.error(n, "cannot read destinations_file '" + resolved + "': " + problem);
+                if (std::find(part_.unreadable_lists.begin(), part_.unreadable_lists.end(), resolved) ==
+                    part_.unreadable_lists.end()) {
+                    part_.unreadable_lists.push_back(resolved);
+                }
                 return;
             }
             part_.lists.emplace_back(resolved, std::move(*text));
@@ -866,6 +871,12 @@ loaded_policy merge_and_compile(std::vector<std::string> names, std::vector<file
             if (std::find(list_names.begin(), list_names.end(), name) == list_names.end()) {
                 list_names.push_back(name);
                 result.sources.emplace_back(name, std::move(text));
+            }
+        }
+        for (auto& name : part.unreadable_lists) {
+            if (std::find(result.unreadable_lists.begin(), result.unreadable_lists.end(), name) ==
+                result.unreadable_lists.end()) {
+                result.unreadable_lists.push_back(std::move(name));
             }
         }
     }

@@ -17,6 +17,7 @@ struct loaded_policy {
     std::vector<diagnostic> warnings;
     std::vector<std::string> files;  // the files read, in merge order, then the destinations_file lists
     std::vector<std::string> list_files;  // the lists alone (each also in files and sources)
+    std::vector<std::string> unreadable_lists;  // lists a rule names that could not be read (each is an error)
     // Each file's name and the exact bytes that were parsed, in merge order (one per entry of files), so that a
     // caller can fingerprint what it applied without reading the files again: they may have changed since.
     // A file that could not be read has empty text (and the load has an error).

@@ -194,6 +194,7 @@ private:
     approvals::directory approvals_users(const startup::loaded_state& s) const;
     void start_watch(const config::server_config& config);
     void update_watch(const config::server_config& next);
+    void watch_attempt(const startup::load_result& failed);
     void wait_signal();
     void tick_log();
     void request_reload(reload_trigger trigger, std::function<void(bool, std::string)> answer = {});
@@ -526,6 +527,24 @@ void server_process::update_watch(const config::server_config& next)
     start_watch(next);
 }
 
+// After a failed reload the watch also follows the files the failed edit named, with the running ones: a list
+// file or a policy file that did not exist yet then reloads as soon as it is written. The next reload that applies
+// narrows the watch to its own files again.
+void server_process::watch_attempt(const startup::load_result& failed)
+{
+    if (!watch_ || !failed.attempted_config) {
+        return;
+    }
+    auto paths = watched_paths(config_path_, *live_->config, policy_files_);
+    auto attempted = watched_paths(config_path_, *failed.attempted_config, failed.attempted_policy_files);
+    for (auto& p : attempted) {
+        if (std::find(paths.begin(), paths.end(), p) == paths.end()) {
+            paths.push_back(std::move(p));
+        }
+    }
+    watch_->set_paths(std::move(paths));
+}
+
 void server_process::wait_signal()
 {
     signals_.async_wait([this](boost::system::error_code ec, int number) {
@@ -618,6 +637,7 @@ void server_process::finish_reload(startup::load_result result)
     if (!result.state) {
         outcome.ok = false;
         outcome.errors = std::move(result.errors);
+        watch_attempt(result);
         metrics_->reload_result(false, outcome.at);
         log_.notice("egressd.reload_failed",
                     {{"trigger", to_string(outcome.trigger)},

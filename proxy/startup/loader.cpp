@@ -209,6 +209,10 @@ load_result load(const std::filesystem::path& config_path)
             sink.secret_file ? read_secret(*sink.secret_file, sink.secret_file_at, cfg.file, result.errors) : "");
     }
     if (!result.errors.empty()) {
+        result.attempted_config = std::make_shared<const config::server_config>(std::move(*server.config));
+        result.attempted_policy_files = std::move(policy.files);
+        result.attempted_policy_files.insert(result.attempted_policy_files.end(), policy.unreadable_lists.begin(),
+                                             policy.unreadable_lists.end());
         return result;
     }
     state.policy = std::move(policy.snapshot);

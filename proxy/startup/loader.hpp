@@ -40,6 +40,11 @@ struct load_result {
     std::optional<loaded_state> state;  // nullopt when there is any error
     std::vector<std::string> errors;    // "file:line:column: error: ...", every one of them
     std::vector<std::string> warnings;  // "file:line:column: warning: ..."
+    // What a failed load named, for the file watch: the configuration as read (null if it did not load) and every
+    // file of the policy, the unreadable ones too. A list file that the failed edit names but that does not exist
+    // yet then reloads as soon as it is written.
+    std::shared_ptr<const config::server_config> attempted_config;
+    std::vector<std::string> attempted_policy_files;
 };
 
 // The one loading path, at start (`run`, `config check`) and at every reload: the server configuration, the

@@ -264,6 +264,9 @@ TEST(list_file, empty_or_missing_list_is_an_error_at_the_key)
     EXPECT_EQ(directory->where.column, 28u);
     expect_at(only(loaded.errors, "missing required key 'destinations' (or 'destinations_file')"), policy, 13, 9);
     EXPECT_EQ(loaded.errors.size(), 5u) << all(loaded.errors);
+    // The lists that could not be read are named, so that the file watch follows them until they can be.
+    EXPECT_EQ(loaded.unreadable_lists, (std::vector<std::string>{(dir.path() / "lists/missing.txt").string(),
+                                                                 (dir.path() / "lists").string()}));
 }
 
 // A FIFO would block the load (and every reload after it) for ever; a device would never end.

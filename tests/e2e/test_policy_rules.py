@@ -520,6 +520,25 @@ class ListFileWatchTest(PolicyRulesBase):
         time.sleep(1.0)
         self.assertEqual(self.proxy.reload_events(mark), [])
 
+    def test_a_list_named_by_a_failed_reload_reloads_once_written(self):
+        # The policy is saved before the list it names exists: that reload fails, and writing the list is the
+        # change that makes the next one work, with no signal.
+        new_list = os.path.join(self.tmp.name, "lists", "later.txt")
+        mark = self.proxy.event_count()
+        self.proxy.write_policy(self.make_policy().replace("../../lists/vendor.txt", "../../lists/later.txt"),
+                                name="policy.yaml", rename=True)
+        ev = self.proxy.wait_reload(mark, timeout=10)
+        self.assertEqual((ev["event"], ev.get("trigger")), ("egressd.reload_failed", "file_change"), ev)
+        self.assertRegex(" ".join(ev["errors"]), r"cannot read destinations_file '[^']*lists/later\.txt'")
+        self.assert_denied(self.send("late.test", "/hello"), "no_matching_rule")
+        mark = self.proxy.event_count()
+        with open(new_list + ".tmp", "w") as f:
+            f.write("late.test\n")
+        os.rename(new_list + ".tmp", new_list)
+        self.wait_file_reload(mark, 2)
+        resp = self.send("late.test", "/hello")
+        self.assertEqual((resp.status, resp.body), (200, b"hello"), resp)
+
     def test_keep_alive_request_after_reload_decided_by_new_paths(self):
         with self.proxy.connect() as c:
             self.assert_passed(self.get(self.url("paths.test", "/simple/a"), conn=c), "/simple/a")
