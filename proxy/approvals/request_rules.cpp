@@ -5,6 +5,7 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <openssl/crypto.h>
 
@@ -35,6 +36,74 @@ std::string_view trim(std::string_view s)
 }
 
 using egressd::protocol::hex_value;
+
+// Finds the first key written twice in one JSON object. json::parse keeps the last of them without a word; a
+// reader in front (a gateway, an audit log) may have taken the first, so an approval could say one thing there
+// and another here. Used only on text json::parse accepted.
+class duplicate_key_finder {
+public:
+    static constexpr std::size_t max_object_size = std::size_t(-1);
+    static constexpr std::size_t max_array_size = std::size_t(-1);
+    static constexpr std::size_t max_key_size = std::size_t(-1);
+    static constexpr std::size_t max_string_size = std::size_t(-1);
+
+    std::optional<std::string> duplicate;
+
+    bool on_document_begin(boost::system::error_code&) { return true; }
+    bool on_document_end(boost::system::error_code&) { return true; }
+    bool on_array_begin(boost::system::error_code&) { return true; }
+    bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+    bool on_object_begin(boost::system::error_code&)
+    {
+        keys_.emplace_back();
+        return true;
+    }
+    bool on_object_end(std::size_t, boost::system::error_code&)
+    {
+        keys_.pop_back();
+        return true;
+    }
+    bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+    bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+    bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&)
+    {
+        key_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, boost::system::error_code& ec)
+    {
+        key_.append(s.data(), s.size());
+        auto& seen = keys_.back();
+        if (std::find(seen.begin(), seen.end(), key_) != seen.end()) {
+            duplicate = std::move(key_);
+            ec = std::make_error_code(std::errc::invalid_argument);
+            return false;
+        }
+        seen.push_back(std::move(key_));
+        key_.clear();
+        return true;
+    }
+    bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+    bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
+    bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
+    bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+    bool on_bool(bool, boost::system::error_code&) { return true; }
+    bool on_null(boost::system::error_code&) { return true; }
+    bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+    bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+private:
+    std::vector<std::vector<std::string>> keys_;  // per open object, its keys so far (bodies hold a few)
+    std::string key_;
+};
+
+std::optional<std::string> duplicate_key(std::string_view text)
+{
+    json::basic_parser<duplicate_key_finder> parser{json::parse_options{}};
+    boost::system::error_code ec;
+    parser.write_some(false, text.data(), text.size(), ec);
+    return parser.handler().duplicate;
+}
 
 bool listed(std::span<const std::string_view> names, std::string_view name)
 {
@@ -484,6 +553,10 @@ std::optional<form_fields> json_fields(std::string_view content_type, std::strin
     }
     if (!parsed.is_object()) {
         problem = "the body must be a JSON object";
+        return std::nullopt;
+    }
+    if (auto key = duplicate_key(body)) {
+        problem = "field \"" + *key + "\" is given twice";
         return std::nullopt;
     }
     for (const auto& [key, value] : parsed.get_object()) {

@@ -427,6 +427,14 @@ class ApprovalsTest(ApprovalsBase):
         # A decided request cannot be approved afterwards.
         self.assertEqual(self.as_user("bob").approve(rid, duration="2m").status, 409)
 
+    def test_api_field_given_twice_is_refused(self):
+        rid = self.new_request("api.req.test")
+        resp = self.api.post("/api/v1/requests/%d/approve" % rid, body=b'{"duration":"2m","duration":"30d"}',
+                             content_type="application/json")
+        self.assertEqual((resp.status, resp.json), (400, {"error": 'field "duration" is given twice'}), resp)
+        self.assertEqual(self.request_by_id(rid)["state"], "pending")
+        self.assertEqual(self.api.grants(), [])
+
     def test_self_approval_refused(self):
         rid = self.new_request("api.req.test")
         dave = self.as_user("dave")

@@ -277,6 +277,24 @@ TEST(ApprovalsRequestRules, JsonTextIsNoWayAroundTheFormsRules)
     EXPECT_EQ(read_json(action::api_deny, R"({"note":"\u001d"})").problem, "field \"note\" holds a control character");
 }
 
+// A key given twice is refused like a form field given twice, also when spelled with an escape: json::parse keeps
+// the last, while a reader in front of egressd may have read the first.
+TEST(ApprovalsRequestRules, JsonKeyGivenTwiceIsRefused)
+{
+    for (const std::string_view body :
+         {R"({"duration":"1h","duration":"30d"})", R"({"duration":"1h","scope":"a.test","duration":"1h"})",
+          R"({"duration":"1h","d\u0075ration":"30d"})", R"({"note":{"a":1,"a":2}})"}) {
+        const auto r = read_json(action::api_approve, body);
+        EXPECT_FALSE(r.fields) << body;
+        EXPECT_FALSE(r.problem.empty()) << body;
+    }
+    EXPECT_EQ(read_json(action::api_approve, R"({"duration":"1h","duration":"30d"})").problem,
+              "field \"duration\" is given twice");
+    // The same key in two objects is no repeat.
+    EXPECT_EQ(read_json(action::api_approve, R"({"note":{"note":"1h"}})").problem,
+              "field \"note\" must be a string");
+}
+
 TEST(ApprovalsRequestRules, QueryParametersOfTheApi)
 {
     std::string problem;
