@@ -238,6 +238,20 @@ struct current_policy {
         return nullptr;
     }
 
+    // The deny list of the group of this name in the files, or nullptr when it has none.
+    const config::yaml_node* group_deny(std::string_view name) const
+    {
+        for (const auto& root : roots) {
+            if (const auto* groups = find(root, "groups"); groups != nullptr && groups->is_map()) {
+                if (const auto* entry = find(*groups, name); entry != nullptr && entry->is_map()) {
+                    const auto* deny = find(*entry, "deny");
+                    return deny != nullptr && deny->is_sequence() && !deny->items.empty() ? deny : nullptr;
+                }
+            }
+        }
+        return nullptr;
+    }
+
     static const config::yaml_node* find(const config::yaml_node& map, std::string_view key)
     {
         for (const auto& [k, v] : map.entries) {
@@ -555,6 +569,33 @@ void emit_quoted_list(std::ostream& out, std::string_view key, const std::vector
 }
 
 // How the client is recognized: as the current policy says, or else by the sources and identities seen.
+// The client's deny lists in the current policy, its own and its groups', become its own list here: the learned
+// group takes the place of its groups, and what they refused must stay refused (a collapsed *.parent would
+// otherwise open a name one of them denied).
+void emit_client_deny(std::ostream& out, const config::yaml_node& entry, const current_policy& current)
+{
+    std::vector<std::pair<std::string, const config::yaml_node*>> lists;
+    if (const auto* own = current_policy::find(entry, "deny"); own != nullptr && own->is_sequence() &&
+                                                                !own->items.empty()) {
+        lists.emplace_back("its own deny list", own);
+    }
+    if (const auto* groups = current_policy::find(entry, "groups"); groups != nullptr && groups->is_sequence()) {
+        for (const auto& group : groups->items) {
+            if (const auto* deny = group.is_scalar() ? current.group_deny(group.value) : nullptr) {
+                lists.emplace_back("the deny list of its group " + group.value, deny);
+            }
+        }
+    }
+    if (lists.empty()) {
+        return;
+    }
+    out << "    deny:\n";
+    for (const auto& [what, deny] : lists) {
+        out << "      # " << what << ", copied from " << current.path << '\n';
+        emit_node(out, *deny, 6);
+    }
+}
+
 void emit_client(std::ostream& out, const std::string& name, const client_traffic& c, const current_policy* current,
                  const std::set<pol::address>& shared_sources)
 {
@@ -591,6 +632,9 @@ void emit_client(std::ostream& out, const std::string& name, const client_traffi
             }
             out << '\n';
         }
+    }
+    if (entry != nullptr) {
+        emit_client_deny(out, *entry, *current);
     }
     out << "    groups: [" << key_text("learned-" + name) << "]\n";
 }
@@ -642,7 +686,7 @@ void emit_header(std::ostream& out, const suggest_options& options, const traffi
         << '\n';
     if (current != nullptr) {
         out << "#   current:  " << current->path
-            << " (its clients' sources and identities, deny list, tls, on_revoke and address_guard are copied)\n";
+            << " (its clients' sources and identities, the deny lists, tls, on_revoke and address_guard are copied)\n";
     }
     out << "#\n"
         << "# Review:  egressd policy check FILE; egressd policy explain FILE --client NAME --dest HOST:PORT\n"

@@ -406,6 +406,65 @@ TEST_F(suggest_test, the_current_policy_gives_identification_deny_list_and_guard
     EXPECT_EQ(d.outcome, pol::verdict::deny);
 }
 
+// The learned group takes the place of the client's groups, so their deny lists, and the client's own, come along
+// as the client's: five siblings collapse to *.cdn.example.net, which would otherwise open the denied one.
+TEST_F(suggest_test, the_clients_own_and_group_deny_lists_stay_with_it)
+{
+    auto current = write_file("scoped.yaml", R"(version: 1
+groups:
+  base:
+    rules:
+      - ports: [443]
+        destinations: [base.example.com]
+    deny:
+      - description: the group's refusal
+        destinations: [leak.cdn.example.net]
+clients:
+  web:
+    sources: [10.30.0.0/16]
+    groups: [base]
+    deny:
+      - description: the client's refusal
+        destinations: [secret.cdn.example.net]
+  other:
+    sources: [10.40.0.0/16]
+    groups: []
+)");
+    std::vector<event> seen;
+    for (std::string label : {"a", "b", "c", "d", "e"}) {
+        seen.push_back(at(label + ".cdn.example.net"));
+        seen.back().client = "web";
+        seen.back().source = "10.30.0.5";
+    }
+    seen.push_back(at("a.cdn.example.net"));
+    seen.back().client = "other";
+    seen.back().source = "10.40.0.5";
+    std::string text;
+    auto p = learn(seen, {"--policy", current}, &text);
+    ASSERT_TRUE(p);
+    ASSERT_TRUE(lists_destination(text, "*.cdn.example.net")) << text;
+    auto web = [](std::string host) {
+        auto e = at(std::move(host));
+        e.client = "web";
+        e.source = "10.30.0.5";
+        return e;
+    };
+    expect_allowed(*p, web("f.cdn.example.net"));
+    EXPECT_EQ(reason_for(*p, web("secret.cdn.example.net")), pol::reason::explicit_deny);
+    EXPECT_EQ(reason_for(*p, web("leak.cdn.example.net")), pol::reason::explicit_deny);
+    EXPECT_NE(text.find("    deny:\n      # its own deny list, copied from " + current + "\n"
+                        "      - description: \"the client's refusal\"\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("      # the deny list of its group base, copied from " + current + "\n"), std::string::npos)
+        << text;
+    // A client without deny lists gets none.
+    auto other_entry = text.find("  other:\n");
+    auto web_entry = text.find("  web:\n");
+    ASSERT_LT(other_entry, web_entry) << text;
+    EXPECT_GT(text.find("    deny:", other_entry), web_entry) << text;
+}
+
 TEST_F(suggest_test, without_a_current_policy_sources_and_identities_are_those_seen)
 {
     auto a = at("api.example.com");
