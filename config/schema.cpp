@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstdio>
 
 namespace egressd::config {
 namespace {
@@ -23,11 +24,39 @@ std::string_view describe(const yaml_node& n)
 
 }  // namespace
 
+namespace {
+
+// Control characters as \xNN (C0, DEL) or \uNNNN (C1): a quoted key or value can hold any of them through a YAML
+// escape ("\x1b[2J"), and a diagnostic goes to terminals, log lines and reload answers.
+std::string without_controls(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        auto c = static_cast<unsigned char>(text[i]);
+        auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+        char escaped[8];
+        if (c < 0x20 || c == 0x7f) {
+            std::snprintf(escaped, sizeof escaped, "\\x%02X", c);
+            out += escaped;
+        } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {
+            std::snprintf(escaped, sizeof escaped, "\\u%04X", next);
+            out += escaped;
+            ++i;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string diagnostic::format(std::string_view severity) const
 {
     // A diagnostic about a whole file (it cannot be opened, say) has no position to name.
     std::string place = where.line == 0 ? file : file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
-    return place + ": " + std::string(severity) + ": " + message;
+    return without_controls(place + ": " + std::string(severity) + ": " + message);
 }
 
 std::string join(const std::vector<std::string_view>& words, std::string_view separator)

@@ -231,6 +231,43 @@ public:
     }
 };
 
+// The position in text nearest to m: yaml-cpp reports an escape cut off by the end of the input one column past
+// the last byte, and an error there must still name a place in the file.
+mark within_text(std::string_view text, mark m)
+{
+    std::uint32_t line = 1;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < text.size() && line < m.line; ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            start = i + 1;
+        }
+    }
+    auto end = text.find('\n', start);
+    auto length = (end == std::string_view::npos ? text.size() : end) - start;
+    return mark{line, std::min<std::uint32_t>(std::max<std::uint32_t>(m.column, 1),
+                                              static_cast<std::uint32_t>(length + 1))};
+}
+
+// yaml-cpp's messages quote the offending byte as it is: its end-of-input sentinel (0x04), a control character,
+// or the first byte of a UTF-8 sequence, none of which belongs in a log line or a reload answer.
+std::string printable_message(std::string_view msg)
+{
+    std::string out;
+    for (unsigned char c : msg) {
+        if (c == 0x04) {
+            out += "the end of the input";
+        } else if (c < 0x20 || c >= 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02X", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 std::optional<yaml_node> parse_with_yaml_cpp(std::string_view text, yaml_error& error, std::size_t max_nodes)
 {
     tree_builder tree(max_nodes);
@@ -251,7 +288,7 @@ std::optional<yaml_node> parse_with_yaml_cpp(std::string_view text, yaml_error& 
         if (e.msg.find("anchor") != std::string::npos) {
             hint = " (a wildcard domain must be quoted: \"*.example.com\")";
         }
-        error = {to_mark(e.mark), "YAML syntax error: " + e.msg + hint};
+        error = {within_text(text, to_mark(e.mark)), "YAML syntax error: " + printable_message(e.msg) + hint};
         return std::nullopt;
     } catch (const too_many_nodes& e) {
         error = {e.where, e.message};

@@ -511,6 +511,21 @@ TEST(config_loader_all_errors, are_reported_in_one_run)
     EXPECT_EQ(got, want) << test::show(loaded);
 }
 
+// A quoted key or name can spell any control character through a YAML escape; the formatted diagnostic, which
+// goes to terminals, logs and reload answers, shows each as an escape instead of sending it.
+TEST(config_loader_diagnostics, show_control_characters_as_escapes)
+{
+    auto loaded = load_policy_texts({{"policy.yaml", lines({"version: 1", R"("a\x1bb\u00e9\u0085": 2)", "groups:",
+                                                             R"(  "\e[2J\t\x7f": {rules: []})"})}});
+    ASSERT_EQ(loaded.errors.size(), 2u) << test::show(loaded);
+    EXPECT_EQ(loaded.errors[0].format("error"),
+              "policy.yaml:2:1: error: unknown key 'a\\x1Bb\u00e9\\u0085' in the policy; expected one of: version, mode, "
+              "tls, address_guard, groups, clients, deny, on_revoke, requests");
+    EXPECT_EQ(loaded.errors[1].format("error"),
+              "policy.yaml:4:3: error: invalid group name '\\x1B[2J\\x09\\x7F': expected 1 to 128 letters, digits, "
+              "'-', '_' or '.'");
+}
+
 TEST(config_loader_all_errors, of_every_file_are_reported)
 {
     auto loaded = load_policy_texts({{"a.yaml", lines({"version: 1", "mode: sometimes"})},

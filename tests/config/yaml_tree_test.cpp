@@ -246,6 +246,21 @@ TEST(config_yaml, survives_an_error_libfyaml_cannot_display)
     EXPECT_EQ(error.message, "YAML syntax error: illegal EOF in scalar");
 }
 
+TEST(config_yaml, an_escape_cut_off_by_the_end_is_reported_inside_the_text)
+{
+    // yaml-cpp put this one column past the last byte and quoted its end-of-input sentinel 0x04 (found by fuzzing).
+    for (auto engine : {yaml_engine::libfyaml, yaml_engine::yaml_cpp}) {
+        yaml_error error;
+        EXPECT_FALSE(parse_yaml("version: 1\na: \"x\\", error, 1000, engine).has_value());
+        EXPECT_EQ(error.where.line, 2u);
+        EXPECT_EQ(error.where.column, 7u);
+        EXPECT_EQ(error.message, "YAML syntax error: unknown escape character: the end of the input");
+        // An escape of a multi-byte character: yaml-cpp quotes its first byte alone, which is no UTF-8.
+        EXPECT_FALSE(parse_yaml("a: \"x\\\xc3\xa9\"\n", error, 1000, engine).has_value());
+        EXPECT_EQ(error.message, "YAML syntax error: unknown escape character: \\xC3");
+    }
+}
+
 class config_yaml_engines : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(config_yaml_engines, build_the_same_tree_or_error)
