@@ -139,6 +139,12 @@ std::vector<std::filesystem::path> watched_paths(const std::filesystem::path& co
     if (config.admin && config.admin->token_file) {
         paths.push_back(*config.admin->token_file);
     }
+    if (config.admin && config.admin->tls) {
+        add_tls(*config.admin->tls);
+    }
+    if (config.approvals && config.approvals->tls) {
+        add_tls(*config.approvals->tls);
+    }
     if (config.approvals) {
         for (const auto& file : {config.approvals->approvers, config.approvals->requesters}) {
             if (file) {
@@ -694,6 +700,14 @@ void server_process::finish_reload(startup::load_result result)
         update_watch(*state.config);
         if (admin_ && config_.admin && state.config->admin && state.config->admin->token_file == config_.admin->token_file) {
             admin_->set_bearer_token(state.admin_token);
+        }
+        // Rotated certificates of the admin and approvals listeners, for the connections accepted from now on.
+        // TLS turned on or off there waits for a restart (restart_needed says so).
+        if (admin_ && config_.admin && config_.admin->tls && state.admin_tls) {
+            admin_->set_tls(state.admin_tls);
+        }
+        if (approvals_web_ && config_.approvals && config_.approvals->tls && state.approvals_tls) {
+            asio::post(approvals_->io(), [this, tls = state.approvals_tls] { approvals_web_->set_tls(tls); });
         }
         log_.notice("egressd.reload", {{"trigger", to_string(outcome.trigger)},
                                        {"policy_version", live_->policy_version},

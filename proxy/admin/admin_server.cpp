@@ -605,6 +605,14 @@ void admin_server::set_bearer_token(const std::optional<std::string>& token)
     state_->token_digest = token ? std::optional<digest>(sha256(*token)) : std::nullopt;
 }
 
+void admin_server::set_tls(std::shared_ptr<boost::asio::ssl::context> tls)
+{
+    if (!state_->config.tls || !tls) {
+        throw std::invalid_argument("admin TLS is on or off for the server's life");
+    }
+    state_->config.tls = std::move(tls);
+}
+
 void admin_server::stop()
 {
     state_->stop();

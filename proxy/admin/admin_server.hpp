@@ -71,6 +71,9 @@ public:
 
     // A rotated token (the token file was reloaded): requests from now on need this one. nullopt: none needed.
     void set_bearer_token(const std::optional<std::string>& token);
+    // Rotated TLS files (a reload read them again): connections accepted from now on use this context, those
+    // established keep theirs. Only for a server started with TLS; its being on or off is fixed at start.
+    void set_tls(std::shared_ptr<boost::asio::ssl::context> tls);
 
     // Begins accepting on the io_context. Once only; a no-op afterwards and after stop.
     void start();

@@ -1388,6 +1388,14 @@ void web_server::set_directory(directory users)
     state_->replace_directory(std::move(users));
 }
 
+void web_server::set_tls(std::shared_ptr<boost::asio::ssl::context> tls)
+{
+    if (!state_->setup.tls || !tls) {
+        throw std::invalid_argument("approvals TLS is on or off for the server's life");
+    }
+    state_->setup.tls = std::move(tls);
+}
+
 void web_server::start()
 {
     if (state_->started || state_->stopped) {

@@ -77,7 +77,7 @@ struct web_settings {
     std::function<void(std::string_view what)> internal_error;
 };
 
-// Thread contract: construct, start, stop, set_directory and destroy on the service's io_context thread (or
+// Thread contract: construct, start, stop, set_directory, set_tls and destroy on the service's io_context thread (or
 // while it is not running). Password checks run on `pool`.
 class web_server {
 public:
@@ -90,6 +90,9 @@ public:
     boost::asio::ip::tcp::endpoint local_endpoint() const;
     // A reload read the credentials files again: sessions of users no longer in them end.
     void set_directory(directory users);
+    // Rotated TLS files: connections accepted from now on use this context, established ones keep theirs. Only
+    // for a server started with TLS (its being on or off is fixed at start). On the service's io_context thread.
+    void set_tls(std::shared_ptr<boost::asio::ssl::context> tls);
     void start();
     void stop();
 

@@ -799,6 +799,23 @@ def make_certificate(directory):
     return cert, key
 
 
+def served_certificate(host, port, timeout=5.0):
+    """The certificate (DER) a TLS server on host:port presents on a new connection. Not verified: the caller
+    compares it with the one it expects."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        with context.wrap_socket(raw) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def certificate_der(path):
+    """The certificate of a PEM file, as DER."""
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
 def tls_hello_end(buf):
     """Offset just past the TLS record that completes the first handshake message in buf, or None."""
     message = b""

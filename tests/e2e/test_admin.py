@@ -73,6 +73,34 @@ def run_egressd(*args, timeout=15):
         raise AssertionError("egressd %s did not exit within %d s: %r" % (" ".join(args), timeout, e))
 
 
+class AdminTlsTest(harness.ProxyTestCase):
+    """admin.tls: the endpoint over HTTPS, its certificate files followed by the file watch and applied live."""
+
+    def extra_yaml(self):
+        tls_dir = os.path.join(self.tmp.name, "admin-tls")
+        os.mkdir(tls_dir)
+        self.cert, self.key = harness.make_certificate(tls_dir)
+        return ("admin:\n  listen: 127.0.0.1:0\n  tls:\n    certificate: %s\n    key: %s\n"
+                % (harness.yaml_str(self.cert), harness.yaml_str(self.key))) + harness.reload_yaml(debounce="300ms")
+
+    def test_rotated_certificate_applies_to_new_connections_without_a_restart(self):
+        host, port = self.proxy.admin_address()
+        self.assertEqual(harness.served_certificate(host, port), harness.certificate_der(self.cert))
+        # What cert-manager or an operator does: new files renamed over the old ones, no signal.
+        fresh = os.path.join(self.tmp.name, "fresh")
+        os.mkdir(fresh)
+        cert, key = harness.make_certificate(fresh)
+        rotated = harness.certificate_der(cert)
+        self.assertNotEqual(rotated, harness.certificate_der(self.cert))
+        mark = self.proxy.event_count()
+        os.rename(key, self.key)
+        os.rename(cert, self.cert)
+        ev = self.proxy.wait_for_event(pred=lambda e: e.get("event") == "egressd.reload", after=mark, timeout=10)
+        self.assertEqual((ev["trigger"], ev["restart_needed"]), ("file_change", []), ev)
+        self.assertEqual(harness.served_certificate(host, port), rotated)
+        self.assertEqual(self.proxy.reload_events(mark)[-1]["event"], "egressd.reload")
+
+
 class AdminTest(harness.ProxyTestCase):
 
     def extra_yaml(self):

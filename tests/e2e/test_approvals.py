@@ -663,6 +663,19 @@ class ApprovalsTlsTest(ApprovalsBase):
         with self.assertRaises(Exception):
             self.api.get("/api/v1/whoami")  # plain HTTP to the TLS listener gets no HTTP answer
 
+    def test_rotated_certificate_applies_on_reload(self):
+        self.assertEqual(harness.served_certificate(self.api.host, self.api.port), harness.certificate_der(self.cert))
+        fresh = os.path.join(self.tmp.name, "fresh")
+        os.mkdir(fresh)
+        cert, key = harness.make_certificate(fresh)
+        os.rename(key, self.key)
+        os.rename(cert, self.cert)
+        ev = self.proxy.sighup_reload()
+        self.assertEqual((ev["event"], ev["restart_needed"]), ("egressd.reload", []), ev)
+        self.assertEqual(harness.served_certificate(self.api.host, self.api.port), harness.certificate_der(self.cert))
+        status, _ = self.https_get("/api/v1/whoami", ("alice", USERS["alice"]))
+        self.assertEqual(status, 200)
+
 
 class ApprovalsWebhookTest(ApprovalsBase):
     """A json webhook with a secret (whose first delivery is answered 500) and a slack webhook."""

@@ -1097,6 +1097,20 @@ TEST(admin_server, tls_with_a_required_client_certificate)
     EXPECT_EQ(r.res.result(), http::status::ok);
 }
 
+// A reload may rotate the certificate, never turn TLS on or off under a running listener.
+TEST(admin_server, tls_is_rotated_but_never_turned_on_or_off)
+{
+    pki certificates;
+    asio::io_context io;
+    admin_server plain(io, loopback(), basic_handlers());
+    EXPECT_THROW(plain.set_tls(certificates.server_context()), std::invalid_argument);
+    auto s = loopback();
+    s.tls = certificates.server_context();
+    admin_server secure(io, s, basic_handlers());
+    EXPECT_THROW(secure.set_tls(nullptr), std::invalid_argument);
+    EXPECT_NO_THROW(secure.set_tls(certificates.server_context()));
+}
+
 // --- binding and settings ------------------------------------------------------------------------------------
 
 TEST(admin_server, bind_failure_names_the_address)
