@@ -43,6 +43,7 @@ struct file_part {
     bool has_requests = false;
     // The destinations_file lists this file's rules name, each once: (resolved path, exact bytes read).
     std::vector<std::pair<std::string, std::string>> lists;
+    // The lists its rules name that could not be read: the file watch follows them too, to reload once written.
     std::vector<std::string> unreadable_lists;
 };
 

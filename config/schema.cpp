@@ -1,5 +1,7 @@
 #include "config/schema.hpp"
 
+#include "protocol/utf8.hpp"
+
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -22,30 +24,28 @@ std::string_view describe(const yaml_node& n)
     return "nothing";
 }
 
-}  // namespace
-
-namespace {
-
-// Control characters as \xNN (C0, DEL) or \uNNNN (C1): a quoted key or value can hold any of them through a YAML
-// escape ("\x1b[2J"), and a diagnostic goes to terminals, log lines and reload answers.
-std::string without_controls(std::string_view text)
+// Control characters as \xNN (C0, DEL, and bytes that are no UTF-8: yaml-cpp writes the escapes "\N" and "\_"
+// as lone bytes) or \uNNNN (C1): a quoted key or value can hold any of them through a YAML escape ("\x1b[2J"),
+// and a diagnostic goes to terminals, log lines and reload answers.
+std::string escape_controls(std::string_view text)
 {
     std::string out;
     out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size(); ++i) {
+    for (std::size_t i = 0; i < text.size();) {
         auto c = static_cast<unsigned char>(text[i]);
-        auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+        auto length = protocol::utf8_sequence(text, i);
         char escaped[8];
-        if (c < 0x20 || c == 0x7f) {
+        if (length == 0 || c < 0x20 || c == 0x7f) {
             std::snprintf(escaped, sizeof escaped, "\\x%02X", c);
             out += escaped;
-        } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {
-            std::snprintf(escaped, sizeof escaped, "\\u%04X", next);
+            length = 1;
+        } else if (c == 0xc2 && static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+            std::snprintf(escaped, sizeof escaped, "\\u%04X", static_cast<unsigned char>(text[i + 1]));
             out += escaped;
-            ++i;
         } else {
-            out += static_cast<char>(c);
+            out.append(text.substr(i, length));
         }
+        i += length;
     }
     return out;
 }
@@ -56,7 +56,7 @@ std::string diagnostic::format(std::string_view severity) const
 {
     // A diagnostic about a whole file (it cannot be opened, say) has no position to name.
     std::string place = where.line == 0 ? file : file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
-    return without_controls(place + ": " + std::string(severity) + ": " + message);
+    return escape_controls(place + ": " + std::string(severity) + ": " + message);
 }
 
 std::string join(const std::vector<std::string_view>& words, std::string_view separator)

@@ -205,11 +205,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     };
     for (const auto& e : loaded.errors) {
         require(located(e));
-        require(egressd::fuzz::without_controls(e.format("error")));
+        require(egressd::fuzz::free_of_controls(e.format("error")));
     }
     for (const auto& w : loaded.warnings) {
         require(located(w));
-        require(egressd::fuzz::without_controls(w.format("warning")));
+        require(egressd::fuzz::free_of_controls(w.format("warning")));
     }
     require((loaded.snapshot != nullptr) == loaded.errors.empty());
     if (!loaded.snapshot) {

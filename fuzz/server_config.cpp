@@ -258,7 +258,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto lengths = egressd::fuzz::line_lengths(text);
     for (const auto& e : loaded.errors) {
         require(e.file == "egressd.yaml" && egressd::fuzz::inside(lengths, e.where.line, e.where.column));
-        require(egressd::fuzz::without_controls(e.format("error")));
+        require(egressd::fuzz::free_of_controls(e.format("error")));
     }
     require(loaded.config.has_value() == loaded.errors.empty());
     if (!loaded.config) {

@@ -3,6 +3,8 @@
 // Shared by the configuration fuzz targets: whether a diagnostic's line:column lies inside the text it is about,
 // and whether its formatted line is free of control characters.
 
+#include "protocol/utf8.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -35,16 +37,16 @@ inline bool inside(const std::vector<std::size_t>& lengths, std::uint32_t line, 
     return column <= lengths[line - 1] + 1;
 }
 
-// No C0 control, DEL or C1 control (U+0080..U+009F): what a formatted diagnostic must not carry to a terminal.
-inline bool without_controls(std::string_view text)
+// Valid UTF-8 with no C0 control, DEL or C1 control (U+0080..U+009F): what a formatted diagnostic must be.
+inline bool free_of_controls(std::string_view text)
 {
-    for (std::size_t i = 0; i < text.size(); ++i) {
+    for (std::size_t i = 0; i < text.size();) {
         auto c = static_cast<unsigned char>(text[i]);
-        if (c < 0x20 || c == 0x7f ||
-            (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-             static_cast<unsigned char>(text[i + 1]) <= 0x9f)) {
+        auto length = egressd::protocol::utf8_sequence(text, i);
+        if (length == 0 || c < 0x20 || c == 0x7f || (c == 0xc2 && static_cast<unsigned char>(text[i + 1]) <= 0x9f)) {
             return false;
         }
+        i += length;
     }
     return true;
 }

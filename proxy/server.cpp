@@ -201,6 +201,7 @@ private:
     void start_watch(const config::server_config& config);
     void update_watch(const config::server_config& next);
     void watch_attempt(const startup::load_result& failed);
+    void report_unwatched();
     void wait_signal();
     void tick_log();
     void request_reload(reload_trigger trigger, std::function<void(bool, std::string)> answer = {});
@@ -508,12 +509,18 @@ void server_process::start_watch(const config::server_config& config)
                                                    config.reload.debounce,
                                                    [this] { request_reload(reload_trigger::file_change); });
     watch_->start();
+    report_unwatched();
+}
+
+// A change in a directory the watch could not follow goes unnoticed until SIGHUP or POST /reload: said at start,
+// and after a failed reload whose files are there.
+void server_process::report_unwatched()
+{
     std::vector<std::string> unwatched;
     for (const auto& p : watch_->unwatched()) {
         unwatched.push_back(p.string());
     }
     if (!unwatched.empty()) {
-        // A change there goes unnoticed until SIGHUP or POST /reload: said once, at start.
         log_.notice("egressd.watch_incomplete", {{"unwatched", unwatched}}, true);
     }
 }
@@ -549,6 +556,7 @@ void server_process::watch_attempt(const startup::load_result& failed)
         }
     }
     watch_->set_paths(std::move(paths));
+    report_unwatched();
 }
 
 void server_process::wait_signal()

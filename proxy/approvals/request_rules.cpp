@@ -13,6 +13,7 @@
 #include <array>
 #include <charconv>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -73,13 +74,11 @@ public:
     bool on_key(json::string_view s, std::size_t, boost::system::error_code& ec)
     {
         key_.append(s.data(), s.size());
-        auto& seen = keys_.back();
-        if (std::find(seen.begin(), seen.end(), key_) != seen.end()) {
+        if (!keys_.back().insert(key_).second) {
             duplicate = std::move(key_);
             ec = std::make_error_code(std::errc::invalid_argument);
             return false;
         }
-        seen.push_back(std::move(key_));
         key_.clear();
         return true;
     }
@@ -93,9 +92,25 @@ public:
     bool on_comment(json::string_view, boost::system::error_code&) { return true; }
 
 private:
-    std::vector<std::vector<std::string>> keys_;  // per open object, its keys so far (bodies hold a few)
+    // Per open object, its keys so far: a hash set, since the sender decides how many (a body of 64 KiB holds
+    // thousands) and a linear search would make that quadratic.
+    std::vector<std::unordered_set<std::string>> keys_;
     std::string key_;
 };
+
+// A key as an error message quotes it: at most 64 bytes (cut at a character's start), since the sender chose it.
+std::string shown_key(std::string_view key)
+{
+    constexpr std::size_t most = 64;
+    if (key.size() <= most) {
+        return std::string(key);
+    }
+    std::size_t cut = most;
+    while (cut > 0 && (static_cast<unsigned char>(key[cut]) & 0xc0) == 0x80) {
+        --cut;
+    }
+    return std::string(key.substr(0, cut)) + "...";
+}
 
 std::optional<std::string> duplicate_key(std::string_view text)
 {
@@ -556,12 +571,12 @@ std::optional<form_fields> json_fields(std::string_view content_type, std::strin
         return std::nullopt;
     }
     if (auto key = duplicate_key(body)) {
-        problem = "field \"" + *key + "\" is given twice";
+        problem = "field \"" + shown_key(*key) + "\" is given twice";
         return std::nullopt;
     }
     for (const auto& [key, value] : parsed.get_object()) {
         if (!listed(allowed, key)) {
-            problem = "unknown field \"" + std::string(key) + "\"";
+            problem = "unknown field \"" + shown_key(key) + "\"";
             return std::nullopt;
         }
         if (!value.is_string()) {

@@ -568,7 +568,6 @@ void emit_quoted_list(std::ostream& out, std::string_view key, const std::vector
     out << "]\n";
 }
 
-// How the client is recognized: as the current policy says, or else by the sources and identities seen.
 // The client's deny lists in the current policy, its own and its groups', become its own list here: the learned
 // group takes the place of its groups, and what they refused must stay refused (a collapsed *.parent would
 // otherwise open a name one of them denied).
@@ -579,11 +578,17 @@ void emit_client_deny(std::ostream& out, const config::yaml_node& entry, const c
                                                                 !own->items.empty()) {
         lists.emplace_back("its own deny list", own);
     }
-    if (const auto* groups = current_policy::find(entry, "groups"); groups != nullptr && groups->is_sequence()) {
-        for (const auto& group : groups->items) {
-            if (const auto* deny = group.is_scalar() ? current.group_deny(group.value) : nullptr) {
-                lists.emplace_back("the deny list of its group " + group.value, deny);
-            }
+    auto add_group = [&](const config::yaml_node& group) {
+        if (const auto* deny = group.is_scalar() ? current.group_deny(group.value) : nullptr) {
+            lists.emplace_back("the deny list of its group " + group.value, deny);
+        }
+    };
+    // `groups: base` names one group as `groups: [base]` does.
+    if (const auto* groups = current_policy::find(entry, "groups"); groups != nullptr) {
+        if (groups->is_sequence()) {
+            std::for_each(groups->items.begin(), groups->items.end(), add_group);
+        } else {
+            add_group(*groups);
         }
     }
     if (lists.empty()) {
@@ -596,6 +601,7 @@ void emit_client_deny(std::ostream& out, const config::yaml_node& entry, const c
     }
 }
 
+// How the client is recognized: as the current policy says, or else by the sources and identities seen.
 void emit_client(std::ostream& out, const std::string& name, const client_traffic& c, const current_policy* current,
                  const std::set<pol::address>& shared_sources)
 {

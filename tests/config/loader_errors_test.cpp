@@ -519,11 +519,16 @@ TEST(config_loader_diagnostics, show_control_characters_as_escapes)
                                                              R"(  "\e[2J\t\x7f": {rules: []})"})}});
     ASSERT_EQ(loaded.errors.size(), 2u) << test::show(loaded);
     EXPECT_EQ(loaded.errors[0].format("error"),
-              "policy.yaml:2:1: error: unknown key 'a\\x1Bb\u00e9\\u0085' in the policy; expected one of: version, mode, "
-              "tls, address_guard, groups, clients, deny, on_revoke, requests");
+              "policy.yaml:2:1: error: unknown key 'a\\x1Bb\u00e9\\u0085' in the policy; expected one of: version, "
+              "mode, tls, address_guard, groups, clients, deny, on_revoke, requests");
     EXPECT_EQ(loaded.errors[1].format("error"),
               "policy.yaml:4:3: error: invalid group name '\\x1B[2J\\x09\\x7F': expected 1 to 128 letters, digits, "
               "'-', '_' or '.'");
+    // yaml-cpp writes the escape "\N" (NEL) as the lone byte 0x85, which is no UTF-8.
+    loaded = load_policy_texts({{"policy.yaml", lines({"version: 1", R"("n\N": 2)"})}});
+    ASSERT_EQ(loaded.errors.size(), 1u) << test::show(loaded);
+    EXPECT_NE(loaded.errors[0].format("error").find("unknown key 'n\\x85'"), std::string::npos)
+        << loaded.errors[0].format("error");
 }
 
 TEST(config_loader_all_errors, of_every_file_are_reported)

@@ -290,6 +290,14 @@ TEST(ApprovalsRequestRules, JsonKeyGivenTwiceIsRefused)
     }
     EXPECT_EQ(read_json(action::api_approve, R"({"duration":"1h","duration":"30d"})").problem,
               "field \"duration\" is given twice");
+    // Thousands of keys cost a hash lookup each, and a key is quoted at most 64 bytes long.
+    std::string many = "{";
+    for (int i = 0; i < 9000; ++i) {
+        many += "\"k" + std::to_string(i) + "\":0,";
+    }
+    EXPECT_EQ(read_json(action::api_approve, many + "\"k17\":1}").problem, "field \"k17\" is given twice");
+    EXPECT_EQ(read_json(action::api_approve, "{\"" + std::string(100, 'x') + "\":\"1h\"}").problem,
+              "unknown field \"" + std::string(64, 'x') + "...\"");
     // The same key in two objects is no repeat.
     EXPECT_EQ(read_json(action::api_approve, R"({"note":{"note":"1h"}})").problem,
               "field \"note\" must be a string");

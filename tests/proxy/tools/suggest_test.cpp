@@ -429,6 +429,9 @@ clients:
   other:
     sources: [10.40.0.0/16]
     groups: []
+  single:
+    sources: [10.50.0.0/16]
+    groups: base
 )");
     std::vector<event> seen;
     for (std::string label : {"a", "b", "c", "d", "e"}) {
@@ -439,19 +442,27 @@ clients:
     seen.push_back(at("a.cdn.example.net"));
     seen.back().client = "other";
     seen.back().source = "10.40.0.5";
+    for (std::string label : {"a", "b", "c", "d", "e"}) {
+        seen.push_back(at(label + ".cdn.example.net"));
+        seen.back().client = "single";
+        seen.back().source = "10.50.0.5";
+    }
     std::string text;
     auto p = learn(seen, {"--policy", current}, &text);
     ASSERT_TRUE(p);
     ASSERT_TRUE(lists_destination(text, "*.cdn.example.net")) << text;
-    auto web = [](std::string host) {
+    auto web = [](std::string host, std::string client = "web", std::string source = "10.30.0.5") {
         auto e = at(std::move(host));
-        e.client = "web";
-        e.source = "10.30.0.5";
+        e.client = std::move(client);
+        e.source = std::move(source);
         return e;
     };
     expect_allowed(*p, web("f.cdn.example.net"));
     EXPECT_EQ(reason_for(*p, web("secret.cdn.example.net")), pol::reason::explicit_deny);
     EXPECT_EQ(reason_for(*p, web("leak.cdn.example.net")), pol::reason::explicit_deny);
+    // A client naming its one group without a list.
+    expect_allowed(*p, web("f.cdn.example.net", "single", "10.50.0.5"));
+    EXPECT_EQ(reason_for(*p, web("leak.cdn.example.net", "single", "10.50.0.5")), pol::reason::explicit_deny);
     EXPECT_NE(text.find("    deny:\n      # its own deny list, copied from " + current + "\n"
                         "      - description: \"the client's refusal\"\n"),
               std::string::npos)
@@ -460,9 +471,9 @@ clients:
         << text;
     // A client without deny lists gets none.
     auto other_entry = text.find("  other:\n");
-    auto web_entry = text.find("  web:\n");
-    ASSERT_LT(other_entry, web_entry) << text;
-    EXPECT_GT(text.find("    deny:", other_entry), web_entry) << text;
+    auto next_entry = text.find("  single:\n");
+    ASSERT_LT(other_entry, next_entry) << text;
+    EXPECT_GT(text.find("    deny:", other_entry), next_entry) << text;
 }
 
 TEST_F(suggest_test, without_a_current_policy_sources_and_identities_are_those_seen)
