@@ -103,7 +103,9 @@ class FleetTest(FleetBase):
                                 "replica %s applies the grant approved through A" % name)
             print("replica %s allowed %.2f s after the approval through A" % (name, took))
         self.assertEqual(self.curl_through(c, url_host).stdout, b"hello")
-        self.assertTrue(self.passes_through(c, tunnel_host))
+        # The second grant may reach C a poll later than the first (C can load the set between the two approvals).
+        self.poll(lambda: self.passes_through(c, tunnel_host), PROPAGATION_BOUND,
+                  "replica C applies the second grant approved through A")
         # An open tunnel through C, allowed by the grant: revoking through B closes it.
         tunnel, resp = self.tunnel(tunnel_host, proxy=c)
         self.assertEqual(resp.status, 200, resp)
