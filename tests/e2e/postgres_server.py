@@ -130,7 +130,7 @@ class PostgresServer:
                 [os.path.join(self.bin, "postgres"), "-D", self.data, "-p", str(self.port),
                  "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + self.dir,
                  "-c", "fsync=" + ("on" if self.fsync else "off"), "-c", "max_connections=60"],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, **self._as_owner())
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, **self._as_owner())
         finally:
             log.close()
         deadline = time.monotonic() + timeout
@@ -148,11 +148,16 @@ class PostgresServer:
         raise AssertionError("postgres did not accept connections within %.0f s:\n%s" % (timeout, self.log()))
 
     def stop(self, sig=signal.SIGQUIT):
-        """SIGQUIT: immediate shutdown (no checkpoint: recovery at the next start); SIGKILL: a crash."""
+        """SIGQUIT: immediate shutdown (no checkpoint: recovery at the next start); SIGKILL: a crash, of the
+        postmaster and every backend at once (its own process group): a backend outliving its postmaster would
+        answer on its connection for a moment longer."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

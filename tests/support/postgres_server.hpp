@@ -124,13 +124,15 @@ public:
         return url(name);
     }
 
-    // Stops the server with a signal (SIGQUIT: immediate shutdown; SIGKILL: a crash) and waits for it.
+    // Stops the server with a signal (SIGQUIT: immediate shutdown; SIGKILL: a crash) and waits for it. A crash
+    // kills the postmaster's whole process group: a backend outliving its postmaster would answer on its
+    // connection for a moment longer, and a call the test expects to fail could succeed.
     void stop(int signal = SIGQUIT)
     {
         if (pid_ <= 0) {
             return;
         }
-        ::kill(pid_, signal);
+        ::kill(signal == SIGKILL ? -pid_ : pid_, signal);
         int status = 0;
         ::waitpid(pid_, &status, 0);
         pid_ = -1;
@@ -212,10 +214,16 @@ private:
     pid_t spawn(const std::vector<std::string>& argv) const
     {
         const std::string log = log_file().string();
+        // Its own process group, so that a crash (stop(SIGKILL)) takes the backends too; set on both sides of the
+        // fork, so that it holds whichever runs first.
         const pid_t pid = ::fork();
         if (pid != 0) {
+            if (pid > 0) {
+                ::setpgid(pid, pid);
+            }
             return pid;
         }
+        ::setpgid(0, 0);
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             ::dup2(fd, 1);
