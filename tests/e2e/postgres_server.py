@@ -70,6 +70,24 @@ def free_port():
         s.close()
 
 
+def children_of(parent):
+    """The pids of the processes whose parent is `parent`, from /proc."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                text = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+        fields = text[text.rfind(")") + 1:].split()
+        if len(fields) > 1 and int(fields[1]) == parent:
+            out.append(int(name))
+    return out
+
+
 class PostgresServer:
     """initdb + postgres; start()/stop() may be repeated (same port, same data). cleanup() stops and removes."""
 
@@ -130,7 +148,7 @@ class PostgresServer:
                 [os.path.join(self.bin, "postgres"), "-D", self.data, "-p", str(self.port),
                  "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + self.dir,
                  "-c", "fsync=" + ("on" if self.fsync else "off"), "-c", "max_connections=60"],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, **self._as_owner())
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, **self._as_owner())
         finally:
             log.close()
         deadline = time.monotonic() + timeout
@@ -149,15 +167,19 @@ class PostgresServer:
 
     def stop(self, sig=signal.SIGQUIT):
         """SIGQUIT: immediate shutdown (no checkpoint: recovery at the next start); SIGKILL: a crash, of the
-        postmaster and every backend at once (its own process group): a backend outliving its postmaster would
-        answer on its connection for a moment longer."""
+        postmaster and its children: a backend outliving its postmaster answers on its connection for a moment
+        longer. Each child is a session of its own (PostgreSQL calls setsid()), so they are found by their parent,
+        before it dies."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            if sig == signal.SIGKILL:
-                os.killpg(self.proc.pid, sig)
-            else:
-                self.proc.send_signal(sig)
+            children = children_of(self.proc.pid) if sig == signal.SIGKILL else []
+            self.proc.send_signal(sig)
+            for child in children:
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -22,7 +22,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,14 +127,19 @@ public:
     }
 
     // Stops the server with a signal (SIGQUIT: immediate shutdown; SIGKILL: a crash) and waits for it. A crash
-    // kills the postmaster's whole process group: a backend outliving its postmaster would answer on its
-    // connection for a moment longer, and a call the test expects to fail could succeed.
+    // kills the postmaster's children too: a backend outliving its postmaster answers on its connection for a
+    // moment longer, and a call the test expects to fail could succeed. Each child is a session of its own
+    // (PostgreSQL calls setsid() in every child), so they are found by their parent, before it dies.
     void stop(int signal = SIGQUIT)
     {
         if (pid_ <= 0) {
             return;
         }
-        ::kill(signal == SIGKILL ? -pid_ : pid_, signal);
+        const auto children = signal == SIGKILL ? children_of(pid_) : std::vector<pid_t>{};
+        ::kill(pid_, signal);
+        for (const pid_t child : children) {
+            ::kill(child, SIGKILL);
+        }
         int status = 0;
         ::waitpid(pid_, &status, 0);
         pid_ = -1;
@@ -210,20 +217,42 @@ private:
         return port;
     }
 
+    // The processes whose parent is `parent`, from /proc.
+    static std::vector<pid_t> children_of(pid_t parent)
+    {
+        std::vector<pid_t> out;
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+            const auto name = entry.path().filename().string();
+            if (name.find_first_not_of("0123456789") != std::string::npos) {
+                continue;
+            }
+            std::ifstream stat(entry.path() / "stat");
+            std::string text;
+            std::getline(stat, text);
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+            const auto close = text.rfind(')');
+            if (close == std::string::npos) {
+                continue;
+            }
+            std::istringstream rest(text.substr(close + 1));
+            char state = 0;
+            long ppid = 0;
+            if (rest >> state >> ppid && ppid == parent) {
+                out.push_back(static_cast<pid_t>(std::stol(name)));
+            }
+        }
+        return out;
+    }
+
     // fork + exec, as the postgres user when root, output appended to the log file.
     pid_t spawn(const std::vector<std::string>& argv) const
     {
         const std::string log = log_file().string();
-        // Its own process group, so that a crash (stop(SIGKILL)) takes the backends too; set on both sides of the
-        // fork, so that it holds whichever runs first.
         const pid_t pid = ::fork();
         if (pid != 0) {
-            if (pid > 0) {
-                ::setpgid(pid, pid);
-            }
             return pid;
         }
-        ::setpgid(0, 0);
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             ::dup2(fd, 1);
