@@ -4,7 +4,6 @@
 
 #include <array>
 #include <charconv>
-#include <cstdio>
 
 namespace egressd::config {
 namespace {
@@ -24,39 +23,15 @@ std::string_view describe(const yaml_node& n)
     return "nothing";
 }
 
-// Control characters as \xNN (C0, DEL, and bytes that are no UTF-8: yaml-cpp writes the escapes "\N" and "\_"
-// as lone bytes) or \uNNNN (C1): a quoted key or value can hold any of them through a YAML escape ("\x1b[2J"),
-// and a diagnostic goes to terminals, log lines and reload answers.
-std::string escape_controls(std::string_view text)
-{
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size();) {
-        auto c = static_cast<unsigned char>(text[i]);
-        auto length = protocol::utf8_sequence(text, i);
-        char escaped[8];
-        if (length == 0 || c < 0x20 || c == 0x7f) {
-            std::snprintf(escaped, sizeof escaped, "\\x%02X", c);
-            out += escaped;
-            length = 1;
-        } else if (c == 0xc2 && static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
-            std::snprintf(escaped, sizeof escaped, "\\u%04X", static_cast<unsigned char>(text[i + 1]));
-            out += escaped;
-        } else {
-            out.append(text.substr(i, length));
-        }
-        i += length;
-    }
-    return out;
-}
-
 }  // namespace
 
 std::string diagnostic::format(std::string_view severity) const
 {
     // A diagnostic about a whole file (it cannot be opened, say) has no position to name.
     std::string place = where.line == 0 ? file : file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
-    return escape_controls(place + ": " + std::string(severity) + ": " + message);
+    // A quoted key or value can hold any control character through a YAML escape ("\x1b[2J"); yaml-cpp writes
+    // "\N" and "\_" as lone bytes that are no UTF-8.
+    return protocol::escape_controls(place + ": " + std::string(severity) + ": " + message);
 }
 
 std::string join(const std::vector<std::string_view>& words, std::string_view separator)

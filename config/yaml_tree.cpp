@@ -253,19 +253,11 @@ mark within_text(std::string_view text, mark m)
 // or the first byte of a UTF-8 sequence, none of which belongs in a log line or a reload answer.
 std::string printable_message(std::string_view msg)
 {
-    std::string out;
-    for (unsigned char c : msg) {
-        if (c == 0x04) {
-            out += "the end of the input";
-        } else if (c < 0x20 || c >= 0x7f) {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02X", c);
-            out += hex;
-        } else {
-            out += static_cast<char>(c);
-        }
+    std::string named;
+    for (char c : msg) {
+        named += c == '\x04' ? std::string("the end of the input") : std::string(1, c);
     }
-    return out;
+    return protocol::escape_controls(named);
 }
 
 std::optional<yaml_node> parse_with_yaml_cpp(std::string_view text, yaml_error& error, std::size_t max_nodes)

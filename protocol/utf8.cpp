@@ -1,5 +1,7 @@
 #include "protocol/utf8.hpp"
 
+#include <cstdio>
+
 namespace egressd::protocol {
 
 std::size_t utf8_sequence(std::string_view text, std::size_t i)
@@ -26,6 +28,29 @@ std::size_t utf8_sequence(std::string_view text, std::size_t i)
         return continuation(1, low, high) && continuation(2) && continuation(3) ? 4 : 0;
     }
     return 0;
+}
+
+std::string escape_controls(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        auto c = static_cast<unsigned char>(text[i]);
+        auto length = utf8_sequence(text, i);
+        char escaped[8];
+        if (length == 0 || c < 0x20 || c == 0x7f) {
+            std::snprintf(escaped, sizeof escaped, "\\x%02X", c);
+            out += escaped;
+            length = 1;
+        } else if (c == 0xc2 && static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+            std::snprintf(escaped, sizeof escaped, "\\u%04X", static_cast<unsigned char>(text[i + 1]));
+            out += escaped;
+        } else {
+            out.append(text.substr(i, length));
+        }
+        i += length;
+    }
+    return out;
 }
 
 }  // namespace egressd::protocol
